@@ -1,0 +1,28 @@
+# Everything runs from a local virtualenv, so a fresh machine needs only python3 >= 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: test demo docs lint bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip "setuptools<82" wheel
+	$(PY) -m pip install --quiet -e ".[all,test]"
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(VENV)/.installed
+	@echo "The two-region demo arrives with issue 7; until then run: make test"
+
+docs: $(VENV)/.installed
+	$(PY) -m sphinx -W -q -b html docs docs/_build/html
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) build dist docs/_build *.egg-info .pytest_cache

@@ -1,0 +1,21 @@
+"""Keep a pypicloud cache in sync with its (replicated) S3 bucket.
+
+As a Pyramid plugin (``pyramid.includes = pypicloud_s3sync`` in pypicloud's ini) it makes
+pypicloud 1.3.12 run on today's Python and dependencies, and adds the admin endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+
+__version__ = "0.1.0"
+
+
+def includeme(config: Configurator) -> None:
+    """The plugin's whole surface: compatibility fixes first, then our views."""
+    from . import compat
+
+    compat.apply()

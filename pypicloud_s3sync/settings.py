@@ -1,0 +1,286 @@
+"""Read a pypicloud server's own config.ini into what the sync needs.
+
+Every command of ours goes through :func:`load_config`, so the CLI, the admin endpoint
+and the bundle builder see the same settings the server sees: the same PasteDeploy
+section, the same ``PPC_*`` environment overrides (pypicloud's ``EnvironSettings``) and
+the same interpretation of ``storage.*`` (pypicloud's own ``configure()``).  There is
+no second configuration system; we only add our own keys under ``s3sync.``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pypicloud.util import EnvironSettings
+
+from . import compat
+
+#: Our own settings live under this prefix in pypicloud's ini (``s3sync.function_name``...).
+PREFIX = "s3sync."
+
+#: Storage keys the Lambda function needs to find and filter objects.
+FUNCTION_STORAGE_KEYS = (
+    "storage.bucket",
+    "storage.prefix",
+    "storage.region_name",
+    "storage.endpoint_url",
+)
+
+
+class ConfigError(ValueError):
+    """The config cannot drive a sync; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class SyncTarget:
+    """Where the packages live: what the function listens to and reads from."""
+
+    bucket: str
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    prepend_hash: bool = True
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket}"
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """The ``PYPICLOUD_SETTINGS`` the function gets, and what was held back from it.
+
+    ``withheld`` maps a setting to the reason it is not in ``values``: credentials are
+    dropped silently (the function uses its IAM role), but a database URL with a
+    password would leave the function unable to connect, so the caller must decide.
+    """
+
+    values: dict[str, str]
+    withheld: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PypicloudConfig:
+    """One pypicloud server's settings, as our commands use them."""
+
+    config_uri: str
+    settings: EnvironSettings
+    target: SyncTarget
+    function: FunctionSettings
+    cache_backend: str
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """An ``s3sync.<name>`` setting (environment override ``PPC_S3SYNC_<NAME>`` wins)."""
+        return self.settings.get(PREFIX + name, default)
+
+
+def split_config_uri(config_uri: str) -> tuple[str, str]:
+    """``config.ini#name`` -> (path, app name); the name defaults to ``main`` as in pserve."""
+    path, _, name = config_uri.partition("#")
+    return path, name or "main"
+
+
+def read_app_settings(config_uri: str) -> dict[str, str]:
+    """The raw ``[app:NAME]`` settings of a PasteDeploy file, with clear errors."""
+    from pyramid.paster import get_appsettings
+
+    path, name = split_config_uri(config_uri)
+    if not os.path.isfile(path):
+        raise ConfigError(f"cannot read {path}: no such file (give the path to pypicloud's ini)")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read {path}: permission denied")
+    try:
+        return dict(get_appsettings(config_uri))
+    except LookupError as exc:
+        raise ConfigError(
+            f"{path} has no [app:{name}] section; name the section as {path}#NAME"
+        ) from exc
+    except (configparser.Error, ValueError) as exc:
+        raise ConfigError(f"{path} is not a valid ini file: {exc}") from exc
+
+
+def setup_logging(config_uri: str) -> None:
+    """Use the ini's [loggers] sections like pserve does; an ini without them is fine."""
+    from pyramid.paster import setup_logging as paster_setup_logging
+
+    path, _ = split_config_uri(config_uri)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    if parser.has_section("loggers"):
+        paster_setup_logging(path)
+
+
+def _storage_class(settings: EnvironSettings) -> type:
+    from pypicloud.storage import CloudFrontS3Storage, S3Storage
+    from pyramid.path import DottedNameResolver
+
+    name = settings.get("pypi.storage", "file")
+    known = {"s3": S3Storage, "cloudfront": CloudFrontS3Storage}
+    try:
+        storage = known.get(name) or DottedNameResolver().maybe_resolve(name)
+    except (ImportError, ValueError):
+        storage = None
+    if not (isinstance(storage, type) and issubclass(storage, S3Storage)):
+        raise ConfigError(
+            f"pypi.storage = {name}: this sync needs pypi.storage = s3 (or cloudfront), "
+            "because it listens to the S3 bucket's events"
+        )
+    return storage
+
+
+def read_target(settings: EnvironSettings) -> SyncTarget:
+    """Interpret ``storage.*`` with pypicloud's own ``configure()``, without touching AWS.
+
+    ``S3Storage.configure`` would HEAD the bucket and create it when missing; a command
+    that only plans must not create buckets, so a subclass supplies the bucket's name
+    in place of that one network step and the rest of pypicloud's parsing runs as is.
+    """
+    storage = _storage_class(settings)
+
+    class _Offline(storage):
+        @classmethod
+        def _subclass_specific_config(cls, settings, common_config):  # noqa: ANN001
+            return {"bucket": settings.get("storage.bucket")}
+
+    kwargs = _Offline.configure(settings)
+    if not kwargs["bucket"]:
+        raise ConfigError("storage.bucket is not set; name the S3 bucket pypicloud stores in")
+    return SyncTarget(
+        bucket=kwargs["bucket"],
+        prefix=kwargs["bucket_prefix"] or "",
+        region=kwargs["region_name"],
+        endpoint_url=settings.get("storage.endpoint_url"),
+        prepend_hash=kwargs["prepend_hash"],
+    )
+
+
+def cache_backend(settings: EnvironSettings) -> str:
+    """Resolve ``pypi.db`` through pypicloud's own factory; returns sql, redis or dynamo."""
+    from pypicloud.cache import get_cache_impl
+    from pypicloud.cache.redis_cache import RedisCache
+    from pypicloud.cache.sql import SQLCache
+
+    name = settings.get("pypi.db", "sql")
+    try:
+        cache_cls = get_cache_impl(settings)
+    except ImportError as exc:
+        if name == "dynamo":
+            raise ConfigError(
+                "pypi.db = dynamo needs flywheel: pip install 'pypicloud-s3sync[dynamo]'"
+            ) from exc
+        raise ConfigError(
+            f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
+            f"(or a dotted path to an ICache): {exc}"
+        ) from exc
+    except (ValueError, AttributeError) as exc:
+        raise ConfigError(
+            f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
+            f"(or a dotted path to an ICache): {exc}"
+        ) from exc
+    if issubclass(cache_cls, SQLCache):
+        backend = "sql"
+    elif issubclass(cache_cls, RedisCache):
+        backend = "redis"
+    else:
+        try:
+            from pypicloud.cache.dynamo import DynamoCache
+        except ImportError:
+            DynamoCache = None  # noqa: N806 - the optional class, when flywheel is missing
+        if DynamoCache is None or not issubclass(cache_cls, DynamoCache):
+            raise ConfigError(
+                f"pypi.db = {name}: the sync supports pypicloud's sql, redis and dynamo caches"
+            )
+        backend = "dynamo"
+    if backend in ("sql", "redis") and not settings.get("db.url"):
+        raise ConfigError(f"pypi.db = {name} needs db.url (the {backend} connection URL)")
+    if backend == "dynamo" and not (settings.get("db.region_name") or settings.get("db.host")):
+        raise ConfigError("pypi.db = dynamo needs db.region_name (or db.host for a local one)")
+    return backend
+
+
+def _is_credential(key: str) -> bool:
+    lowered = key.lower()
+    return (
+        lowered.endswith("aws_access_key_id")
+        or "secret" in lowered
+        or "password" in lowered
+        or "session_token" in lowered
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def function_settings(settings: EnvironSettings) -> FunctionSettings:
+    """What the Lambda function needs to open the cache and find packages: no credentials.
+
+    ``db.*`` comes with the environment overrides applied (as the cache's configure
+    would see them); keys that hold credentials are dropped; a URL with a password is
+    withheld and reported so that the operator chooses how the function gets it.
+    """
+    db = settings.clone()
+    db.read_prefix_from_environ("db.")
+    values: dict[str, str] = {"pypi.db": str(db.get("pypi.db", "sql")), "pypi.storage": "s3"}
+    withheld: dict[str, str] = {}
+    for key in sorted(k for k in db if k.startswith("db.")):
+        value = str(db[key])
+        if _is_credential(key):
+            continue
+        if urlsplit(value).password:
+            withheld[key] = (
+                f"{key} holds a password ({redact_url(value)}); it is not copied into the "
+                "function's environment. Set it on the function yourself (for example as "
+                f"PPC_{key.upper().replace('.', '_')}) or allow copying it explicitly"
+            )
+            continue
+        values[key] = value
+    for key in FUNCTION_STORAGE_KEYS:
+        value = settings.get(key)
+        if value not in (None, ""):
+            values[key] = str(value)
+    return FunctionSettings(values=values, withheld=withheld)
+
+
+def load_settings(
+    source: str | Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> EnvironSettings:
+    """pypicloud's view of the settings: ini values with ``PPC_*`` overrides on top."""
+    raw = read_app_settings(source) if isinstance(source, str) else dict(source)
+    return EnvironSettings(raw, None if environ is None else dict(environ))
+
+
+def load_config(
+    source: str | Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    *,
+    configure_logging: bool = False,
+) -> PypicloudConfig:
+    """Load and check a pypicloud config for syncing; raises :class:`ConfigError`.
+
+    ``source`` is a PasteDeploy URI (``config.ini`` or ``config.ini#name``) or an
+    already-loaded settings mapping, as the running server has.
+    """
+    compat.apply()
+    settings = load_settings(source, environ)
+    if configure_logging and isinstance(source, str):
+        setup_logging(source)
+    target = read_target(settings)
+    backend = cache_backend(settings)
+    return PypicloudConfig(
+        config_uri=source if isinstance(source, str) else "<settings>",
+        settings=settings,
+        target=target,
+        function=function_settings(settings),
+        cache_backend=backend,
+    )

@@ -1,0 +1,169 @@
+"""Shared fixtures: AWS through moto, real cache servers, real pypicloud apps.
+
+The one-liner most tests want::
+
+    def test_something(pypicloud_factory):
+        server = pypicloud_factory(cache="redis", bucket="packages", prefix="pkgs/")
+
+``cache_backend`` is parametrised over every backend we support, so a test that takes
+it runs once per backend; ``cache_settings(name)`` gives the ``db.*`` settings of one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import services
+from .pypicloud_app import Pypicloud, make_app, write_ini
+
+CACHE_BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so nothing can reach (or bill) a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[None]:
+    """Every AWS call in the test goes to moto, in process."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def moto_server(aws_env: None) -> Iterator[str]:
+    """A moto server on a free loopback port, for code that must talk real HTTP
+    (subprocesses, the Lambda bundle).  Yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[services.SQLDatabase]:
+    try:
+        db = services.create_sql_database(services.POSTGRES_ADMIN)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        services.unavailable("PostgreSQL", exc)
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="session")
+def mysql_db() -> Iterator[services.SQLDatabase]:
+    try:
+        db = services.create_sql_database(services.MYSQL_ADMIN)
+    except Exception as exc:  # noqa: BLE001
+        services.unavailable("MariaDB/MySQL", exc)
+    yield db
+    db.drop()
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[services.RedisDatabase]:
+    try:
+        db = services.claim_redis_database(services.REDIS_ADMIN)
+    except Exception as exc:  # noqa: BLE001
+        services.unavailable("Redis", exc)
+    yield db
+    db.release()
+
+
+@pytest.fixture
+def cache_settings(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[str], dict[str, str]]:
+    """``cache_settings("redis")`` -> the ``pypi.db`` / ``db.*`` settings of a clean cache.
+
+    The server behind it is real and already emptied for this test (only databases we
+    created are touched).  DynamoDB needs the ``aws`` fixture (or a moto server's
+    ``db.host``/``db.port``, which callers add themselves).
+    """
+
+    def settings_for(name: str) -> dict[str, str]:
+        if name == "sqlite":
+            return {"pypi.db": "sql", "db.url": f"sqlite:///{tmp_path / 'cache.sqlite'}"}
+        if name in ("postgresql", "mysql"):
+            db = request.getfixturevalue("postgres_db" if name == "postgresql" else "mysql_db")
+            db.reset()
+            return {"pypi.db": "sql", "db.url": db.url}
+        if name == "redis":
+            db = request.getfixturevalue("redis_db")
+            db.reset()
+            return {"pypi.db": "redis", "db.url": db.url}
+        if name == "dynamo":
+            pytest.importorskip("flywheel")
+            return {"pypi.db": "dynamo", "db.region_name": REGION}
+        raise ValueError(f"unknown cache backend {name!r}")
+
+    return settings_for
+
+
+@pytest.fixture(params=CACHE_BACKENDS)
+def cache_backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once per cache backend."""
+    return request.param
+
+
+@pytest.fixture
+def pypicloud_factory(
+    tmp_path: Path, cache_settings: Callable[[str], dict[str, str]]
+) -> Callable[..., Pypicloud]:
+    """``pypicloud_factory(cache="sqlite", bucket="packages", prefix="")`` -> a real
+    pypicloud app built from an ini file (S3 storage; moto must be active, e.g. ``aws``).
+    """
+    counter = iter(range(1000))
+
+    def factory(
+        cache: str = "sqlite",
+        bucket: str = "packages",
+        prefix: str = "",
+        include_plugin: bool = True,
+        create_bucket: bool = True,
+        **extra: str,
+    ) -> Pypicloud:
+        settings = {"storage.bucket": bucket, **cache_settings(cache), **extra}
+        if prefix:
+            settings["storage.prefix"] = prefix
+        if create_bucket:
+            _ensure_bucket(bucket, settings)
+        ini = tmp_path / f"pypicloud-{next(counter)}.ini"
+        written = write_ini(ini, settings, include_plugin)
+        return Pypicloud(ini=ini, settings=written, app=make_app(ini))
+
+    return factory
+
+
+def _ensure_bucket(bucket: str, settings: dict[str, Any]) -> None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        region_name=settings.get("storage.region_name", REGION),
+        endpoint_url=settings.get("storage.endpoint_url"),
+    )
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3.create_bucket(Bucket=bucket)
