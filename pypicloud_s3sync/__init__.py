@@ -15,7 +15,15 @@ __version__ = "0.1.0"
 
 
 def includeme(config: Configurator) -> None:
-    """The plugin's whole surface: compatibility fixes first, then our views."""
+    """The plugin's whole surface: compatibility fixes first, then the admin endpoint.
+
+    The fixes must be in place before pypicloud scans its views (which this runs ahead
+    of, as ``pyramid.includes`` are processed first); the ``s3sync.admin.*`` settings are
+    checked now so that a typo stops the server at startup, not at the first request.
+    """
     from . import compat
+    from .admin import AdminSettings
+    from .views import add_views
 
     compat.apply()
+    add_views(config, AdminSettings.from_settings(config.get_settings()))

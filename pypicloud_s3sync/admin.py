@@ -1,0 +1,185 @@
+"""What the admin endpoint needs besides the planner: its settings, the lock, secrets.
+
+Kept apart from :mod:`pypicloud_s3sync.views` so that the request handling there reads
+as the HTTP contract (who may call, what comes back) and the mechanics live here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from .settings import PREFIX
+
+#: How long a POST/DELETE waits for the planner before answering 202 (seconds).
+DEFAULT_WAIT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The endpoint's own ``s3sync.admin.*`` settings, checked once at startup.
+
+    They are read when the plugin is included so that a typo stops the server with a
+    clear message instead of surfacing on the first admin request.
+    """
+
+    wait_seconds: float = DEFAULT_WAIT_SECONDS
+    allowed_origins: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> AdminSettings:
+        """Read ``s3sync.admin.wait`` and ``s3sync.admin.allowed_origins``."""
+        from .settings import ConfigError, load_settings
+
+        env_settings = load_settings(settings)
+        raw_wait = env_settings.get(PREFIX + "admin.wait", DEFAULT_WAIT_SECONDS)
+        try:
+            wait = float(raw_wait)
+        except (TypeError, ValueError):
+            wait = -1.0
+        if not 0 < wait <= 600:
+            raise ConfigError(
+                f"{PREFIX}admin.wait = {raw_wait!r}: give the seconds a provisioning request "
+                "may hold a worker, a number above 0 and at most 600"
+            )
+        origins = frozenset(
+            normalise_origin(origin)
+            for origin in str(env_settings.get(PREFIX + "admin.allowed_origins", "")).split()
+        )
+        if "" in origins:
+            raise ConfigError(
+                f"{PREFIX}admin.allowed_origins: each entry must be scheme://host[:port]"
+            )
+        return cls(wait_seconds=wait, allowed_origins=origins)
+
+
+def normalise_origin(origin: str) -> str:
+    """``HTTPS://Host:443/`` -> ``https://host``: the form browsers send in ``Origin``."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    default_port = 443 if parts.scheme == "https" else 80
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+# -- one provisioning at a time ----------------------------------------------------------
+
+class Busy(Exception):
+    """Another provisioning holds the lock (in this process or another on this host)."""
+
+
+_THREAD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def provisioning_lock(key: str) -> Iterator[None]:
+    """Hold the provisioning lock for ``key`` or raise :class:`Busy` at once.
+
+    A thread lock covers the workers of one process; a ``flock`` on a file named after
+    the key covers other processes on the same host (gunicorn/uWSGI workers). Servers
+    on different hosts are not coordinated: the planner compares desired with actual
+    state, so a second deploy racing the first fails on AWS's own conflicts or finds
+    nothing left to do, and a re-run converges.
+    """
+    if not _THREAD_LOCK.acquire(blocking=False):
+        raise Busy()
+    try:
+        with _file_lock(key):
+            yield
+    finally:
+        _THREAD_LOCK.release()
+
+
+@contextlib.contextmanager
+def _file_lock(key: str) -> Iterator[None]:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), f"pypicloud-s3sync-{digest}.lock")
+    handle: IO[bytes] = open(path, "ab")  # noqa: SIM115 - closed in finally
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise Busy() from None
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(
+    r"secret|password|passwd|access_key|session_token|security_token|encrypt_key"
+    r"|validate_key|signing_key|private|credential|^user\.",
+    re.IGNORECASE,
+)
+
+#: Environment variables whose values must never be echoed.
+_SECRET_ENVIRON = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                   "AWS_SECURITY_TOKEN")
+
+#: Shorter values are too likely to be ordinary words to be replaced everywhere.
+_MIN_SECRET_LENGTH = 6
+
+
+def secret_values(settings: Mapping[str, Any],
+                  environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Every value in the settings (and AWS environment) that must not leave the server.
+
+    The planner already keeps credentials out of what it produces; this is the second
+    line: the endpoint scrubs these strings from every answer and log line, so that an
+    AWS error or a future field that quotes a setting cannot leak one.
+    """
+    environ = os.environ if environ is None else environ
+    found: set[str] = set()
+    for key in list(settings.keys()):
+        value = settings.get(key)
+        if not isinstance(value, str):
+            continue
+        if _SECRET_KEY.search(key):
+            found.add(value)
+        for word in value.split():
+            with contextlib.suppress(ValueError):
+                password = urlsplit(word).password
+                if password:
+                    found.add(password)
+    for name in _SECRET_ENVIRON:
+        if environ.get(name):
+            found.add(environ[name])
+    return frozenset(v.strip() for v in found if len(v.strip()) >= _MIN_SECRET_LENGTH)
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` (str, or JSON-like containers of them) with every secret replaced."""
+    ordered = sorted(secrets, key=len, reverse=True)
+    if not ordered:
+        return value
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, str):
+            for secret in ordered:
+                if secret in item:
+                    item = item.replace(secret, "***")
+            return item
+        if isinstance(item, Mapping):
+            return {clean(k): clean(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [clean(v) for v in item]
+        return item
+
+    return clean(value)

@@ -1,0 +1,452 @@
+"""``/admin/s3sync``: inspect, provision and tear down the sync from the running server.
+
+The views sit in pypicloud's own admin tree (``AdminResource``, permission ``admin``),
+so pypicloud's security policy answers anonymous callers with 401 and other users with
+403 before any code here runs. What this module adds is what pypicloud's admin API
+lacks and a mutating endpoint that talks to AWS needs:
+
+* CSRF: pypicloud logs admins in with a cookie and has no CSRF tokens, so POST and
+  DELETE demand a JSON body (a browser cannot send one cross-site without a CORS
+  preflight pypicloud never grants) and refuse a foreign ``Origin``.
+* One provisioning at a time: a second one gets 409 instead of racing the first.
+* Bounded worker time: the planner runs in a background thread; the request waits at
+  most ``s3sync.admin.wait`` seconds, then answers 202 and GET shows the progress.
+* Errors as JSON with a status that says whose problem it is, and no secret in any
+  answer or log line.
+
+All real work is the CLI's code: :mod:`pypicloud_s3sync.deploy` plans and applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pyramid.httpexceptions import HTTPMethodNotAllowed
+from pyramid.request import Request
+
+from .admin import AdminSettings, Busy, provisioning_lock, scrub, secret_values
+from .settings import ConfigError, PypicloudConfig, load_config
+
+if TYPE_CHECKING:
+    from pyramid.config import Configurator
+
+LOG = logging.getLogger(__name__)
+
+#: The view name under ``/admin``.
+VIEW_NAME = "s3sync"
+
+#: Keys a POST body may hold; everything else comes from the server's ini.
+POST_KEYS = frozenset({"dry_run"})
+DELETE_KEYS = frozenset({"dry_run"})
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP status, a stable code and a readable message."""
+
+    def __init__(self, status: int, error: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+
+
+# -- operations --------------------------------------------------------------------------
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Operation:
+    """One run of the planner started by an admin request, as GET and POST report it."""
+
+    action: str
+    dry_run: bool
+    user: str | None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: str = "running"
+    started_at: str = field(default_factory=_now)
+    finished_at: str | None = None
+    plan: Any = None
+    applied: list[Any] = field(default_factory=list)
+    failure: ApiError | None = None
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def record(self, step: Any) -> None:
+        """The planner's progress callback: remember each applied step as it happens."""
+        self.applied.append(_jsonable(step))
+
+    def to_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "id": self.id,
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "user": self.user,
+            "state": self.state,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "plan": self.plan,
+            "applied": list(self.applied),
+        }
+        if self.failure is not None:
+            answer["error"] = self.failure.error
+            answer["message"] = self.failure.message
+        return answer
+
+
+class OperationLog:
+    """The last operation of this app, so GET can report one that outlived its request."""
+
+    def __init__(self) -> None:
+        self.last: Operation | None = None
+
+
+def _jsonable(value: Any) -> Any:
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_json()
+    if isinstance(value, dict | list | str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+# -- request guards ----------------------------------------------------------------------
+
+def _request_origin(request: Request) -> str:
+    return f"{request.scheme}://{request.host}".lower()
+
+
+def check_same_origin(request: Request, settings: AdminSettings) -> None:
+    """Refuse a mutating request a browser sent on behalf of another site.
+
+    Browsers attach ``Origin`` to every cross-origin POST/DELETE (and ``Sec-Fetch-Site``
+    in modern ones); scripts and curl usually send neither, and are let through.
+    """
+    from .admin import normalise_origin
+
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        own = {normalise_origin(_request_origin(request)), *settings.allowed_origins}
+        if normalise_origin(origin) not in own:
+            raise ApiError(
+                403, "cross_origin",
+                f"refused: this request comes from another site ({origin[:100]}); "
+                "provisioning can only be triggered from the server's own origin or an API "
+                "client (add the origin to s3sync.admin.allowed_origins if it is yours)",
+            )
+    elif request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise ApiError(403, "cross_origin",
+                       "refused: the browser reports this request as cross-site")
+
+
+def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object; anything a plain HTML form could send is refused.
+
+    ``Content-Type: application/json`` is what makes a cross-site request need a CORS
+    preflight, which pypicloud never answers, so requiring it is the CSRF defence.
+    """
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type",
+            "send the request with 'Content-Type: application/json' and a JSON object body "
+            "(e.g. {} or {\"dry_run\": true}); form posts are refused to keep other sites "
+            "from triggering this endpoint",
+        )
+    if not request.body:
+        return {}
+    try:
+        body = request.json_body
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object such as {}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(
+            400, "bad_request",
+            f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
+            "Everything else is configured in the server's ini under s3sync.*",
+        )
+    if not isinstance(body.get("dry_run", False), bool):
+        raise ApiError(400, "bad_request", "dry_run must be true or false")
+    return body
+
+
+# -- error mapping -----------------------------------------------------------------------
+
+_AWS_DENIED = {
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+    "UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
+    "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+}
+_AWS_THROTTLED = {
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
+}
+_AWS_CONFLICT = {
+    "ResourceConflictException", "ConcurrentModificationException", "OperationAborted",
+    "ConflictException",
+}
+
+
+def error_for(exc: BaseException) -> ApiError:
+    """Turn whatever the planner raised into an answer an operator can act on.
+
+    AWS's own refusals are 502 (the server is fine, its upstream said no), never 401/403:
+    those mean "log in again" to pypicloud's UI and to pip.
+    """
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ConfigError):
+        return ApiError(500, "config", f"the server's configuration cannot drive the sync: {exc}")
+    planner_error = _planner_error(exc)
+    if planner_error is not None:
+        return planner_error
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ClientError):
+        info = exc.response.get("Error", {})
+        code = str(info.get("Code", "Unknown"))
+        detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
+        if code in _AWS_DENIED:
+            return ApiError(
+                502, "aws_access_denied",
+                f"{detail}. The server's AWS credentials lack a permission this needs; "
+                "see the admin API documentation for the policy to attach",
+            )
+        if code in _AWS_THROTTLED:
+            return ApiError(503, "aws_throttled", f"{detail}. Try again in a minute",
+                            {"Retry-After": "30"})
+        if code in _AWS_CONFLICT:
+            return ApiError(409, "aws_conflict",
+                            f"{detail}. Another change to the same resource is in progress; "
+                            "try again once it has finished")
+        return ApiError(502, "aws_error", detail)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ApiError(
+            500, "aws_credentials",
+            f"the server has no usable AWS credentials ({exc}); give it a role or set "
+            "storage.access_key and storage.secret_key",
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return ApiError(504, "aws_unreachable", f"could not reach AWS: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return ApiError(502, "aws_error", f"AWS call failed: {exc}")
+    return ApiError(500, "internal",
+                    f"unexpected {type(exc).__name__} while talking to AWS: {exc}; "
+                    "the server log has the details")
+
+
+def _planner_error(exc: BaseException) -> ApiError | None:
+    """Errors the planner raises for a state the operator must resolve (e.g. a foreign
+    notification rule that overlaps ours): 409, the request conflicts with AWS's state."""
+    return None
+
+
+# -- the planner, as the CLI uses it -----------------------------------------------------
+
+def _deploy() -> Any:
+    from . import deploy
+
+    return deploy
+
+
+def _config(request: Request) -> PypicloudConfig:
+    return load_config(request.registry.settings)
+
+
+def _status(config: PypicloudConfig) -> dict[str, Any]:
+    deploy = _deploy()
+    options = deploy.DeployOptions.from_config(config)
+    clients = deploy.AwsClients.from_config(config, options)
+    report = deploy.status(config, options, clients)
+    return {"in_sync": bool(report.in_sync), "status": _jsonable(report)}
+
+
+def _provision(config: PypicloudConfig, op: Operation) -> None:
+    deploy = _deploy()
+    options = deploy.DeployOptions.from_config(config)
+    clients = deploy.AwsClients.from_config(config, options)
+    if op.action == "create":
+        plan = deploy.plan_create(config, options, clients)
+    else:
+        plan = deploy.plan_delete(config, options, clients)
+    op.plan = _jsonable(plan)
+    if op.dry_run or plan.is_empty:
+        return
+    deploy.apply(plan, clients, progress=op.record)
+
+
+# -- running an operation ----------------------------------------------------------------
+
+def _lock_key(config: PypicloudConfig) -> str:
+    return f"{config.target.bucket}/{config.target.prefix}"
+
+
+def run_operation(request: Request, action: str, dry_run: bool,
+                  work: Callable[[PypicloudConfig, Operation], None]) -> Operation:
+    """Start ``work`` under the provisioning lock and wait a bounded time for it.
+
+    The lock is taken here, in the request, so that a second caller learns at once
+    (409) instead of queueing; the background thread releases it when the work ends.
+    """
+    config = _config(request)
+    secrets = _secrets(request)
+    log: OperationLog = request.registry.s3sync_operations
+    op = Operation(action=action, dry_run=dry_run, user=request.authenticated_userid)
+    lock = provisioning_lock(_lock_key(config))
+    try:
+        lock.__enter__()
+    except Busy:
+        running = log.last if log.last is not None and log.last.state == "running" else None
+        who = (f" ({running.action} started by {running.user} at {running.started_at})"
+               if running else "")
+        raise ApiError(
+            409, "busy",
+            f"another s3sync provisioning is running{who}; wait for it to finish "
+            "(GET /admin/s3sync shows its progress) and try again",
+        ) from None
+
+    def target() -> None:
+        try:
+            work(config, op)
+            op.state = "succeeded"
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the operator
+            op.failure = _scrub_error(error_for(exc), secrets)
+            op.state = "failed"
+            _log_failure(op, exc, secrets)
+        finally:
+            op.finished_at = _now()
+            lock.__exit__(None, None, None)
+            op.done.set()
+            LOG.info("s3sync %s%s by %s: %s, %d step(s) applied", op.action,
+                     " (dry run)" if op.dry_run else "", op.user, op.state, len(op.applied))
+
+    log.last = op
+    LOG.info("s3sync %s%s started by %s", action, " (dry run)" if dry_run else "", op.user)
+    # Not a daemon: a server shutting down waits for AWS changes in flight to finish
+    # instead of leaving half a deployment behind.
+    threading.Thread(target=target, name=f"s3sync-{action}-{op.id}", daemon=False).start()
+    op.done.wait(request.registry.s3sync_admin.wait_seconds)
+    return op
+
+
+def _scrub_error(error: ApiError, secrets: frozenset[str]) -> ApiError:
+    return ApiError(error.status, error.error, scrub(error.message, secrets), error.headers)
+
+
+def _log_failure(op: Operation, exc: BaseException, secrets: frozenset[str]) -> None:
+    """Log the failure with its traceback, scrubbed: logs are read by more people than
+    the admin API is."""
+    trace = "".join(traceback.format_exception(exc))
+    level = logging.ERROR if op.failure is None or op.failure.status >= 500 else logging.WARNING
+    LOG.log(level, "s3sync %s failed: %s\n%s", op.action, scrub(str(exc), secrets),
+            scrub(trace, secrets))
+
+
+def _secrets(request: Request) -> frozenset[str]:
+    return secret_values(request.registry.settings)
+
+
+# -- views -------------------------------------------------------------------------------
+
+def _answer(request: Request, body: dict[str, Any], status: int = 200,
+            headers: dict[str, str] | None = None) -> dict[str, Any]:
+    request.response.status_int = status
+    request.response.headers.update(headers or {})
+    request.response.cache_control = "no-store"
+    return scrub(body, _secrets(request))
+
+
+def _fail(request: Request, error: ApiError, **extra: Any) -> dict[str, Any]:
+    return _answer(request, {"error": error.error, "message": error.message, **extra},
+                   error.status, error.headers)
+
+
+def _operation_answer(request: Request, op: Operation) -> dict[str, Any]:
+    body = op.to_json()
+    if op.state == "running":
+        body["message"] = (f"still running after {request.registry.s3sync_admin.wait_seconds:g}"
+                           " s; GET /admin/s3sync shows its progress")
+        return _answer(request, body, 202, {"Location": request.path_url})
+    if op.failure is not None:
+        return _answer(request, body, op.failure.status, op.failure.headers)
+    return _answer(request, body)
+
+
+def get_status(request: Request) -> dict[str, Any]:
+    """Desired vs actual per resource; read-only AWS calls, so no lock and no CSRF check."""
+    log: OperationLog = request.registry.s3sync_operations
+    operation = log.last.to_json() if log.last is not None else None
+    try:
+        body = _status(_config(request))
+    except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
+        error = _scrub_error(error_for(exc), _secrets(request))
+        if error.status >= 500:
+            LOG.error("s3sync status failed: %s", error.message)
+        return _fail(request, error, operation=operation)
+    return _answer(request, {**body, "operation": operation})
+
+
+def _mutate(request: Request, action: str, allowed: frozenset[str],
+            work: Callable[[PypicloudConfig, Operation], None]) -> dict[str, Any]:
+    try:
+        check_same_origin(request, request.registry.s3sync_admin)
+        body = read_json_body(request, allowed)
+        op = run_operation(request, action, bool(body.get("dry_run", False)), work)
+    except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
+        error = _scrub_error(error_for(exc), _secrets(request))
+        if error.status >= 500:
+            LOG.error("s3sync %s refused: %s", action, error.message)
+        return _fail(request, error)
+    return _operation_answer(request, op)
+
+
+def post_provision(request: Request) -> dict[str, Any]:
+    """Provision (create or update) the sync; ``{"dry_run": true}`` only plans."""
+    return _mutate(request, "create", POST_KEYS, _provision)
+
+
+def delete_teardown(request: Request) -> dict[str, Any]:
+    """Remove what provisioning made; ``{"dry_run": true}`` only plans."""
+    return _mutate(request, "delete", DELETE_KEYS, _provision)
+
+
+def method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
+    """PUT, PATCH...: say which methods exist instead of a bare 404."""
+    response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST, DELETE"})
+    response.content_type = "application/json"
+    response.json_body = {"error": "method_not_allowed",
+                          "message": "use GET (status), POST (provision) or DELETE (teardown)"}
+    return response
+
+
+def add_views(config: Configurator, settings: AdminSettings) -> None:
+    """Register ``/admin/s3sync`` the way pypicloud registers its own admin views."""
+    from pypicloud.route import AdminResource
+
+    config.registry.s3sync_admin = settings
+    config.registry.s3sync_operations = OperationLog()
+    common = {"context": AdminResource, "name": VIEW_NAME, "permission": "admin",
+              "subpath": ()}
+    config.add_view(get_status, request_method="GET", renderer="json", **common)
+    config.add_view(post_provision, request_method="POST", renderer="json", **common)
+    config.add_view(delete_teardown, request_method="DELETE", renderer="json", **common)
+    config.add_view(method_not_allowed, **common)
