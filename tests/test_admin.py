@@ -1,0 +1,156 @@
+"""The endpoint's mechanics on their own: its settings, the lock, secret scrubbing and
+how AWS failures are reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from pypicloud_s3sync.admin import (
+    AdminSettings,
+    Busy,
+    normalise_origin,
+    provisioning_lock,
+    scrub,
+    secret_values,
+)
+from pypicloud_s3sync.settings import ConfigError
+from pypicloud_s3sync.views import error_for
+
+
+def test_admin_settings_are_read_under_our_prefix_with_environment_overrides(monkeypatch):
+    settings = {"s3sync.admin.wait": "5",
+                "s3sync.admin.allowed_origins": "https://PyPI.example.com:443 http://ui:8080"}
+    admin = AdminSettings.from_settings(settings)
+    assert admin.wait_seconds == 5
+    assert admin.allowed_origins == {"https://pypi.example.com", "http://ui:8080"}
+    monkeypatch.setenv("PPC_S3SYNC_ADMIN_WAIT", "7.5")
+    assert AdminSettings.from_settings(settings).wait_seconds == 7.5
+    assert AdminSettings.from_settings({}).wait_seconds > 0
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"s3sync.admin.wait": "soon"}, "s3sync.admin.wait"),
+    ({"s3sync.admin.wait": "0"}, "above 0"),
+    ({"s3sync.admin.wait": "3600"}, "at most 600"),
+    ({"s3sync.admin.allowed_origins": "pypi.example.com"}, "scheme://host"),
+])
+def test_bad_admin_settings_stop_the_server_with_what_to_fix(settings, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        AdminSettings.from_settings(settings)
+
+
+def test_a_bad_admin_setting_stops_pypicloud_at_startup(aws, pypicloud_factory):
+    with pytest.raises(ConfigError, match="s3sync.admin.wait"):
+        pypicloud_factory(**{"s3sync.admin.wait": "forever"})
+
+
+def test_origins_compare_as_browsers_send_them():
+    assert normalise_origin("HTTPS://Example.COM:443/") == "https://example.com"
+    assert normalise_origin("http://example.com:8080") == "http://example.com:8080"
+    assert normalise_origin("null") == ""
+
+
+# -- the lock ----------------------------------------------------------------------------
+
+def test_a_second_provisioning_in_this_process_is_refused_not_queued():
+    with provisioning_lock("bucket/a"):
+        outcome = []
+
+        def other():
+            try:
+                with provisioning_lock("bucket/a"):
+                    outcome.append("ran")
+            except Busy:
+                outcome.append("busy")
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(5)
+        assert outcome == ["busy"]
+    with provisioning_lock("bucket/a"):  # released again afterwards
+        pass
+
+
+def test_a_provisioning_in_another_worker_process_on_this_host_is_seen():
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys
+            from pypicloud_s3sync.admin import provisioning_lock
+            with provisioning_lock("bucket/multi-process"):
+                print("held", flush=True)
+                sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy), provisioning_lock("bucket/multi-process"):
+            pass
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    with provisioning_lock("bucket/multi-process"):
+        pass
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+def test_every_secret_setting_is_recognised():
+    settings = {
+        "storage.aws_access_key_id": "AKIAEXAMPLEKEY",
+        "storage.aws_secret_access_key": "secret/with+chars",
+        "db.url": "postgresql://pypi:db-password-1@db.internal/pypi",
+        "session.encrypt_key": "encrypt-key-value",
+        "session.validate_key": "validate-key-value",
+        "user.admin": "$6$rounds=1000$hashhash",
+        "auth.ldap.service_password": "ldap-password",
+        "storage.bucket": "packages",
+        "pypi.db": "sql",
+    }
+    secrets = secret_values(settings, environ={"AWS_SECRET_ACCESS_KEY": "env-secret-key"})
+    assert {"AKIAEXAMPLEKEY", "secret/with+chars", "db-password-1", "encrypt-key-value",
+            "validate-key-value", "$6$rounds=1000$hashhash", "ldap-password",
+            "env-secret-key"} <= secrets
+    assert "packages" not in secrets and "sql" not in secrets
+    text = {"message": "could not use postgresql://pypi:db-password-1@db.internal/pypi",
+            "list": ["key AKIAEXAMPLEKEY", 3]}
+    assert scrub(text, secrets) == {
+        "message": "could not use postgresql://pypi:***@db.internal/pypi",
+        "list": ["key ***", 3],
+    }
+
+
+# -- AWS failures ------------------------------------------------------------------------
+
+def test_aws_refusals_are_reported_as_upstream_errors_not_as_logins(aws):
+    # A genuine error from (moto's) S3: the bucket does not exist.
+    with pytest.raises(ClientError) as caught:
+        boto3.client("s3").get_bucket_notification_configuration(Bucket="no-such-bucket")
+    error = error_for(caught.value)
+    assert error.status == 502
+    assert "NoSuchBucket" in error.message
+    assert "GetBucketNotificationConfiguration" in error.message
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}},
+                         "CreateRole")
+    error = error_for(denied)
+    assert (error.status, error.error) == (502, "aws_access_denied")
+    assert "CreateRole" in error.message and "permission" in error.message
+
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}},
+                            "UpdateFunctionCode")
+    assert (error_for(throttled).status, error_for(throttled).headers) == (
+        503, {"Retry-After": "30"})
+    busy = ClientError({"Error": {"Code": "ResourceConflictException", "Message": "x"}},
+                       "UpdateFunctionConfiguration")
+    assert error_for(busy).status == 409
+    assert error_for(NoCredentialsError()).status == 500
+    assert error_for(EndpointConnectionError(endpoint_url="https://x")).status == 504
+    assert error_for(ConfigError("storage.bucket is not set")).error == "config"
