@@ -44,31 +44,189 @@ def run_bundle(args: argparse.Namespace) -> int:
 
 # -- create / delete / status (issue 5) -------------------------------------------------
 
-def add_create_arguments(parser: argparse.ArgumentParser) -> None:
+#: Exit status when AWS refused a call or the account is not reachable.
+EXIT_AWS = 1
+#: Exit status of ``status`` when the account differs from the config.
+EXIT_DRIFT = 3
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that say which function, where: shared by create, delete and status."""
     _config_argument(parser)
+    parser.add_argument("-n", "--name", dest="function_name", metavar="NAME",
+                        help="name of the Lambda function (default: s3sync.function_name, "
+                             "else pypicloud_s3_sync)")
+    parser.add_argument("-a", "--role-arn", dest="role_arn", metavar="ROLE_ARN",
+                        help="run the function as this existing IAM role and create none")
+    parser.add_argument("-r", "--region", metavar="REGION",
+                        help="AWS region of the function (default: storage.region_name)")
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="send every AWS call to this endpoint (e.g. a moto server)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the plan / report as JSON on stdout (progress on stderr)")
 
 
+def _function_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that describe the desired function: shared by create and status."""
+    from .deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
+
+    group = parser.add_argument_group("function")
+    group.add_argument("--runtime", choices=RUNTIMES,
+                       help="Lambda Python runtime (default: s3sync.runtime or the newest "
+                            "one the bundle builder supports)")
+    group.add_argument("--arch", choices=ARCHITECTURES, help="CPU architecture (x86_64)")
+    group.add_argument("--memory", type=int, metavar="MB", help="memory in MB (256)")
+    group.add_argument("--timeout", type=int, metavar="SECONDS", help="timeout (60)")
+    group.add_argument("--subnet-ids", metavar="IDS",
+                       help="comma-separated subnets, for a cache inside a VPC")
+    group.add_argument("--security-group-ids", metavar="IDS",
+                       help="comma-separated security groups, with --subnet-ids")
+    group.add_argument("--bundle", metavar="ZIP",
+                       help="deploy this zip (from ppc-build-lambda-bundle) instead of "
+                            "building one")
+    group = parser.add_argument_group("events")
+    group.add_argument("--delivery", choices=DELIVERIES,
+                       help="direct: a bucket notification (default); eventbridge: the "
+                            "bucket sends to EventBridge and a rule invokes the function "
+                            "(use it when another notification overlaps ours)")
+    group.add_argument("--retry-attempts", type=int, metavar="N",
+                       help="async retries after a failed invocation, 0-2 (2)")
+    group.add_argument("--max-event-age", type=int, metavar="SECONDS",
+                       help="drop events older than this, 60-21600 (21600)")
+    group.add_argument("--on-failure", metavar="ARN",
+                       help="SQS queue or SNS topic ARN for events that still failed")
+    group = parser.add_argument_group("cache credentials")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--allow-db-password", dest="db_password", action="store_const",
+                        const="copy",
+                        help="copy a db.url that holds a password into the function's "
+                             "environment")
+    choice.add_argument("--omit-db-password", dest="db_password", action="store_const",
+                        const="omit",
+                        help="deploy without that db.url; you set PPC_DB_URL on the "
+                             "function yourself")
+
+
+def _options(args: argparse.Namespace, config: PypicloudConfig):  # noqa: ANN202
+    from .deploy import DeployOptions
+
+    names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
+             "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
+             "retry_attempts", "max_event_age", "on_failure", "db_password", "force")
+    overrides = {name: getattr(args, name, None) for name in names}
+    if overrides["force"] is False:
+        overrides["force"] = None  # not given: the ini may say s3sync.force
+    return DeployOptions.from_config(config, **overrides)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_json(document: object) -> None:
+    import json
+
+    print(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """AWS refusing a call or being unreachable is one line and exit 1, not a traceback."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from .deploy import ApplyError
+
+        try:
+            return run(args)
+        except ApplyError as exc:
+            print(f"{args.prog}: error: {exc}", file=sys.stderr)
+            return EXIT_AWS
+        except (BotoCoreError, ClientError) as exc:
+            print(f"{args.prog}: error: AWS: {exc}", file=sys.stderr)
+            return EXIT_AWS
+
+    return wrapper
+
+
+def _plan_and_apply(args: argparse.Namespace, make_plan) -> int:  # noqa: ANN001
+    from .deploy import AwsClients, apply
+
+    config = load(args)
+    options = _options(args, config)
+    clients = AwsClients.from_config(config, options)
+    plan = make_plan(config, options, clients)
+    if not args.json:
+        print(plan.describe(), flush=True)
+    if args.dry_run or plan.is_empty:
+        if args.json:
+            _print_json({"plan": plan.to_json(), "dry_run": args.dry_run, "applied": []})
+        elif args.dry_run and not plan.is_empty:
+            print("Dry run: nothing was changed.")
+        return 0
+    results = apply(plan, clients, progress=_progress)
+    if args.json:
+        _print_json({"plan": plan.to_json(), "dry_run": False,
+                     "applied": [result.to_json() for result in results]})
+    else:
+        seconds = sum(result.seconds for result in results)
+        print(f"Applied {len(results)} change{'s' * (len(results) != 1)} in {seconds:.1f} s.")
+    return 0
+
+
+def add_create_arguments(parser: argparse.ArgumentParser) -> None:
+    _target_arguments(parser)
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="update an existing function's code and configuration in place")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and change nothing")
+    _function_arguments(parser)
+    parser.set_defaults(prog="ppc-create-s3-sync")
+
+
+@_aws_errors
 def run_create(args: argparse.Namespace) -> int:
-    load(args)
-    raise NotImplementedError("ppc-create-s3-sync is not built yet")
+    from .deploy import plan_create
+
+    return _plan_and_apply(args, lambda config, options, clients: plan_create(
+        config, options, clients, progress=_progress))
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
-    _config_argument(parser)
+    _target_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be removed and change nothing")
+    parser.set_defaults(prog="ppc-delete-s3-sync")
 
 
+@_aws_errors
 def run_delete(args: argparse.Namespace) -> int:
-    load(args)
-    raise NotImplementedError("ppc-delete-s3-sync is not built yet")
+    from .deploy import plan_delete
+
+    return _plan_and_apply(args, plan_delete)
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    _config_argument(parser)
+    _target_arguments(parser)
+    _function_arguments(parser)
+    parser.set_defaults(prog="ppc-s3sync status")
 
 
+@_aws_errors
 def run_status(args: argparse.Namespace) -> int:
-    load(args)
-    raise NotImplementedError("ppc-s3sync status is not built yet")
+    from .deploy import AwsClients, status
+
+    config = load(args)
+    options = _options(args, config)
+    clients = AwsClients.from_config(config, options)
+    report = status(config, options, clients, progress=_progress)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.describe())
+    return 0 if report.in_sync else EXIT_DRIFT
 
 
 # -- wiring ------------------------------------------------------------------------------

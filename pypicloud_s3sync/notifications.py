@@ -1,0 +1,173 @@
+"""Merge our entry into a bucket's notification configuration without touching the rest.
+
+``PutBucketNotificationConfiguration`` replaces the whole document, so the only safe
+write is read, change our one entry, write everything back.  These functions work on
+the plain dicts boto3 returns, so they are easy to reason about and to test, and the
+planner can show exactly what will be written.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+#: Keys of a notification configuration that hold lists of destinations.
+KINDS = {
+    "LambdaFunctionConfigurations": ("LambdaFunctionArn", "Lambda function"),
+    "QueueConfigurations": ("QueueArn", "SQS queue"),
+    "TopicConfigurations": ("TopicArn", "SNS topic"),
+}
+EVENTBRIDGE = "EventBridgeConfiguration"
+#: The events the handler understands; one entry covers both families.
+OUR_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+_OUR_FAMILIES = ("s3:ObjectCreated:", "s3:ObjectRemoved:")
+
+
+def entry_id(function_name: str) -> str:
+    """Our entry's Id: stable, so re-runs replace it instead of adding a second one."""
+    return f"pypicloud-s3sync-{function_name}"
+
+
+def clean(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The configuration as it can be written back: no response metadata, no empty lists."""
+    config = copy.deepcopy(config or {})
+    config.pop("ResponseMetadata", None)
+    for key in list(config):
+        if key in KINDS and not config[key]:
+            del config[key]
+    return config
+
+
+def our_entry(function_arn: str, function_name: str, prefix: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Id": entry_id(function_name),
+        "LambdaFunctionArn": function_arn,
+        "Events": list(OUR_EVENTS),
+    }
+    if prefix:
+        entry["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
+    return entry
+
+
+def _unqualified(arn: str) -> str:
+    """``...:function:name:alias`` -> ``...:function:name``."""
+    parts = arn.split(":")
+    return ":".join(parts[:7]) if len(parts) > 7 else arn
+
+
+def is_ours(entry: dict[str, Any], function_name: str, function_arn: str) -> bool:
+    """Our stable Id, or an entry (e.g. left by pypicloud's old script) aimed at our function."""
+    if entry.get("Id") == entry_id(function_name):
+        return True
+    arn = entry.get("LambdaFunctionArn")
+    return bool(arn) and _unqualified(arn) == function_arn
+
+
+def find_ours(config: dict[str, Any], function_name: str, function_arn: str) -> list[dict]:
+    return [
+        entry for entry in config.get("LambdaFunctionConfigurations", [])
+        if is_ours(entry, function_name, function_arn)
+    ]
+
+
+def without_ours(config: dict[str, Any], function_name: str, function_arn: str) -> dict:
+    """The configuration minus our entries; everything else exactly as it was."""
+    result = clean(config)
+    lambdas = [
+        entry for entry in result.get("LambdaFunctionConfigurations", [])
+        if not is_ours(entry, function_name, function_arn)
+    ]
+    if lambdas:
+        result["LambdaFunctionConfigurations"] = lambdas
+    else:
+        result.pop("LambdaFunctionConfigurations", None)
+    return result
+
+
+def with_ours(config: dict[str, Any], entry: dict[str, Any], function_name: str,
+              function_arn: str) -> dict[str, Any]:
+    """The configuration with our entry in place of any previous one of ours."""
+    result = without_ours(config, function_name, function_arn)
+    result.setdefault("LambdaFunctionConfigurations", []).append(copy.deepcopy(entry))
+    return result
+
+
+def with_eventbridge(config: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    result = clean(config)
+    if enabled:
+        result[EVENTBRIDGE] = {}
+    else:
+        result.pop(EVENTBRIDGE, None)
+    return result
+
+
+def _filter_values(entry: dict[str, Any]) -> tuple[str, str]:
+    prefix = suffix = ""
+    for rule in entry.get("Filter", {}).get("Key", {}).get("FilterRules", []):
+        name = rule.get("Name", "").lower()
+        if name == "prefix":
+            prefix = rule.get("Value", "")
+        elif name == "suffix":
+            suffix = rule.get("Value", "")
+    return prefix, suffix
+
+
+def same_entry(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Equal as S3 would apply them (filter-rule name case and event order do not matter)."""
+    if a is None or b is None:
+        return a is b
+    return (
+        a.get("Id") == b.get("Id")
+        and a.get("LambdaFunctionArn") == b.get("LambdaFunctionArn")
+        and sorted(a.get("Events", [])) == sorted(b.get("Events", []))
+        and _filter_values(a) == _filter_values(b)
+    )
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A foreign entry S3 would reject next to ours (same events, overlapping prefix)."""
+
+    kind: str
+    id: str
+    destination: str
+    events: tuple[str, ...]
+    prefix: str
+    suffix: str
+
+    def describe(self) -> str:
+        where = f"prefix '{self.prefix}'" if self.prefix else "no prefix filter"
+        if self.suffix:
+            where += f", suffix '{self.suffix}'"
+        return (
+            f"{self.kind} notification '{self.id}' -> {self.destination} "
+            f"({', '.join(self.events)}; {where})"
+        )
+
+
+def overlaps(config: dict[str, Any], prefix: str, function_name: str,
+             function_arn: str) -> list[Overlap]:
+    """Foreign entries whose events and key filter overlap ours.
+
+    S3 refuses two entries for the same event type whose prefixes could both match one
+    key (one prefix starts with the other; no prefix matches everything).  Our entry has
+    no suffix, so a foreign suffix does not separate them.
+    """
+    found = []
+    for key, (arn_key, kind) in KINDS.items():
+        for entry in config.get(key, []) or []:
+            if key == "LambdaFunctionConfigurations" and is_ours(
+                    entry, function_name, function_arn):
+                continue
+            events = [e for e in entry.get("Events", [])
+                      if e == "s3:*" or e.startswith(_OUR_FAMILIES)]
+            if not events:
+                continue
+            their_prefix, their_suffix = _filter_values(entry)
+            if prefix.startswith(their_prefix) or their_prefix.startswith(prefix):
+                found.append(Overlap(
+                    kind=kind, id=entry.get("Id", "?"), destination=entry.get(arn_key, "?"),
+                    events=tuple(events), prefix=their_prefix, suffix=their_suffix,
+                ))
+    return found
