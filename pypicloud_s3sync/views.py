@@ -43,7 +43,7 @@ LOG = logging.getLogger(__name__)
 VIEW_NAME = "s3sync"
 
 #: Keys a POST body may hold; everything else comes from the server's ini.
-POST_KEYS = frozenset({"dry_run"})
+POST_KEYS = frozenset({"dry_run", "force"})
 DELETE_KEYS = frozenset({"dry_run"})
 
 
@@ -51,12 +51,14 @@ class ApiError(Exception):
     """An answer other than success: HTTP status, a stable code and a readable message."""
 
     def __init__(self, status: int, error: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, hint: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.headers = headers or {}
+        #: What to do about it, kept apart so it can follow another message too.
+        self.hint = hint
 
 
 # -- operations --------------------------------------------------------------------------
@@ -78,12 +80,13 @@ class Operation:
     finished_at: str | None = None
     plan: Any = None
     applied: list[Any] = field(default_factory=list)
+    progress: list[str] = field(default_factory=list)
     failure: ApiError | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
-    def record(self, step: Any) -> None:
-        """The planner's progress callback: remember each applied step as it happens."""
-        self.applied.append(_jsonable(step))
+    def say(self, message: str) -> None:
+        """The planner's progress callback, so GET can show a long run as it goes."""
+        self.progress.append(message)
 
     def to_json(self) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -96,6 +99,7 @@ class Operation:
             "finished_at": self.finished_at,
             "plan": self.plan,
             "applied": list(self.applied),
+            "progress": list(self.progress),
         }
         if self.failure is not None:
             answer["error"] = self.failure.error
@@ -108,15 +112,6 @@ class OperationLog:
 
     def __init__(self) -> None:
         self.last: Operation | None = None
-
-
-def _jsonable(value: Any) -> Any:
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    if isinstance(value, dict | list | str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 # -- request guards ----------------------------------------------------------------------
@@ -176,8 +171,9 @@ def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
             f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
             "Everything else is configured in the server's ini under s3sync.*",
         )
-    if not isinstance(body.get("dry_run", False), bool):
-        raise ApiError(400, "bad_request", "dry_run must be true or false")
+    for key in ("dry_run", "force"):
+        if not isinstance(body.get(key, False), bool):
+            raise ApiError(400, "bad_request", f"{key} must be true or false")
     return body
 
 
@@ -197,22 +193,66 @@ _AWS_CONFLICT = {
     "ConflictException",
 }
 
+#: The planner's messages name the CLI's flags; through the API they are ini settings.
+_FLAG_SETTINGS = (
+    ("--bundle", "s3sync.bundle = /path/to/function.zip"),
+    ("--allow-db-password", "s3sync.db_password = copy"),
+    ("--omit-db-password", "s3sync.db_password = omit"),
+    ("--delivery eventbridge", "s3sync.delivery = eventbridge"),
+    ("--subnet-ids", "s3sync.subnet_ids and s3sync.security_group_ids"),
+    ("-f", '{"force": true} in the request (or s3sync.force = true)'),
+    ("-n", "s3sync.function_name"),
+    ("-a", "s3sync.role_arn"),
+    ("-r", "s3sync.region"),
+)
+
+
+def _with_settings_hint(message: str) -> str:
+    """Append the ini setting for each CLI flag the planner's message suggests."""
+    import re
+
+    found = [f"{flag} is {setting}" for flag, setting in _FLAG_SETTINGS
+             if re.search(rf"(^|\s){re.escape(flag)}\b", message)]
+    if not found:
+        return message
+    return f"{message} (through the admin API: {'; '.join(found)})"
+
 
 def error_for(exc: BaseException) -> ApiError:
     """Turn whatever the planner raised into an answer an operator can act on.
 
     AWS's own refusals are 502 (the server is fine, its upstream said no), never 401/403:
-    those mean "log in again" to pypicloud's UI and to pip.
+    those mean "log in again" to pypicloud's UI and to pip. A state of the account the
+    planner will not touch (a foreign function, an overlapping notification) is 409:
+    the request conflicts with what exists, and resolving that is the operator's call.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .deploy import ApplyError, DeployError
+
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ApplyError):
+        cause = exc.__cause__
+        if isinstance(cause, ClientError | BotoCoreError):
+            upstream = _aws_error(cause)
+            hint = f". {upstream.hint}" if upstream.hint else ""
+            return ApiError(upstream.status, upstream.error, f"{exc}{hint}", upstream.headers,
+                            upstream.hint)
+        return ApiError(502, "aws_error", str(exc))
+    if isinstance(exc, DeployError):
+        return ApiError(409, "conflict", _with_settings_hint(str(exc)))
     if isinstance(exc, ConfigError):
-        return ApiError(500, "config", f"the server's configuration cannot drive the sync: {exc}")
-    planner_error = _planner_error(exc)
-    if planner_error is not None:
-        return planner_error
+        return ApiError(500, "config",
+                        f"the server's configuration cannot drive the sync: {exc}")
+    if isinstance(exc, ClientError | BotoCoreError):
+        return _aws_error(exc)
+    return ApiError(500, "internal",
+                    f"unexpected {type(exc).__name__}: {exc}; the server log has the details")
+
+
+def _aws_error(exc: BaseException) -> ApiError:
     from botocore.exceptions import (
-        BotoCoreError,
         ClientError,
         ConnectTimeoutError,
         EndpointConnectionError,
@@ -226,83 +266,93 @@ def error_for(exc: BaseException) -> ApiError:
         code = str(info.get("Code", "Unknown"))
         detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
         if code in _AWS_DENIED:
-            return ApiError(
-                502, "aws_access_denied",
-                f"{detail}. The server's AWS credentials lack a permission this needs; "
-                "see the admin API documentation for the policy to attach",
-            )
+            hint = ("The server's AWS credentials lack a permission this needs; see the "
+                    "admin API documentation for the policy to attach")
+            return ApiError(502, "aws_access_denied", f"{detail}. {hint}", hint=hint)
         if code in _AWS_THROTTLED:
-            return ApiError(503, "aws_throttled", f"{detail}. Try again in a minute",
-                            {"Retry-After": "30"})
+            hint = "AWS is throttling the server's calls; try again in a minute"
+            return ApiError(503, "aws_throttled", f"{detail}. {hint}", {"Retry-After": "30"},
+                            hint)
         if code in _AWS_CONFLICT:
-            return ApiError(409, "aws_conflict",
-                            f"{detail}. Another change to the same resource is in progress; "
-                            "try again once it has finished")
+            hint = ("Another change to the same resource is in progress; try again once it "
+                    "has finished")
+            return ApiError(409, "aws_conflict", f"{detail}. {hint}", hint=hint)
         return ApiError(502, "aws_error", detail)
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return ApiError(
             500, "aws_credentials",
-            f"the server has no usable AWS credentials ({exc}); give it a role or set "
-            "storage.access_key and storage.secret_key",
+            f"the server has no usable AWS credentials ({exc}). Give it a role, or set "
+            "storage.aws_access_key_id and storage.aws_secret_access_key",
         )
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return ApiError(504, "aws_unreachable", f"could not reach AWS: {exc}")
-    if isinstance(exc, BotoCoreError):
-        return ApiError(502, "aws_error", f"AWS call failed: {exc}")
-    return ApiError(500, "internal",
-                    f"unexpected {type(exc).__name__} while talking to AWS: {exc}; "
-                    "the server log has the details")
-
-
-def _planner_error(exc: BaseException) -> ApiError | None:
-    """Errors the planner raises for a state the operator must resolve (e.g. a foreign
-    notification rule that overlaps ours): 409, the request conflicts with AWS's state."""
-    return None
+    return ApiError(502, "aws_error", f"AWS call failed: {exc}")
 
 
 # -- the planner, as the CLI uses it -----------------------------------------------------
-
-def _deploy() -> Any:
-    from . import deploy
-
-    return deploy
-
 
 def _config(request: Request) -> PypicloudConfig:
     return load_config(request.registry.settings)
 
 
-def _status(config: PypicloudConfig) -> dict[str, Any]:
-    deploy = _deploy()
-    options = deploy.DeployOptions.from_config(config)
-    clients = deploy.AwsClients.from_config(config, options)
-    report = deploy.status(config, options, clients)
-    return {"in_sync": bool(report.in_sync), "status": _jsonable(report)}
+def server_session(config: PypicloudConfig) -> Any:
+    """A boto3 session with the credentials pypicloud itself uses for S3.
+
+    pypicloud passes ``storage.aws_access_key_id`` / ``_secret_access_key`` /
+    ``_session_token`` to boto3 when they are set and otherwise relies on boto3's default
+    chain (environment, instance or task role); the endpoint acts as the same identity.
+    """
+    import boto3
+
+    keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+    given = {key: config.settings.get(f"storage.{key}") for key in keys}
+    return boto3.Session(**{key: value for key, value in given.items() if value})
 
 
-def _provision(config: PypicloudConfig, op: Operation) -> None:
-    deploy = _deploy()
-    options = deploy.DeployOptions.from_config(config)
-    clients = deploy.AwsClients.from_config(config, options)
+def _planner_inputs(config: PypicloudConfig, **overrides: Any) -> tuple[Any, Any]:
+    from .deploy import AwsClients, DeployOptions
+
+    options = DeployOptions.from_config(config, **overrides)
+    return options, AwsClients.from_config(config, options, session=server_session(config))
+
+
+def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
+    from .deploy import status
+
+    options, clients = _planner_inputs(config)
+    return status(config, options, clients, progress=progress).to_json()
+
+
+def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
+    """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do, step for step."""
+    from .deploy import ApplyError, apply, plan_create, plan_delete
+
+    options, clients = _planner_inputs(config, **overrides)
     if op.action == "create":
-        plan = deploy.plan_create(config, options, clients)
+        plan = plan_create(config, options, clients, progress=op.say)
     else:
-        plan = deploy.plan_delete(config, options, clients)
-    op.plan = _jsonable(plan)
+        plan = plan_delete(config, options, clients)
+    op.plan = plan.to_json()
     if op.dry_run or plan.is_empty:
         return
-    deploy.apply(plan, clients, progress=op.record)
+    try:
+        results = apply(plan, clients, progress=op.say)
+    except ApplyError as exc:
+        op.applied = [result.to_json() for result in exc.done]
+        raise
+    op.applied = [result.to_json() for result in results]
 
 
 # -- running an operation ----------------------------------------------------------------
 
 def _lock_key(config: PypicloudConfig) -> str:
-    return f"{config.target.bucket}/{config.target.prefix}"
+    """One provisioning per bucket: its notification configuration is one document."""
+    return f"s3://{config.target.bucket}"
 
 
 def run_operation(request: Request, action: str, dry_run: bool,
-                  work: Callable[[PypicloudConfig, Operation], None]) -> Operation:
-    """Start ``work`` under the provisioning lock and wait a bounded time for it.
+                  overrides: dict[str, Any]) -> Operation:
+    """Start the planner under the provisioning lock and wait a bounded time for it.
 
     The lock is taken here, in the request, so that a second caller learns at once
     (409) instead of queueing; the background thread releases it when the work ends.
@@ -317,7 +367,7 @@ def run_operation(request: Request, action: str, dry_run: bool,
     except Busy:
         running = log.last if log.last is not None and log.last.state == "running" else None
         who = (f" ({running.action} started by {running.user} at {running.started_at})"
-               if running else "")
+               if running else " (in this or another server process)")
         raise ApiError(
             409, "busy",
             f"another s3sync provisioning is running{who}; wait for it to finish "
@@ -326,12 +376,12 @@ def run_operation(request: Request, action: str, dry_run: bool,
 
     def target() -> None:
         try:
-            work(config, op)
+            _provision(config, op, overrides)
             op.state = "succeeded"
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the operator
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the operator
             op.failure = _scrub_error(error_for(exc), secrets)
             op.state = "failed"
-            _log_failure(op, exc, secrets)
+            _log_failure(f"s3sync {op.action}", op.failure, exc, secrets)
         finally:
             op.finished_at = _now()
             lock.__exit__(None, None, None)
@@ -348,17 +398,64 @@ def run_operation(request: Request, action: str, dry_run: bool,
     return op
 
 
+@dataclass
+class StatusRun:
+    """One computation of the status report, shared by the GETs that arrive meanwhile."""
+
+    result: dict[str, Any] | None = None
+    failure: ApiError | None = None
+    progress: list[str] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+class StatusRuns:
+    """At most one status computation per app at a time.
+
+    Comparing the function's code means building (or reading the cached) zip, which can
+    take long the first time; GETs arriving meanwhile wait for the same run instead of
+    starting builds of their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: StatusRun | None = None
+
+    def get(self, config: PypicloudConfig, secrets: frozenset[str], wait: float) -> StatusRun:
+        with self._lock:
+            run = self._current
+            if run is None or run.done.is_set():
+                run = self._current = StatusRun()
+                threading.Thread(target=self._compute, args=(run, config, secrets),
+                                 name="s3sync-status", daemon=True).start()
+        run.done.wait(wait)
+        return run
+
+    @staticmethod
+    def _compute(run: StatusRun, config: PypicloudConfig, secrets: frozenset[str]) -> None:
+        try:
+            run.result = _status(config, run.progress.append)
+        except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
+            run.failure = _scrub_error(error_for(exc), secrets)
+            _log_failure("s3sync status", run.failure, exc, secrets)
+        finally:
+            run.done.set()
+
+
 def _scrub_error(error: ApiError, secrets: frozenset[str]) -> ApiError:
-    return ApiError(error.status, error.error, scrub(error.message, secrets), error.headers)
+    return ApiError(error.status, error.error, scrub(error.message, secrets), error.headers,
+                    scrub(error.hint, secrets))
 
 
-def _log_failure(op: Operation, exc: BaseException, secrets: frozenset[str]) -> None:
-    """Log the failure with its traceback, scrubbed: logs are read by more people than
-    the admin API is."""
-    trace = "".join(traceback.format_exception(exc))
-    level = logging.ERROR if op.failure is None or op.failure.status >= 500 else logging.WARNING
-    LOG.log(level, "s3sync %s failed: %s\n%s", op.action, scrub(str(exc), secrets),
-            scrub(trace, secrets))
+def _log_failure(what: str, error: ApiError, exc: BaseException,
+                 secrets: frozenset[str]) -> None:
+    """Log a failure scrubbed (logs are read by more people than the admin API is); the
+    traceback only for errors that are ours or AWS's, not for a refusal the operator
+    must resolve."""
+    if error.status < 500 and error.error != "internal":
+        LOG.warning("%s refused: %s", what, error.message)
+        return
+    trace = scrub("".join(traceback.format_exception(exc)), secrets)
+    LOG.error("%s failed: %s\n%s", what, error.message, trace)
 
 
 def _secrets(request: Request) -> frozenset[str]:
@@ -380,11 +477,15 @@ def _fail(request: Request, error: ApiError, **extra: Any) -> dict[str, Any]:
                    error.status, error.headers)
 
 
+def _wait_seconds(request: Request) -> float:
+    return request.registry.s3sync_admin.wait_seconds
+
+
 def _operation_answer(request: Request, op: Operation) -> dict[str, Any]:
     body = op.to_json()
     if op.state == "running":
-        body["message"] = (f"still running after {request.registry.s3sync_admin.wait_seconds:g}"
-                           " s; GET /admin/s3sync shows its progress")
+        body["message"] = (f"still running after {_wait_seconds(request):g} s; "
+                           "GET /admin/s3sync shows its progress and result")
         return _answer(request, body, 202, {"Location": request.path_url})
     if op.failure is not None:
         return _answer(request, body, op.failure.status, op.failure.headers)
@@ -392,41 +493,55 @@ def _operation_answer(request: Request, op: Operation) -> dict[str, Any]:
 
 
 def get_status(request: Request) -> dict[str, Any]:
-    """Desired vs actual per resource; read-only AWS calls, so no lock and no CSRF check."""
+    """Desired vs actual per resource, as ``ppc-s3sync status --json`` prints it.
+
+    Reads only, so it takes no lock and needs no CSRF check; during a provisioning it
+    shows the half-done state, and ``operation`` says what is running.
+    """
     log: OperationLog = request.registry.s3sync_operations
     operation = log.last.to_json() if log.last is not None else None
+    secrets = _secrets(request)
     try:
-        body = _status(_config(request))
-    except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
-        error = _scrub_error(error_for(exc), _secrets(request))
-        if error.status >= 500:
-            LOG.error("s3sync status failed: %s", error.message)
+        config = _config(request)
+    except ConfigError as exc:
+        error = _scrub_error(error_for(exc), secrets)
+        _log_failure("s3sync status", error, exc, secrets)
         return _fail(request, error, operation=operation)
-    return _answer(request, {**body, "operation": operation})
+    runs: StatusRuns = request.registry.s3sync_status
+    run = runs.get(config, secrets, _wait_seconds(request))
+    if not run.done.is_set():
+        return _answer(request, {
+            "state": "computing", "progress": list(run.progress), "operation": operation,
+            "message": f"the status is still being computed after {_wait_seconds(request):g}"
+                       " s (the function's zip is built to compare its code); ask again",
+        }, 202, {"Retry-After": "5"})
+    if run.failure is not None:
+        return _fail(request, run.failure, operation=operation)
+    return _answer(request, {**(run.result or {}), "operation": operation})
 
 
-def _mutate(request: Request, action: str, allowed: frozenset[str],
-            work: Callable[[PypicloudConfig, Operation], None]) -> dict[str, Any]:
+def _mutate(request: Request, action: str, allowed: frozenset[str]) -> dict[str, Any]:
+    secrets = _secrets(request)
     try:
         check_same_origin(request, request.registry.s3sync_admin)
         body = read_json_body(request, allowed)
-        op = run_operation(request, action, bool(body.get("dry_run", False)), work)
+        overrides = {"force": True} if body.get("force") else {}
+        op = run_operation(request, action, bool(body.get("dry_run", False)), overrides)
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
-        error = _scrub_error(error_for(exc), _secrets(request))
-        if error.status >= 500:
-            LOG.error("s3sync %s refused: %s", action, error.message)
+        error = _scrub_error(error_for(exc), secrets)
+        _log_failure(f"s3sync {action}", error, exc, secrets)
         return _fail(request, error)
     return _operation_answer(request, op)
 
 
 def post_provision(request: Request) -> dict[str, Any]:
-    """Provision (create or update) the sync; ``{"dry_run": true}`` only plans."""
-    return _mutate(request, "create", POST_KEYS, _provision)
+    """Provision (create or bring up to date) the sync; ``{"dry_run": true}`` only plans."""
+    return _mutate(request, "create", POST_KEYS)
 
 
 def delete_teardown(request: Request) -> dict[str, Any]:
     """Remove what provisioning made; ``{"dry_run": true}`` only plans."""
-    return _mutate(request, "delete", DELETE_KEYS, _provision)
+    return _mutate(request, "delete", DELETE_KEYS)
 
 
 def method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
@@ -444,6 +559,7 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
 
     config.registry.s3sync_admin = settings
     config.registry.s3sync_operations = OperationLog()
+    config.registry.s3sync_status = StatusRuns()
     common = {"context": AdminResource, "name": VIEW_NAME, "permission": "admin",
               "subpath": ()}
     config.add_view(get_status, request_method="GET", renderer="json", **common)

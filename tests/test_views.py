@@ -9,10 +9,16 @@ quotes a secret from the ini.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.handlers
 import pytest
 
 from .pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
@@ -60,12 +66,64 @@ def aws_state() -> dict[str, Any]:
 
 
 @pytest.fixture
-def server(aws: None, pypicloud_factory: Callable[..., Pypicloud]) -> Pypicloud:
-    """pypicloud with the plugin, two users and AWS keys in its ini."""
+def function_zip(tmp_path: Path) -> Path:
+    """A function zip the operator built beforehand and named in ``s3sync.bundle``.
+
+    moto stores the code without running it, so its contents only need to be a zip;
+    the bundle's own tests run real bundles.
+    """
+    path = tmp_path / "function.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("pypicloud_s3sync/__init__.py", "")
+    return path
+
+
+@pytest.fixture
+def server(aws: None, pypicloud_factory: Callable[..., Pypicloud],
+           function_zip: Path) -> Pypicloud:
+    """pypicloud with the plugin, two users, AWS keys and a prebuilt zip in its ini."""
     return pypicloud_factory(**{
         "storage.aws_access_key_id": AWS_KEY_ID,
         "storage.aws_secret_access_key": AWS_SECRET,
+        "s3sync.bundle": str(function_zip),
     })
+
+
+class Gate:
+    """Holds a provisioning's first mutating AWS call until the test releases it.
+
+    Installed as a botocore ``before-call`` handler (the way moto hooks in), so the real
+    planner runs and really stops inside an AWS call; nothing is faked.
+    """
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        from pypicloud_s3sync.deploy import is_mutating
+
+        if is_mutating(model.name) and threading.current_thread().name.startswith("s3sync-"):
+            self.reached.set()
+            assert self.release.wait(60), "the test never released the gate"
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    gate = Gate()
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
+                        [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", gate)])
+    try:
+        yield gate
+    finally:
+        gate.release.set()  # never leave a provisioning thread hanging
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    thread.start()
+    return thread, result
 
 
 # -- who may call it ---------------------------------------------------------------------
@@ -155,3 +213,235 @@ def test_bad_bodies_are_refused_with_what_to_send(server: Pypicloud) -> None:
     res = call(app, "post", ADMIN, {"function_name": "other"})
     assert res.status_int == 400
     assert "function_name" in res.json["message"]
+
+
+# -- what it does ------------------------------------------------------------------------
+
+def test_dry_run_returns_the_plan_and_changes_nothing(server: Pypicloud) -> None:
+    before = aws_state()
+    res = call(server.app, "post", ADMIN, {"dry_run": True})
+    assert res.status_int == 200, res.text
+    assert res.json["dry_run"] is True
+    assert res.json["applied"] == []
+    steps = res.json["plan"]["steps"]
+    assert {step["resource"] for step in steps} >= {"role", "function", "notification"}
+    assert "delete" not in {step["action"] for step in steps}
+    assert aws_state() == before
+    res = call(server.app, "delete", ADMIN, {"dry_run": True})
+    assert res.status_int == 200
+    assert res.json["plan"]["steps"] == []  # nothing to tear down yet
+
+
+def test_provision_then_status_in_sync_then_teardown_leaves_the_account_as_it_was(
+        server: Pypicloud) -> None:
+    # Someone else's notification on the bucket: it must survive both directions.
+    sqs = boto3.client("sqs")
+    queue = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName="audit")["QueueUrl"],
+        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [
+            {"Id": "audit", "QueueArn": queue, "Events": ["s3:ObjectRestore:*"]}]})
+    before = aws_state()
+
+    res = call(server.app, "get", ADMIN)
+    assert res.status_int == 200, res.text
+    assert res.json["in_sync"] is False
+    assert {row["actual"] for row in res.json["resources"]} == {"missing"}
+    assert aws_state() == before  # GET changed nothing
+
+    res = call(server.app, "post", ADMIN, {})
+    assert res.status_int == 200, res.text
+    created = res.json
+    assert created["state"] == "succeeded" and created["dry_run"] is False
+    assert [s["summary"] for s in created["applied"]] == [
+        s["summary"] for s in created["plan"]["steps"]]
+    assert created["applied"], "nothing was applied"
+    after_create = aws_state()
+    assert [name for name, _ in after_create["functions"]] == ["pypicloud_s3_sync"]
+    queues = after_create["notification"]["QueueConfigurations"]
+    assert [q["Id"] for q in queues] == ["audit"]
+
+    res = call(server.app, "get", ADMIN)
+    assert res.status_int == 200
+    assert res.json["in_sync"] is True, res.json["resources"]
+    assert all(row["in_sync"] for row in res.json["resources"])
+    assert res.json["operation"]["id"] == created["id"]
+    assert aws_state() == after_create  # GET changed nothing
+
+    res = call(server.app, "post", ADMIN, {})  # re-running is safe: nothing to do
+    assert res.status_int == 200
+    assert res.json["plan"]["steps"] == [] and res.json["applied"] == []
+    assert aws_state() == after_create
+
+    res = call(server.app, "delete", ADMIN, {})
+    assert res.status_int == 200, res.text
+    assert res.json["applied"]
+    assert aws_state() == before
+    assert call(server.app, "get", ADMIN).json["in_sync"] is False
+
+
+def test_a_second_provisioning_while_one_runs_gets_409_not_a_second_deploy(
+        server: Pypicloud, gate: Gate) -> None:
+    first, answer = in_thread(lambda: call(server.app, "post", ADMIN, {}))
+    try:
+        assert gate.reached.wait(30), "the first provisioning never reached AWS"
+        for method in ("post", "delete"):
+            res = call(server.app, method, ADMIN, {})
+            assert res.status_int == 409, res.text
+            assert res.json["error"] == "busy"
+            assert "create started by admin" in res.json["message"]
+        res = call(server.app, "get", ADMIN)  # status is still available meanwhile
+        assert res.status_int == 200
+        assert res.json["operation"]["state"] == "running"
+    finally:
+        gate.release.set()
+        first.join(60)
+    assert answer[0].status_int == 200, answer[0].text
+    assert answer[0].json["state"] == "succeeded"
+    functions = boto3.client("lambda").list_functions()["Functions"]
+    assert len(functions) == 1
+    assert call(server.app, "get", ADMIN).json["in_sync"] is True
+    assert call(server.app, "post", ADMIN, {}).status_int == 200  # the lock was released
+
+
+def test_a_slow_provisioning_frees_the_worker_and_reports_progress(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
+        gate: Gate) -> None:
+    server = pypicloud_factory(**{"s3sync.bundle": str(function_zip),
+                                  "s3sync.admin.wait": "0.5"})
+    started = time.monotonic()
+    res = call(server.app, "post", ADMIN, {})
+    assert time.monotonic() - started < 10  # the worker came back
+    assert res.status_int == 202, res.text
+    assert res.json["state"] == "running"
+    assert res.headers["Location"].endswith(URL)
+    assert gate.reached.is_set()
+    assert call(server.app, "post", ADMIN, {}).status_int == 409
+    gate.release.set()
+    deadline = time.monotonic() + 60
+    while True:
+        status = call(server.app, "get", ADMIN)
+        if status.status_int == 200 and status.json["operation"]["state"] != "running":
+            break
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.2)
+    operation = status.json["operation"]
+    assert operation["state"] == "succeeded"
+    assert len(operation["applied"]) == len(operation["plan"]["steps"])
+    assert operation["progress"][0].startswith("[1/")
+    assert status.json["in_sync"] is True
+
+
+def test_a_missing_bundle_builder_is_a_clear_refusal(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud]) -> None:
+    try:
+        import pypicloud_s3sync.bundle  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the bundle builder is installed; this covers installations without it")
+    server = pypicloud_factory()
+    before = aws_state()
+    res = call(server.app, "post", ADMIN, {})
+    assert res.status_int == 409, res.text
+    assert "s3sync.bundle" in res.json["message"]
+    assert aws_state() == before
+
+
+def test_aws_refusing_the_servers_credentials_comes_back_as_json(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path) -> None:
+    from moto.core import enable_iam_authentication
+
+    iam = boto3.client("iam")
+    iam.create_user(UserName="pypicloud-server")
+    iam.put_user_policy(UserName="pypicloud-server", PolicyName="read-only",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                            "Effect": "Allow", "Resource": "*",
+                            "Action": ["s3:*", "sts:GetCallerIdentity"]}]}))
+    key = iam.create_access_key(UserName="pypicloud-server")["AccessKey"]
+    server = pypicloud_factory(**{"storage.aws_access_key_id": key["AccessKeyId"],
+                                  "storage.aws_secret_access_key": key["SecretAccessKey"],
+                                  "s3sync.bundle": str(function_zip)})
+    with enable_iam_authentication():
+        for method in ("get", "post", "delete"):
+            res = call(server.app, method, ADMIN, {})
+            assert res.status_int == 502, res.text
+            assert res.json["error"] == "aws_access_denied"
+            assert "iam:GetRole" in res.json["message"]  # which permission is missing
+            assert "admin API documentation" in res.json["message"]
+            assert key["SecretAccessKey"] not in res.text
+    assert boto3.client("iam").list_roles()["Roles"] == []
+
+
+def test_unreachable_aws_is_a_gateway_timeout(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = pypicloud_factory(**{"s3sync.endpoint_url": "http://127.0.0.1:9",
+                                  "s3sync.bundle": str(function_zip)})
+    for method in ("get", "post"):
+        res = call(server.app, method, ADMIN, {})
+        assert res.status_int == 504, res.text
+        assert res.json["error"] == "aws_unreachable"
+        assert "127.0.0.1:9" in res.json["message"]
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+def test_no_answer_and_no_log_line_contains_a_secret(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
+        cache_settings: Callable[[str], dict[str, str]], caplog: pytest.LogCaptureFixture,
+) -> None:
+    from urllib.parse import urlsplit
+
+    db_url = urlsplit(cache_settings("postgresql")["db.url"])
+    user = db_url.username or "postgres"
+    # The local server trusts connections, so the password is accepted and ignored.
+    url_with_password = db_url._replace(
+        netloc=f"{user}:{DB_PASSWORD}@{db_url.hostname}:{db_url.port or 5432}").geturl()
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="pypicloud_s3sync")
+    server = pypicloud_factory(cache="postgresql", **{
+        "db.url": url_with_password,
+        "storage.aws_access_key_id": AWS_KEY_ID,
+        "storage.aws_secret_access_key": AWS_SECRET,
+        "s3sync.bundle": str(function_zip),
+    })
+    secrets = [DB_PASSWORD, AWS_KEY_ID, AWS_SECRET, server.settings["session.encrypt_key"],
+               server.settings["session.validate_key"], server.settings["user.admin"]]
+    answers = [
+        call(server.app, "get", ADMIN),
+        call(server.app, "post", ADMIN, {"dry_run": True}),
+        call(server.app, "post", ADMIN, {}),  # refused: the db.url holds a password
+    ]
+    assert answers[1].status_int == 409
+    assert "db.url" in answers[1].json["message"]
+    assert "***" in answers[1].json["message"]
+
+    # The operator chooses to copy the password into the function: now the plan itself
+    # carries it, and the answers still must not.
+    server = pypicloud_factory(cache="postgresql", **{
+        "db.url": url_with_password,
+        "storage.aws_access_key_id": AWS_KEY_ID,
+        "storage.aws_secret_access_key": AWS_SECRET,
+        "s3sync.bundle": str(function_zip),
+        "s3sync.db_password": "copy",
+    })
+    answers += [
+        call(server.app, "post", ADMIN, {"dry_run": True}),
+        call(server.app, "post", ADMIN, {}),
+        call(server.app, "get", ADMIN),
+        call(server.app, "delete", ADMIN, {"dry_run": True}),
+    ]
+    assert answers[-3].status_int == 200, answers[-3].text
+    environment = boto3.client("lambda").get_function_configuration(
+        FunctionName="pypicloud_s3_sync")["Environment"]["Variables"]
+    assert DB_PASSWORD in environment["PYPICLOUD_SETTINGS"]  # it was there to leak
+    answers.append(call(server.app, "delete", ADMIN, {}))
+    assert answers[-1].status_int == 200
+    for answer in answers:
+        for secret in secrets:
+            assert secret not in answer.text, (answer.request.method, answer.text)
+    for secret in secrets:
+        assert secret not in caplog.text
