@@ -99,11 +99,17 @@ class Gate:
     def __init__(self) -> None:
         self.reached = threading.Event()
         self.release = threading.Event()
+        #: Which calls to hold: the first mutating call of a provisioning by default.
+        self.operations: set[str] | None = None
+        self.held: list[str] = []
 
     def __call__(self, model: Any, **kwargs: Any) -> None:
         from pypicloud_s3sync.deploy import is_mutating
 
-        if is_mutating(model.name) and threading.current_thread().name.startswith("s3sync-"):
+        if not threading.current_thread().name.startswith("s3sync-"):
+            return
+        if model.name in self.operations if self.operations else is_mutating(model.name):
+            self.held.append(model.name)
             self.reached.set()
             assert self.release.wait(60), "the test never released the gate"
 
@@ -316,7 +322,7 @@ def test_a_slow_provisioning_frees_the_worker_and_reports_progress(
     assert res.status_int == 202, res.text
     assert res.json["state"] == "running"
     assert res.headers["Location"].endswith(URL)
-    assert gate.reached.is_set()
+    assert gate.reached.wait(30)
     assert call(server.app, "post", ADMIN, {}).status_int == 409
     gate.release.set()
     deadline = time.monotonic() + 60
@@ -331,6 +337,27 @@ def test_a_slow_provisioning_frees_the_worker_and_reports_progress(
     assert len(operation["applied"]) == len(operation["plan"]["steps"])
     assert operation["progress"][0].startswith("[1/")
     assert status.json["in_sync"] is True
+
+
+def test_a_slow_status_frees_the_worker_and_is_computed_once(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
+        gate: Gate) -> None:
+    server = pypicloud_factory(**{"s3sync.bundle": str(function_zip),
+                                  "s3sync.admin.wait": "0.5"})
+    gate.operations = {"GetRole"}
+    for _ in range(3):
+        res = call(server.app, "get", ADMIN)
+        assert res.status_int == 202, res.text
+        assert res.json["state"] == "computing"
+        assert res.headers["Retry-After"]
+    assert gate.held == ["GetRole"]  # three GETs, one computation
+    gate.release.set()
+    deadline = time.monotonic() + 30
+    while (res := call(server.app, "get", ADMIN)).status_int == 202:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert res.status_int == 200
+    assert res.json["in_sync"] is False
 
 
 def test_a_missing_bundle_builder_is_a_clear_refusal(
