@@ -1,0 +1,93 @@
+"""Shared pieces for the deploy tests: an ini, a small real zip, an account snapshot,
+and a counter of the AWS calls a planner makes."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pypicloud_s3sync import deploy
+from pypicloud_s3sync.settings import load_config
+
+from .pypicloud_app import write_ini
+
+BUCKET = "packages"
+PREFIX = "pkgs/"
+REGION = "us-east-1"
+REDIS = {"pypi.db": "redis", "db.url": "redis://cache.internal:6379/0"}
+
+
+def write_zip(path: Path, body: str = "def handle_event(event, context):\n    return 0\n") -> Path:
+    """A real, tiny function zip; enough for Lambda (moto) to accept and hash."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("pypicloud_s3sync/__init__.py", "")
+        archive.writestr("pypicloud_s3sync/handler.py", body)
+    return path
+
+
+def make_config(tmp_path: Path, name: str = "pypicloud.ini", **settings: str) -> Any:
+    values = {"storage.bucket": BUCKET, "storage.prefix": PREFIX, **REDIS, **settings}
+    values = {k: v for k, v in values.items() if v is not None}
+    path = tmp_path / name
+    write_ini(path, values)
+    return load_config(str(path))
+
+
+@dataclass
+class Recorder:
+    """Every AWS operation the clients made, in order (hooked on botocore's events)."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    @property
+    def mutating(self) -> list[str]:
+        return [name for name in self.calls if deploy.is_mutating(name)]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+def clients_for(config: Any, options: deploy.DeployOptions,
+                recorder: Recorder | None = None) -> deploy.AwsClients:
+    session = boto3.Session()
+    if recorder is not None:
+        session.events.register("before-call.*.*", recorder)
+    return deploy.AwsClients.from_config(config, options, session=session)
+
+
+def snapshot(bucket: str = BUCKET, endpoint_url: str | None = None) -> dict[str, Any]:
+    """Everything create could touch, as a user would look at it in the console."""
+    def client(name: str) -> Any:
+        return boto3.client(name, region_name=REGION, endpoint_url=endpoint_url)
+
+    iam, lam, s3, events = client("iam"), client("lambda"), client("s3"), client("events")
+    roles = {}
+    for role in iam.list_roles()["Roles"]:
+        name = role["RoleName"]
+        roles[name] = {
+            "inline": sorted(iam.list_role_policies(RoleName=name)["PolicyNames"]),
+            "attached": sorted(p["PolicyArn"] for p in
+                               iam.list_attached_role_policies(RoleName=name)[
+                                   "AttachedPolicies"]),
+        }
+    functions = {}
+    for fn in lam.list_functions()["Functions"]:
+        try:
+            policy = json.loads(lam.get_policy(FunctionName=fn["FunctionName"])["Policy"])
+            statements = sorted(s["Sid"] for s in policy["Statement"])
+        except lam.exceptions.ResourceNotFoundException:
+            statements = []
+        functions[fn["FunctionName"]] = {"sha": fn["CodeSha256"], "statements": statements}
+    notification = s3.get_bucket_notification_configuration(Bucket=bucket)
+    notification.pop("ResponseMetadata", None)
+    rules = {r["Name"]: r.get("EventPattern") for r in events.list_rules()["Rules"]}
+    return {"roles": roles, "functions": functions, "notification": notification,
+            "rules": rules}

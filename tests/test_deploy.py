@@ -1,0 +1,538 @@
+"""The deploy planner against moto in-process: what an operator would check in the console."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pypicloud_s3sync import deploy, iam, notifications
+from pypicloud_s3sync.settings import ConfigError
+
+from . import moto_gaps
+from .deploy_helpers import (
+    BUCKET,
+    PREFIX,
+    REGION,
+    Recorder,
+    clients_for,
+    make_config,
+    snapshot,
+    write_zip,
+)
+
+FUNCTION = "pypicloud_s3_sync"
+ENTRY_ID = notifications.entry_id(FUNCTION)
+
+
+@pytest.fixture(autouse=True)
+def _moto_returns_eventbridge() -> None:
+    moto_gaps.apply()
+
+
+@pytest.fixture
+def bucket(aws: None) -> str:
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+@pytest.fixture
+def code(tmp_path):
+    return deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
+
+
+def create(config, recorder=None, code=None, **options):
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts, recorder)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    deploy.apply(plan, clients, sleep=lambda s: None)
+    return plan
+
+
+def delete(config, recorder=None, **options):
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts, recorder)
+    plan = deploy.plan_delete(config, opts, clients)
+    deploy.apply(plan, clients)
+    return plan
+
+
+def function_env(name=FUNCTION):
+    config = boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=name)
+    return config["Environment"]["Variables"]
+
+
+def bucket_notification():
+    result = boto3.client("s3", region_name=REGION).get_bucket_notification_configuration(
+        Bucket=BUCKET)
+    result.pop("ResponseMetadata")
+    return result
+
+
+# -- create, re-run, status ------------------------------------------------------------------
+
+def test_first_run_creates_everything_and_second_run_makes_no_mutating_call(
+        bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    recorder = Recorder()
+    plan = create(config, recorder, code)
+    first = list(recorder.mutating)
+    assert first == ["CreateRole", "PutRolePolicy", "CreateFunction",
+                     "PutFunctionEventInvokeConfig", "AddPermission",
+                     "PutBucketNotificationConfiguration"]
+    assert [s.operation for s in plan.steps] == [
+        "create_role", "put_role_policy", "create_function",
+        "put_function_event_invoke_config", "add_permission",
+        "put_bucket_notification_configuration"]
+
+    recorder.clear()
+    again = create(config, recorder, code)
+    assert again.is_empty
+    assert recorder.mutating == []
+    assert recorder.calls  # it did look
+    assert "Nothing to create" in again.describe()
+
+    # -f with unchanged code and config: still nothing to do.
+    recorder.clear()
+    assert create(config, recorder, code, force=True).is_empty
+    assert recorder.mutating == []
+
+    lam = boto3.client("lambda", region_name=REGION)
+    fn = lam.get_function(FunctionName=FUNCTION)
+    assert fn["Configuration"]["CodeSha256"] == code.sha256
+    assert fn["Configuration"]["Runtime"] == deploy.DEFAULT_RUNTIME
+    assert fn["Configuration"]["Handler"] == "pypicloud_s3sync.handler.handle_event"
+    assert fn["Tags"][iam.MANAGED_TAG] == iam.MANAGED_VALUE
+    invoke = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+    assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (2, 21600)
+
+
+def test_status_in_sync_then_drift(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code)
+    opts = deploy.DeployOptions.from_config(config)
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert report.in_sync, report.describe()
+    assert {row.resource for row in report.rows} >= {
+        "role", "role-policy", "function", "function-code", "permission", "notification"}
+
+    boto3.client("lambda", region_name=REGION).update_function_configuration(
+        FunctionName=FUNCTION, Timeout=3)
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert not report.in_sync
+    drifted = [row for row in report.rows if not row.in_sync]
+    assert [(row.resource, row.actual) for row in drifted] == [
+        ("function", "differs: Timeout")]
+    assert "DRIFT" in report.describe()
+    assert json.loads(json.dumps(report.to_json()))["in_sync"] is False
+
+
+def test_options_from_ini_and_flags_win(bucket, tmp_path, code):
+    config = make_config(tmp_path, **{"s3sync.memory": "512", "s3sync.timeout": "30",
+                                      "s3sync.function_name": "from-ini"})
+    opts = deploy.DeployOptions.from_config(config, timeout=45)
+    assert (opts.function_name, opts.memory, opts.timeout) == ("from-ini", 512, 45)
+    with pytest.raises(ConfigError, match="memory = 64 is not valid"):
+        deploy.DeployOptions.from_config(config, memory=64)
+    with pytest.raises(ConfigError, match="both subnet ids and security group ids"):
+        deploy.DeployOptions.from_config(config, subnet_ids="subnet-1")
+
+
+# -- what the function gets ------------------------------------------------------------------
+
+def test_function_environment_has_cache_settings_and_no_credentials(bucket, tmp_path, code):
+    config = make_config(
+        tmp_path,
+        **{"pypi.db": "dynamo", "db.url": None, "db.region_name": REGION,
+           "db.namespace": "prod-", "db.aws_access_key_id": "AKIADBKEY",
+           "db.aws_secret_access_key": "db-secret",
+           "storage.aws_access_key_id": "AKIASTORAGE",
+           "storage.aws_secret_access_key": "storage-secret"})
+    create(config, code=code)
+    env = function_env()
+    assert set(env) == {deploy.ENV_VAR}
+    settings = json.loads(env[deploy.ENV_VAR])
+    assert settings == {
+        "pypi.db": "dynamo", "pypi.storage": "s3", "db.region_name": REGION,
+        "db.namespace": "prod-", "storage.bucket": BUCKET, "storage.prefix": PREFIX,
+        "storage.region_name": REGION,
+    }
+    everything = json.dumps(boto3.client("lambda", region_name=REGION).get_function(
+        FunctionName=FUNCTION)["Configuration"])
+    for secret in ("AKIADBKEY", "db-secret", "AKIASTORAGE", "storage-secret", "admin-pass"):
+        assert secret not in everything
+
+
+def test_db_password_refused_with_one_clear_line(bucket, tmp_path, code):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:hunter2@db.internal/pypi"})
+    recorder = Recorder()
+    with pytest.raises(ConfigError) as info:
+        create(config, recorder, code)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "db.url" in message and "postgresql://app:***@db.internal/pypi" in message
+    assert "hunter2" not in message
+    assert "--allow-db-password" in message
+    assert recorder.mutating == []
+
+    plan = create(config, code=code, db_password="copy")
+    assert any("with its password" in w for w in plan.warnings)
+    assert "hunter2" not in json.dumps(plan.to_json())
+    assert "hunter2" not in plan.describe()
+    settings = json.loads(function_env()[deploy.ENV_VAR])
+    assert settings["db.url"] == "postgresql://app:hunter2@db.internal/pypi"
+
+
+def test_sqlite_cache_is_warned_about(bucket, tmp_path, code):
+    config = make_config(tmp_path, **{"pypi.db": "sql", "db.url": "sqlite:////tmp/cache.db"})
+    opts = deploy.DeployOptions.from_config(config)
+    plan = deploy.plan_create(config, opts, clients_for(config, opts), code=code)
+    assert any("SQLite" in w and "cannot" in w for w in plan.warnings)
+
+
+# -- IAM ----------------------------------------------------------------------------------
+
+def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
+        bucket, tmp_path, code, pypicloud_factory):
+    from pypicloud_s3sync.settings import load_config
+
+    # A real pypicloud with a namespaced DynamoDB cache creates its own tables.
+    server = pypicloud_factory(cache="dynamo", bucket=BUCKET, prefix=PREFIX,
+                               **{"db.namespace": "team-"})
+    server.upload("demo", "1.0")
+    create(load_config(str(server.ini)), code=code)
+
+    client = boto3.client("iam")
+    role = client.get_role(RoleName=iam.role_name(FUNCTION))["Role"]
+    assert role["Path"] == iam.ROLE_PATH
+    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"}
+    doc = iam.parse_document(client.get_role_policy(
+        RoleName=role["RoleName"], PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+    assert iam.has_wildcard_resource(doc, ("s3", "dynamodb", "logs")) == []
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["ReadPackages"]["Resource"] == f"arn:aws:s3:::{BUCKET}/{PREFIX}*"
+    assert by_sid["ListPackages"]["Condition"] == {"StringLike": {"s3:prefix": [f"{PREFIX}*"]}}
+    assert "/aws/lambda/pypicloud_s3_sync" in by_sid["OwnLogGroup"]["Resource"]
+    assert "VpcNetworkInterfaces" not in by_sid
+
+    tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
+    arns = [boto3.client("dynamodb", region_name=REGION).describe_table(TableName=t)[
+        "Table"]["TableArn"] for t in tables]
+    assert sorted(tables) == ["team-DynamoPackage", "team-PackageSummary"]
+    assert sorted(by_sid["CacheTables"]["Resource"]) == sorted(
+        arns + [f"{arn}/index/*" for arn in arns])
+
+
+def test_vpc_options_add_network_interface_permissions(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code, subnet_ids="subnet-1,subnet-2", security_group_ids="sg-1")
+    doc = iam.parse_document(boto3.client("iam").get_role_policy(
+        RoleName=iam.role_name(FUNCTION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+    assert "ec2:CreateNetworkInterface" in {
+        a for s in doc["Statement"] for a in s["Action"]}
+    vpc = boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=FUNCTION)["VpcConfig"]
+    assert sorted(vpc["SubnetIds"]) == ["subnet-1", "subnet-2"]
+
+
+def test_given_role_is_used_and_never_touched(bucket, tmp_path, code):
+    client = boto3.client("iam")
+    arn = client.create_role(RoleName="platform-team-role",
+                             AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
+        "Role"]["Arn"]
+    config = make_config(tmp_path)
+    recorder = Recorder()
+    plan = create(config, recorder, code, role_arn=arn)
+    assert not any(c in recorder.mutating for c in ("CreateRole", "PutRolePolicy"))
+    assert not [s for s in plan.steps if s.service == "iam"]
+    assert boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=FUNCTION)["Role"] == arn
+
+    recorder.clear()
+    delete(config, recorder, role_arn=arn)
+    assert not [c for c in recorder.mutating if "Role" in c]
+    assert client.get_role(RoleName="platform-team-role")["Role"]["Arn"] == arn
+    assert client.list_role_policies(RoleName="platform-team-role")["PolicyNames"] == []
+
+
+def test_foreign_role_with_our_name_is_refused(bucket, tmp_path, code):
+    boto3.client("iam").create_role(RoleName=iam.role_name(FUNCTION),
+                                    AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))
+    with pytest.raises(deploy.DeployError, match="not created by pypicloud-s3sync.*-a"):
+        create(make_config(tmp_path), code=code)
+
+
+# -- the function ---------------------------------------------------------------------------
+
+def test_force_updates_code_and_configuration_in_place(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code)
+    lam = boto3.client("lambda", region_name=REGION)
+    before = lam.get_function_configuration(FunctionName=FUNCTION)
+
+    new_code = deploy.ZipBundle.from_path(
+        write_zip(tmp_path / "v2.zip", "def handle_event(event, context):\n    return 2\n"))
+    assert new_code.sha256 != code.sha256
+
+    # Without -f an existing function is left alone, and the operator is told so.
+    plan = create(config, code=new_code, timeout=120)
+    assert plan.is_empty
+    assert any("-f" in w and "Timeout" in w for w in plan.warnings)
+    assert lam.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"] == code.sha256
+
+    recorder = Recorder()
+    plan = create(config, recorder, new_code, force=True, timeout=120)
+    assert recorder.mutating == ["UpdateFunctionConfiguration", "UpdateFunctionCode"]
+    after = lam.get_function_configuration(FunctionName=FUNCTION)
+    assert after["CodeSha256"] == new_code.sha256
+    assert after["Timeout"] == 120
+    assert after["FunctionArn"] == before["FunctionArn"]
+    assert "DeleteFunction" not in recorder.calls
+
+
+def test_foreign_function_needs_force_and_keeps_its_other_variables(bucket, tmp_path, code):
+    """A function left by pypicloud's old script: python2.7-era, no tag, extra env vars."""
+    role = boto3.client("iam").create_role(
+        RoleName="old", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))["Role"]["Arn"]
+    lam = boto3.client("lambda", region_name=REGION)
+    old = lam.create_function(
+        FunctionName=FUNCTION, Runtime="python3.9", Role=role, Handler="lambda_script.handle",
+        Code={"ZipFile": (tmp_path / "function.zip").read_bytes()},
+        Environment={"Variables": {"PPC_DB_URL": "kept-by-operator"}})
+    s3 = boto3.client("s3", region_name=REGION)
+    # The old script's entries: no Id of ours, no filter, aimed at this function.
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [
+            {"LambdaFunctionArn": old["FunctionArn"], "Events": ["s3:ObjectCreated:*"]},
+            {"LambdaFunctionArn": old["FunctionArn"], "Events": ["s3:ObjectRemoved:*"]}]})
+    config = make_config(tmp_path)
+    with pytest.raises(deploy.DeployError, match="not created by pypicloud-s3sync.*-f"):
+        create(config, code=code)
+    create(config, code=code, force=True)
+    env = function_env()
+    assert env["PPC_DB_URL"] == "kept-by-operator"
+    assert json.loads(env[deploy.ENV_VAR])["db.url"] == "redis://cache.internal:6379/0"
+    assert lam.get_function(FunctionName=FUNCTION)["Tags"][iam.MANAGED_TAG] == "true"
+    entries = bucket_notification()["LambdaFunctionConfigurations"]
+    assert [e["Id"] for e in entries] == [ENTRY_ID]
+
+
+def test_too_large_zip_is_refused_before_any_change(bucket, tmp_path, monkeypatch, code):
+    monkeypatch.setattr(deploy, "MAX_ZIP_BYTES", code.size - 1)
+    recorder = Recorder()
+    with pytest.raises(deploy.DeployError, match="at most"):
+        create(make_config(tmp_path), recorder, code)
+    assert recorder.mutating == []
+
+
+# -- permissions and notifications ------------------------------------------------------------
+
+def test_invoke_permission_is_scoped_to_bucket_and_account(bucket, tmp_path, code):
+    create(make_config(tmp_path), code=code)
+    policy = json.loads(boto3.client("lambda", region_name=REGION).get_policy(
+        FunctionName=FUNCTION)["Policy"])
+    [statement] = policy["Statement"]
+    assert statement["Sid"] == f"pypicloud-s3sync-s3-{BUCKET}"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"] == {
+        "ArnLike": {"AWS:SourceArn": f"arn:aws:s3:::{BUCKET}"},
+        "StringEquals": {"AWS:SourceAccount": "123456789012"}}
+
+
+def _foreign_destinations(tmp_path):
+    """A Lambda function, an SQS queue, an SNS topic and EventBridge, owned by others."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="audit")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
+    role = boto3.client("iam").create_role(
+        RoleName="thumbnailer", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
+        "Role"]["Arn"]
+    fn_arn = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="thumbnailer", Runtime="python3.12", Role=role, Handler="x.y",
+        Code={"ZipFile": write_zip(tmp_path / "other.zip").read_bytes()})["FunctionArn"]
+
+    def rule(name, value):
+        return {"Key": {"FilterRules": [{"Name": name, "Value": value}]}}
+
+    return {
+        "LambdaFunctionConfigurations": [
+            {"Id": "thumbs", "LambdaFunctionArn": fn_arn, "Events": ["s3:ObjectCreated:*"],
+             "Filter": rule("prefix", "images/")}],
+        "QueueConfigurations": [
+            {"Id": "audit-log", "QueueArn": queue_arn, "Events": ["s3:ObjectRemoved:*"],
+             "Filter": rule("prefix", "audit/")},
+            {"Id": "restores", "QueueArn": queue_arn, "Events": ["s3:ObjectRestore:*"]}],
+        "TopicConfigurations": [
+            {"Id": "big-uploads", "TopicArn": topic_arn, "Events": ["s3:ObjectCreated:Put"],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "isos/"},
+                                                {"Name": "suffix", "Value": ".iso"}]}}}],
+        "EventBridgeConfiguration": {},
+    }
+
+
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+def test_foreign_notifications_of_every_kind_survive_create_and_delete(
+        bucket, tmp_path, code, delivery):
+    foreign = _foreign_destinations(tmp_path)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration=foreign)
+    before_all = snapshot()
+    before = bucket_notification()
+    assert "EventBridgeConfiguration" in before  # what AWS returns (moto_gaps)
+
+    config = make_config(tmp_path)
+    create(config, code=code, delivery=delivery)
+    during = bucket_notification()
+    for kind in ("QueueConfigurations", "TopicConfigurations"):
+        assert during[kind] == before[kind]
+    assert during["EventBridgeConfiguration"] == {}
+    lambdas = {e["Id"]: e for e in during["LambdaFunctionConfigurations"]}
+    assert lambdas["thumbs"] == before["LambdaFunctionConfigurations"][0]
+    if delivery == "direct":
+        assert set(lambdas) == {"thumbs", ENTRY_ID}
+        assert lambdas[ENTRY_ID]["Filter"]["Key"]["FilterRules"] == [
+            {"Name": "prefix", "Value": PREFIX}]
+        assert sorted(lambdas[ENTRY_ID]["Events"]) == notifications.OUR_EVENTS
+    else:
+        assert set(lambdas) == {"thumbs"}
+
+    assert create(config, code=code, delivery=delivery).is_empty
+    plan = delete(config)
+    assert any("kept as they are" in s.summary for s in plan.steps) == (delivery == "direct")
+    assert bucket_notification() == before
+    assert snapshot() == before_all
+
+
+def test_overlapping_foreign_notification_is_a_clear_error(bucket, tmp_path, code):
+    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="everything")
+    arn = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=queue["QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"QueueConfigurations": [
+            {"Id": "mirror-all", "QueueArn": arn, "Events": ["s3:ObjectCreated:Put"]}]})
+    before = snapshot()
+    recorder = Recorder()
+    with pytest.raises(deploy.DeployError) as info:
+        create(make_config(tmp_path), recorder, code)
+    message = str(info.value)
+    assert "'mirror-all'" in message and arn in message
+    assert "--delivery eventbridge" in message
+    assert recorder.mutating == []
+    assert snapshot() == before
+
+    # The suggested way out works and leaves the queue's entry alone.
+    create(make_config(tmp_path), code=code, delivery="eventbridge")
+    assert bucket_notification()["QueueConfigurations"][0]["Id"] == "mirror-all"
+
+
+def test_eventbridge_delivery(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    before = snapshot()
+    create(config, code=code, delivery="eventbridge")
+    assert bucket_notification() == {"EventBridgeConfiguration": {}}
+    events = boto3.client("events", region_name=REGION)
+    name = f"pypicloud-s3sync-{FUNCTION}"
+    rule = events.describe_rule(Name=name)
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
+        "detail": {"bucket": {"name": [BUCKET]}, "object": {"key": [{"prefix": PREFIX}]}}}
+    [target] = events.list_targets_by_rule(Rule=name)["Targets"]
+    assert target["Arn"].endswith(f":function:{FUNCTION}")
+    [statement] = json.loads(boto3.client("lambda", region_name=REGION).get_policy(
+        FunctionName=FUNCTION)["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+
+    # Switching to direct delivery removes the EventBridge path it no longer needs.
+    create(config, code=code, delivery="direct")
+    assert name not in {r["Name"] for r in events.list_rules()["Rules"]}
+    assert [e["Id"] for e in bucket_notification()["LambdaFunctionConfigurations"]] == [
+        ENTRY_ID]
+
+    create(config, code=code, delivery="eventbridge")
+    delete(config)
+    assert snapshot() == before
+
+
+def test_notification_retried_while_permission_propagates(bucket, tmp_path, code):
+    """AWS rejects the notification until the new permission has propagated.
+
+    moto accepts it at once, so the first PutBucketNotificationConfiguration gets the
+    error AWS documents for this case; every other call is moto's.
+    """
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    refusals = iter([True, True])
+
+    def not_yet(model, **_):
+        if next(refusals, False):
+            raise ClientError({"Error": {
+                "Code": "InvalidArgument",
+                "Message": "Unable to validate the following destination configurations"}},
+                model.name)
+
+    clients.client("s3").meta.events.register(
+        "before-call.s3.PutBucketNotificationConfiguration", not_yet)
+    slept = []
+    results = deploy.apply(plan, clients, sleep=slept.append)
+    assert slept == [1, 2]
+    assert results[-1].attempts == 3
+    assert bucket_notification()["LambdaFunctionConfigurations"][0]["Id"] == ENTRY_ID
+
+
+# -- plan output and dry run ---------------------------------------------------------------
+
+def test_dry_run_plan_is_json_safe_and_changes_nothing(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    before = snapshot()
+    recorder = Recorder()
+    opts = deploy.DeployOptions.from_config(config)
+    plan = deploy.plan_create(config, opts, clients_for(config, opts, recorder), code=code)
+    assert recorder.mutating == []
+    assert snapshot() == before
+    document = json.loads(json.dumps(plan.to_json()))
+    [create_fn] = [s for s in document["steps"] if s["call"] == "lambda.create_function"]
+    assert create_fn["params"]["Code"] == {"ZipFile": {"sha256": code.sha256,
+                                                       "bytes": code.size}}
+    assert create_fn["params"]["Environment"]["Variables"][deploy.ENV_VAR]["pypi.db"] == "redis"
+    policy = [s for s in document["steps"] if s["call"] == "iam.put_role_policy"][0]
+    assert policy["params"]["PolicyDocument"]["Version"] == "2012-10-17"
+    lines = plan.describe().splitlines()
+    assert lines[0].startswith("Plan to create pypicloud_s3_sync in us-east-1")
+    assert [line[2] for line in lines[1:7]] == ["+", "+", "+", "+", "+", "~"]
+
+
+def test_delete_with_nothing_deployed_is_empty(bucket, tmp_path):
+    recorder = Recorder()
+    plan = delete(make_config(tmp_path), recorder)
+    assert plan.is_empty and recorder.mutating == []
+    assert "Nothing to delete" in plan.describe()
+
+
+def test_delete_keeps_a_role_someone_else_added_policies_to(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code)
+    client = boto3.client("iam")
+    client.put_role_policy(RoleName=iam.role_name(FUNCTION), PolicyName="extra",
+                           PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                               {"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+                                "Resource": "*"}]}))
+    plan = delete(config)
+    assert any("extra" in note for note in plan.notes)
+    assert client.list_role_policies(RoleName=iam.role_name(FUNCTION))["PolicyNames"] == [
+        "extra"]
+
+
+def test_missing_bucket_is_a_clear_error(aws, tmp_path, code):
+    with pytest.raises(deploy.DeployError, match="bucket packages does not exist"):
+        create(make_config(tmp_path), code=code)
