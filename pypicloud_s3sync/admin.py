@@ -161,6 +161,16 @@ def secret_values(settings: Mapping[str, Any],
     for name in _SECRET_ENVIRON:
         if environ.get(name):
             found.add(environ[name])
+    # PPC_* variables override settings (and may exist without an ini key at all).
+    for name, value in environ.items():
+        if not name.startswith("PPC_"):
+            continue
+        if _SECRET_KEY.search(name[4:].lower().replace("_", ".", 1)):
+            found.add(value)
+        with contextlib.suppress(ValueError):
+            password = urlsplit(value).password
+            if password:
+                found.add(password)
     return frozenset(v.strip() for v in found if len(v.strip()) >= _MIN_SECRET_LENGTH)
 
 

@@ -116,22 +116,33 @@ class OperationLog:
 
 # -- request guards ----------------------------------------------------------------------
 
-def _request_origin(request: Request) -> str:
-    return f"{request.scheme}://{request.host}".lower()
+def _host_without_default_port(host: str, scheme: str | None = None) -> str:
+    host = host.lower()
+    for default in ((":443",) if scheme == "https" else (":80",) if scheme == "http"
+                    else (":80", ":443")):
+        if host.endswith(default):
+            return host[: -len(default)]
+    return host
 
 
 def check_same_origin(request: Request, settings: AdminSettings) -> None:
     """Refuse a mutating request a browser sent on behalf of another site.
 
     Browsers attach ``Origin`` to every cross-origin POST/DELETE (and ``Sec-Fetch-Site``
-    in modern ones); scripts and curl usually send neither, and are let through.
+    in modern ones); scripts and curl usually send neither, and are let through. The
+    host is compared, not the scheme, because a TLS-terminating proxy in front of
+    pypicloud makes the browser's ``https`` origin arrive as plain ``http``.
     """
+    from urllib.parse import urlsplit
+
     from .admin import normalise_origin
 
     origin = request.headers.get("Origin")
     if origin is not None:
-        own = {normalise_origin(_request_origin(request)), *settings.allowed_origins}
-        if normalise_origin(origin) not in own:
+        normalised = normalise_origin(origin)
+        origin_host = urlsplit(normalised).netloc if normalised else None
+        own_host = _host_without_default_port(request.host)
+        if origin_host != own_host and normalised not in settings.allowed_origins:
             raise ApiError(
                 403, "cross_origin",
                 f"refused: this request comes from another site ({origin[:100]}); "

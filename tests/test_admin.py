@@ -119,6 +119,12 @@ def test_every_secret_setting_is_recognised():
             "validate-key-value", "$6$rounds=1000$hashhash", "ldap-password",
             "env-secret-key"} <= secrets
     assert "packages" not in secrets and "sql" not in secrets
+    from_environment = secret_values({}, environ={
+        "PPC_DB_URL": "redis://:redis-password@cache:6379/0",
+        "PPC_STORAGE_AWS_SECRET_ACCESS_KEY": "env-storage-secret",
+        "PPC_STORAGE_BUCKET": "packages-bucket",
+    })
+    assert from_environment == {"redis-password", "env-storage-secret"}
     text = {"message": "could not use postgresql://pypi:db-password-1@db.internal/pypi",
             "list": ["key AKIAEXAMPLEKEY", 3]}
     assert scrub(text, secrets) == {

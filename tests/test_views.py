@@ -206,6 +206,20 @@ def test_same_origin_json_from_the_ui_session_is_accepted(server: Pypicloud) -> 
     assert res.json["dry_run"] is True
 
 
+def test_same_origin_behind_a_tls_proxy_is_accepted_and_a_lookalike_is_not(
+        server: Pypicloud) -> None:
+    # The proxy terminates TLS and passes the Host on: pypicloud sees http, the browser
+    # sends its https origin.
+    proxied = {**basic_auth(ADMIN), "HTTP_HOST": "pypi.example.com"}
+    for origin, status in [("https://pypi.example.com", 200),
+                           ("https://pypi.example.com.evil.example", 403),
+                           ("https://evil.example", 403), ("null", 403)]:
+        res = server.app.post(URL, params=json.dumps({"dry_run": True}),
+                              content_type="application/json", extra_environ=proxied,
+                              headers={"Origin": origin}, status="*")
+        assert res.status_int == status, (origin, res.text)
+
+
 def test_bad_bodies_are_refused_with_what_to_send(server: Pypicloud) -> None:
     app = server.app
     res = server.app.post(URL, params="{not json", content_type="application/json",
