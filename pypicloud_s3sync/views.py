@@ -116,10 +116,10 @@ class OperationLog:
 
 # -- request guards ----------------------------------------------------------------------
 
-def _host_without_default_port(host: str, scheme: str | None = None) -> str:
+def _host_without_default_port(host: str) -> str:
+    """``Host`` as an origin would name it: browsers leave out :80 and :443."""
     host = host.lower()
-    for default in ((":443",) if scheme == "https" else (":80",) if scheme == "http"
-                    else (":80", ":443")):
+    for default in (":80", ":443"):
         if host.endswith(default):
             return host[: -len(default)]
     return host
@@ -404,7 +404,11 @@ def run_operation(request: Request, action: str, dry_run: bool,
     LOG.info("s3sync %s%s started by %s", action, " (dry run)" if dry_run else "", op.user)
     # Not a daemon: a server shutting down waits for AWS changes in flight to finish
     # instead of leaving half a deployment behind.
-    threading.Thread(target=target, name=f"s3sync-{action}-{op.id}", daemon=False).start()
+    try:
+        threading.Thread(target=target, name=f"s3sync-{action}-{op.id}", daemon=False).start()
+    except BaseException:
+        lock.__exit__(None, None, None)  # never keep the lock for work that never started
+        raise
     op.done.wait(request.registry.s3sync_admin.wait_seconds)
     return op
 
@@ -541,6 +545,10 @@ def _mutate(request: Request, action: str, allowed: frozenset[str]) -> dict[str,
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
         error = _scrub_error(error_for(exc), secrets)
         _log_failure(f"s3sync {action}", error, exc, secrets)
+        if error.error == "busy":
+            last: Operation | None = request.registry.s3sync_operations.last
+            running = last.to_json() if last is not None and last.state == "running" else None
+            return _fail(request, error, operation=running)
         return _fail(request, error)
     return _operation_answer(request, op)
 

@@ -311,6 +311,7 @@ def test_a_second_provisioning_while_one_runs_gets_409_not_a_second_deploy(
             assert res.status_int == 409, res.text
             assert res.json["error"] == "busy"
             assert "create started by admin" in res.json["message"]
+            assert res.json["operation"]["state"] == "running"
         res = call(server.app, "get", ADMIN)  # status is still available meanwhile
         assert res.status_int == 200
         assert res.json["operation"]["state"] == "running"
