@@ -139,13 +139,15 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
         from .deploy import ApplyError
 
+        command = getattr(args, "command", None)
+        prog = f"ppc-s3sync {command}" if command else args.prog
         try:
             return run(args)
         except ApplyError as exc:
-            print(f"{args.prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {exc}", file=sys.stderr)
             return EXIT_AWS
         except (BotoCoreError, ClientError) as exc:
-            print(f"{args.prog}: error: AWS: {exc}", file=sys.stderr)
+            print(f"{prog}: error: AWS: {exc}", file=sys.stderr)
             return EXIT_AWS
 
     return wrapper
