@@ -720,6 +720,7 @@ def build_bundle(
         say(f"using the cached bundle for {target.runtime} on {target.arch}")
     with zipfile.ZipFile(cached) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
+    _check_limits(cached.stat().st_size, unzipped, include_boto3)
     path = cached
     if destination is not None:
         _write_atomic(destination, cached.read_bytes())
@@ -727,6 +728,19 @@ def build_bundle(
     return Bundle(path=path, sha256=zip_sha256(path), size=path.stat().st_size,
                   unzipped_size=unzipped, runtime=target.runtime, arch=target.arch,
                   handler=HANDLER)
+
+
+def _check_limits(size: int, unzipped: int, include_boto3: bool) -> None:
+    """Lambda refuses bigger code; say so before anyone tries to upload it."""
+    if size > MAX_ZIPPED:
+        raise BundleError(
+            f"the bundle is {size / 2**20:.1f} MiB zipped, over Lambda's 50 MB limit for "
+            "a direct upload" + ("; build without --include-boto3" if include_boto3 else "")
+        )
+    if unzipped > MAX_UNZIPPED:
+        raise BundleError(
+            f"the bundle is {unzipped / 2**20:.1f} MiB unzipped, over Lambda's 250 MB limit"
+        )
 
 
 def _check_output(destination: Path) -> None:
@@ -773,17 +787,7 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
                 "function will compile its modules on each cold start (slower)")
         say("writing the zip...")
         scratch = Path(tmp) / "bundle.zip"
-        unzipped = _write_zip(tree, scratch)
-        size = scratch.stat().st_size
-        if size > MAX_ZIPPED:
-            raise BundleError(
-                f"the bundle is {size / 2**20:.1f} MiB zipped, over Lambda's 50 MB limit for "
-                "a direct upload" + ("; build without --include-boto3" if include_boto3 else "")
-            )
-        if unzipped > MAX_UNZIPPED:
-            raise BundleError(
-                f"the bundle is {unzipped / 2**20:.1f} MiB unzipped, over Lambda's 250 MB limit"
-            )
+        _write_zip(tree, scratch)
         check_native_files(scratch, target)
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(scratch), cached)
