@@ -41,6 +41,7 @@ setup(
     install_requires=[
         "pypicloud==1.3.12",
         "SQLAlchemy>=1.4,<2",
+        "packaging",
         "setuptools<82",
         "boto3>=1.26",
         "PasteDeploy",

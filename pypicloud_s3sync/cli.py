@@ -34,12 +34,58 @@ def load(args: argparse.Namespace) -> PypicloudConfig:
 # -- bundle (issue 4) -------------------------------------------------------------------
 
 def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    from .bundle import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
+
     _config_argument(parser)
+    parser.add_argument(
+        "-o", "--output", metavar="FILE",
+        help="where to write the zip (default: <s3sync.function_name>.zip, "
+             "pypicloud_s3_sync.zip unless set)",
+    )
+    parser.add_argument(
+        "--runtime", default=DEFAULT_RUNTIME, metavar="RUNTIME",
+        help=f"Lambda runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
+             f"default {DEFAULT_RUNTIME})",
+    )
+    parser.add_argument(
+        "--arch", default="x86_64", metavar="ARCH",
+        help=f"Lambda architecture: {' or '.join(ARCHITECTURES)} (default x86_64)",
+    )
+    parser.add_argument(
+        "--include-boto3", action="store_true",
+        help="bundle boto3/botocore too instead of using the runtime's (bigger zip)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    load(args)
-    raise NotImplementedError("ppc-build-lambda-bundle is not built yet")
+    import json
+
+    from .bundle import build_bundle, default_output
+
+    config = load(args)
+    runtime = args.runtime if args.runtime.startswith("python") else f"python{args.runtime}"
+    arch = {"aarch64": "arm64", "amd64": "x86_64"}.get(args.arch, args.arch)
+
+    def progress(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    bundle = build_bundle(
+        config, runtime=runtime, arch=arch, include_boto3=args.include_boto3,
+        output=args.output or default_output(config), progress=progress,
+    )
+    mib = 1024 * 1024
+    print(f"wrote {bundle.path}: {bundle.size / mib:.1f} MiB "
+          f"({bundle.unzipped_size / mib:.1f} MiB unzipped) for {bundle.runtime} "
+          f"on {bundle.arch}")
+    print(f"CodeSha256: {bundle.sha256}")
+    print(f"handler: {bundle.handler}")
+    print("environment: PYPICLOUD_SETTINGS="
+          + json.dumps(json.dumps(config.function.values, sort_keys=True)))
+    for reason in config.function.withheld.values():
+        progress(f"note: {reason}")
+    return 0
 
 
 # -- create / delete / status (issue 5) -------------------------------------------------
@@ -139,13 +185,15 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
         from .deploy import ApplyError
 
+        command = getattr(args, "command", None)
+        prog = f"ppc-s3sync {command}" if command else args.prog
         try:
             return run(args)
         except ApplyError as exc:
-            print(f"{args.prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {exc}", file=sys.stderr)
             return EXIT_AWS
         except (BotoCoreError, ClientError) as exc:
-            print(f"{args.prog}: error: AWS: {exc}", file=sys.stderr)
+            print(f"{prog}: error: AWS: {exc}", file=sys.stderr)
             return EXIT_AWS
 
     return wrapper

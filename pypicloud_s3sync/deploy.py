@@ -702,6 +702,7 @@ class _Planner:
         o, a, d = self.options, self.actual, self.desired
         if o.role_arn:
             self.notes.append(f"using role {o.role_arn} as given (-a); its policy is yours")
+            self._check_given_role(o.role_arn)
             return
         name = o.role_name
         policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
@@ -747,6 +748,19 @@ class _Planner:
                       "iam", "put_role_policy",
                       {"RoleName": name, "PolicyName": iam.POLICY_NAME,
                        "PolicyDocument": json.dumps(policy)})
+
+    def _check_given_role(self, arn: str) -> None:
+        """A missing ``-a`` role would only show up as Lambda retrying "cannot be assumed"."""
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+            raise DeployError(f"-a {arn} is not an IAM role ARN "
+                              "(arn:aws:iam::ACCOUNT:role/NAME)")
+        if parts[4] != self.desired.account:
+            return  # another account's role: we cannot look, Lambda will tell
+        name = parts[5].rsplit("/", 1)[-1]
+        if _read(self.clients.client("iam").get_role, RoleName=name) is None:
+            raise DeployError(f"the role given with -a ({arn}) does not exist; create it "
+                              "first, or leave out -a to let this command create one")
 
     # function --------------------------------------------------------------
     def function_config(self, code_handler: str) -> dict[str, Any]:

@@ -1,0 +1,446 @@
+"""The Lambda bundle: what is inside, for which target, and that it runs as Lambda runs it.
+
+Bundles are real builds (pip downloads real wheels from the package index); the wheel
+and bundle caches live in one directory per test session, so each target is
+downloaded once.  Running a bundle means what Lambda does: unzip it, start a fresh
+interpreter of the target's version with ``-I -S -B`` (no site-packages, read-only code)
+and only the unzipped bundle plus the runtime's own packages (boto3 and its
+dependencies, installed with ``pip --target``) on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
+
+from pypicloud_s3sync import bundle as bundle_module
+from pypicloud_s3sync.bundle import (
+    ARCHITECTURES,
+    DEFAULT_RUNTIME,
+    HANDLER,
+    RUNTIMES,
+    Bundle,
+    BundleError,
+    Target,
+    build_bundle,
+    find_interpreter,
+)
+from pypicloud_s3sync.cli import main
+from pypicloud_s3sync.settings import load_config
+
+pytestmark = pytest.mark.slow
+
+LOCAL_RUNTIME = f"python3.{sys.version_info.minor}"
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}
+WHEEL_MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+GLIBC_MINOR = {"python3.11": 26, "python3.12": 34, "python3.13": 34, "python3.14": 34}
+HAS_HANDLER = (Path(bundle_module.__file__).parent / "handler.py").exists()
+
+CACHE_DB = {
+    "sqlite": {"pypi.db": "sql", "db.url": "sqlite:////tmp/s3sync-never-opened.sqlite"},
+    "postgresql": {"pypi.db": "sql", "db.url": "postgresql://user@db.example/pypi"},
+    "redis": {"pypi.db": "redis", "db.url": "redis://127.0.0.1:6379/15"},
+    "dynamo": {"pypi.db": "dynamo", "db.region_name": "us-east-1"},
+}
+
+
+def config_for(cache: str, **extra: str):
+    return load_config({"pypi.storage": "s3", "storage.bucket": "packages",
+                        **CACHE_DB[cache], **extra})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One wheel/bundle cache for the session: each target is downloaded once."""
+    path = Path(os.environ.get("PPC_S3SYNC_TEST_BUNDLE_CACHE")
+                or tmp_path_factory.mktemp("bundle-cache"))
+    saved = os.environ.get("PPC_S3SYNC_CACHE_DIR")
+    os.environ["PPC_S3SYNC_CACHE_DIR"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("PPC_S3SYNC_CACHE_DIR", None)
+    else:
+        os.environ["PPC_S3SYNC_CACHE_DIR"] = saved
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Bundle]:
+    """``built("dynamo", "python3.12", "arm64")`` -> a Bundle, built once per session."""
+    done: dict[tuple, Bundle] = {}
+    out = tmp_path_factory.mktemp("bundles")
+
+    def build(cache: str, runtime: str = LOCAL_RUNTIME, arch: str = "x86_64",
+              include_boto3: bool = False) -> Bundle:
+        key = (cache, runtime, arch, include_boto3)
+        if key not in done:
+            name = "-".join([cache, runtime, arch] + (["boto3"] if include_boto3 else []))
+            done[key] = build_bundle(config_for(cache), runtime=runtime, arch=arch,
+                                     include_boto3=include_boto3,
+                                     output=out / f"{name}.zip")
+        return done[key]
+
+    return build
+
+
+def interpreter_or_skip(runtime: str) -> str:
+    found = find_interpreter(Target.of(runtime, "x86_64"))
+    if found is None:
+        pytest.skip(f"no {runtime} interpreter on this machine (looked at this Python, "
+                    f"{runtime} on PATH and pyenv's versions), so its bundle cannot be run")
+    return found[0]
+
+
+def top_levels(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        return {name.split("/", 1)[0] for name in archive.namelist()}
+
+
+# -- errors the user can fix ---------------------------------------------------------------
+
+def test_unsupported_runtime_and_architecture_are_refused_up_front() -> None:
+    config = config_for("sqlite")
+    with pytest.raises(BundleError, match="python3.10.*choose one of python3.11"):
+        build_bundle(config, runtime="python3.10")
+    with pytest.raises(BundleError, match="'ppc64le'.*x86_64, arm64"):
+        build_bundle(config, arch="ppc64le")
+    assert DEFAULT_RUNTIME == RUNTIMES[-1] == "python3.14"
+    assert ARCHITECTURES == ("x86_64", "arm64")
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    ini = tmp_path / "config.ini"
+    ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
+                   "storage.bucket = packages\npypi.db = sql\ndb.url = sqlite://\n")
+    assert main(["bundle", str(ini), "--runtime", "3.9", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("ppc-s3sync bundle: error: runtime 'python3.9' is not supported; "
+                       "choose one of python3.11, python3.12, python3.13, python3.14")
+    (tmp_path / "mine.zip").write_text("not a bundle")
+    assert main(["bundle", str(ini), "-o", str(tmp_path / "mine.zip"), "-q"]) == 2
+    assert "mine.zip exists and is not a bundle" in capsys.readouterr().err
+    assert (tmp_path / "mine.zip").read_text() == "not a bundle"
+
+
+def test_a_dependency_without_a_wheel_for_the_target_is_named() -> None:
+    """The server's psycopg2-binary publishes aarch64 wheels for glibc 2.27+ only, and
+    Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26)."""
+    with pytest.raises(BundleError) as info:
+        build_bundle(config_for("postgresql"), runtime="python3.11", arch="arm64")
+    version = importlib.metadata.version("psycopg2-binary")
+    assert f"psycopg2-binary {version} has no wheel for python3.11 on arm64" in str(info.value)
+
+
+def test_an_old_binary_dependency_without_a_wheel_is_named() -> None:
+    """psycopg2-binary 2.9.1 (2021) has no CPython 3.14 wheels and cannot be built here."""
+    store = bundle_module.WheelStore(Target.of("python3.14", "arm64"), lambda _: None)
+    with pytest.raises(BundleError) as info:
+        store.fetch({"psycopg2-binary": ("psycopg2-binary", "2.9.1")})
+    message = str(info.value)
+    assert "psycopg2-binary 2.9.1 has no wheel for python3.14 on arm64" in message
+    assert "\n" not in message
+
+
+def test_size_limits_are_checked_before_anything_is_written(
+    built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built("sqlite")  # warm the cache: the limits apply to cached bundles as well
+    out = tmp_path / "function.zip"
+    monkeypatch.setattr(bundle_module, "MAX_ZIPPED", 1024 * 1024)
+    with pytest.raises(BundleError, match=r"MiB zipped, over Lambda's 50 MB limit"):
+        build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME, output=out)
+    monkeypatch.setattr(bundle_module, "MAX_ZIPPED", 50 * 1024 * 1024)
+    monkeypatch.setattr(bundle_module, "MAX_UNZIPPED", 1024 * 1024)
+    with pytest.raises(BundleError, match=r"MiB unzipped, over Lambda's 250 MB limit"):
+        build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME, output=out)
+    assert not out.exists()
+
+
+# -- what is inside -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("cache", "needed", "absent"),
+    [
+        ("sqlite", {"sqlalchemy"}, {"redis", "flywheel", "dynamo3", "psycopg2", "pymysql"}),
+        ("redis", {"redis"}, {"flywheel", "dynamo3", "psycopg2", "pymysql"}),
+        ("dynamo", {"flywheel", "dynamo3"}, {"redis", "psycopg2", "pymysql"}),
+    ],
+)
+def test_only_what_the_cache_backend_needs(
+    built: Callable[..., Bundle], cache: str, needed: set[str], absent: set[str]
+) -> None:
+    bundle = built(cache)
+    tops = top_levels(bundle.path)
+    # pypicloud needs pkg_resources; Lambda's 3.12+ runtimes have no setuptools.
+    assert {"pypicloud", "pypicloud_s3sync", "pkg_resources", *needed} <= tops
+    runtime_owned = {"boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil"}
+    assert not tops & (absent | runtime_owned | {"pip", "_distutils_hack", "greenlet"})
+    with zipfile.ZipFile(bundle.path) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if re.search(r"(^|/)(tests?|testing)/", n)
+                and not n.startswith("sqlalchemy/testing/")]
+    assert not [n for n in names if n.startswith("setuptools/") and "/_vendor/" not in n]
+    assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
+
+
+def test_versions_are_the_servers(built: Callable[..., Bundle]) -> None:
+    with zipfile.ZipFile(built("dynamo").path) as archive:
+        metadata = {
+            name: archive.read(name).decode()
+            for name in archive.namelist() if name.endswith(".dist-info/METADATA")
+        }
+    assert len(metadata) >= 15
+    for text in metadata.values():
+        name = re.search(r"^Name: (.+)$", text, re.M).group(1).strip()
+        version = re.search(r"^Version: (.+)$", text, re.M).group(1).strip()
+        assert version == importlib.metadata.version(name), name
+
+
+def test_include_boto3_bundles_the_sdk(built: Callable[..., Bundle]) -> None:
+    bundle = built("dynamo", include_boto3=True)
+    assert {"boto3", "botocore", "s3transfer", "jmespath"} <= top_levels(bundle.path)
+    assert bundle.size > built("dynamo").size
+
+
+def _pyc_magic(runtime: str) -> bytes | None:
+    if runtime == LOCAL_RUNTIME:
+        return importlib.util.MAGIC_NUMBER
+    found = find_interpreter(Target.of(runtime, "x86_64"))
+    if found is None:
+        return None
+    code = "import importlib.util,sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"
+    out = subprocess.run([found[0], "-I", "-S", "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    return bytes.fromhex(out)
+
+
+def _glibc_needed(data: bytes) -> int:
+    return max((int(m) for m in re.findall(rb"GLIBC_2\.(\d+)", data)), default=0)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch", "cache"),
+    [
+        # psycopg2-binary has no aarch64 wheel for Amazon Linux 2's glibc 2.26.
+        ("python3.11", "arm64", "dynamo"),
+        # PostgreSQL: psycopg2-binary brings the most compiled files and vendored libs.
+        ("python3.12", "arm64", "postgresql"),
+        ("python3.13", "x86_64", "postgresql"),
+        ("python3.14", "x86_64", "postgresql"),
+        ("python3.14", "arm64", "postgresql"),
+    ],
+)
+def test_every_native_file_fits_the_target(
+    built: Callable[..., Bundle], runtime: str, arch: str, cache: str
+) -> None:
+    bundle = built(cache, runtime, arch)
+    assert (bundle.runtime, bundle.arch) == (runtime, arch)
+    minor = runtime.removeprefix("python3.")
+    machine = WHEEL_MACHINES[arch]
+    magic = _pyc_magic(runtime)
+    natives = pycs = 0
+    with zipfile.ZipFile(bundle.path) as archive:
+        for info in archive.infolist():
+            name, data = info.filename, archive.read(info)
+            base = name.rsplit("/", 1)[-1]
+            if data[:4] == b"\x7fELF":
+                natives += 1
+                assert data[4] == 2, f"{name}: not 64-bit"
+                assert int.from_bytes(data[18:20], "little") == ELF_MACHINES[arch], name
+                assert _glibc_needed(data) <= GLIBC_MINOR[runtime], name
+                if ".cpython-" in base:
+                    assert base.endswith(f".cpython-3{minor}-{machine}-linux-gnu.so"), name
+                else:
+                    assert base.endswith(".abi3.so") or ".libs/" in name, name
+            elif base.endswith(".pyc"):
+                pycs += 1
+                assert magic is not None, f"{name}: bytecode, but no {runtime} to make it"
+                assert data[:4] == magic, name
+                if "/__pycache__/" in name:
+                    assert f".cpython-3{minor}.pyc" in base, name
+    # cryptography, cffi, zope.interface, wrapt (+ psycopg2 and its vendored libraries)
+    assert natives >= (10 if cache == "postgresql" else 4)
+    assert (pycs > 0) == (magic is not None)
+
+
+def test_two_builds_are_byte_identical(
+    built: Callable[..., Bundle], bundle_cache: Path, tmp_path: Path
+) -> None:
+    first = built("redis")
+    for cached in (bundle_cache / "bundles").glob("*.zip"):
+        cached.unlink()  # force a real second build from the same inputs
+    second = build_bundle(config_for("redis"), runtime=LOCAL_RUNTIME,
+                          output=tmp_path / "again.zip")
+    data = second.read_bytes()
+    assert data == first.read_bytes()
+    assert second.sha256 == first.sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert (second.size, second.unzipped_size) == (first.size, first.unzipped_size)
+    with zipfile.ZipFile(second.path) as archive:
+        infos = archive.infolist()
+    assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+
+
+def test_cli_writes_the_zip_named_after_the_function_and_prints_the_handler(
+    built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    reference = built("sqlite")
+    ini = tmp_path / "config.ini"
+    ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
+                   "storage.bucket = packages\npypi.db = sql\n"
+                   f"db.url = {CACHE_DB['sqlite']['db.url']}\n"
+                   "s3sync.function_name = eu_sync\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["bundle", str(ini), "--runtime", LOCAL_RUNTIME, "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert f"handler: {HANDLER}" in out.splitlines()
+    assert f"CodeSha256: {reference.sha256}" in out.splitlines()
+    assert (tmp_path / "eu_sync.zip").read_bytes() == reference.read_bytes()
+    assert 'PYPICLOUD_SETTINGS="{\\"db.url\\": ' in out
+    # Rebuilding over our own earlier bundle is fine; progress shows without -q.
+    assert main(["bundle", str(ini), "--runtime", LOCAL_RUNTIME]) == 0
+    assert "using the cached bundle" in capsys.readouterr().err
+
+
+# -- running it as Lambda does ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runtime's own packages: boto3 and its dependencies, as pip installs them."""
+    target = tmp_path_factory.mktemp("lambda-runtime")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--target", str(target), f"boto3=={importlib.metadata.version('boto3')}"],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+RUN = r"""
+import json, sys
+bundle, runtime, events = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path[:0] = [bundle, runtime]
+from pypicloud_s3sync.handler import handle_event
+
+class Context:
+    function_name = "pypicloud_s3_sync"
+    aws_request_id = "bundle-test"
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+results = [handle_event(event, Context()) for event in json.loads(events)]
+outside = sorted(
+    name for name, module in list(sys.modules.items())
+    if getattr(module, "__file__", None)
+    and not module.__file__.startswith((bundle, runtime, sys.base_prefix))
+)
+print("RESULT " + json.dumps({"results": results, "outside": outside}, default=str))
+"""
+
+
+def run_like_lambda(python: str, bundle: Bundle, runtime_dir: Path, tmp_path: Path,
+                    events: list[dict], env: dict[str, str]) -> dict:
+    code = tmp_path / "task"
+    if not code.exists():
+        with zipfile.ZipFile(bundle.path) as archive:
+            archive.extractall(code)
+    proc = subprocess.run(
+        [python, "-I", "-S", "-B", "-c", RUN, str(code), str(runtime_dir), json.dumps(events)],
+        capture_output=True, text=True, env=env, cwd=code, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    line = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")][-1]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def s3_event(name: str, bucket: str, key: str, size: int = 0) -> dict:
+    """One record in the shape S3 delivers to Lambda (keys form-URL-encoded)."""
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-27T12:00:00.000Z", "eventName": name,
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "pypicloud-s3sync",
+               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": size,
+                          "sequencer": "0055AED6DCD90281E5"}},
+    }]}
+
+
+RUN_CASES = [
+    pytest.param(LOCAL_RUNTIME, "sqlite", id=f"{LOCAL_RUNTIME}-sqlite"),
+    pytest.param(LOCAL_RUNTIME, "redis", id=f"{LOCAL_RUNTIME}-redis"),
+    pytest.param(LOCAL_RUNTIME, "dynamo", id=f"{LOCAL_RUNTIME}-dynamo"),
+    *(pytest.param(runtime, "sqlite", id=f"{runtime}-sqlite")
+      for runtime in RUNTIMES if runtime != LOCAL_RUNTIME),
+]
+
+
+@pytest.mark.skipif(not HAS_HANDLER, reason="pypicloud_s3sync.handler is not merged yet")
+@pytest.mark.parametrize(("runtime", "cache"), RUN_CASES)
+def test_bundle_runs_as_lambda_runs_it(
+    runtime: str, cache: str, moto_server: str, pypicloud_factory, lambda_runtime: Path,
+    tmp_path: Path,
+) -> None:
+    python = interpreter_or_skip(runtime)
+    extra = {"storage.endpoint_url": moto_server}
+    if cache == "dynamo":
+        host, port = moto_server.removeprefix("http://").rsplit(":", 1)
+        extra.update({"db.host": host, "db.port": port, "db.secure": "false"})
+    server = pypicloud_factory(cache=cache, **extra)
+    bundle = build_bundle(load_config(str(server.ini)), runtime=runtime,
+                          output=tmp_path / "function.zip")
+
+    # A package arrives in the bucket that this region's cache has not heard of.
+    server.upload("replicated-pkg", "1.0")
+    filename = server.simple("replicated-pkg")[0]
+    _forget_everything(server)
+    assert server.simple("replicated-pkg") == []
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket="packages")["Contents"]]
+    env = {
+        "PYPICLOUD_SETTINGS": json.dumps(load_config(str(server.ini)).function.values),
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_LAMBDA_FUNCTION_NAME": "pypicloud_s3_sync", "LANG": "C.UTF-8",
+    }
+    created = run_like_lambda(
+        python, bundle, lambda_runtime, tmp_path,
+        [s3_event("ObjectCreated:CompleteMultipartUpload", "packages", key, 100)], env,
+    )
+    assert created["outside"] == []
+    assert server.simple("replicated-pkg") == [filename]
+
+    s3.delete_object(Bucket="packages", Key=key)
+    deleted = run_like_lambda(python, bundle, lambda_runtime, tmp_path,
+                              [s3_event("ObjectRemoved:Delete", "packages", key)], env)
+    assert deleted["outside"] == []
+    assert server.simple("replicated-pkg") == []
+
+
+def _forget_everything(server) -> None:
+    """Empty the server's cache, as a region that never saw the upload would be."""
+    cache = server.cache()
+    cache.clear_all()
+    try:
+        import transaction
+
+        transaction.commit()
+    except ImportError:  # pragma: no cover - transaction comes with pypicloud
+        pass
