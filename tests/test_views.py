@@ -375,18 +375,51 @@ def test_a_slow_status_frees_the_worker_and_is_computed_once(
     assert res.json["in_sync"] is False
 
 
-def test_a_missing_bundle_builder_is_a_clear_refusal(
-        aws: None, pypicloud_factory: Callable[..., Pypicloud]) -> None:
-    try:
-        import pypicloud_s3sync.bundle  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the bundle builder is installed; this covers installations without it")
+@pytest.mark.slow
+def test_building_the_zip_on_the_server_does_not_hold_the_worker(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``s3sync.bundle``: the server builds the zip itself (cold cache, the slow case)."""
+    pytest.importorskip("pypicloud_s3sync.bundle")
+    import sys
+
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "bundle-cache"))
+    server = pypicloud_factory(**{"s3sync.runtime": f"python3.{sys.version_info.minor}",
+                                  "s3sync.admin.wait": "1"})
+    started = time.monotonic()
+    res = call(server.app, "post", ADMIN, {})
+    assert time.monotonic() - started < 5
+    assert res.status_int == 202, res.text
+    assert call(server.app, "post", ADMIN, {"dry_run": True}).status_int == 409
+    deadline = time.monotonic() + 300
+    while True:
+        status = call(server.app, "get", ADMIN)
+        if status.status_int == 200 and status.json["operation"]["state"] != "running":
+            break
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.5)
+    operation = status.json["operation"]
+    assert operation["state"] == "succeeded", operation
+    assert any("zip" in line for line in operation["progress"])  # the build reported
+    code = {row["resource"]: row for row in status.json["resources"]}["function-code"]
+    deployed = boto3.client("lambda").get_function_configuration(
+        FunctionName="pypicloud_s3_sync")["CodeSha256"]
+    assert code["desired"].split()[0] == deployed
+    assert status.json["in_sync"] is True
+
+
+def test_without_the_bundle_builder_provisioning_says_to_set_s3sync_bundle(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    # An installation without the builder module: importing it fails.
+    monkeypatch.setitem(sys.modules, "pypicloud_s3sync.bundle", None)
     server = pypicloud_factory()
     before = aws_state()
     res = call(server.app, "post", ADMIN, {})
     assert res.status_int == 409, res.text
+    assert res.json["error"] == "conflict"
     assert "s3sync.bundle" in res.json["message"]
     assert aws_state() == before
 
