@@ -253,6 +253,12 @@ def error_for(exc: BaseException) -> ApiError:
         return ApiError(502, "aws_error", str(exc))
     if isinstance(exc, DeployError):
         return ApiError(409, "conflict", _with_settings_hint(str(exc)))
+    if _is_bundle_error(exc):
+        return ApiError(
+            500, "bundle",
+            f"the server could not build the function's zip: {exc}. Build it elsewhere with "
+            "ppc-build-lambda-bundle and point s3sync.bundle at it",
+        )
     if isinstance(exc, ConfigError):
         return ApiError(500, "config",
                         f"the server's configuration cannot drive the sync: {exc}")
@@ -260,6 +266,14 @@ def error_for(exc: BaseException) -> ApiError:
         return _aws_error(exc)
     return ApiError(500, "internal",
                     f"unexpected {type(exc).__name__}: {exc}; the server log has the details")
+
+
+def _is_bundle_error(exc: BaseException) -> bool:
+    try:
+        from .bundle import BundleError
+    except ImportError:
+        return False
+    return isinstance(exc, BundleError)
 
 
 def _aws_error(exc: BaseException) -> ApiError:

@@ -160,3 +160,16 @@ def test_aws_refusals_are_reported_as_upstream_errors_not_as_logins(aws):
     assert error_for(NoCredentialsError()).status == 500
     assert error_for(EndpointConnectionError(endpoint_url="https://x")).status == 504
     assert error_for(ConfigError("storage.bucket is not set")).error == "config"
+
+
+def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
+    bundle = pytest.importorskip("pypicloud_s3sync.bundle")
+    from pypicloud_s3sync.settings import load_config
+
+    config = load_config({"pypi.storage": "s3", "storage.bucket": "packages",
+                          "pypi.db": "redis", "db.url": "redis://cache:6379/0"})
+    with pytest.raises(bundle.BundleError) as caught:
+        bundle.build_bundle(config, runtime="python3.10")
+    error = error_for(caught.value)
+    assert (error.status, error.error) == (500, "bundle")
+    assert "python3.10" in error.message and "s3sync.bundle" in error.message
