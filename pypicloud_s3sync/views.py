@@ -532,7 +532,7 @@ def get_status(request: Request) -> dict[str, Any]:
     secrets = _secrets(request)
     try:
         config = _config(request)
-    except ConfigError as exc:
+    except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
         error = _scrub_error(error_for(exc), secrets)
         _log_failure("s3sync status", error, exc, secrets)
         return _fail(request, error, operation=operation)

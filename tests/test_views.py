@@ -424,6 +424,18 @@ def test_without_the_bundle_builder_provisioning_says_to_set_s3sync_bundle(
     assert aws_state() == before
 
 
+def test_a_server_whose_config_cannot_sync_still_runs_and_says_why(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path) -> None:
+    # Plugin included for the compatibility fixes only, packages on local disk.
+    server = pypicloud_factory(**{"pypi.storage": "file", "storage.dir": str(tmp_path / "files")})
+    assert server.upload("demo", "1.0").status_int == 200
+    for method in ("get", "post", "delete"):
+        res = call(server.app, method, ADMIN, {})
+        assert res.status_int == 500, res.text
+        assert res.json["error"] == "config"
+        assert "pypi.storage = s3" in res.json["message"]
+
+
 def test_aws_refusing_the_servers_credentials_comes_back_as_json(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path) -> None:
     from moto.core import enable_iam_authentication
