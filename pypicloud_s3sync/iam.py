@@ -119,11 +119,14 @@ def role_policy(
             "Resource": f"arn:{partition}:s3:::{target.bucket}/{target.prefix}*",
         },
         {
+            # Reconcile lists under the prefix.  The handler needs this too: S3 answers a
+            # HEAD for a deleted key with 404 only to callers allowed to list the bucket
+            # (403 otherwise), and that check carries no s3:prefix, hence "IfExists".
             "Sid": "ListPackages",
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": f"arn:{partition}:s3:::{target.bucket}",
-            "Condition": {"StringLike": {"s3:prefix": [f"{target.prefix}*"]}},
+            "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{target.prefix}*"]}},
         },
     ]
     if config.cache_backend == "dynamo":

@@ -217,7 +217,8 @@ def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
     assert iam.has_wildcard_resource(doc, ("s3", "dynamodb", "logs")) == []
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     assert by_sid["ReadPackages"]["Resource"] == f"arn:aws:s3:::{BUCKET}/{PREFIX}*"
-    assert by_sid["ListPackages"]["Condition"] == {"StringLike": {"s3:prefix": [f"{PREFIX}*"]}}
+    assert by_sid["ListPackages"]["Condition"] == {
+        "StringLikeIfExists": {"s3:prefix": [f"{PREFIX}*"]}}
     assert "/aws/lambda/pypicloud_s3_sync" in by_sid["OwnLogGroup"]["Resource"]
     assert "VpcNetworkInterfaces" not in by_sid
 

@@ -214,3 +214,23 @@ def test_installed_scripts_against_a_moto_server(moto_server, tmp_path):
     deleted = run("ppc-delete-s3-sync", config, "--endpoint-url", moto_server)
     assert deleted.returncode == 0, deleted.stderr
     assert snapshot(endpoint_url=moto_server) == before
+
+
+@pytest.mark.slow
+def test_create_builds_the_real_bundle_and_rerun_with_force_skips_unchanged_code(
+        setup, capsys):
+    """No --bundle: the command builds the zip; reproducible builds make -f a no-op."""
+    from pypicloud_s3sync.bundle import build_bundle
+    from pypicloud_s3sync.settings import load_config
+
+    config, _ = setup
+    assert main(["create", config]) == 0
+    built = build_bundle(load_config(config))
+    fn = boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=FUNCTION)
+    assert fn["CodeSha256"] == built.sha256
+    assert fn["CodeSize"] == built.size
+    assert fn["Runtime"] == built.runtime
+    capsys.readouterr()
+    assert main(["create", config, "-f"]) == 0
+    assert "Nothing to create" in capsys.readouterr().out

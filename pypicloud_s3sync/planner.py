@@ -1,0 +1,579 @@
+"""Desired state, and the comparison that turns desired vs actual into steps.
+
+:class:`Planner` walks the resources in dependency order (role, function, async
+settings, permissions, delivery) and for each one records a status row and, when the
+two sides differ, the call that fixes it.  ``plan_create``, ``plan_delete`` and
+``status`` in :mod:`pypicloud_s3sync.deploy` are thin drivers around it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import iam, notifications
+from .actual import Actual, _read, _tags
+from .bundle import HANDLER
+from .plan import ENV_VAR, CodeArtifact, DeployError, ResourceStatus, Step
+
+if TYPE_CHECKING:
+    from .deploy import AwsClients, DeployOptions
+    from .settings import PypicloudConfig
+
+DESCRIPTION = "pypicloud-s3sync: applies S3 package events to the pypicloud cache"
+#: Our EventBridge rule's target Id.
+TARGET_ID = "pypicloud-s3sync"
+#: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
+BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
+
+
+def rule_name(options: DeployOptions) -> str:
+    return f"pypicloud-s3sync-{options.function_name}"[:64]
+
+
+def statement_id(principal: str, bucket: str) -> str:
+    """Statement ids stable per bucket (``.`` is not allowed in a Sid; ``_`` not in a bucket)."""
+    return f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}"
+
+
+def managed(tags: Mapping[str, str]) -> bool:
+    return tags.get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
+
+
+def function_environment(config: PypicloudConfig, options: DeployOptions) -> dict[str, str]:
+    """``PYPICLOUD_SETTINGS`` values: the loader's credential-free settings, plus a
+    withheld ``db.url`` only when the operator chose to copy it."""
+    values = dict(config.function.values)
+    if options.db_password == "copy":
+        db = config.settings.clone()
+        db.read_prefix_from_environ("db.")
+        for key in config.function.withheld:
+            values[key] = str(db[key])
+    return values
+
+
+def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
+                          warnings: list[str], *, strict: bool = True) -> None:
+    """Stop on a withheld password (unless chosen), warn about caches Lambda cannot reach."""
+    withheld = config.function.withheld
+    if withheld and options.db_password == "refuse" and strict:
+        key, reason = next(iter(withheld.items()))
+        raise DeployError(
+            f"{reason.split(';')[0]}; pass --allow-db-password to copy it into the "
+            f"function's environment, or --omit-db-password and set "
+            f"PPC_{key.upper().replace('.', '_')} on the function yourself"
+        )
+    if withheld and options.db_password == "copy":
+        warnings.append(
+            f"copying {', '.join(withheld)} with its password into the function's "
+            "environment (visible to anyone who can read the function's configuration)"
+        )
+    if withheld and options.db_password == "omit":
+        warnings.append(
+            f"{', '.join(withheld)} is not in the function's settings; set "
+            + ", ".join(f"PPC_{k.upper().replace('.', '_')}" for k in withheld)
+            + " on the function yourself or it cannot open the cache"
+        )
+    url = str(config.settings.get("db.url", ""))
+    if config.cache_backend == "sql" and url.startswith("sqlite"):
+        warnings.append(
+            f"db.url = {url} is a SQLite file on this machine; the Lambda function cannot "
+            "reach it and will fail on every event. Use PostgreSQL, MySQL, Redis or DynamoDB"
+        )
+    elif config.cache_backend in ("sql", "redis") and not options.vpc:
+        warnings.append(
+            f"the {config.cache_backend} cache must be reachable from Lambda; if it is in a "
+            "VPC, pass --subnet-ids and --security-group-ids"
+        )
+
+
+@dataclass
+class Desired:
+    account: str
+    partition: str
+    role_arn: str
+    function_arn: str
+    rule_arn: str
+    env: dict[str, str]
+
+
+def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsClients) -> Desired:
+    account, partition = clients.account, clients.partition
+    return Desired(
+        account=account,
+        partition=partition,
+        role_arn=options.role_arn or iam.role_arn(account, options.role_name, partition),
+        function_arn=(f"arn:{partition}:lambda:{clients.region}:{account}:"
+                      f"function:{options.function_name}"),
+        rule_arn=f"arn:{partition}:events:{clients.region}:{account}:rule/{rule_name(options)}",
+        env=function_environment(config, options),
+    )
+
+
+class Planner:
+    """Collects steps and per-resource status rows while comparing desired and actual."""
+
+    def __init__(self, config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
+                 actual: Actual, desired: Desired):
+        self.config, self.options, self.clients = config, options, clients
+        self.actual, self.desired = actual, desired
+        self.steps: list[Step] = []
+        self.rows: list[ResourceStatus] = []
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
+        self.fname = options.function_name
+
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        self.steps.append(Step(*args, **kwargs))
+
+    def row(self, resource: str, name: str, desired: str, actual: str,
+            in_sync: bool | None = None) -> None:
+        self.rows.append(ResourceStatus(resource, name, desired, actual,
+                                        desired == actual if in_sync is None else in_sync))
+
+    # role ------------------------------------------------------------------
+    def role(self) -> None:
+        o, a, d = self.options, self.actual, self.desired
+        if o.role_arn:
+            self.notes.append(f"using role {o.role_arn} as given (-a); its policy is yours")
+            self._check_given_role(o.role_arn)
+            return
+        name = o.role_name
+        policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
+                                 function_name=self.fname, vpc=o.vpc,
+                                 on_failure=o.on_failure, partition=d.partition)
+        if a.role is None:
+            self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")
+            self.step("role", "create", name,
+                      f"create IAM role {name} (trusted by lambda.amazonaws.com, "
+                      f"tagged {iam.MANAGED_TAG})",
+                      "iam", "create_role", {
+                          "RoleName": name, "Path": iam.ROLE_PATH,
+                          "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
+                          "Description": f"pypicloud-s3sync function {self.fname}",
+                          "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
+                      })
+        else:
+            if not managed(_tags(a.role.get("Tags"))):
+                raise DeployError(
+                    f"IAM role {name} exists but was not created by pypicloud-s3sync "
+                    f"(no {iam.MANAGED_TAG} tag); pass its ARN with -a to use it as is, "
+                    "or choose another function name with -n"
+                )
+            trust_ok = iam.same_policy(a.role["AssumeRolePolicyDocument"], iam.trust_policy())
+            self.row("role", name, "trusts lambda.amazonaws.com",
+                     "trusts lambda.amazonaws.com" if trust_ok else "different trust policy")
+            if not trust_ok:
+                self.step("role", "update", name,
+                          f"reset the trust policy of role {name} to lambda.amazonaws.com",
+                          "iam", "update_assume_role_policy",
+                          {"RoleName": name,
+                           "PolicyDocument": json.dumps(iam.trust_policy())})
+        in_sync = a.role_policy is not None and iam.same_policy(a.role_policy, policy)
+        self.row("role-policy", f"{name}/{iam.POLICY_NAME}", "least-privilege policy",
+                 "as desired" if in_sync else ("missing" if a.role_policy is None
+                                               else "differs"), in_sync)
+        if not in_sync:
+            self.step("role-policy", "update" if a.role_policy else "create",
+                      f"{name}/{iam.POLICY_NAME}",
+                      f"{'update' if a.role_policy else 'put'} inline policy "
+                      f"{iam.POLICY_NAME} on role {name} ({len(policy['Statement'])} "
+                      "statements, no wildcard S3/DynamoDB resources)",
+                      "iam", "put_role_policy",
+                      {"RoleName": name, "PolicyName": iam.POLICY_NAME,
+                       "PolicyDocument": json.dumps(policy)})
+
+    def _check_given_role(self, arn: str) -> None:
+        """A missing ``-a`` role would only show up as Lambda retrying "cannot be assumed"."""
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+            raise DeployError(f"-a {arn} is not an IAM role ARN "
+                              "(arn:aws:iam::ACCOUNT:role/NAME)")
+        if parts[4] != self.desired.account:
+            return  # another account's role: we cannot look, Lambda will tell
+        name = parts[5].rsplit("/", 1)[-1]
+        if _read(self.clients.client("iam").get_role, RoleName=name) is None:
+            raise DeployError(f"the role given with -a ({arn}) does not exist; create it "
+                              "first, or leave out -a to let this command create one")
+
+    # function --------------------------------------------------------------
+    def function_config(self, code_handler: str) -> dict[str, Any]:
+        o, d = self.options, self.desired
+        params: dict[str, Any] = {
+            "FunctionName": self.fname,
+            "Runtime": o.runtime,
+            "Handler": code_handler,
+            "Role": d.role_arn,
+            "Timeout": o.timeout,
+            "MemorySize": o.memory,
+            "Description": DESCRIPTION,
+            "Environment": {"Variables": {ENV_VAR: json.dumps(d.env, sort_keys=True)}},
+        }
+        if o.vpc:
+            params["VpcConfig"] = {"SubnetIds": list(o.subnet_ids),
+                                   "SecurityGroupIds": list(o.security_group_ids)}
+        return params
+
+    def config_drift(self, want: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """Fields that differ, and the update call's parameters (other env vars kept)."""
+        have = self.actual.function or {}
+        changed = [k for k in ("Runtime", "Handler", "Role", "Timeout", "MemorySize",
+                               "Description") if have.get(k) != want[k]]
+        have_vars = dict(have.get("Environment", {}).get("Variables", {}) or {})
+        try:
+            have_env = json.loads(have_vars.get(ENV_VAR, "null"))
+        except ValueError:
+            have_env = None
+        if have_env != self.desired.env:
+            changed.append("Environment")
+        have_vpc = have.get("VpcConfig") or {}
+        want_vpc = want.get("VpcConfig", {})
+        if (sorted(have_vpc.get("SubnetIds") or []) != sorted(want_vpc.get("SubnetIds", []))
+                or sorted(have_vpc.get("SecurityGroupIds") or [])
+                != sorted(want_vpc.get("SecurityGroupIds", []))):
+            changed.append("VpcConfig")
+            want = {**want, "VpcConfig": want_vpc or {"SubnetIds": [], "SecurityGroupIds": []}}
+        update = {k: v for k, v in want.items() if k in changed or k == "FunctionName"}
+        if "Environment" in changed:
+            have_vars[ENV_VAR] = want["Environment"]["Variables"][ENV_VAR]
+            update["Environment"] = {"Variables": have_vars}
+        return changed, update
+
+    def function(self, code: Callable[[], CodeArtifact]) -> None:
+        o, a = self.options, self.actual
+        tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+        if a.function is None:
+            artifact = code()
+            want = self.function_config(artifact.handler)
+            self.row("function", self.fname, f"{o.runtime} {o.arch}", "missing")
+            self.row("function-code", self.fname, artifact.sha256, "missing")
+            self.step("function", "create", self.fname,
+                      f"create function {self.fname} ({o.runtime}, {o.arch}, {o.memory} MB, "
+                      f"{o.timeout} s; code {artifact.size / 2**20:.1f} MiB "
+                      f"sha256 {artifact.sha256})",
+                      "lambda", "create_function",
+                      {**want, "Code": {"ZipFile": None}, "Architectures": [o.arch],
+                       "PackageType": "Zip", "Publish": False, "Tags": tags},
+                      wait="function_active_v2", code=artifact)
+            self.invoke_config()
+            return
+        ours = managed(a.function_tags)
+        if not ours and not o.force:
+            raise DeployError(
+                f"function {self.fname} exists but was not created by pypicloud-s3sync "
+                f"(runtime {a.function.get('Runtime')}); pass -f to update its code and "
+                "configuration in place, or choose another name with -n"
+            )
+        artifact = code() if o.force else None
+        handler = artifact.handler if artifact else a.function.get("Handler", HANDLER)
+        want = self.function_config(handler)
+        changed, update = self.config_drift(want)
+        have_arch = (a.function.get("Architectures") or ["x86_64"])[0]
+        code_changed = bool(artifact) and (
+            a.function.get("CodeSha256") != artifact.sha256 or have_arch != o.arch)
+        self.row("function", self.fname, "as configured",
+                 "as configured" if not changed else "differs: " + ", ".join(changed))
+        if artifact:
+            self.row("function-code", self.fname, f"{artifact.sha256} ({o.arch})",
+                     f"{a.function.get('CodeSha256')} ({have_arch})")
+        if not o.force:
+            if changed:
+                self.warnings.append(
+                    f"function {self.fname} differs from the config ({', '.join(changed)}); "
+                    "run with -f to update it in place"
+                )
+            self.notes.append(f"function {self.fname} exists; its code is not compared "
+                              "without -f")
+        else:
+            if not ours:
+                self.step("function", "update", self.fname,
+                          f"tag function {self.fname} as managed by pypicloud-s3sync",
+                          "lambda", "tag_resource",
+                          {"Resource": self.desired.function_arn, "Tags": tags})
+            if changed:
+                self.step("function", "update", self.fname,
+                          f"update configuration of {self.fname}: {', '.join(changed)}",
+                          "lambda", "update_function_configuration", update,
+                          wait="function_updated_v2",
+                          details={"changed": changed})
+            if code_changed:
+                assert artifact is not None
+                self.step("function-code", "update", self.fname,
+                          f"update code of {self.fname} to sha256 {artifact.sha256} "
+                          f"({artifact.size / 2**20:.1f} MiB, {o.arch})",
+                          "lambda", "update_function_code",
+                          {"FunctionName": self.fname, "ZipFile": None,
+                           "Architectures": [o.arch], "Publish": False},
+                          wait="function_updated_v2", code=artifact,
+                          details={"from": a.function.get("CodeSha256"),
+                                   "to": artifact.sha256})
+        self.invoke_config()
+
+    def invoke_config(self) -> None:
+        o, have = self.options, self.actual.invoke_config or {}
+        want: dict[str, Any] = {"MaximumRetryAttempts": o.retry_attempts,
+                                "MaximumEventAgeInSeconds": o.max_event_age}
+        if o.on_failure:
+            want["DestinationConfig"] = {"OnFailure": {"Destination": o.on_failure}}
+        have_dest = (have.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+        same = (have.get("MaximumRetryAttempts") == o.retry_attempts
+                and have.get("MaximumEventAgeInSeconds") == o.max_event_age
+                and (have_dest or None) == o.on_failure)
+        show = (f"retries {o.retry_attempts}, max age {o.max_event_age} s"
+                + (f", on failure -> {o.on_failure}" if o.on_failure else ""))
+        have_show = ("missing" if not have else
+                     f"retries {have.get('MaximumRetryAttempts')}, max age "
+                     f"{have.get('MaximumEventAgeInSeconds')} s"
+                     + (f", on failure -> {have_dest}" if have_dest else ""))
+        self.row("async-config", self.fname, show, have_show, same)
+        if not same:
+            self.step("async-config", "update" if have else "create", self.fname,
+                      f"set async invocation of {self.fname}: {show}",
+                      "lambda", "put_function_event_invoke_config",
+                      {"FunctionName": self.fname, **want})
+
+    # permissions -----------------------------------------------------------
+    def permission(self, principal: str, source_arn: str, wanted: bool,
+                   source_account: str | None) -> None:
+        short = principal.split(".")[0]
+        sid = statement_id(short, self.config.target.bucket)
+        have = self.actual.statements.get(sid)
+        condition: dict[str, Any] = {"ArnLike": {"AWS:SourceArn": source_arn}}
+        if source_account:
+            condition["StringEquals"] = {"AWS:SourceAccount": source_account}
+        matches = bool(have) and (
+            (have.get("Principal") or {}).get("Service") == principal
+            and iam.normalize(have.get("Condition", {})) == iam.normalize(condition))
+        if wanted:
+            self.row("permission", sid, f"{principal} from {source_arn}",
+                     "as desired" if matches else ("missing" if not have else "differs"),
+                     matches)
+        if have and (not wanted or not matches) and self.actual.function is not None:
+            self.step("permission", "delete", sid,
+                      f"remove invoke permission {sid} ({principal}) from {self.fname}",
+                      "lambda", "remove_permission",
+                      {"FunctionName": self.fname, "StatementId": sid})
+        if wanted and not matches:
+            params = {"FunctionName": self.fname, "StatementId": sid,
+                      "Action": "lambda:InvokeFunction", "Principal": principal,
+                      "SourceArn": source_arn}
+            if source_account:
+                params["SourceAccount"] = source_account
+            self.step("permission", "create", sid,
+                      f"allow {principal} to invoke {self.fname} for {source_arn}",
+                      "lambda", "add_permission", params)
+
+    # delivery --------------------------------------------------------------
+    def _eventbridge_pattern(self) -> dict[str, Any]:
+        target = self.config.target
+        detail: dict[str, Any] = {"bucket": {"name": [target.bucket]}}
+        if target.prefix:
+            detail["object"] = {"key": [{"prefix": target.prefix}]}
+        return {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
+                "detail": detail}
+
+    def delivery(self, strict: bool = True) -> None:
+        o, a, d, target = self.options, self.actual, self.desired, self.config.target
+        direct = o.delivery == "direct"
+        current = a.notification
+        ours_now = notifications.find_ours(current, self.fname, d.function_arn)
+        entry = notifications.our_entry(d.function_arn, self.fname, target.prefix)
+        # The S3 permission comes before the notification: S3 validates it on write.
+        self.permission("s3.amazonaws.com", f"arn:{d.partition}:s3:::{target.bucket}",
+                        direct, d.account)
+        eb_on = notifications.EVENTBRIDGE in current
+        if direct:
+            clashes = notifications.overlaps(current, target.prefix, self.fname, d.function_arn)
+            if clashes:
+                message = (
+                    f"bucket {target.bucket} already sends overlapping events to "
+                    f"{clashes[0].describe()}; S3 does not allow two notifications for the "
+                    "same events and prefix. Use --delivery eventbridge (no overlap rule), "
+                    "or narrow that notification's prefix"
+                )
+                if strict:
+                    raise DeployError(message)
+                self.row("notification", notifications.entry_id(self.fname),
+                         "our entry", "conflict: " + clashes[0].describe(), False)
+                return
+            in_sync = len(ours_now) == 1 and notifications.same_entry(ours_now[0], entry)
+            want = notifications.with_ours(current, entry, self.fname, d.function_arn)
+        else:
+            in_sync = not ours_now
+            want = notifications.without_ours(current, self.fname, d.function_arn)
+        eb_by_us = a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
+        if not direct:
+            want = notifications.with_eventbridge(want, True)
+        elif a.rule is not None and eb_by_us and not self._other_bucket_rules():
+            want = notifications.with_eventbridge(want, False)
+        changed = want != current
+        if direct:
+            self.row("notification", notifications.entry_id(self.fname),
+                     f"{', '.join(notifications.OUR_EVENTS)} prefix '{target.prefix}'",
+                     "as desired" if in_sync else ("missing" if not ours_now else "differs"),
+                     in_sync)
+        else:
+            self.row("bucket-eventbridge", target.bucket, "EventBridge delivery on",
+                     "on" if eb_on else "off", eb_on)
+        if changed:
+            what = []
+            if direct and not in_sync:
+                what.append(f"{'replace' if ours_now else 'add'} our entry "
+                            f"{entry['Id']} ({', '.join(entry['Events'])}, "
+                            f"prefix '{target.prefix}')")
+            if not direct and ours_now:
+                what.append(f"remove our entry {notifications.entry_id(self.fname)}")
+            if notifications.EVENTBRIDGE in want and not eb_on:
+                what.append("turn on EventBridge delivery")
+            if notifications.EVENTBRIDGE not in want and eb_on:
+                what.append("turn off EventBridge delivery (we turned it on)")
+            kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
+            self.step("notification", "update", target.bucket,
+                      f"bucket {target.bucket} notifications: {'; '.join(what)}; "
+                      f"{kept} other entr{'y' if kept == 1 else 'ies'} kept as they are",
+                      "s3", "put_bucket_notification_configuration",
+                      {"Bucket": target.bucket, "NotificationConfiguration": want},
+                      details={"before": current})
+        if direct:  # tear down the EventBridge path first, then its permission
+            self.rule(wanted=False, enabled_by_us=False)
+            self.permission("events.amazonaws.com", d.rule_arn, False, None)
+        else:  # the permission exists before the rule can invoke the function
+            self.permission("events.amazonaws.com", d.rule_arn, True, None)
+            self.rule(wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
+
+    def _other_bucket_rules(self) -> list[str]:
+        """Other EventBridge rules that mention our bucket: they still need delivery on."""
+        events = self.clients.client("events")
+        found = []
+        for page in events.get_paginator("list_rules").paginate():
+            for rule in page.get("Rules", []):
+                if rule["Name"] == rule_name(self.options):
+                    continue
+                pattern = rule.get("EventPattern") or ""
+                if "aws.s3" in pattern and self.config.target.bucket in pattern:
+                    found.append(rule["Name"])
+        return found
+
+    def rule(self, wanted: bool, enabled_by_us: bool) -> None:
+        a, d, name = self.actual, self.desired, rule_name(self.options)
+        pattern = self._eventbridge_pattern()
+        targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
+        if not wanted:
+            if a.rule is not None and managed(a.rule_tags):
+                self._delete_rule(name)
+            return
+        have_pattern = json.loads(a.rule["EventPattern"]) if a.rule else None
+        rule_ok = a.rule is not None and have_pattern == pattern and (
+            a.rule.get("State") == "ENABLED")
+        self.row("eventbridge-rule", name, json.dumps(pattern, sort_keys=True),
+                 json.dumps(have_pattern, sort_keys=True) if a.rule else "missing", rule_ok)
+        if a.rule is not None and not managed(a.rule_tags):
+            raise DeployError(
+                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync; "
+                "delete or rename it, or choose another function name with -n"
+            )
+        if not rule_ok:
+            tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE,
+                    BUCKET_EVENTBRIDGE_TAG: a.rule_tags.get(
+                        BUCKET_EVENTBRIDGE_TAG,
+                        "enabled-by-us" if enabled_by_us else "already-on")}
+            self.step("eventbridge-rule", "update" if a.rule else "create", name,
+                      f"{'update' if a.rule else 'create'} EventBridge rule {name} for "
+                      f"bucket {self.config.target.bucket} prefix "
+                      f"'{self.config.target.prefix}'",
+                      "events", "put_rule",
+                      {"Name": name, "EventPattern": json.dumps(pattern, sort_keys=True),
+                       "State": "ENABLED", "Description": DESCRIPTION,
+                       "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+        have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.rule_targets]
+        targets_ok = have_targets == targets
+        self.row("eventbridge-target", name, d.function_arn,
+                 ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
+        if not targets_ok:
+            self.step("eventbridge-rule", "update", name,
+                      f"point rule {name} at {self.fname}", "events", "put_targets",
+                      {"Rule": name, "Targets": targets})
+
+    def _delete_rule(self, name: str) -> None:
+        if self.actual.rule_targets:
+            self.step("eventbridge-rule", "delete", name,
+                      f"remove the targets of EventBridge rule {name}", "events",
+                      "remove_targets",
+                      {"Rule": name, "Ids": [t["Id"] for t in self.actual.rule_targets]})
+        self.step("eventbridge-rule", "delete", name, f"delete EventBridge rule {name}",
+                  "events", "delete_rule", {"Name": name})
+
+    # teardown --------------------------------------------------------------
+    def teardown(self) -> None:
+        """Steps that remove what create made: our entry or rule, the function (and with it
+        its permissions), the role if it is ours and holds nothing of anyone else's."""
+        a, d, fname, target = self.actual, self.desired, self.fname, self.config.target
+        options = self.options
+        steps = self.steps
+        ours = notifications.find_ours(a.notification, fname, d.function_arn)
+        want = notifications.without_ours(a.notification, fname, d.function_arn)
+        eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
+        if eb_by_us and notifications.EVENTBRIDGE in want:
+            others = self._other_bucket_rules()
+            if others:
+                self.notes.append(f"EventBridge delivery on {target.bucket} stays on: "
+                                     f"rule(s) {', '.join(others)} use it")
+            else:
+                want = notifications.with_eventbridge(want, False)
+        elif a.rule is not None and notifications.EVENTBRIDGE in want:
+            self.notes.append(f"EventBridge delivery on {target.bucket} stays on: it was on "
+                                 "before the sync was created")
+        if want != a.notification:
+            kept = sum(len(want.get(k, [])) for k in notifications.KINDS)
+            what = [f"remove our entry {', '.join(e.get('Id', '?') for e in ours)}"] if ours else []
+            eventbridge = notifications.EVENTBRIDGE
+            if eventbridge in a.notification and eventbridge not in want:
+                what.append("turn off EventBridge delivery (we turned it on)")
+            self.step("notification", "update", target.bucket,
+                         f"bucket {target.bucket} notifications: {'; '.join(what)}; {kept} other "
+                         f"entr{'y' if kept == 1 else 'ies'} kept as they are",
+                         "s3", "put_bucket_notification_configuration",
+                         {"Bucket": target.bucket, "NotificationConfiguration": want},
+                         details={"before": a.notification})
+        if a.rule is not None:
+            if managed(a.rule_tags):
+                self._delete_rule(rule_name(options))
+            else:
+                self.notes.append(f"EventBridge rule {rule_name(options)} is not ours; left alone")
+        if a.function is not None:
+            if managed(a.function_tags):
+                steps.append(Step("function", "delete", fname,
+                                  f"delete function {fname} (its invoke permissions and async "
+                                  "settings go with it)", "lambda", "delete_function",
+                                  {"FunctionName": fname}))
+            else:
+                self.notes.append(f"function {fname} was not created by pypicloud-s3sync; "
+                                     "only our permissions are removed from it")
+                for principal in ("s3", "events"):
+                    sid = statement_id(principal, target.bucket)
+                    if sid in a.statements:
+                        steps.append(Step("permission", "delete", sid,
+                                          f"remove invoke permission {sid} from {fname}",
+                                          "lambda", "remove_permission",
+                                          {"FunctionName": fname, "StatementId": sid}))
+        if options.role_arn:
+            self.notes.append(f"role {options.role_arn} was given with -a; left alone")
+        elif a.role is not None:
+            role = options.role_name
+            if not managed(_tags(a.role.get("Tags"))):
+                self.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
+            else:
+                foreign = [p for p in a.role_inline if p != iam.POLICY_NAME] + a.role_attached
+                if iam.POLICY_NAME in a.role_inline:
+                    steps.append(Step("role-policy", "delete", f"{role}/{iam.POLICY_NAME}",
+                                      f"delete inline policy {iam.POLICY_NAME} from role {role}",
+                                      "iam", "delete_role_policy",
+                                      {"RoleName": role, "PolicyName": iam.POLICY_NAME}))
+                if foreign:
+                    self.notes.append(f"role {role} keeps policies added by someone else "
+                                         f"({', '.join(foreign)}), so it is not deleted")
+                else:
+                    steps.append(Step("role", "delete", role, f"delete IAM role {role}", "iam",
+                                      "delete_role", {"RoleName": role}))
