@@ -408,22 +408,6 @@ def test_building_the_zip_on_the_server_does_not_hold_the_worker(
     assert status.json["in_sync"] is True
 
 
-def test_without_the_bundle_builder_provisioning_says_to_set_s3sync_bundle(
-        aws: None, pypicloud_factory: Callable[..., Pypicloud],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    # An installation without the builder module: importing it fails.
-    monkeypatch.setitem(sys.modules, "pypicloud_s3sync.bundle", None)
-    server = pypicloud_factory()
-    before = aws_state()
-    res = call(server.app, "post", ADMIN, {})
-    assert res.status_int == 409, res.text
-    assert res.json["error"] == "conflict"
-    assert "s3sync.bundle" in res.json["message"]
-    assert aws_state() == before
-
-
 def test_a_server_whose_config_cannot_sync_still_runs_and_says_why(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path) -> None:
     # Plugin included for the compatibility fixes only, packages on local disk.
