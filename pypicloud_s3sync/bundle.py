@@ -309,6 +309,48 @@ def _run_probe(steps: list[list[str]]) -> dict:
     return result
 
 
+def _target_environment(target: Target) -> dict[str, str]:
+    """Marker variables of the Lambda runtime; runtimes get patch releases, hence .99."""
+    return {
+        "python_version": target.version, "python_full_version": f"{target.version}.99",
+        "implementation_version": f"{target.version}.99", "implementation_name": "cpython",
+        "platform_python_implementation": "CPython", "platform_machine": target.machine,
+        "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "extra": "",
+    }
+
+
+def target_only_requirements(closure: Closure, target: Target) -> list[str]:
+    """Dependencies the bundled distributions need on the target but not on the server.
+
+    The probe runs on the server's Python, so it cannot see a requirement such as
+    WebOb's ``legacy-cgi; python_version >= "3.13"`` (the stdlib lost ``cgi``).  Those
+    come at the newest version their requirement allows: the server has none to match.
+    """
+    from importlib import metadata
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    server = {**default_environment(), "extra": ""}
+    on_target = _target_environment(target)
+    present = set(closure.units) | set(closure.runtime)
+    found = set()
+    for norm in closure.units:
+        try:
+            lines = metadata.requires(closure.names[norm]) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for line in lines:
+            requirement = Requirement(line)
+            marker = requirement.marker
+            if (marker is None or _normalize(requirement.name) in present
+                    or not marker.evaluate(on_target) or marker.evaluate(server)):
+                continue
+            requirement.marker = None
+            found.add(str(requirement))
+    return sorted(found)
+
+
 # -- wheels for the target ----------------------------------------------------------------
 
 def _wheel_tags(filename: str) -> set[str]:
@@ -373,6 +415,31 @@ class WheelStore:
             found[failed] = self._build_pure(failed, name, version)
             missing = {n: v for n, v in missing.items() if found.get(n) is None}
         return found  # type: ignore[return-value]
+
+    def resolve(self, requirements: list[str], skip: set[str]) -> dict[str, Path]:
+        """Wheels for requirements the server has no version of, with their dependencies."""
+        from packaging.utils import parse_wheel_filename
+
+        t = self.target
+        self.say(f"{t.runtime} also needs {', '.join(requirements)} (not installed here)...")
+        platforms = [arg for p in t.platforms for arg in ("--platform", p)]
+        with tempfile.TemporaryDirectory(prefix="ppc-s3sync-wheels-") as tmp:
+            proc = self._pip(
+                "download", "--only-binary=:all:", "--dest", tmp, "--implementation", "cp",
+                "--python-version", t.version, "--abi", t.abi, *platforms, *requirements,
+            )
+            if proc.returncode != 0:
+                tail = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+                raise BundleError(
+                    f"{', '.join(requirements)} (needed on {t.runtime}) has no wheel for {t}: "
+                    + (tail[-1] if tail else "pip failed")
+                )
+            wheels = {}
+            for wheel in self._keep(Path(tmp)):
+                norm = _normalize(str(parse_wheel_filename(wheel.name)[0]))
+                if norm not in skip:
+                    wheels[norm] = wheel
+        return wheels
 
     def _pip(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check",
@@ -529,6 +596,13 @@ def _extract(wheel: Path, units: list[str], tree: Path,
             destination = tree / path
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(archive.read(info))
+
+
+def _wheel_top_levels(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        paths = (_wheel_member_path(name) for name in archive.namelist())
+        return sorted({p.split("/", 1)[0] for p in paths
+                       if p and not p.split("/", 1)[0].endswith((".dist-info", ".libs"))})
 
 
 def _add_own_package(tree: Path) -> None:
@@ -708,14 +782,16 @@ def build_bundle(
         _check_output(destination)
     closure = find_closure(config, say)
     interpreter = find_interpreter(target)
+    extra_requirements = target_only_requirements(closure, target)
     key = _digest({
         "builder": BUILDER_VERSION, "target": [target.runtime, target.arch],
         "closure": closure.key(), "include_boto3": include_boto3,
+        "extra": extra_requirements,
         "own": _env_fingerprint()["own"], "bytecode": interpreter and interpreter[1],
     })
     cached = cache_root() / "bundles" / f"{key}.zip"
     if not cached.exists():
-        _build(closure, target, include_boto3, interpreter, cached, say)
+        _build(closure, target, include_boto3, extra_requirements, interpreter, cached, say)
     else:
         say(f"using the cached bundle for {target.runtime} on {target.arch}")
     with zipfile.ZipFile(cached) as archive:
@@ -761,17 +837,21 @@ def _check_output(destination: Path) -> None:
 
 
 def _build(closure: Closure, target: Target, include_boto3: bool,
-           interpreter: tuple[str, str] | None, cached: Path,
-           say: Callable[[str], None]) -> None:
+           extra_requirements: list[str], interpreter: tuple[str, str] | None,
+           cached: Path, say: Callable[[str], None]) -> None:
     wanted = {norm: (closure.names[norm], version)
               for norm, (version, _) in closure.units.items()}
     if include_boto3:
         wanted.update({norm: (closure.names[norm], version)
                        for norm, (version, _) in closure.runtime.items()})
-    wheels = WheelStore(target, say).fetch(wanted)
+    store = WheelStore(target, say)
+    wheels = store.fetch(wanted)
+    extra = store.resolve(extra_requirements, set(wanted)) if extra_requirements else {}
     with tempfile.TemporaryDirectory(prefix="ppc-s3sync-bundle-") as tmp:
         tree = Path(tmp) / "tree"
         tree.mkdir()
+        for norm in sorted(extra):
+            _extract(extra[norm], _wheel_top_levels(extra[norm]), tree)
         for norm in sorted(wanted):
             if norm in closure.units:
                 _extract(wheels[norm], closure.units[norm][1], tree, closure.imported_dirs)

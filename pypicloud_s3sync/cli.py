@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .settings import ConfigError, PypicloudConfig, load_config
+
+if TYPE_CHECKING:
+    from .deploy import AwsClients, DeployOptions, Plan
 
 #: Exit status for a config or usage error the user can fix.
 EXIT_CONFIG = 2
@@ -153,7 +157,8 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                              "function yourself")
 
 
-def _options(args: argparse.Namespace, config: PypicloudConfig):  # noqa: ANN202
+def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions:
+    """Ini settings (``s3sync.*``) first, then every flag the user gave."""
     from .deploy import DeployOptions
 
     names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
@@ -199,7 +204,10 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return wrapper
 
 
-def _plan_and_apply(args: argparse.Namespace, make_plan) -> int:  # noqa: ANN001
+def _plan_and_apply(args: argparse.Namespace,
+                    make_plan: Callable[[PypicloudConfig, DeployOptions, AwsClients], Plan]
+                    ) -> int:
+    """Print the plan before anything changes; stop there on --dry-run or nothing to do."""
     from .deploy import AwsClients, apply
 
     config = load(args)

@@ -21,7 +21,12 @@ Public API (used by the CLI and the admin endpoint; keep it stable):
 * :func:`status` -> :class:`StatusReport` (``rows``, ``in_sync``, ``to_json()``,
   ``describe()``);
 * :class:`ZipBundle` -- a zip built elsewhere, deployable like the builder's ``Bundle``;
-* :class:`DeployError` -- a one-line, user-fixable problem (a :class:`ConfigError`).
+* :class:`DeployError` -- a one-line, user-fixable problem (a :class:`ConfigError`);
+  :class:`ApplyError` when AWS refused a step (``.done`` = steps already applied).
+
+The pieces behind it: :mod:`.actual` reads the account, :mod:`.planner` compares,
+:mod:`.plan` holds and renders the result, :mod:`.iam` and :mod:`.notifications` build
+the documents.
 """
 
 from __future__ import annotations

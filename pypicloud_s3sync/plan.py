@@ -125,6 +125,7 @@ class Plan:
             "function": self.function_name,
             "region": self.region,
             "account": self.account,
+            "is_empty": self.is_empty,
             "steps": [step.to_json() for step in self.steps],
             "warnings": list(self.warnings),
             "notes": list(self.notes),

@@ -537,3 +537,57 @@ def test_delete_keeps_a_role_someone_else_added_policies_to(bucket, tmp_path, co
 def test_missing_bucket_is_a_clear_error(aws, tmp_path, code):
     with pytest.raises(deploy.DeployError, match="bucket packages does not exist"):
         create(make_config(tmp_path), code=code)
+
+
+def test_on_failure_destination_and_retry_settings(bucket, tmp_path, code):
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="sync-failed")[
+        "QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create(make_config(tmp_path), code=code, on_failure=dlq, retry_attempts=1,
+           max_event_age=3600)
+    invoke = boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(
+        FunctionName=FUNCTION)
+    assert invoke["MaximumRetryAttempts"] == 1
+    assert invoke["MaximumEventAgeInSeconds"] == 3600
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    doc = iam.parse_document(boto3.client("iam").get_role_policy(
+        RoleName=iam.role_name(FUNCTION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+    [statement] = [s for s in doc["Statement"] if s["Sid"] == "OnFailureDestination"]
+    assert (statement["Action"], statement["Resource"]) == (["sqs:SendMessage"], dlq)
+    assert create(make_config(tmp_path), code=code, on_failure=dlq, retry_attempts=1,
+                  max_event_age=3600).is_empty
+
+
+def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, code):
+    """Lambda cannot assume a role for a few seconds after IAM created it; moto can at
+    once, so the first CreateFunction gets the refusal AWS sends in that window."""
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    refusals = iter([True])
+
+    def not_yet(model, **_):
+        if next(refusals, False):
+            raise ClientError({"Error": {
+                "Code": "InvalidParameterValueException",
+                "Message": "The role defined for the function cannot be assumed by Lambda."}},
+                model.name)
+
+    clients.client("lambda").meta.events.register("before-call.lambda.CreateFunction", not_yet)
+    slept = []
+    results = deploy.apply(plan, clients, sleep=slept.append)
+    assert slept == [deploy.ROLE_BACKOFF[0]]
+    assert [r.attempts for r in results if r.step.operation == "create_function"] == [2]
+
+
+def test_delete_leaves_eventbridge_on_while_another_rule_listens(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code, delivery="eventbridge")
+    events = boto3.client("events", region_name=REGION)
+    events.put_rule(Name="audit-uploads", EventPattern=json.dumps(
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": [BUCKET]}}}))
+    plan = delete(config)
+    assert any("audit-uploads" in note for note in plan.notes)
+    assert bucket_notification() == {"EventBridgeConfiguration": {}}
+    assert [r["Name"] for r in events.list_rules()["Rules"]] == ["audit-uploads"]

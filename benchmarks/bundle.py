@@ -1,0 +1,315 @@
+"""Lambda bundle: size, build time and cold start, ours against pypicloud's and the floor.
+
+Run from the repository root with the project's venv::
+
+    .venv/bin/python benchmarks/bundle.py [--runs 5] [--caches sqlite redis dynamo]
+
+Side by side, per cache backend:
+
+* **ours**: ``build_bundle()`` for this interpreter's runtime; cold build (empty cache:
+  import probe, wheel downloads, bytecode, zip) and warm rebuild (same inputs again).
+* **pypicloud 1.3.12**: built the way its ``ppc-build-lambda-bundle`` builds it (a venv,
+  ``pip install pypicloud[dynamo,redis]==1.3.12`` plus ``SQLAlchemy<2``, the one pin it
+  needs to import at all, then all of site-packages zipped with its handler).
+* **floor**: no pypicloud at all: ``import boto3``, an S3 client, the backend's client
+  library, one HEAD and one write.
+
+Cold start = a fresh interpreter as Lambda starts one (``-I -S -B``: no site-packages,
+read-only code, only the unzipped bundle and the runtime's own boto3 on ``sys.path``)
+importing the handler, bootstrapping and handling one ObjectCreated event; the median
+wall time of ``--runs`` processes.  Zips are extracted with their timestamps, as Lambda
+does, so bytecode that depends on them behaves as it would there.  AWS is a moto server;
+Redis is the local server (a database number of our own); SQLite is a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from urllib.parse import quote_plus
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REGION = "us-east-1"
+BUCKET = "packages"
+MIB = 1024 * 1024
+
+RUNNER = r"""
+import json, os, sys, time
+start = time.perf_counter()
+paths, module, func, event = sys.argv[1].split(os.pathsep), sys.argv[2], sys.argv[3], sys.argv[4]
+sys.path[:0] = paths
+import importlib
+imported = None
+try:
+    handler = getattr(importlib.import_module(module), func)
+    imported = time.perf_counter()
+    handler(json.loads(event), None)
+    error = None
+except Exception as exc:
+    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+done = time.perf_counter()
+print("BENCH " + json.dumps({"import": (imported or done) - start, "error": error}))
+"""
+
+FLOOR = r'''
+"""The least any sync function must do: boto3, an S3 client, the cache's client, a write."""
+import os
+
+import boto3
+
+CACHE = os.environ["FLOOR_CACHE"]
+
+
+def handle(event, context):
+    record = event["Records"][0]["s3"]
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    head = s3.head_object(Bucket=record["bucket"]["name"], Key=record["object"]["key"])
+    item = {"filename": record["object"]["key"], "meta": str(head["Metadata"])}
+    if CACHE == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(os.environ["FLOOR_SQLITE"])
+        db.execute("CREATE TABLE IF NOT EXISTS floor (filename TEXT PRIMARY KEY, meta TEXT)")
+        db.execute("INSERT OR REPLACE INTO floor VALUES (?, ?)", (item["filename"], item["meta"]))
+        db.commit()
+    elif CACHE == "redis":
+        import redis
+
+        redis.Redis.from_url(os.environ["FLOOR_REDIS"]).hset("floor:" + item["filename"],
+                                                             mapping=item)
+    else:
+        ddb = boto3.client("dynamodb", endpoint_url=endpoint)
+        ddb.put_item(TableName="floor", Item={k: {"S": v} for k, v in item.items()})
+'''
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+                   check=True, capture_output=True)
+
+
+def extract(zip_path: Path, directory: Path) -> Path:
+    """Unzip keeping each entry's timestamp, as Lambda's extraction does."""
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            archive.extract(info, directory)
+            stamp = time.mktime((*info.date_time, 0, 0, -1))
+            os.utime(directory / info.filename, (stamp, stamp))
+    return directory
+
+
+def unzipped_size(zip_path: Path) -> int:
+    with zipfile.ZipFile(zip_path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def cold_start(paths: list[Path], module: str, func: str, event: dict, env: dict[str, str],
+               runs: int) -> dict:
+    walls, imports, errors = [], [], set()
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-B", "-c", RUNNER,
+             os.pathsep.join(map(str, paths)), module, func, json.dumps(event)],
+            capture_output=True, text=True, env=env, cwd=paths[0], check=False,
+        )
+        walls.append(time.perf_counter() - start)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
+        if not lines:
+            errors.add((proc.stderr.strip().splitlines() or ["no output"])[-1][:120])
+            continue
+        result = json.loads(lines[-1].removeprefix("BENCH "))
+        imports.append(result["import"])
+        if result["error"]:
+            errors.add(result["error"])
+    return {"wall": statistics.median(walls),
+            "import": statistics.median(imports) if imports else float("nan"),
+            "error": "; ".join(sorted(errors)) or None}
+
+
+def s3_event(key: str) -> dict:
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+        "eventTime": "2026-11-27T12:00:00.000Z",
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "bench",
+               "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": 100,
+                          "sequencer": "0055AED6DCD90281E5"}},
+    }]}
+
+
+def build_original(work: Path) -> tuple[Path, float]:
+    """pypicloud 1.3.12's recipe (lambda_scripts._build_lambda_bundle), minus its crash."""
+    start = time.perf_counter()
+    venv = work / "original-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                    "pypicloud[dynamo,redis]==1.3.12", "SQLAlchemy<2"],
+                   check=True, capture_output=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "zope" / "__init__.py").touch()  # its hack; the repoze one crashes today
+    bundle = work / "original.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(site.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(site))
+        handler = site / "pypicloud" / "_lambda_handler.py"
+        archive.write(handler, "lambda_script.py")
+    return bundle, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--caches", nargs="+", default=["sqlite", "redis", "dynamo"])
+    args = parser.parse_args()
+
+    import warnings
+
+    warnings.simplefilter("ignore")
+    fake_aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    os.environ.update(fake_aws)
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from pypicloud_s3sync.bundle import build_bundle
+    from pypicloud_s3sync.settings import load_config
+    from tests.pypicloud_app import build_cache, sdist_bytes
+    from tests.services import REDIS_ADMIN, claim_redis_database
+
+    work = Path(tempfile.mkdtemp(prefix="ppc-bench-bundle-"))
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    redis_db = claim_redis_database(REDIS_ADMIN) if "redis" in args.caches else None
+    try:
+        print("preparing: the runtime's boto3, the floor's redis client, "
+              "pypicloud 1.3.12's bundle...", file=sys.stderr)
+        from importlib.metadata import version
+
+        runtime = work / "lambda-runtime"
+        pip("install", "--target", str(runtime), f"boto3=={version('boto3')}")
+        floor_dir = work / "floor"
+        pip("install", "--target", str(floor_dir), "--no-deps", f"redis=={version('redis')}")
+        (floor_dir / "floor_handler.py").write_text(FLOOR)
+        original_zip, original_build = build_original(work)
+        original_dir = extract(original_zip, work / "original")
+
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        boto3.client("dynamodb", endpoint_url=endpoint).create_table(
+            TableName="floor", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "filename", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "filename", "AttributeType": "S"}])
+
+        rows = []
+        for cache in args.caches:
+            db = {
+                "sqlite": {"pypi.db": "sql", "db.url": f"sqlite:///{work / 'cache.sqlite'}"},
+                "redis": {"pypi.db": "redis", "db.url": redis_db.url if redis_db else ""},
+                "dynamo": {"pypi.db": "dynamo", "db.region_name": REGION, "db.host": host,
+                           "db.port": str(port), "db.secure": "false"},
+            }[cache]
+            settings = {"pypi.storage": "s3", "storage.bucket": BUCKET,
+                        "storage.region_name": REGION, "storage.endpoint_url": endpoint, **db}
+            # One package in the bucket, uploaded by pypicloud itself (metadata and all).
+            pypicloud_cache = build_cache(settings)
+            name = f"bench-{cache}"
+            pypicloud_cache.upload(f"{name}-1.0.tar.gz", io.BytesIO(sdist_bytes(name, "1.0")),
+                                   name=name, version="1.0", summary="benchmark")
+            try:
+                import transaction
+
+                transaction.commit()
+            except ImportError:
+                pass
+            key = next(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+                       if o["Key"].endswith(f"{name}-1.0.tar.gz"))
+            event = s3_event(key)
+
+            config = load_config(settings)
+            os.environ["PPC_S3SYNC_CACHE_DIR"] = str(work / f"cache-{cache}")
+            start = time.perf_counter()
+            ours = build_bundle(config, output=work / f"ours-{cache}.zip",
+                                runtime=f"python3.{sys.version_info.minor}")
+            cold_build = time.perf_counter() - start
+            start = time.perf_counter()
+            build_bundle(config, output=work / f"ours-{cache}.zip",
+                         runtime=f"python3.{sys.version_info.minor}")
+            warm_build = time.perf_counter() - start
+            ours_dir = extract(ours.path, work / f"ours-{cache}")
+
+            env = {**fake_aws, "LANG": "C.UTF-8", "AWS_ENDPOINT_URL": endpoint,
+                   "PYPICLOUD_SETTINGS": json.dumps(config.function.values)}
+            original_settings = {k: v for k, v in settings.items()
+                                 if k == "pypi.db" or k.startswith("db.")}
+            rows.append({
+                "cache": cache,
+                "ours": {"zip": ours.size, "unzipped": ours.unzipped_size,
+                         "cold_build": cold_build, "warm_build": warm_build,
+                         **cold_start([ours_dir, runtime], "pypicloud_s3sync.handler",
+                                      "handle_event", event, env, args.runs)},
+                "original": {"zip": original_zip.stat().st_size,
+                             "unzipped": unzipped_size(original_zip),
+                             "cold_build": original_build, "warm_build": original_build,
+                             **cold_start([original_dir, runtime], "lambda_script",
+                                          "handle_s3_event", event,
+                                          {**env, "PYPICLOUD_SETTINGS":
+                                           json.dumps(original_settings)}, args.runs)},
+                "floor": cold_start([floor_dir, runtime], "floor_handler", "handle", event,
+                                    {**env, "FLOOR_CACHE": cache,
+                                     "FLOOR_SQLITE": str(work / "floor.sqlite"),
+                                     "FLOOR_REDIS": redis_db.url if redis_db else ""},
+                                    args.runs),
+            })
+        report(rows, args.runs)
+    finally:
+        if redis_db:
+            redis_db.release()
+        server.stop()
+    return 0
+
+
+def report(rows: list[dict], runs: int) -> None:
+    print(f"\nLambda bundle, python3.{sys.version_info.minor} x86_64; cold start = median "
+          f"of {runs} fresh `python -I -S -B` processes (import + bootstrap + first event)\n")
+    header = (f"{'cache':7} {'bundle':17} {'zip MiB':>8} {'unzip MiB':>9} {'cold build':>10} "
+              f"{'warm build':>10} {'import s':>8} {'cold start s':>12} {'vs floor':>8}")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        floor = row["floor"]["wall"]
+        for label, key in (("ours", "ours"), ("pypicloud 1.3.12", "original")):
+            r = row[key]
+            print(f"{row['cache']:7} {label:17} {r['zip'] / MIB:8.2f} {r['unzipped'] / MIB:9.2f} "
+                  f"{r['cold_build']:9.2f}s {r['warm_build']:9.3f}s {r['import']:8.3f} "
+                  f"{r['wall']:12.3f} {r['wall'] / floor:7.2f}x"
+                  + (f"  fails: {r['error']}" if r["error"] else ""))
+        f = row["floor"]
+        print(f"{row['cache']:7} {'floor':17} {'-':>8} {'-':>9} {'-':>10} {'-':>10} "
+              f"{f['import']:8.3f} {f['wall']:12.3f} {1:7.2f}x"
+              + (f"  fails: {f['error']}" if f["error"] else ""))
+    print("\npypicloud 1.3.12's bundle is one zip for every backend; its build time is "
+          "venv + pip install (pip's own cache warm), and it has no cache of its own "
+          "(warm = cold).\nTargets: ours <= 10 MiB zipped, cold start <= 1.5x the floor.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
