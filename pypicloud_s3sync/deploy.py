@@ -240,9 +240,9 @@ class DeployOptions:
     def vpc(self) -> bool:
         return bool(self.subnet_ids)
 
-    @property
-    def role_name(self) -> str:
-        return iam.role_name(self.function_name)
+    def role_name(self, region: str) -> str:
+        """The role create makes for this function in ``region`` (unless -a gave one)."""
+        return iam.role_name(self.function_name, region)
 
 
 # -- AWS clients ------------------------------------------------------------------------
@@ -338,7 +338,8 @@ def _code_provider(code: CodeSource, config: PypicloudConfig, options: DeployOpt
 def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClients) -> Planner:
     desired = desired_state(config, options, clients)
     actual = read_actual(config, options, clients,
-                         None if options.role_arn else options.role_name, rule_name(options))
+                         None if options.role_arn else options.role_name(clients.region),
+                         rule_name(options))
     return Planner(config, options, clients, actual, desired)
 
 
@@ -397,7 +398,8 @@ def status(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
     try:
         planner.role()
     except DeployError as exc:
-        planner.row("role", forced.role_name, "created by pypicloud-s3sync", str(exc), False)
+        planner.row("role", forced.role_name(clients.region), "created by pypicloud-s3sync",
+                    str(exc), False)
     if planner.actual.function is None:
         planner.row("function", forced.function_name, "exists", "missing", False)
     else:

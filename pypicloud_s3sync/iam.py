@@ -9,6 +9,7 @@ The documents are plain dicts so that the planner can compare them with what IAM
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -63,9 +64,14 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def role_name(function_name: str) -> str:
-    """One role per function, so two syncs never share (or delete) each other's role."""
-    return f"pypicloud-s3sync-{function_name}"[:64]
+def role_name(function_name: str, region: str) -> str:
+    """One role per function and region, so two syncs never share (or delete) each
+    other's role: IAM is global, and the same function name in two regions is the
+    normal multi-region setup.  Names past IAM's 64 characters keep a digest."""
+    name = f"pypicloud-s3sync-{function_name}-{region}"
+    if len(name) <= 64:
+        return name
+    return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def role_arn(account: str, name: str, partition: str = "aws") -> str:

@@ -104,7 +104,8 @@ def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsC
     return Desired(
         account=account,
         partition=partition,
-        role_arn=options.role_arn or iam.role_arn(account, options.role_name, partition),
+        role_arn=options.role_arn
+        or iam.role_arn(account, options.role_name(clients.region), partition),
         function_arn=(f"arn:{partition}:lambda:{clients.region}:{account}:"
                       f"function:{options.function_name}"),
         rule_arn=f"arn:{partition}:events:{clients.region}:{account}:rule/{rule_name(options)}",
@@ -140,7 +141,7 @@ class Planner:
             self.notes.append(f"using role {o.role_arn} as given (-a); its policy is yours")
             self._check_given_role(o.role_arn)
             return
-        name = o.role_name
+        name = o.role_name(self.clients.region)
         policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
                                  function_name=self.fname, vpc=o.vpc,
                                  on_failure=o.on_failure, partition=d.partition)
@@ -561,7 +562,7 @@ class Planner:
         if options.role_arn:
             self.notes.append(f"role {options.role_arn} was given with -a; left alone")
         elif a.role is not None:
-            role = options.role_name
+            role = options.role_name(self.clients.region)
             if not managed(_tags(a.role.get("Tags"))):
                 self.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
             else:

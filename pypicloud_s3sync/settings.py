@@ -97,6 +97,11 @@ def read_app_settings(config_uri: str) -> dict[str, str]:
     try:
         return dict(get_appsettings(config_uri))
     except LookupError as exc:
+        if f"app:{name}" in _sections(path):
+            raise ConfigError(
+                f"[app:{name}] in {path} has no 'use = egg:pypicloud' line; "
+                "give the ini the server runs with"
+            ) from exc
         raise ConfigError(
             f"{path} has no [app:{name}] section; name the section as {path}#NAME"
         ) from exc
@@ -104,14 +109,18 @@ def read_app_settings(config_uri: str) -> dict[str, str]:
         raise ConfigError(f"{path} is not a valid ini file: {exc}") from exc
 
 
+def _sections(path: str) -> list[str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    return parser.sections()
+
+
 def setup_logging(config_uri: str) -> None:
     """Use the ini's [loggers] sections like pserve does; an ini without them is fine."""
     from pyramid.paster import setup_logging as paster_setup_logging
 
     path, _ = split_config_uri(config_uri)
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(path)
-    if parser.has_section("loggers"):
+    if "loggers" in _sections(path):
         paster_setup_logging(path)
 
 

@@ -207,7 +207,7 @@ def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
     create(load_config(str(server.ini)), code=code)
 
     client = boto3.client("iam")
-    role = client.get_role(RoleName=iam.role_name(FUNCTION))["Role"]
+    role = client.get_role(RoleName=iam.role_name(FUNCTION, REGION))["Role"]
     assert role["Path"] == iam.ROLE_PATH
     assert {t["Key"]: t["Value"] for t in role["Tags"]} == {iam.MANAGED_TAG: iam.MANAGED_VALUE}
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
@@ -234,7 +234,7 @@ def test_vpc_options_add_network_interface_permissions(bucket, tmp_path, code):
     config = make_config(tmp_path)
     create(config, code=code, subnet_ids="subnet-1,subnet-2", security_group_ids="sg-1")
     doc = iam.parse_document(boto3.client("iam").get_role_policy(
-        RoleName=iam.role_name(FUNCTION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+        RoleName=iam.role_name(FUNCTION, REGION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
     assert "ec2:CreateNetworkInterface" in {
         a for s in doc["Statement"] for a in s["Action"]}
     vpc = boto3.client("lambda", region_name=REGION).get_function_configuration(
@@ -263,7 +263,7 @@ def test_given_role_is_used_and_never_touched(bucket, tmp_path, code):
 
 
 def test_foreign_role_with_our_name_is_refused(bucket, tmp_path, code):
-    boto3.client("iam").create_role(RoleName=iam.role_name(FUNCTION),
+    boto3.client("iam").create_role(RoleName=iam.role_name(FUNCTION, REGION),
                                     AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))
     with pytest.raises(deploy.DeployError, match="not created by pypicloud-s3sync.*-a"):
         create(make_config(tmp_path), code=code)
@@ -524,13 +524,13 @@ def test_delete_keeps_a_role_someone_else_added_policies_to(bucket, tmp_path, co
     config = make_config(tmp_path)
     create(config, code=code)
     client = boto3.client("iam")
-    client.put_role_policy(RoleName=iam.role_name(FUNCTION), PolicyName="extra",
+    client.put_role_policy(RoleName=iam.role_name(FUNCTION, REGION), PolicyName="extra",
                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
                                {"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
                                 "Resource": "*"}]}))
     plan = delete(config)
     assert any("extra" in note for note in plan.notes)
-    assert client.list_role_policies(RoleName=iam.role_name(FUNCTION))["PolicyNames"] == [
+    assert client.list_role_policies(RoleName=iam.role_name(FUNCTION, REGION))["PolicyNames"] == [
         "extra"]
 
 
@@ -551,7 +551,7 @@ def test_on_failure_destination_and_retry_settings(bucket, tmp_path, code):
     assert invoke["MaximumEventAgeInSeconds"] == 3600
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq
     doc = iam.parse_document(boto3.client("iam").get_role_policy(
-        RoleName=iam.role_name(FUNCTION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+        RoleName=iam.role_name(FUNCTION, REGION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
     [statement] = [s for s in doc["Statement"] if s["Sid"] == "OnFailureDestination"]
     assert (statement["Action"], statement["Resource"]) == (["sqs:SendMessage"], dlq)
     assert create(make_config(tmp_path), code=code, on_failure=dlq, retry_attempts=1,
@@ -591,3 +591,39 @@ def test_delete_leaves_eventbridge_on_while_another_rule_listens(bucket, tmp_pat
     assert any("audit-uploads" in note for note in plan.notes)
     assert bucket_notification() == {"EventBridgeConfiguration": {}}
     assert [r["Name"] for r in events.list_rules()["Rules"]] == ["audit-uploads"]
+
+
+def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):
+    """IAM is global: the second region's create must not rewrite the first one's role."""
+    import boto3
+
+    from pypicloud_s3sync import deploy
+    from pypicloud_s3sync.settings import load_config
+
+    def region_config(region: str, bucket: str):
+        boto3.client("s3", region_name=region).create_bucket(
+            Bucket=bucket, **({} if region == "us-east-1" else
+                              {"CreateBucketConfiguration": {"LocationConstraint": region}}))
+        ini = tmp_path / f"{region}.ini"
+        ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
+                       f"storage.bucket = {bucket}\n"
+                       f"storage.region_name = {region}\npypi.db = redis\n"
+                       "db.url = redis://cache.internal:6379/0\n")
+        return load_config(str(ini))
+
+    code = deploy.ZipBundle.from_path(write_zip(tmp_path / "code.zip"))
+    policies = {}
+    for region, bucket in (("us-east-1", "packages-use1"), ("eu-west-1", "packages-euw1")):
+        config = region_config(region, bucket)
+        options = deploy.DeployOptions.from_config(config)
+        clients = deploy.AwsClients.from_config(config, options)
+        deploy.apply(deploy.plan_create(config, options, clients, code=code), clients,
+                     sleep=lambda _s: None)
+        policies[region] = options.role_name(region)
+
+    iam_client = boto3.client("iam")
+    assert policies["us-east-1"] != policies["eu-west-1"]
+    for region, bucket in (("us-east-1", "packages-use1"), ("eu-west-1", "packages-euw1")):
+        document = json.dumps(iam_client.get_role_policy(
+            RoleName=policies[region], PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+        assert f"arn:aws:s3:::{bucket}" in document

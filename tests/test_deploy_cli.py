@@ -208,7 +208,7 @@ def test_installed_scripts_against_a_moto_server(moto_server, tmp_path):
     ours = [e["Id"] for e in config_now["LambdaFunctionConfigurations"]]
     assert ours == [notifications.entry_id(FUNCTION)]
     role = boto3.client("iam", endpoint_url=moto_server).get_role(
-        RoleName=iam.role_name(FUNCTION))["Role"]
+        RoleName=iam.role_name(FUNCTION, REGION))["Role"]
     assert {t["Key"] for t in role["Tags"]} == {iam.MANAGED_TAG}
 
     deleted = run("ppc-delete-s3-sync", config, "--endpoint-url", moto_server)

@@ -108,6 +108,12 @@ def test_bad_config_gets_one_clear_line(tmp_path, change, message):
     assert "\n" not in str(info.value)
 
 
+def test_section_without_pypicloud_app(tmp_path):
+    path = write(tmp_path, BASE.replace("use = egg:pypicloud\n", ""))
+    with pytest.raises(ConfigError, match=r"\[app:main\] in .* has no 'use = egg:pypicloud'"):
+        load_config(path)
+
+
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(str(tmp_path / "missing.ini"))
