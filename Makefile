@@ -16,7 +16,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
-	@echo "The two-region demo arrives with issue 7; until then run: make test"
+	$(PY) demo/two_regions.py
 
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
