@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .settings import ConfigError, PypicloudConfig, load_config
+# pyramid (under pypicloud) imports pkg_resources, whose deprecation warning would open
+# every command's output; it says nothing the operator can act on.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+from . import __version__  # noqa: E402 - after the filter, which must precede pyramid
+from .settings import ConfigError, PypicloudConfig, load_config  # noqa: E402
 
 if TYPE_CHECKING:
     from .deploy import AwsClients, DeployOptions, Plan
