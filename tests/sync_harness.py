@@ -142,7 +142,8 @@ class SyncBucket:
     # -- changes to the bucket, each returning the notification it caused -------------
 
     def put_package(self, name: str, version: str, summary: str = "A test package",
-                    filename: str | None = None, **metadata: str) -> tuple[str, Delivery]:
+                    filename: str | None = None, expect_event: bool = True,
+                    **metadata: str) -> tuple[str, Delivery | None]:
         """Upload as pypicloud does (its S3 storage: multipart, metadata, hashes as
         ``cache.upload`` computes them); returns the key and the notification."""
         import hashlib
@@ -155,7 +156,7 @@ class SyncBucket:
         metadata.setdefault("hash_md5", hashlib.md5(data).hexdigest())
         package = Package(name, version, filename, summary=summary, **metadata)
         self.storage.upload(package, io.BytesIO(data))
-        return self.storage.get_path(package), self._one()
+        return self.storage.get_path(package), self._one() if expect_event else None
 
     def put_raw(self, key: str, body: bytes = b"data", bucket: str | None = None,
                 **metadata: str) -> Delivery:
