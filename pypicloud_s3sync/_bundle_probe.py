@@ -180,26 +180,50 @@ def probe(request: dict) -> dict:
     sys.dont_write_bytecode = True
     warnings.simplefilter("ignore")
     baseline = set(sys.modules)
+
+    def forget(everything: bool) -> None:
+        """Drop what this probe imported: all of it, or only orphaned submodules.
+
+        A package whose import failed is gone from ``sys.modules`` while submodules it
+        had already imported stay; importing it again would find them and skip setting
+        them as attributes.  Everything else that finished importing is kept, which
+        saves re-importing the whole stack after each missing module.
+        """
+        ours = [m for m in set(sys.modules) - baseline
+                if m.partition(".")[0] not in sys.stdlib_module_names]
+        for module in sorted(ours, key=len):
+            parent = module.rpartition(".")[0]
+            if everything or (parent and parent not in sys.modules):
+                sys.modules.pop(module, None)
+        importlib.invalidate_caches()
+
     missing: list[str] = []
-    for _attempt in range(500):
+    thorough = verified = False
+    for _attempt in range(1000):
         try:
             for step in request["steps"]:
                 _run(step)
-            break
         except Exception as exc:  # noqa: BLE001 - any failure may be a missing module
             name = _missing_name(exc)
             if name is None or name in missing[-3:] or not stager.find(name):
+                if not thorough:
+                    # Maybe an artefact of keeping modules: start over from scratch.
+                    thorough, verified = True, False
+                    forget(everything=True)
+                    continue
                 raise ProbeError(
                     f"importing the function's modules fails on the server itself: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            # Start over: a failed import can leave half-initialised modules behind.
-            # The standard library stays loaded; it is always there.
             missing.append(name)
-            for module in set(sys.modules) - baseline:
-                if module.partition(".")[0] not in sys.stdlib_module_names:
-                    del sys.modules[module]
-            importlib.invalidate_caches()
+            verified = False
+            forget(everything=thorough)
+            continue
+        if verified:
+            break
+        # Everything imported; prove it from a clean slate with exactly these files.
+        verified = True
+        forget(everything=True)
     modules = sorted(m for m in set(sys.modules) - baseline
                      if m.partition(".")[0] not in sys.stdlib_module_names)
     files = set()

@@ -63,7 +63,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -442,20 +442,21 @@ class WheelStore:
         return wheels
 
     def _pip(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run pip, showing what it collects as progress; stderr is kept for errors."""
         command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check",
                    "--no-input"]
-        proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})},
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line.startswith(("Collecting ", "Downloading ", "Building wheel")):
-                self.say("  " + line.strip())
-        stderr = proc.stderr.read() if proc.stderr else ""
-        proc.wait()
-        return subprocess.CompletedProcess(command, proc.returncode, "", stderr)
+        with tempfile.TemporaryFile("w+") as errors:
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=errors, text=True,
+                env={**os.environ, **(env or {})},
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith(("Collecting ", "Downloading ", "Building wheel")):
+                    self.say("  " + line.strip())
+            proc.wait()
+            errors.seek(0)
+            return subprocess.CompletedProcess(command, proc.returncode, "", errors.read())
 
     def _download(self, missing: dict[str, tuple[str, str]]) -> str | None:
         """Download what has a wheel; returns the first distribution that has none."""
@@ -696,7 +697,7 @@ def _write_zip(tree: Path, destination: Path) -> int:
             info.create_system = 3  # unix, so the permission bits below are honoured
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data, compresslevel=9)
+            archive.writestr(info, data)
     os.replace(tmp, destination)
     return total
 
