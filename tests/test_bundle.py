@@ -39,6 +39,7 @@ from pypicloud_s3sync.bundle import (
     find_interpreter,
 )
 from pypicloud_s3sync.cli import main
+from pypicloud_s3sync.localrun import LocalFunction, install_runtime_packages, unpack
 from pypicloud_s3sync.settings import load_config
 
 pytestmark = pytest.mark.slow
@@ -327,50 +328,7 @@ def test_cli_writes_the_zip_named_after_the_function_and_prints_the_handler(
 @pytest.fixture(scope="session")
 def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The runtime's own packages: boto3 and its dependencies, as pip installs them."""
-    target = tmp_path_factory.mktemp("lambda-runtime")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--target", str(target), f"boto3=={importlib.metadata.version('boto3')}"],
-        check=True, capture_output=True,
-    )
-    return target
-
-
-RUN = r"""
-import json, sys
-bundle, runtime, events = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.path[:0] = [bundle, runtime]
-from pypicloud_s3sync.handler import handle_event
-
-class Context:
-    function_name = "pypicloud_s3_sync"
-    aws_request_id = "bundle-test"
-    def get_remaining_time_in_millis(self):
-        return 60000
-
-results = [handle_event(event, Context()) for event in json.loads(events)]
-outside = sorted(
-    name for name, module in list(sys.modules.items())
-    if getattr(module, "__file__", None)
-    and not module.__file__.startswith((bundle, runtime, sys.base_prefix))
-)
-print("RESULT " + json.dumps({"results": results, "outside": outside}, default=str))
-"""
-
-
-def run_like_lambda(python: str, bundle: Bundle, runtime_dir: Path, tmp_path: Path,
-                    events: list[dict], env: dict[str, str]) -> dict:
-    code = tmp_path / "task"
-    if not code.exists():
-        with zipfile.ZipFile(bundle.path) as archive:
-            archive.extractall(code)
-    proc = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", RUN, str(code), str(runtime_dir), json.dumps(events)],
-        capture_output=True, text=True, env=env, cwd=code, timeout=300, check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
-    line = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")][-1]
-    return json.loads(line.removeprefix("RESULT "))
+    return install_runtime_packages(tmp_path_factory.mktemp("lambda-runtime"))
 
 
 def s3_event(name: str, bucket: str, key: str, size: int = 0) -> dict:
@@ -427,18 +385,19 @@ def test_bundle_runs_as_lambda_runs_it(
         "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_LAMBDA_FUNCTION_NAME": "pypicloud_s3_sync", "LANG": "C.UTF-8",
     }
-    created = run_like_lambda(
-        python, bundle, lambda_runtime, tmp_path,
-        [s3_event("ObjectCreated:CompleteMultipartUpload", "packages", key, 100)], env,
-    )
-    assert created["outside"] == []
-    assert server.simple("replicated-pkg") == [filename]
+    with LocalFunction(unpack(bundle.path, tmp_path / "task"), lambda_runtime, env,
+                       python=python) as function:
+        created = function.invoke(
+            s3_event("ObjectCreated:CompleteMultipartUpload", "packages", key, 100))
+        assert "error" not in created, created
+        assert created["outside"] == []
+        assert server.simple("replicated-pkg") == [filename]
 
-    s3.delete_object(Bucket="packages", Key=key)
-    deleted = run_like_lambda(python, bundle, lambda_runtime, tmp_path,
-                              [s3_event("ObjectRemoved:Delete", "packages", key)], env)
-    assert deleted["outside"] == []
-    assert server.simple("replicated-pkg") == []
+        s3.delete_object(Bucket="packages", Key=key)
+        deleted = function.invoke(s3_event("ObjectRemoved:Delete", "packages", key))
+        assert "error" not in deleted, deleted
+        assert deleted["outside"] == []
+        assert server.simple("replicated-pkg") == []
 
 
 def _forget_everything(server) -> None:
