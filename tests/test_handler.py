@@ -178,3 +178,35 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
     assert outcome.action == "saved" and outcome.heads == 1
     assert "delta-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == []
+
+
+def test_clear_filename_keeps_an_entry_of_another_key(
+    aws: None, cache_backend: str, cache_settings: Any
+) -> None:
+    """A delete of key B must not remove the entry that records key A for the same
+    filename; a delete of key A removes it; a second delete finds nothing."""
+    from pypicloud_s3sync.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(cache_backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path="a/omega/omega-1.0.tar.gz"))
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz") == \
+                "other-path"
+        assert "omega-1.0.tar.gz" in cached(settings)
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
+                "cleared"
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
+                "absent"
+        assert cached(settings) == {}
+        assert cache.distinct() == [], "the package summary was left behind"
+    finally:
+        close_cache(cache)
