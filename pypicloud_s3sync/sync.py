@@ -1,0 +1,225 @@
+"""From an S3 key to the pypicloud cache: read the object's state, then make the cache agree.
+
+Everything here is state-based on purpose.  S3 delivers events at least once and in no
+guaranteed order, so the event only says *which* key to look at; what the cache should
+hold comes from the object as it is now (one HEAD).  Applying that twice, or in any
+order, leaves the cache the same, which is what makes retries and redelivery safe.
+
+The functions are shared by the Lambda handler and the reconcile command, so they take
+a plain boto3 S3 client and a cache built by pypicloud's own factory, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pypicloud.util import ALL_EXTENSIONS
+
+if TYPE_CHECKING:
+    from pypicloud.cache.base import ICache
+    from pypicloud.models import Package
+
+#: HEAD answers these codes for an object that is not there (or is a delete marker).
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What one HEAD says about an object.
+
+    It has the three attributes ``S3Storage.package_from_object`` reads (``key``,
+    ``metadata``, ``last_modified``), so pypicloud's own code turns it into a package,
+    and an ``etag`` so that two reads of the same key can be compared.
+    """
+
+    key: str
+    metadata: dict[str, str]
+    last_modified: datetime
+    etag: str = ""
+    version_id: str | None = field(default=None, compare=False)
+
+
+def is_package_key(key: str, prefix: str) -> bool:
+    """True when ``key`` could hold a package pypicloud serves from ``prefix``.
+
+    Decided from the key alone, so that objects which are not packages (an index page, a
+    "folder" marker, anything outside pypicloud's prefix) cost no S3 call.  pypicloud
+    itself only stores files whose names end in one of its distribution extensions
+    (``parse_filename`` refuses anything else on upload), so that is the test here.
+    """
+    if not key.startswith(prefix) or key.endswith("/"):
+        return False
+    filename = posixpath.basename(key)
+    return bool(filename) and filename.endswith(ALL_EXTENSIONS)
+
+
+def head_object(s3_client: Any, bucket: str, key: str) -> ObjectState | None:
+    """The object's current state, or None when it does not exist (404 / delete marker).
+
+    Any other error (403, throttling, network) propagates: only "not there" is an
+    answer, everything else means we do not know and must not touch the cache.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3_client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if str(error.get("Code")) in MISSING_CODES or status == 404:
+            return None
+        raise
+    return ObjectState(
+        key=key,
+        metadata=head.get("Metadata") or {},
+        last_modified=head["LastModified"],
+        etag=head.get("ETag", ""),
+        version_id=head.get("VersionId"),
+    )
+
+
+def package_from_state(
+    state: ObjectState, new_package: Callable[..., Package]
+) -> Package | None:
+    """pypicloud's own ``S3Storage.package_from_object`` on a HEAD result.
+
+    None when pypicloud would not list the object either (no name/version metadata and
+    an unparsable filename), so the cache must not hold it.
+    """
+    from pypicloud.storage.s3 import S3Storage
+
+    return S3Storage.package_from_object(state, new_package)
+
+
+def read_package(
+    s3_client: Any, bucket: str, key: str, new_package: Callable[..., Package]
+) -> Package | None:
+    """The package the cache should hold for ``key``, from one HEAD; None if none.
+
+    None means "the cache must not have an entry for this key": the object is absent
+    (404, delete marker) *or* it exists but is not a package pypicloud would list
+    (``package_from_object`` returned None).  Callers that want to tell the two apart
+    use :func:`head_object` and :func:`package_from_state`.  Errors other than 404
+    (access denied, throttling, network) are raised, never turned into None, because
+    None leads to deleting a cache entry.
+
+    ``new_package`` must be the cache's own ``cache.new_package``: SQL and DynamoDB only
+    save their own package classes.
+    """
+    state = head_object(s3_client, bucket, key)
+    if state is None:
+        return None
+    return package_from_state(state, new_package)
+
+
+# -- writing to the cache -------------------------------------------------------------------
+
+def _is_sql(cache: ICache) -> bool:
+    from pypicloud.cache.sql import SQLCache
+
+    return isinstance(cache, SQLCache)
+
+
+def _is_redis(cache: ICache) -> bool:
+    from pypicloud.cache.redis_cache import RedisCache
+
+    return isinstance(cache, RedisCache)
+
+
+#: One transaction manager per SQL cache we committed for; weak so caches can go away.
+_MANAGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _transaction_manager(cache: ICache) -> Any:
+    """The ``transaction`` manager that commits this SQL cache's session.
+
+    Outside pyramid_tm nothing commits pypicloud's SQL session, so we join it to a
+    manager of our own (zope.sqlalchemy, as pypicloud does with ``request.tm``).  A cache
+    built with a request is already joined to ``request.tm``; we leave that one alone.
+    """
+    manager = _MANAGERS.get(cache)
+    if manager is None:
+        import transaction
+        import zope.sqlalchemy
+
+        manager = transaction.TransactionManager()
+        zope.sqlalchemy.register(cache.db, transaction_manager=manager)
+        _MANAGERS[cache] = manager
+    return manager
+
+
+@contextlib.contextmanager
+def committing(cache: ICache) -> Iterator[None]:
+    """Commit the cache writes made inside the block, or roll them all back on error.
+
+    SQL needs this: without a commit nothing reaches the database, and a failure halfway
+    must not leave the session holding a partial change for the next event.  Redis and
+    DynamoDB write immediately, so for them this does nothing.
+    """
+    if not _is_sql(cache) or getattr(cache, "request", None) is not None:
+        yield
+        return
+    manager = _transaction_manager(cache)
+    manager.begin()
+    try:
+        yield
+    except BaseException:
+        manager.abort()
+        raise
+    manager.commit()
+
+
+def save_package(cache: ICache, package: Package) -> None:
+    """Store ``package`` so that it *replaces* whatever the cache had for its filename.
+
+    SQL (``merge``) and DynamoDB (``put`` with overwrite) replace the whole entry, but
+    pypicloud's Redis cache writes with HMSET, which keeps fields the new version no
+    longer has (an old ``requires_python`` would survive an overwrite).  For Redis we drop
+    the hash and save in the same MULTI/EXEC pipeline, so readers never see a gap.
+    """
+    if _is_redis(cache):
+        pipe = cache.db.pipeline()
+        pipe.delete(cache.redis_key(package.filename))
+        cache.save(package, pipe=pipe)
+        pipe.execute()
+        return
+    cache.save(package)
+
+
+def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
+    """Remove the cache entry for ``filename``; returns what happened.
+
+    The cached entry is fetched first because pypicloud's ``clear`` needs the real one
+    (SQL deletes the persistent row; Redis and DynamoDB need the package's *name* to keep
+    their per-name indexes right), and a name guessed from the filename can be wrong.
+    When ``key`` is given and the entry records a different S3 path, the entry belongs to
+    another object with the same filename and is kept.
+
+    Returns ``"cleared"``, ``"absent"`` (nothing cached) or ``"other-path"``.
+    """
+    existing = cache.fetch(filename)
+    if existing is None:
+        return "absent"
+    path = (existing.data or {}).get("path")
+    if key is not None and path and path != key:
+        return "other-path"
+    cache.clear(existing)
+    return "cleared"
+
+
+__all__ = [
+    "ObjectState",
+    "clear_filename",
+    "committing",
+    "head_object",
+    "is_package_key",
+    "package_from_state",
+    "read_package",
+    "save_package",
+]
