@@ -147,8 +147,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
             bar.close()
         print(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0],
               file=sys.stderr)
-        print("ppc-s3sync reconcile: changes made before the error are kept; "
-              "running reconcile again continues from there", file=sys.stderr)
+        print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
+              "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
         return EXIT_ERROR
     finally:
         if bar is not None:

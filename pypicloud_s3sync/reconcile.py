@@ -23,6 +23,7 @@ import logging
 import posixpath
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,7 +32,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .settings import SyncTarget
-from .sync import committing, is_package_key, read_package
+from .sync import (
+    clear_filename,
+    committing,
+    head_object,
+    is_package_key,
+    package_from_state,
+    save_package,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -75,8 +83,12 @@ def _sql_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
             yield CachedEntry(pkg.filename, pkg.name, _path_of(pkg.data), pkg)
         return
     # One query over three columns: no ORM objects for 10,000 rows we only compare.
-    query = cache.db.query(SQLPackage.filename, SQLPackage.name, SQLPackage.data)
-    for filename, name, data in query:
+    # pypicloud's JSON column type predates SQLAlchemy 1.4's statement cache and warns
+    # about it on every new statement; that is pypicloud's to fix, not the operator's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will not produce a cache key")
+        rows = cache.db.query(SQLPackage.filename, SQLPackage.name, SQLPackage.data).all()
+    for filename, name, data in rows:
         yield CachedEntry(filename, name, _path_of(data))
 
 
@@ -207,6 +219,7 @@ class ReconcileReport:
     removed: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
+    not_packages: list[str] = field(default_factory=list)
     ignored: int = 0
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     list_pages: int = 0
@@ -246,7 +259,8 @@ class ReconcileReport:
             )
         for label, names in (("added", self.added), ("removed", self.removed),
                              ("updated", self.updated),
-                             ("vanished while reading", self.vanished)):
+                             ("vanished while reading", self.vanished),
+                             ("skipped, not a package", self.not_packages)):
             for name in sorted(names)[:limit]:
                 lines.append(f"  {label}: {name}")
             if len(names) > limit:
@@ -343,10 +357,19 @@ def _expected_key(target: SyncTarget, entry: CachedEntry) -> str:
     return target.prefix + path
 
 
-def _fetch_for_clear(cache: Any, entry: CachedEntry) -> Any:
-    """The cache's own object for a filename, as ``cache.clear`` needs it (SQL wants the
-    session's instance, DynamoDB the model); a deep run already holds it."""
-    return entry.package if entry.package is not None else cache.fetch(entry.filename)
+#: A read's outcome: the package, or why there is none.
+VANISHED = "vanished"
+NOT_A_PACKAGE = "not-a-package"
+
+
+def _read_one(s3_client: Any, bucket: str, key: str, new_package: Callable[..., Any]) -> Any:
+    """The handler's own two steps (HEAD, then pypicloud's ``package_from_object``),
+    kept apart so the report can tell a deleted object from one that is no package."""
+    state = head_object(s3_client, bucket, key)
+    if state is None:
+        return VANISHED
+    package = package_from_state(state, new_package)
+    return NOT_A_PACKAGE if package is None else package
 
 
 def _read_all(s3_client: Any, bucket: str, new_package: Callable[..., Any],
@@ -367,7 +390,7 @@ def _read_all(s3_client: Any, bucket: str, new_package: Callable[..., Any],
 
         def submit(n: int) -> None:
             for read in todo:
-                pending[pool.submit(read_package, s3_client, bucket, read[2],
+                pending[pool.submit(_read_one, s3_client, bucket, read[2],
                                     new_package)] = read
                 n -= 1
                 if n <= 0:
@@ -412,20 +435,22 @@ def reconcile(
     report = ReconcileReport(bucket=target.bucket, prefix=target.prefix, deep=deep,
                              dry_run=dry_run)
     try:
-        entries = cached_entries(cache, full=deep)
-        listing = list_bucket(s3_client, target, progress)
-        report.cached = len(entries)
-        report.objects = len(listing.keys)
-        report.list_pages = listing.pages
-        report.ignored = listing.ignored
-        report.duplicates = listing.duplicates
-        plan = _plan(target, entries, listing, deep)
+        # The cache is read inside the same transaction that writes: SQL objects loaded
+        # for a deep run are then updated in place, and the commit covers them.
         with nullcontext() if dry_run else committing(cache):
-            for (reason, filename, _key), package in _read_all(
+            entries = cached_entries(cache, full=deep)
+            listing = list_bucket(s3_client, target, progress)
+            report.cached = len(entries)
+            report.objects = len(listing.keys)
+            report.list_pages = listing.pages
+            report.ignored = listing.ignored
+            report.duplicates = listing.duplicates
+            plan = _plan(target, entries, listing, deep)
+            for (reason, filename, key), outcome in _read_all(
                 s3_client, target.bucket, cache.new_package, plan.reads, workers, progress
             ):
-                _apply(cache, report, entries.get(filename), reason, filename, package,
-                       dry_run)
+                _apply(cache, report, entries.get(filename), reason, filename, key,
+                       outcome, dry_run)
     finally:
         counter.detach()
         report.s3_calls = counter.snapshot()
@@ -437,18 +462,21 @@ def reconcile(
 
 
 def _apply(cache: Any, report: ReconcileReport, entry: CachedEntry | None, reason: str,
-           filename: str, package: Any, dry_run: bool) -> None:
-    """Bring one filename's cache entry to the object's state just read."""
-    if package is None:
+           filename: str, key: str, outcome: Any, dry_run: bool) -> None:
+    """Bring one filename's cache entry to the object's state just read, with the
+    handler's own writers (``save_package`` replaces stale Redis fields,
+    ``clear_filename`` keeps an entry that belongs to another object's path)."""
+    if outcome in (VANISHED, NOT_A_PACKAGE):
         if entry is None:
-            report.vanished.append(filename)  # listed, then deleted before the HEAD
+            # Listed, then deleted before the HEAD, or an object pypicloud would not
+            # list either: nothing to cache.
+            (report.vanished if outcome == VANISHED else report.not_packages).append(key)
             return
         report.removed.append(filename)
         if not dry_run:
-            existing = _fetch_for_clear(cache, entry)
-            if existing is not None:
-                cache.clear(existing)
+            clear_filename(cache, filename, key)
         return
+    package = outcome
     if entry is None:
         report.added.append(filename)
     elif reason == "deep" and entry.package is not None and (
@@ -460,7 +488,7 @@ def _apply(cache: Any, report: ReconcileReport, entry: CachedEntry | None, reaso
     else:
         report.updated.append(filename)
     if not dry_run:
-        cache.save(package)
+        save_package(cache, package)
 
 
 # -- opening the server's own cache and bucket (CLI and admin tooling) -------------------

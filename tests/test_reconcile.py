@@ -1,0 +1,124 @@
+"""Reconcile against real caches and a real pypicloud: drift made the ways it happens.
+
+Objects appear behind a cache's back when another pypicloud (another region's, via
+replication) writes to the bucket, and disappear when someone deletes them in S3
+directly.  Both are produced for real here; the checks are what an operator looks at:
+what pypicloud serves afterwards, the report, the exit status and the S3 bill.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pypicloud_s3sync import cli
+from pypicloud_s3sync.reconcile import cached_entries, open_cache, reconcile
+from pypicloud_s3sync.settings import load_config
+
+BUCKET = "packages"
+
+
+def s3() -> Any:
+    return boto3.client("s3", region_name="us-east-1")
+
+
+def key_of(server: Any, filename: str) -> str:
+    """Where pypicloud put ``filename``, as the cache recorded it."""
+    return server.cache().fetch(filename).data["path"]
+
+
+def run(server: Any, **kwargs: Any) -> Any:
+    """One reconcile with the server's own settings, as the CLI would build it."""
+    config = load_config(str(server.ini))
+    cache = open_cache(config.settings)
+    return reconcile(cache, s3(), config.target, **kwargs)
+
+
+@pytest.fixture
+def region_a(aws: None, pypicloud_factory: Any, cache_backend: str) -> Any:
+    """pypicloud on the backend under test, with three packages uploaded through it."""
+    server = pypicloud_factory(cache=cache_backend, bucket=BUCKET, prefix="pkgs/")
+    for name in ("alpha", "beta", "gamma"):
+        server.upload(name, "1.0")
+    return server
+
+
+@pytest.fixture
+def region_b(pypicloud_factory: Any, tmp_path: Path) -> Any:
+    """A second pypicloud on the same bucket with a cache of its own: what it uploads
+    is in the bucket with pypicloud's metadata, and unknown to region A's cache."""
+    return pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/",
+                             **{"db.url": f"sqlite:///{tmp_path / 'region-b.sqlite'}"})
+
+
+def test_in_sync_costs_one_list_call(region_a: Any) -> None:
+    report = run(region_a)
+
+    assert report.in_sync
+    assert (report.objects, report.cached) == (3, 3)
+    assert report.s3_calls == {"ListObjectsV2": 1}
+
+
+def test_drift_both_ways_is_fixed_with_one_head_per_difference(
+    region_a: Any, region_b: Any
+) -> None:
+    region_b.upload("delta", "2.0", summary="made elsewhere")
+    s3().delete_object(Bucket=BUCKET, Key=key_of(region_a, "beta-1.0.tar.gz"))
+    assert region_a.simple("delta") == []
+    assert region_a.simple("beta") == ["beta-1.0.tar.gz"]
+
+    report = run(region_a)
+
+    assert report.added == ["delta-2.0.tar.gz"]
+    assert report.removed == ["beta-1.0.tar.gz"]
+    assert report.updated == []
+    assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 2}
+    assert region_a.simple("delta") == ["delta-2.0.tar.gz"]
+    assert region_a.simple("beta") == []
+    added = region_a.cache().fetch("delta-2.0.tar.gz")
+    assert added.summary == "made elsewhere"
+    assert added.data["path"] == key_of(region_b, "delta-2.0.tar.gz")
+    assert run(region_a).in_sync
+
+
+def test_dry_run_reports_and_changes_nothing(region_a: Any, region_b: Any) -> None:
+    region_b.upload("delta", "2.0")
+    s3().delete_object(Bucket=BUCKET, Key=key_of(region_a, "gamma-1.0.tar.gz"))
+
+    report = run(region_a, dry_run=True)
+
+    assert (report.added, report.removed) == (["delta-2.0.tar.gz"], ["gamma-1.0.tar.gz"])
+    assert not report.in_sync
+    assert region_a.simple("delta") == []
+    assert region_a.simple("gamma") == ["gamma-1.0.tar.gz"]
+    again = run(region_a, dry_run=True)
+    assert (again.added, again.removed) == (report.added, report.removed)
+
+
+def test_deep_rereads_metadata_that_changed_behind_the_cache(region_a: Any) -> None:
+    key = key_of(region_a, "alpha-1.0.tar.gz")
+    head = s3().head_object(Bucket=BUCKET, Key=key)
+    metadata = {**head["Metadata"], "summary": "rewritten in S3"}
+    s3().copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": key},
+                     Metadata=metadata, MetadataDirective="REPLACE")
+
+    shallow = run(region_a)
+    assert shallow.in_sync  # names match; a shallow run does not read metadata
+    deep = run(region_a, deep=True)
+
+    assert deep.updated == ["alpha-1.0.tar.gz"]
+    assert deep.s3_calls == {"ListObjectsV2": 1, "HeadObject": 3}
+    assert region_a.cache().fetch("alpha-1.0.tar.gz").summary == "rewritten in S3"
+    assert run(region_a, deep=True).in_sync
+
+
+def test_listing_reads_every_cached_filename(region_a: Any) -> None:
+    entries = cached_entries(region_a.cache())
+
+    assert sorted(entries) == ["alpha-1.0.tar.gz", "beta-1.0.tar.gz", "gamma-1.0.tar.gz"]
+    for filename, entry in entries.items():
+        assert entry.path == key_of(region_a, filename)
+        assert entry.path.startswith("pkgs/")
