@@ -122,3 +122,105 @@ def test_listing_reads_every_cached_filename(region_a: Any) -> None:
     for filename, entry in entries.items():
         assert entry.path == key_of(region_a, filename)
         assert entry.path.startswith("pkgs/")
+
+
+# -- the command line ----------------------------------------------------------------------
+
+def test_cli_exit_status_says_whether_anything_had_to_change(
+    aws: None, pypicloud_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    server.upload("beta", "1.0")
+    ini = str(server.ini)
+
+    assert cli.main(["reconcile", ini]) == 0
+    out, err = capsys.readouterr()
+    assert "in sync" in out
+    assert err == ""  # not a terminal: no progress bar
+    assert cli.main(["reconcile", ini, "-q"]) == 0
+    assert capsys.readouterr().out == ""
+
+    s3().delete_object(Bucket=BUCKET, Key=key_of(server, "beta-1.0.tar.gz"))
+    assert cli.main(["reconcile", ini, "--dry-run"]) == cli.EXIT_DRIFT
+    out, _ = capsys.readouterr()
+    assert "removed: beta-1.0.tar.gz" in out and "dry run" in out
+    assert server.simple("beta") == ["beta-1.0.tar.gz"]
+
+    assert cli.main(["reconcile", ini, "--workers", "2"]) == cli.EXIT_DRIFT
+    assert "removed: beta-1.0.tar.gz" in capsys.readouterr().out
+    assert server.simple("beta") == []
+    assert cli.main(["reconcile", ini, "-q"]) == 0
+
+
+def test_cli_refuses_a_missing_bucket_without_creating_it(
+    aws: None, tmp_path: Path, cache_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .pypicloud_app import write_ini
+
+    ini = tmp_path / "server.ini"
+    write_ini(ini, {"storage.bucket": "no-such-bucket", **cache_settings("sqlite")})
+
+    assert cli.main(["reconcile", str(ini)]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "no-such-bucket" in err and "does not exist" in err
+    assert "no-such-bucket" not in {b["Name"] for b in s3().list_buckets()["Buckets"]}
+
+
+def test_cli_reports_an_unreachable_s3_with_its_own_status(
+    aws_env: None, tmp_path: Path, cache_settings: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from .pypicloud_app import write_ini
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    ini = tmp_path / "server.ini"
+    write_ini(ini, {"storage.bucket": BUCKET, "storage.endpoint_url": "http://127.0.0.1:9",
+                    **cache_settings("sqlite")})
+
+    assert cli.main(["reconcile", str(ini)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "error: EndpointConnectionError" in err
+    assert len(err.splitlines()) == 2  # the failure and what to do; no traceback
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal_only(moto_server: str, pypicloud_factory: Any) -> None:
+    """The console script in its own process, stderr once on a real pty, once on a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET,
+                               **{"storage.endpoint_url": moto_server})
+    server.upload("alpha", "1.0")
+    server.upload("beta", "1.0")
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server)
+    client.delete_object(Bucket=BUCKET, Key=key_of(server, "beta-1.0.tar.gz"))
+    command = [sys.executable, "-m", "pypicloud_s3sync.cli", "reconcile", str(server.ini),
+               "--dry-run"]
+
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=slave, timeout=120)
+        os.close(slave)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the pty is closed once everything was read
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == cli.EXIT_DRIFT
+    assert b"listing bucket: 1 page" in terminal
+    assert b"reading objects" in terminal and b"1/1" in terminal
+    assert b"removed: beta-1.0.tar.gz" in done.stdout
+
+    piped = subprocess.run(command, capture_output=True, timeout=120)
+    assert piped.returncode == cli.EXIT_DRIFT
+    assert b"listing" not in piped.stderr and b"reading" not in piped.stderr
