@@ -224,3 +224,41 @@ def test_progress_bar_on_a_terminal_only(moto_server: str, pypicloud_factory: An
     piped = subprocess.run(command, capture_output=True, timeout=120)
     assert piped.returncode == cli.EXIT_DRIFT
     assert b"listing" not in piped.stderr and b"reading" not in piped.stderr
+
+
+def test_objects_that_are_not_packages_cost_nothing(aws: None, pypicloud_factory: Any) -> None:
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    for key in ("pkgs/index.html", "pkgs/folder/", "elsewhere/beta-1.0.tar.gz"):
+        s3().put_object(Bucket=BUCKET, Key=key, Body=b"not a package")
+
+    report = run(server)
+
+    assert report.in_sync
+    assert (report.objects, report.ignored) == (1, 2)  # "elsewhere/" is not even listed
+    assert report.s3_calls == {"ListObjectsV2": 1}
+
+
+def test_an_object_uploaded_again_during_the_run_is_not_cleared(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """Deleted before the listing, back before the HEAD: the HEAD decides, not the list."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    head = s3().head_object(Bucket=BUCKET, Key=key)
+    body = s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3().delete_object(Bucket=BUCKET, Key=key)
+
+    client = s3()
+
+    def upload_again(**_: Any) -> None:
+        client.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=head["Metadata"])
+
+    client.meta.events.register("after-call.s3.ListObjectsV2", upload_again)
+    config = load_config(str(server.ini))
+    report = reconcile(open_cache(config.settings), client, config.target)
+
+    assert report.removed == [] and report.in_sync
+    assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 1, "PutObject": 1}
+    assert server.simple("alpha") == ["alpha-1.0.tar.gz"]
