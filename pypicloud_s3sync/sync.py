@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -213,8 +214,108 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
     return "cleared"
 
 
+# -- one key, end to end --------------------------------------------------------------------
+
+#: Default for ``verify_after``: a HEAD-to-commit window longer than this gets re-checked.
+VERIFY_AFTER_SECONDS = 0.05
+
+#: How often one key is re-applied when it keeps changing under us before we give up.
+MAX_ATTEMPTS = 3
+
+
+class KeepsChanging(RuntimeError):
+    """The object changed during every attempt; a retry later will read it again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`sync_key` did to the cache for one key, for the log line."""
+
+    action: str  # "saved", "cleared" or "skipped"
+    reason: str
+    key: str
+    heads: int = 1
+    verified: bool = False
+
+
+def _same_state(a: ObjectState | None, b: ObjectState | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.etag, a.last_modified, a.version_id) == (b.etag, b.last_modified, b.version_id)
+
+
+def _apply(cache: ICache, state: ObjectState | None, key: str,
+           absent_keys: tuple[str, ...]) -> tuple[str, str]:
+    """Make the cache agree with one HEAD result; returns (action, reason)."""
+    package = package_from_state(state, cache.new_package) if state is not None else None
+    with committing(cache):
+        if package is not None:
+            save_package(cache, package)
+            return "saved", f"object present; cached {package.name} {package.version}"
+        why = ("object absent" if state is None else
+               "object is not a package pypicloud would list (no name/version metadata, "
+               "unparsable filename)")
+        results = {clear_filename(cache, posixpath.basename(k), k) for k in absent_keys}
+    if "cleared" in results:
+        return "cleared", f"{why}; cache entry removed"
+    if "other-path" in results:
+        return "skipped", f"{why}; the cached entry of that filename is another key's"
+    return "skipped", f"{why}; nothing cached"
+
+
+def sync_key(
+    cache: ICache,
+    s3_client: Any,
+    bucket: str,
+    key: str,
+    *,
+    alt_keys: tuple[str, ...] = (),
+    verify_after: float | None = VERIFY_AFTER_SECONDS,
+) -> Outcome:
+    """Make the cache hold exactly what ``bucket``/``key`` holds now.
+
+    One HEAD decides: present -> save (replacing any stale entry), absent -> clear.
+    ``alt_keys`` are other spellings of the key (an EventBridge key whose encoding is
+    uncertain), tried only when ``key`` is absent.
+
+    Concurrent invocations: a write can only be overtaken by a newer event's write if
+    our HEAD-to-commit window is longer than S3 takes to deliver that newer event, so
+    when the window exceeds ``verify_after`` seconds we HEAD again and re-apply if the
+    object changed meanwhile (``None`` never verifies, ``0`` always does).  The fast path
+    stays one HEAD and one write.  Errors propagate; nothing is retried here.
+    """
+    heads = 0
+    for _attempt in range(MAX_ATTEMPTS):
+        started = time.monotonic()
+        state = head_object(s3_client, bucket, key)
+        heads += 1
+        found_key = key
+        if state is None:
+            for alt in alt_keys:
+                state = head_object(s3_client, bucket, alt)
+                heads += 1
+                if state is not None:
+                    found_key = alt
+                    break
+        absent_keys = (key, *alt_keys) if state is None else (found_key,)
+        action, reason = _apply(cache, state, found_key, absent_keys)
+        wrote = action != "skipped"
+        if not wrote or verify_after is None or time.monotonic() - started < verify_after:
+            return Outcome(action, reason, found_key, heads)
+        again = head_object(s3_client, bucket, found_key)
+        heads += 1
+        if _same_state(state, again):
+            return Outcome(action, reason + " (verified after a slow write)", found_key,
+                           heads, verified=True)
+    raise KeepsChanging(
+        f"s3://{bucket}/{key} changed while it was being applied {MAX_ATTEMPTS} times"
+    )
+
+
 __all__ = [
+    "KeepsChanging",
     "ObjectState",
+    "Outcome",
     "clear_filename",
     "committing",
     "head_object",
@@ -222,4 +323,5 @@ __all__ = [
     "package_from_state",
     "read_package",
     "save_package",
+    "sync_key",
 ]
