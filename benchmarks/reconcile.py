@@ -71,9 +71,10 @@ class World:
     """One backend's cache and the bucket, plus fast seeding around both tools."""
 
     def __init__(self, settings: dict[str, str], workers: int) -> None:
+        from pypicloud.cache import get_cache_impl
         from pypicloud.util import EnvironSettings
 
-        from pypicloud_s3sync.reconcile import open_cache, open_s3_client
+        from pypicloud_s3sync.reconcile import open_s3_client
         from pypicloud_s3sync.settings import load_config
 
         base = {"pypi.storage": "s3", "storage.bucket": BUCKET, "storage.prefix": PREFIX,
@@ -81,7 +82,10 @@ class World:
         self.config = load_config(base)
         self.s3 = open_s3_client(self.config.settings, self.config.target, workers)
         self.s3.create_bucket(Bucket=BUCKET)
-        self.cache = open_cache(EnvironSettings(base, {}))
+        # pypicloud's own cache with its real S3 storage: reload_from_storage needs it.
+        env_settings = EnvironSettings(base, {})
+        cache_cls = get_cache_impl(env_settings)
+        self.cache = cache_cls(**cache_cls.configure(env_settings))
         self.storage = self.cache.storage  # pypicloud's own S3Storage: paths, metadata
         self.serial = 0
 

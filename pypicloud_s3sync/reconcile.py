@@ -521,9 +521,8 @@ def open_s3_client(settings: Any, target: SyncTarget,
 def check_bucket(s3_client: Any, target: SyncTarget) -> None:
     """Fail with a fixable message unless the bucket exists and we may read it.
 
-    This runs before pypicloud's storage is configured, because pypicloud *creates* a
-    missing bucket there; reconciling against a freshly created, empty bucket would
-    clear the whole cache.
+    A missing bucket must stop the run rather than look like an empty one, which would
+    clear the whole cache (and pypicloud itself would create it on its next start).
     """
     from botocore.exceptions import ClientError
 
@@ -550,13 +549,54 @@ def check_bucket(s3_client: Any, target: SyncTarget) -> None:
 def open_cache(settings: Any) -> Any:
     """pypicloud's own cache for these settings, built by its own factory.
 
-    The settings are cloned because pypicloud's ``configure`` pops keys from them.
+    pypicloud's ``ICache.configure`` also configures a storage, and its S3 storage HEADs
+    the bucket and creates it when missing.  Reconcile reads S3 through its own client,
+    so the cache gets the handler's storage that parses ``storage.*`` the same way and
+    makes no AWS call.  The settings are cloned because ``configure`` pops keys.
     """
     from pypicloud.cache import get_cache_impl
 
     from . import compat
+    from .offline_storage import DOTTED_NAME
 
     compat.apply()
     settings = settings.clone()
+    settings["pypi.storage"] = DOTTED_NAME
     cache_cls = get_cache_impl(settings)
     return cache_cls(**cache_cls.configure(settings))
+
+
+# -- the scheduled variant (EventBridge -> the sync function) -----------------------------
+
+#: EventBridge's detail-type for events from a schedule rule.
+SCHEDULED_DETAIL_TYPE = "Scheduled Event"
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """True for an EventBridge schedule's event (or a constant input shaped like one)."""
+    return isinstance(event, dict) and event.get("detail-type") == SCHEDULED_DETAIL_TYPE
+
+
+def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
+                  event: dict[str, Any], *, workers: int = DEFAULT_WORKERS) -> dict[str, Any]:
+    """Reconcile from inside the Lambda function, on a schedule rule's event.
+
+    A schedule is the safety net for events that never arrived, so it runs the same
+    :func:`reconcile` as the CLI.  ``detail`` may ask for ``{"deep": true}`` or
+    ``{"dry_run": true}`` (a rule's constant input); EventBridge's own schedule events
+    carry an empty ``detail``, which means a normal run.  The function must know its
+    bucket: a reconcile cannot guess it from an event.
+    """
+    if not bucket:
+        raise ValueError(
+            "a scheduled reconcile needs storage.bucket in PYPICLOUD_SETTINGS "
+            "(the bucket to list)"
+        )
+    detail = event.get("detail")
+    detail = detail if isinstance(detail, dict) else {}
+    storage = getattr(cache, "storage", None)
+    target = SyncTarget(bucket=bucket, prefix=prefix,
+                        prepend_hash=bool(getattr(storage, "prepend_hash", True)))
+    report = reconcile(cache, s3_client, target, deep=bool(detail.get("deep")),
+                       dry_run=bool(detail.get("dry_run")), workers=workers)
+    return report.to_dict()
