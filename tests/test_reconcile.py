@@ -262,3 +262,54 @@ def test_an_object_uploaded_again_during_the_run_is_not_cleared(
     assert report.removed == [] and report.in_sync
     assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 1, "PutObject": 1}
     assert server.simple("alpha") == ["alpha-1.0.tar.gz"]
+
+
+# -- the scheduled variant, through the Lambda handler ---------------------------------------
+
+#: What an EventBridge schedule rule delivers to its Lambda target.
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-27T03:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/pypicloud-s3sync-reconcile"],
+    "detail": {},
+}
+
+
+@pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from pypicloud_s3sync import handler as module
+
+    module.reset()
+    yield module
+    module.reset()
+
+
+def test_a_schedule_event_reconciles_inside_the_function(
+    aws: None, pypicloud_factory: Any, region_b: Any, handler: Any,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    server = pypicloud_factory(cache="redis", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    region_b.upload("delta", "2.0")
+    settings = load_config(str(server.ini)).function.values
+    assert settings["storage.bucket"] == BUCKET
+    monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps(settings))
+
+    result = handler.handle_event(SCHEDULED_EVENT, None)
+
+    assert result["added"] == ["delta-2.0.tar.gz"] and result["in_sync"] is False
+    assert result["s3_calls"] == {"ListObjectsV2": 1, "HeadObject": 1}
+    assert server.simple("delta") == ["delta-2.0.tar.gz"]
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["action"], e["added"], e["removed"]) for e in logged] == [("reconcile", 1, 0)]
+    assert handler.handle_event(SCHEDULED_EVENT, None)["in_sync"] is True
+
+    deep = {**SCHEDULED_EVENT, "detail": {"deep": True}}
+    assert handler.handle_event(deep, None)["s3_calls"]["HeadObject"] == 2
