@@ -242,36 +242,40 @@ class ReconcileReport:
 
     def summary(self, limit: int = 20) -> str:
         """Human-readable outcome: counts first, then the filenames that changed."""
-        verb = "would be " if self.dry_run else ""
         where = f"s3://{self.bucket}/{self.prefix}"
         calls = ", ".join(f"{op} {n}" for op, n in sorted(self.s3_calls.items())) or "none"
         lines = [
-            f"{where}: {self.objects} package objects; cache had {self.cached} entries"
-            + (" (deep: metadata of every object read)" if self.deep else ""),
+            f"{where}: {_plural(self.objects, 'package object')}, "
+            f"{_plural(self.cached, 'cache entry', 'cache entries')}"
+            + (" (deep: every object's metadata read)" if self.deep else ""),
         ]
         if self.in_sync:
             lines.append("in sync: nothing to change")
+        elif self.dry_run:
+            lines.append(f"would add {len(self.added)}, remove {len(self.removed)}, "
+                         f"update {len(self.updated)} (dry run: the cache was not changed)")
         else:
-            lines.append(
-                f"{len(self.added)} {verb}added, {len(self.removed)} {verb}removed, "
-                f"{len(self.updated)} {verb}updated"
-                + (" (dry run: the cache was not changed)" if self.dry_run else "")
-            )
-        for label, names in (("added", self.added), ("removed", self.removed),
-                             ("updated", self.updated),
+            lines.append(f"added {len(self.added)}, removed {len(self.removed)}, "
+                         f"updated {len(self.updated)}")
+        prefix = "to " if self.dry_run else ""
+        labels = ("add", "remove", "update") if self.dry_run else ("added", "removed", "updated")
+        for label, names in ((prefix + labels[0], self.added), (prefix + labels[1], self.removed),
+                             (prefix + labels[2], self.updated),
                              ("vanished while reading", self.vanished),
                              ("skipped, not a package", self.not_packages)):
             for name in sorted(names)[:limit]:
                 lines.append(f"  {label}: {name}")
             if len(names) > limit:
-                lines.append(f"  ... and {len(names) - limit} more {label}")
+                lines.append(f"  ... and {len(names) - limit} more ({label})")
         for filename, keys in sorted(self.duplicates.items())[:limit]:
             lines.append(f"  warning: {filename} is stored twice: {', '.join(keys)}")
-        lines.append(
-            f"S3 calls: {sum(self.s3_calls.values())} ({calls}); "
-            f"{self.list_pages} list pages; {self.seconds:.2f} s"
-        )
+        lines.append(f"S3 calls: {sum(self.s3_calls.values())} ({calls}) in "
+                     f"{self.seconds:.2f} s")
         return "\n".join(lines)
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
 
 
 class S3CallCounter:

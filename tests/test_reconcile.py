@@ -144,7 +144,7 @@ def test_cli_exit_status_says_whether_anything_had_to_change(
     s3().delete_object(Bucket=BUCKET, Key=key_of(server, "beta-1.0.tar.gz"))
     assert cli.main(["reconcile", ini, "--dry-run"]) == cli.EXIT_DRIFT
     out, _ = capsys.readouterr()
-    assert "removed: beta-1.0.tar.gz" in out and "dry run" in out
+    assert "to remove: beta-1.0.tar.gz" in out and "dry run" in out
     assert server.simple("beta") == ["beta-1.0.tar.gz"]
 
     assert cli.main(["reconcile", ini, "--workers", "2"]) == cli.EXIT_DRIFT
@@ -219,7 +219,7 @@ def test_progress_bar_on_a_terminal_only(moto_server: str, pypicloud_factory: An
     assert done.returncode == cli.EXIT_DRIFT
     assert b"listing bucket: 1 page" in terminal
     assert b"reading objects" in terminal and b"1/1" in terminal
-    assert b"removed: beta-1.0.tar.gz" in done.stdout
+    assert b"to remove: beta-1.0.tar.gz" in done.stdout
 
     piped = subprocess.run(command, capture_output=True, timeout=120)
     assert piped.returncode == cli.EXIT_DRIFT
