@@ -271,13 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     drift = max(1, args.packages // 100)
     header = ("backend", "scenario", "objects", "ours s", "ours S3 calls", "reload s",
               "reload S3 calls", "speed-up", "floor s", "floor S3 calls")
-    rows = []
+    widths = (7, 14, 8, 7, 14, 9, 16, 9, 8, 15)
+
+    def show(row: tuple[str, ...]) -> None:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)),
+              flush=True)
+
+    show(header)
     for backend in args.backends.split(","):
-        rows.extend(run_backend(backend.strip(), args.packages, drift, args.workers,
-                                Latency(args.latency_ms / 1000)))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+        for row in run_backend(backend.strip(), args.packages, drift, args.workers,
+                               Latency(args.latency_ms / 1000)):
+            show(row)
     print("floor = the paginated ListObjectsV2 of the prefix alone (no cache, no HEAD); "
           f"added latency per S3 call: {args.latency_ms:g} ms")
     return 0
