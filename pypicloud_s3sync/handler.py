@@ -192,6 +192,12 @@ class Runtime:
             verify_after=_verify_after(settings.get(VERIFY_OPTION)),
         )
 
+    def close(self) -> None:
+        """Give back database connections (a SQL engine keeps a pool open)."""
+        if hasattr(self.cache, "dbmaker"):
+            self.cache.db.close()
+            self.cache.dbmaker.kw["bind"].dispose()
+
     def handle(self, event: Any) -> dict[str, Any] | None:
         """Apply one invocation's event; see :func:`handle_event`."""
         from .reconcile import is_scheduled_event
@@ -256,8 +262,18 @@ class Runtime:
                       else "not a package file")
         else:
             try:
-                outcome = sync_key(self.cache, self.s3, bucket, key,
-                                   alt_keys=first.alt_keys, verify_after=self.verify_after)
+                try:
+                    outcome = sync_key(self.cache, self.s3, bucket, key,
+                                       alt_keys=first.alt_keys,
+                                       verify_after=self.verify_after)
+                except Exception as exc:
+                    if not _stale_connection(exc):
+                        raise
+                    # A pooled SQL connection died while the container was frozen; the
+                    # pool has dropped it, so one more try runs on a fresh connection.
+                    outcome = sync_key(self.cache, self.s3, bucket, key,
+                                       alt_keys=first.alt_keys,
+                                       verify_after=self.verify_after)
             except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
                 ms = (time.perf_counter() - started) * 1000
                 for record in records:
@@ -270,6 +286,11 @@ class Runtime:
         for index, record in enumerate(records):
             _log_record(record, action, reason if index == 0 else
                         f"{reason} (same key as an earlier record; read once)", ms)
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """True for a SQL error that means "this pooled connection was dead" (now discarded)."""
+    return bool(getattr(exc, "connection_invalidated", False))
 
 
 def _verify_after(value: str | None) -> float | None:
@@ -320,8 +341,10 @@ def runtime() -> Runtime:
 
 
 def reset() -> None:
-    """Forget the warm runtime (tests, or a settings change within one process)."""
+    """Forget the warm runtime, closing its connections (tests, benchmarks)."""
     global _RUNTIME
+    if _RUNTIME is not None:
+        _RUNTIME.close()
     _RUNTIME = None
 
 

@@ -1,0 +1,212 @@
+"""The handler as a Lambda function sees it: bootstrap from PYPICLOUD_SETTINGS, warm reuse,
+one HEAD per key, the seed's minimal settings, EventBridge keys, concurrent writers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pypicloud_s3sync import handler
+from pypicloud_s3sync.sync import sync_key
+
+from .sync_harness import SyncBucket, cached, deliver
+
+BUCKET = "packages"
+
+
+@pytest.fixture
+def use_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    def use(settings: dict[str, Any] | str | None) -> None:
+        handler.reset()
+        if settings is None:
+            monkeypatch.delenv(handler.SETTINGS_VAR, raising=False)
+        else:
+            value = settings if isinstance(settings, str) else json.dumps(settings)
+            monkeypatch.setenv(handler.SETTINGS_VAR, value)
+
+    yield use
+    handler.reset()
+
+
+@pytest.fixture
+def sqlite_settings(cache_settings: Any) -> dict[str, str]:
+    return {**cache_settings("sqlite"), "storage.bucket": BUCKET,
+            "storage.region_name": "us-east-1"}
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "PYPICLOUD_SETTINGS is not set"),
+    ("", "PYPICLOUD_SETTINGS is not set"),
+    ("{pypi.db: sql", "PYPICLOUD_SETTINGS is not valid JSON"),
+    ('["pypi.db"]', "PYPICLOUD_SETTINGS must be a JSON object"),
+    ({"pypi.db": "sql", "db.url": {"nested": 1}}, "db.url must be a string"),
+    ({"pypi.db": "sql"}, "needs db.url"),
+    ({"pypi.db": "nosuchcache", "db.url": "x"}, "pypi.db = nosuchcache"),
+    ({"pypi.db": "redis", "db.url": "redis://127.0.0.1:1/0", "pypi.storage": "file"},
+     "pypi.storage = file"),
+    ({"pypi.db": "redis", "db.url": "redis://127.0.0.1:1/0", "s3sync.verify_after": "soon"},
+     "s3sync.verify_after"),
+])
+def test_bad_settings_fail_with_the_variable_named(
+    aws: None, use_settings: Any, value: Any, message: str
+) -> None:
+    use_settings(value)
+    with pytest.raises(handler.HandlerConfigError) as info:
+        handler.handle_event({"Records": []}, None)
+    assert message in str(info.value)
+    assert "PYPICLOUD_SETTINGS" in str(info.value)
+
+
+def test_seed_contract_only_cache_settings(
+    aws: None, use_settings: Any, cache_settings: Any
+) -> None:
+    """The original function's settings (pypi.db + db.*): each record's own bucket is
+    read, and there is no prefix filter."""
+    settings = cache_settings("sqlite")
+    assert set(settings) == {"pypi.db", "db.url"}
+    one = SyncBucket.create({"storage.bucket": "region-one"})
+    two = SyncBucket.create({"storage.bucket": "region-two", "storage.prefix": "deep/er/"})
+    _, first = one.put_package("alpha", "1.0")
+    _, second = two.put_package("beta", "2.0")
+    use_settings(settings)
+    deliver(handler, [first, second], "aws")
+    assert set(cached(settings)) == {"alpha-1.0.tar.gz", "beta-2.0.tar.gz"}
+    assert handler.runtime().bucket is None and handler.runtime().prefix == ""
+
+
+def test_bootstrap_never_creates_or_heads_the_bucket(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    use_settings({**sqlite_settings, "storage.bucket": "not-created-yet"})
+    calls: list[str] = []
+    handler.handle_event({"Service": "Amazon S3", "Event": "s3:TestEvent"}, None)
+    handler.runtime().s3.meta.events.register(
+        "before-call.s3", lambda model, **_: calls.append(model.name))
+    assert "not-created-yet" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert calls == []
+
+
+def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    bucket = SyncBucket.create(sqlite_settings)
+    key, created = bucket.put_package("alpha", "1.0")
+    _, other = bucket.put_package("beta", "1.0")
+    # Verification would add a HEAD after a slow write (a busy test machine's fsync);
+    # this test counts the plain path.
+    use_settings({**sqlite_settings, "s3sync.verify_after": "off"})
+    handler.handle_event({"Service": "Amazon S3", "Event": "s3:TestEvent"}, None)
+    runtime = handler.runtime()
+    heads: list[str] = []
+    runtime.s3.meta.events.register(
+        "before-parameter-build.s3.HeadObject", lambda params, **_: heads.append(params["Key"]))
+    batch = {"Records": [created.sqs_record("a"), created.sqs_record("b"),
+                         other.sqs_record("c"), created.sqs_record("d")]}
+    assert handler.handle_event(batch, None) == {"batchItemFailures": []}
+    assert handler.runtime() is runtime and handler.runtime().cache is runtime.cache
+    assert sorted(heads) == sorted([key, other.key])
+    assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
+
+
+def test_eventbridge_key_with_plus_is_found(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """moto's EventBridge events carry the key unencoded; decoding would turn the local
+    version's "+" into a space, so the raw spelling is tried and found."""
+    import boto3
+
+    bucket = SyncBucket.create(sqlite_settings)
+    events = boto3.client("events", region_name="us-east-1")
+    queue_url = bucket.sqs.create_queue(QueueName="eventbridge")["QueueUrl"]
+    arn = bucket.sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="s3", EventPattern=json.dumps({"source": ["aws.s3"]}))
+    events.put_targets(Rule="s3", Targets=[{"Id": "q", "Arn": arn}])
+    bucket.s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    key, _ = bucket.put_package("gamma", "1.0+local", expect_event=False)
+    use_settings(sqlite_settings)
+    messages = bucket.sqs.receive_message(QueueUrl=queue_url,
+                                          MaxNumberOfMessages=10)["Messages"]
+    for message in messages:  # as EventBridge -> Lambda would invoke, one event each
+        handler.handle_event(json.loads(message["Body"]), None)
+    assert cached(sqlite_settings)["gamma-1.0+local.tar.gz"]["path"] == key
+
+
+def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
+    """After our first HEAD, another writer deletes the object: a real interleaving of
+    two invocations, staged with botocore's own event hooks."""
+    done: list[bool] = []
+
+    def delete_after_first_head(**_: Any) -> None:
+        if not done:
+            done.append(True)
+            bucket.s3.delete_object(Bucket=BUCKET, Key=key)
+
+    runtime.s3.meta.events.register("after-call.s3.HeadObject", delete_after_first_head)
+
+
+def test_slow_write_is_verified_and_a_concurrent_delete_wins(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("delta", "1.0")
+    use_settings({**sqlite_settings, "s3sync.verify_after": "0"})  # every write is "slow"
+    runtime = handler.runtime()
+    _race(runtime, bucket, key)
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=0)
+    assert outcome.action == "cleared" and outcome.heads == 4
+    assert cached(sqlite_settings) == {}
+
+
+def test_without_verification_the_same_race_leaves_a_stale_entry(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """Why the verification exists: the interleaving above, unverified, is wrong."""
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("delta", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    _race(runtime, bucket, key)
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=None)
+    assert outcome.action == "saved" and outcome.heads == 1
+    assert "delta-1.0.tar.gz" in cached(sqlite_settings)
+    assert bucket.keys() == []
+
+
+def test_clear_filename_keeps_an_entry_of_another_key(
+    aws: None, cache_backend: str, cache_settings: Any
+) -> None:
+    """A delete of key B must not remove the entry that records key A for the same
+    filename; a delete of key A removes it; a second delete finds nothing."""
+    from pypicloud_s3sync.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(cache_backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path="a/omega/omega-1.0.tar.gz"))
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz") == \
+                "other-path"
+        assert "omega-1.0.tar.gz" in cached(settings)
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
+                "cleared"
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
+                "absent"
+        assert cached(settings) == {}
+        assert cache.distinct() == [], "the package summary was left behind"
+    finally:
+        close_cache(cache)
