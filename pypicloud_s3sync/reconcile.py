@@ -346,7 +346,9 @@ def _plan(target: SyncTarget, entries: dict[str, CachedEntry], listing: BucketLi
         entry = entries.get(filename)
         if entry is None:
             reads.append(("missing", filename, key))
-        elif entry.path is not None and entry.path != key:
+        elif entry.path is not None and entry.path != key and (
+            entry.path not in listing.duplicates.get(filename, ())
+        ):
             reads.append(("moved", filename, key))
         elif deep:
             reads.append(("deep", filename, key))
@@ -386,8 +388,9 @@ def _read_one(s3_client: Any, bucket: str, key: str, new_package: Callable[..., 
 def _read_all(s3_client: Any, bucket: str, new_package: Callable[..., Any],
               reads: list[tuple[str, str, str]], workers: int,
               progress: Progress | None) -> Iterator[tuple[tuple[str, str, str], Any]]:
-    """HEAD the planned keys on a bounded pool; yield (read, package-or-None) as they
-    finish, so the caller writes to the cache from one thread while reads continue."""
+    """HEAD the planned keys on a bounded pool; yield (read, package or VANISHED or
+    NOT_A_PACKAGE) as they finish, so the caller writes to the cache from one thread
+    while the reads continue."""
     total = len(reads)
     if progress is not None:
         progress("read", 0, total)

@@ -313,3 +313,21 @@ def test_a_schedule_event_reconciles_inside_the_function(
 
     deep = {**SCHEDULED_EVENT, "detail": {"deep": True}}
     assert handler.handle_event(deep, None)["s3_calls"]["HeadObject"] == 2
+
+
+def test_a_file_stored_under_two_keys_is_reported_not_rewritten(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """E.g. after ``storage.prepend_hash`` was switched: the cache's key still exists."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    s3().copy_object(Bucket=BUCKET, Key="alpha/alpha-1.0.tar.gz",
+                     CopySource={"Bucket": BUCKET, "Key": key})
+
+    report = run(server)
+
+    assert report.in_sync
+    assert report.duplicates == {"alpha-1.0.tar.gz": sorted([key, "alpha/alpha-1.0.tar.gz"])}
+    assert "stored twice" in report.summary()
+    assert report.s3_calls == {"ListObjectsV2": 1}
