@@ -290,6 +290,93 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if report.in_sync else EXIT_DRIFT
 
 
+# -- reconcile (issue 7) ----------------------------------------------------------------
+
+#: Exit status when the cache did not match the bucket: it was fixed, or with --dry-run
+#: it would have been.  Not 1, which Python uses for an unhandled crash.
+EXIT_DRIFT = 3
+#: Exit status when the reconcile could not finish (S3 or the cache failed).
+EXIT_ERROR = 4
+
+
+def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_argument(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report what would change; change nothing")
+    parser.add_argument("--deep", action="store_true",
+                        help="also re-read every object's metadata (one HEAD per object)")
+    parser.add_argument("--workers", type=_positive_int, default=16, metavar="N",
+                        help="HEAD requests in flight at once (default 16)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar; print the summary only when something changed")
+    parser.epilog = (f"exit status: 0 in sync, {EXIT_DRIFT} the cache differed (fixed, or "
+                     f"with --dry-run found), {EXIT_CONFIG} config error, {EXIT_ERROR} "
+                     "S3 or the cache failed")
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+class _ProgressBar:
+    """One self-overwriting line on stderr; only used when stderr is a terminal."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:  # noqa: ANN001
+        self.stream = stream
+        self.width = width
+        self.shown = False
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase == "list":
+            line = f"listing bucket: {done} page{'s' if done != 1 else ''}"
+        elif total:
+            filled = self.width * done // total
+            line = (f"reading objects [{'#' * filled}{'.' * (self.width - filled)}] "
+                    f"{done}/{total}")
+        else:
+            return
+        self.stream.write("\r" + line.ljust(60))
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from .reconcile import check_bucket, open_cache, open_s3_client, reconcile
+
+    config = load(args)
+    bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
+    try:
+        s3_client = open_s3_client(config.settings, config.target, args.workers)
+        check_bucket(s3_client, config.target)
+        cache = open_cache(config.settings)
+        report = reconcile(cache, s3_client, config.target, deep=args.deep,
+                           dry_run=args.dry_run, workers=args.workers, progress=bar)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
+        if bar is not None:
+            bar.close()
+        print(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0],
+              file=sys.stderr)
+        print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
+              "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if bar is not None:
+            bar.close()
+    if not (args.quiet and report.in_sync):
+        print(report.summary())
+    return 0 if report.in_sync else EXIT_DRIFT
+
+
 # -- wiring ------------------------------------------------------------------------------
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
@@ -302,6 +389,8 @@ COMMANDS: dict[str, Command] = {
     "status": ("Compare desired and actual state; non-zero on drift",
                add_status_arguments, run_status),
     "bundle": ("Build the Lambda function's zip", add_bundle_arguments, run_bundle),
+    "reconcile": ("Make the cache list exactly the packages in the bucket",
+                  add_reconcile_arguments, run_reconcile),
 }
 
 

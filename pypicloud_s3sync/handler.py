@@ -201,6 +201,10 @@ class Runtime:
 
     def handle(self, event: Any) -> dict[str, Any] | None:
         """Apply one invocation's event; see :func:`handle_event`."""
+        from .reconcile import is_scheduled_event
+
+        if is_scheduled_event(event):
+            return self.reconcile(event)
         parsed = parse_event(event)
         for skipped in parsed.skipped:
             _log_skipped(skipped)
@@ -228,6 +232,21 @@ class Runtime:
         if error is not None:
             raise error
         return None
+
+    def reconcile(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An EventBridge schedule's event: the same reconcile as ``ppc-s3sync reconcile``."""
+        from .reconcile import run_scheduled
+
+        if not self.bucket:
+            raise HandlerConfigError(
+                f"{SETTINGS_VAR}: a scheduled reconcile needs storage.bucket (the bucket to list)"
+            )
+        result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+        log_line(action="reconcile", **{k: v for k, v in result.items()
+                                        if k not in ("added", "removed", "updated")},
+                 added=len(result["added"]), removed=len(result["removed"]),
+                 updated=len(result["updated"]))
+        return result
 
     def apply(self, bucket: str, key: str, records: list[Record]) -> None:
         """Sync one key (all its records), logging one line per record."""

@@ -1,0 +1,291 @@
+"""Reconcile vs pypicloud's ``cache.reload_from_storage()``, side by side in one run.
+
+For each cache backend: N package objects in S3 (moto, in process) carrying the metadata
+pypicloud writes, a cache that lists the same N packages, then
+
+* in sync:        ours, the floor (the bucket listing alone), pypicloud's reload;
+* 1% drift each way (N/100 objects the cache lacks, N/100 entries whose object is gone):
+                  ours, then the same amount of fresh drift for pypicloud's reload.
+
+Wall time and S3 calls (counted with botocore event hooks on the client that does the
+work) are printed per scenario.  Seeding goes around both tools on purpose (put_object
+with pypicloud's metadata layout, bulk cache writes) so that only the measured step is
+measured.
+
+    .venv/bin/python benchmarks/reconcile.py                 # 10,000 packages
+    .venv/bin/python benchmarks/reconcile.py -n 1000 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BUCKET = "bench-packages"
+PREFIX = "pypi/"
+REGION = "us-east-1"
+
+
+def fake_aws_environment() -> None:
+    """Fake credentials: nothing here may reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    })
+
+
+@contextmanager
+def cache_settings(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
+    """``db.*`` settings of an empty cache of our own (Redis: a claimed empty database)."""
+    if backend == "sqlite":
+        yield {"pypi.db": "sql", "db.url": f"sqlite:///{workdir / 'cache.sqlite'}"}
+    elif backend == "redis":
+        from tests import services
+
+        db = services.claim_redis_database(services.REDIS_ADMIN)
+        try:
+            yield {"pypi.db": "redis", "db.url": db.url}
+        finally:
+            db.release()
+    elif backend == "dynamo":
+        yield {"pypi.db": "dynamo", "db.region_name": REGION}
+    else:
+        raise SystemExit(f"unknown backend {backend!r}: use sqlite, redis or dynamo")
+
+
+class World:
+    """One backend's cache and the bucket, plus fast seeding around both tools."""
+
+    def __init__(self, settings: dict[str, str], workers: int) -> None:
+        from pypicloud.cache import get_cache_impl
+        from pypicloud.util import EnvironSettings
+
+        from pypicloud_s3sync.reconcile import open_s3_client
+        from pypicloud_s3sync.settings import load_config
+
+        base = {"pypi.storage": "s3", "storage.bucket": BUCKET, "storage.prefix": PREFIX,
+                "storage.region_name": REGION, **settings}
+        self.config = load_config(base)
+        self.s3 = open_s3_client(self.config.settings, self.config.target, workers)
+        self.s3.create_bucket(Bucket=BUCKET)
+        # pypicloud's own cache with its real S3 storage: reload_from_storage needs it.
+        env_settings = EnvironSettings(base, {})
+        cache_cls = get_cache_impl(env_settings)
+        self.cache = cache_cls(**cache_cls.configure(env_settings))
+        self.storage = self.cache.storage  # pypicloud's own S3Storage: paths, metadata
+        self.serial = 0
+
+    def new_packages(self, count: int) -> list[Any]:
+        """Packages as pypicloud's upload makes them (path from the storage itself)."""
+        packages = []
+        for _ in range(count):
+            self.serial += 1
+            name = f"pkg{self.serial:06d}"
+            pkg = self.cache.new_package(
+                name, "1.0", f"{name}-1.0.tar.gz", summary=f"package number {self.serial}",
+                hash_sha256="0" * 64, hash_md5="0" * 32, uploader="bench",
+            )
+            self.storage.get_path(pkg)  # sets data["path"], as storage.upload does
+            packages.append(pkg)
+        return packages
+
+    def put_objects(self, packages: list[Any]) -> None:
+        """The objects ``S3Storage.upload`` would write, without multipart or the cache."""
+        from pypicloud.util import normalize_metadata
+
+        def put(pkg: Any) -> None:
+            metadata = normalize_metadata(
+                {**pkg.get_metadata(), "name": pkg.name, "version": pkg.version})
+            self.s3.put_object(Bucket=BUCKET, Key=pkg.data["path"], Body=b"sdist",
+                               Metadata=metadata)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, packages))
+
+    def delete_objects(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            self.s3.delete_objects(Bucket=BUCKET, Delete={
+                "Objects": [{"Key": key} for key in chunk], "Quiet": True})
+
+    def cache_packages(self, packages: list[Any]) -> None:
+        """Bulk writes in each backend's own terms; pypicloud's save() one by one would
+        dominate the seeding time."""
+        backend = self.config.cache_backend
+        if backend == "sql":
+            self.cache.db.add_all(packages)
+            self.cache.db.commit()
+        elif backend == "redis":
+            pipe = self.cache.db.pipeline(transaction=False)
+            for pkg in packages:
+                self.cache.save(pkg, pipe=pipe)
+            pipe.execute()
+        else:
+            from pypicloud.cache.dynamo import PackageSummary
+
+            items = packages + [PackageSummary(p) for p in packages]
+            self.cache.engine.save(items, overwrite=True)
+
+    def count_cached(self) -> int:
+        from pypicloud_s3sync.reconcile import cached_entries
+        from pypicloud_s3sync.sync import committing
+
+        with committing(self.cache):
+            return len(cached_entries(self.cache))
+
+
+class Latency:
+    """A fixed delay before every S3 request, on the clients that are measured.
+
+    moto answers in process: a HEAD costs ~1.6 ms while listing 1,000 keys costs
+    ~280 ms of emulator CPU, the reverse of real S3's proportions (a HEAD is a network
+    round trip of tens of ms, a 1,000-key page a few of them).  ``--latency-ms`` adds the
+    round trip moto leaves out, identically for both tools, so the ratio can be seen
+    with network costs too.  0 (the default) measures moto as it is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def attach(self, client: Any) -> None:
+        if self.seconds > 0:
+            client.meta.events.register("before-send.s3.*", self._wait)
+
+    def _wait(self, **_: Any) -> None:
+        time.sleep(self.seconds)
+
+
+def measure(step: Callable[[], Any], client: Any) -> tuple[float, int, Any]:
+    from pypicloud_s3sync.reconcile import S3CallCounter
+
+    counter = S3CallCounter(client)
+    started = time.perf_counter()
+    try:
+        result = step()
+    finally:
+        elapsed = time.perf_counter() - started
+        counter.detach()
+    return elapsed, sum(counter.snapshot().values()), result
+
+
+def run_backend(backend: str, n: int, drift: int, workers: int,
+                latency: Latency) -> list[tuple[str, ...]]:
+    from moto import mock_aws
+
+    from pypicloud_s3sync.reconcile import reconcile
+
+    rows: list[tuple[str, ...]] = []
+    with tempfile.TemporaryDirectory() as tmp, mock_aws(), \
+            cache_settings(backend, Path(tmp)) as settings:
+        world = World(settings, workers)
+        target = world.config.target
+        t0 = time.perf_counter()
+        packages = world.new_packages(n)
+        world.put_objects(packages)
+        keys = [p.data["path"] for p in packages]  # SQL expires the objects on commit
+        world.cache_packages(packages)
+        print(f"[{backend}] seeded {n} objects and cache entries in "
+              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        pypicloud_client = world.storage.bucket.meta.client
+        latency.attach(pypicloud_client)
+        latency.attach(world.s3)
+
+        def ours() -> Any:
+            return reconcile(world.cache, world.s3, target, workers=workers)
+
+        def floor() -> int:
+            pages = world.s3.get_paginator("list_objects_v2")
+            return sum(len(p.get("Contents", ())) for p in
+                       pages.paginate(Bucket=BUCKET, Prefix=PREFIX))
+
+        def theirs() -> None:
+            from pypicloud_s3sync.sync import committing
+
+            with committing(world.cache):  # the SQL session now belongs to a manager
+                world.cache.reload_from_storage()
+
+        # -- in sync
+        t_ours, c_ours, report = measure(ours, world.s3)
+        assert report.in_sync, report.summary()
+        t_floor, c_floor, listed = measure(floor, world.s3)
+        assert listed == n
+        t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
+        assert world.count_cached() == n
+        rows.append((backend, "in sync", f"{n}", f"{t_ours:.3f}", f"{c_ours}",
+                     f"{t_theirs:.2f}", f"{c_theirs}", f"{t_theirs / t_ours:.0f}x",
+                     f"{t_floor:.3f}", f"{c_floor}"))
+
+        # -- drift both ways: objects behind the cache's back, entries without objects
+        def make_drift() -> None:
+            extra = world.new_packages(drift)
+            world.put_objects(extra)
+            doomed = keys[:drift]
+            del keys[:drift]
+            world.delete_objects(doomed)
+            keys.extend(p.data["path"] for p in extra)
+
+        make_drift()
+        t_ours, c_ours, report = measure(ours, world.s3)
+        assert (len(report.added), len(report.removed)) == (drift, drift), report.summary()
+        assert c_ours == report.list_pages + 2 * drift
+        assert world.count_cached() == n
+        make_drift()
+        t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
+        assert world.count_cached() == n
+        rows.append((backend, f"drift {drift}+{drift}", f"{n}", f"{t_ours:.3f}", f"{c_ours}",
+                     f"{t_theirs:.2f}", f"{c_theirs}", f"{t_theirs / t_ours:.0f}x",
+                     f"{t_floor:.3f}", f"{c_floor}"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--packages", type=int, default=10_000)
+    parser.add_argument("--backends", default="sqlite,redis,dynamo",
+                        help="comma-separated: sqlite, redis, dynamo")
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="add this round trip to every measured S3 call (see Latency)")
+    args = parser.parse_args(argv)
+    fake_aws_environment()
+    from pypicloud_s3sync import compat
+
+    compat.apply()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    drift = max(1, args.packages // 100)
+    header = ("backend", "scenario", "objects", "ours s", "ours S3 calls", "reload s",
+              "reload S3 calls", "speed-up", "floor s", "floor S3 calls")
+    widths = (7, 14, 8, 7, 14, 9, 16, 9, 8, 15)
+
+    def show(row: tuple[str, ...]) -> None:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)),
+              flush=True)
+
+    show(header)
+    for backend in args.backends.split(","):
+        for row in run_backend(backend.strip(), args.packages, drift, args.workers,
+                               Latency(args.latency_ms / 1000)):
+            show(row)
+    print("floor = the paginated ListObjectsV2 of the prefix alone (no cache, no HEAD); "
+          f"added latency per S3 call: {args.latency_ms:g} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
