@@ -59,6 +59,11 @@ class Actual:
     rule: dict[str, Any] | None = None
     rule_tags: dict[str, str] = field(default_factory=dict)
     rule_targets: list[dict[str, Any]] = field(default_factory=list)
+    #: The reconcile schedule rule (``--reconcile-every``), read whether wanted or not
+    #: so that dropping the option removes it.
+    schedule: dict[str, Any] | None = None
+    schedule_tags: dict[str, str] = field(default_factory=dict)
+    schedule_targets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _tags(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
@@ -66,7 +71,8 @@ def _tags(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
-                role_name: str | None, rule_name: str) -> Actual:
+                role_name: str | None, rule_name: str,
+                schedule_rule_name: str | None = None) -> Actual:
     """Read every resource the sync owns or touches; raises for unreadable buckets."""
     from botocore.exceptions import ClientError
 
@@ -115,4 +121,11 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.rule_tags = _tags(
             events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
         actual.rule_targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    schedule = _read(events.describe_rule, Name=schedule_rule_name) if schedule_rule_name else None
+    if schedule:
+        actual.schedule = schedule
+        actual.schedule_tags = _tags(
+            events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
+        actual.schedule_targets = events.list_targets_by_rule(
+            Rule=schedule_rule_name)["Targets"]
     return actual

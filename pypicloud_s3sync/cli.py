@@ -150,6 +150,10 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                        help="drop events older than this, 60-21600 (21600)")
     group.add_argument("--on-failure", metavar="ARN",
                        help="SQS queue or SNS topic ARN for events that still failed")
+    group.add_argument("--reconcile-every", metavar="INTERVAL",
+                       help="also reconcile the cache with the bucket on a schedule: 1d, "
+                            "12h, 30m, or an EventBridge rate(...)/cron(...) expression; "
+                            "'off' removes a schedule set in the ini")
     group = parser.add_argument_group("cache credentials")
     choice = group.add_mutually_exclusive_group()
     choice.add_argument("--allow-db-password", dest="db_password", action="store_const",
@@ -168,7 +172,8 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
 
     names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
-             "retry_attempts", "max_event_age", "on_failure", "db_password", "force")
+             "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
+             "reconcile_every")
     overrides = {name: getattr(args, name, None) for name in names}
     if overrides["force"] is False:
         overrides["force"] = None  # not given: the ini may say s3sync.force

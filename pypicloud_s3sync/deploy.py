@@ -61,6 +61,7 @@ from .planner import (
     function_environment,
     rule_name,
 )
+from .schedule import schedule_expression, schedule_rule_name
 from .settings import ConfigError, PypicloudConfig
 
 __all__ = [
@@ -168,6 +169,9 @@ class DeployOptions:
     db_password: str = "refuse"
     #: A pre-built function zip to deploy instead of building one.
     bundle: str | None = None
+    #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
+    #: or ``off`` (see :mod:`.schedule`).
+    reconcile_every: str | None = None
 
     @classmethod
     def from_config(cls, config: PypicloudConfig, **overrides: Any) -> DeployOptions:
@@ -235,6 +239,12 @@ class DeployOptions:
             raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
         if not self.function_name or len(self.function_name) > 64:
             raise bad("function_name", self.function_name, "1 to 64 letters, digits, - or _")
+        schedule_expression(self.reconcile_every)
+
+    @property
+    def reconcile_schedule(self) -> str | None:
+        """The EventBridge expression for ``reconcile_every``, or None for no schedule."""
+        return schedule_expression(self.reconcile_every)
 
     @property
     def vpc(self) -> bool:
@@ -339,7 +349,7 @@ def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClient
     desired = desired_state(config, options, clients)
     actual = read_actual(config, options, clients,
                          None if options.role_arn else options.role_name(clients.region),
-                         rule_name(options))
+                         rule_name(options), schedule_rule_name(options.function_name))
     return Planner(config, options, clients, actual, desired)
 
 
@@ -361,6 +371,7 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     planner.role()
     planner.function(_code_provider(code, config, options, progress))
     planner.delivery()
+    planner.schedule()
     return Plan("create", options.function_name, clients.region, planner.desired.account,
                 planner.steps, planner.warnings, planner.notes)
 
@@ -405,6 +416,7 @@ def status(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
     else:
         planner.function(_code_provider(code, config, forced, progress))
     planner.delivery(strict=False)
+    planner.schedule()
     return StatusReport(forced.function_name, clients.region, planner.desired.account,
                         planner.rows, planner.warnings, planner.steps)
 

@@ -17,6 +17,7 @@ from . import iam, notifications
 from .actual import Actual, _read, _tags
 from .bundle import HANDLER
 from .plan import ENV_VAR, CodeArtifact, DeployError, ResourceStatus, Step
+from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:
     from .deploy import AwsClients, DeployOptions
@@ -36,6 +37,11 @@ def rule_name(options: DeployOptions) -> str:
 def statement_id(principal: str, bucket: str) -> str:
     """Statement ids stable per bucket (``.`` is not allowed in a Sid; ``_`` not in a bucket)."""
     return f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}"
+
+
+#: The schedule's invoke permission: one per bucket like the others, apart from the
+#: delivery rule's ``events`` statement so that each option removes only its own.
+SCHEDULE_PRINCIPAL = "schedule"
 
 
 def managed(tags: Mapping[str, str]) -> bool:
@@ -337,9 +343,8 @@ class Planner:
 
     # permissions -----------------------------------------------------------
     def permission(self, principal: str, source_arn: str, wanted: bool,
-                   source_account: str | None) -> None:
-        short = principal.split(".")[0]
-        sid = statement_id(short, self.config.target.bucket)
+                   source_account: str | None, sid: str | None = None) -> None:
+        sid = sid or statement_id(principal.split(".")[0], self.config.target.bucket)
         have = self.actual.statements.get(sid)
         condition: dict[str, Any] = {"ArnLike": {"AWS:SourceArn": source_arn}}
         if source_account:
@@ -506,6 +511,66 @@ class Planner:
         self.step("eventbridge-rule", "delete", name, f"delete EventBridge rule {name}",
                   "events", "delete_rule", {"Name": name})
 
+    # reconcile schedule ----------------------------------------------------
+    def schedule(self) -> None:
+        """The ``--reconcile-every`` rule: permission first (the rule may fire at once),
+        then rule and target; without the option, remove exactly what we made."""
+        a, d, o = self.actual, self.desired, self.options
+        name = schedule_rule_name(self.fname)
+        arn = f"arn:{d.partition}:events:{self.clients.region}:{d.account}:rule/{name}"
+        sid = statement_id(SCHEDULE_PRINCIPAL, self.config.target.bucket)
+        expression = o.reconcile_schedule
+        if a.schedule is not None and not managed(a.schedule_tags):
+            raise DeployError(
+                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync; "
+                "delete or rename it, or choose another function name with -n"
+            )
+        if expression is None:
+            if a.schedule is not None:
+                self.row("reconcile-schedule", name, "none",
+                         a.schedule.get("ScheduleExpression") or "a rule", False)
+                self._delete_schedule(name)
+            self.permission("events.amazonaws.com", arn, False, None, sid=sid)
+            return
+        have = a.schedule.get("ScheduleExpression") if a.schedule else None
+        rule_ok = have == expression and a.schedule.get("State") == "ENABLED"
+        self.row("reconcile-schedule", name, expression,
+                 (have or "a rule without schedule") if a.schedule else "missing", rule_ok)
+        self.permission("events.amazonaws.com", arn, True, None, sid=sid)
+        if not rule_ok:
+            self.step("reconcile-schedule", "update" if a.schedule else "create", name,
+                      f"{'update' if a.schedule else 'create'} EventBridge rule {name}: "
+                      f"reconcile {self.fname} on {expression}",
+                      "events", "put_rule",
+                      {"Name": name, "ScheduleExpression": expression, "State": "ENABLED",
+                       "Description": "pypicloud-s3sync: reconcile the pypicloud cache with "
+                                      "its bucket on a schedule",
+                       "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]},
+                      details={"from": have, "to": expression} if a.schedule else {})
+        targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
+        have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.schedule_targets]
+        # EventBridge's own scheduled-event document is what the handler recognises, so
+        # the target carries no Input: anything else would be kept as a leftover.
+        targets_ok = have_targets == targets and not any(
+            t.get("Input") or t.get("InputPath") or t.get("InputTransformer")
+            for t in a.schedule_targets)
+        self.row("reconcile-target", name, d.function_arn,
+                 ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
+        if not targets_ok:
+            self.step("reconcile-schedule", "update", name,
+                      f"point rule {name} at {self.fname}", "events", "put_targets",
+                      {"Rule": name, "Targets": targets})
+
+    def _delete_schedule(self, name: str) -> None:
+        if self.actual.schedule_targets:
+            self.step("reconcile-schedule", "delete", name,
+                      f"remove the targets of EventBridge rule {name}", "events",
+                      "remove_targets",
+                      {"Rule": name, "Ids": [t["Id"] for t in self.actual.schedule_targets]})
+        self.step("reconcile-schedule", "delete", name,
+                  f"delete EventBridge rule {name} (scheduled reconcile)",
+                  "events", "delete_rule", {"Name": name})
+
     # teardown --------------------------------------------------------------
     def teardown(self) -> None:
         """Steps that remove what create made: our entry or rule, the function (and with it
@@ -543,6 +608,12 @@ class Planner:
                 self._delete_rule(rule_name(options))
             else:
                 self.notes.append(f"EventBridge rule {rule_name(options)} is not ours; left alone")
+        if a.schedule is not None:
+            name = schedule_rule_name(fname)
+            if managed(a.schedule_tags):
+                self._delete_schedule(name)
+            else:
+                self.notes.append(f"EventBridge rule {name} is not ours; left alone")
         if a.function is not None:
             if managed(a.function_tags):
                 steps.append(Step("function", "delete", fname,
@@ -552,7 +623,7 @@ class Planner:
             else:
                 self.notes.append(f"function {fname} was not created by pypicloud-s3sync; "
                                      "only our permissions are removed from it")
-                for principal in ("s3", "events"):
+                for principal in ("s3", "events", SCHEDULE_PRINCIPAL):
                     sid = statement_id(principal, target.bucket)
                     if sid in a.statements:
                         steps.append(Step("permission", "delete", sid,

@@ -100,6 +100,15 @@ def test_first_run_creates_everything_and_second_run_makes_no_mutating_call(
     assert create(config, recorder, code, force=True).is_empty
     assert recorder.mutating == []
 
+    # Adding a reconcile schedule adds exactly its three resources; again: nothing.
+    recorder.clear()
+    create(config, recorder, code, reconcile_every="1d")
+    assert recorder.mutating == ["AddPermission", "PutRule", "PutTargets"]
+    recorder.clear()
+    assert create(config, recorder, code, reconcile_every="1d").is_empty
+    assert create(config, recorder, code, reconcile_every="24h", force=True).is_empty
+    assert recorder.mutating == []
+
     lam = boto3.client("lambda", region_name=REGION)
     fn = lam.get_function(FunctionName=FUNCTION)
     assert fn["Configuration"]["CodeSha256"] == code.sha256
@@ -627,3 +636,115 @@ def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):
         document = json.dumps(iam_client.get_role_policy(
             RoleName=policies[region], PolicyName=iam.POLICY_NAME)["PolicyDocument"])
         assert f"arn:aws:s3:::{bucket}" in document
+
+
+# -- the reconcile schedule (--reconcile-every) ----------------------------------------------
+
+SCHEDULE_RULE = f"pypicloud-s3sync-{FUNCTION}-reconcile"
+SCHEDULE_SID = f"pypicloud-s3sync-schedule-{BUCKET}"
+
+
+def statements():
+    policy = boto3.client("lambda", region_name=REGION).get_policy(FunctionName=FUNCTION)
+    return {s["Sid"]: s for s in json.loads(policy["Policy"])["Statement"]}
+
+
+def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
+    """Create, change the interval in place, drop the option: each run does only that."""
+    config = make_config(tmp_path)
+    create(config, code=code)
+    before = snapshot()
+    events = boto3.client("events", region_name=REGION)
+
+    plan = create(config, code=code, reconcile_every="12h")
+    assert [s.operation for s in plan.steps] == ["add_permission", "put_rule", "put_targets"]
+    rule = events.describe_rule(Name=SCHEDULE_RULE)
+    assert (rule["ScheduleExpression"], rule["State"]) == ("rate(12 hours)", "ENABLED")
+    tags = events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]
+    assert {"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE} in tags
+    [target] = events.list_targets_by_rule(Rule=SCHEDULE_RULE)["Targets"]
+    assert target["Arn"].endswith(f":function:{FUNCTION}")
+    assert "Input" not in target  # EventBridge's own scheduled-event shape reaches the handler
+    statement = statements()[SCHEDULE_SID]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == rule["Arn"]
+    # The bucket's delivery is untouched by the schedule.
+    assert [e["Id"] for e in bucket_notification()["LambdaFunctionConfigurations"]] == [
+        ENTRY_ID]
+
+    recorder = Recorder()
+    plan = create(config, recorder, code, reconcile_every="30m")
+    assert recorder.mutating == ["PutRule"]
+    assert plan.steps[0].details == {"from": "rate(12 hours)", "to": "rate(30 minutes)"}
+    assert events.describe_rule(Name=SCHEDULE_RULE)["ScheduleExpression"] == "rate(30 minutes)"
+    assert events.describe_rule(Name=SCHEDULE_RULE)["Arn"] == rule["Arn"]
+
+    opts = deploy.DeployOptions.from_config(config, reconcile_every="30m")
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert report.in_sync, report.describe()
+    rows = {row.resource: row for row in report.rows}
+    assert (rows["reconcile-schedule"].desired, rows["reconcile-schedule"].actual) == (
+        "rate(30 minutes)", "rate(30 minutes)")
+    assert "reconcile-schedule" in report.describe()
+
+    # The option gone (ini unset, flag absent): status shows drift, create removes it all.
+    opts = deploy.DeployOptions.from_config(config)
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert not report.in_sync
+    recorder.clear()
+    create(config, recorder, code)
+    assert recorder.mutating == ["RemoveTargets", "DeleteRule", "RemovePermission"]
+    assert snapshot() == before
+
+
+def test_reconcile_schedule_from_the_ini_and_the_flag_wins(bucket, tmp_path, code):
+    config = make_config(tmp_path, **{"s3sync.reconcile_every": "1d"})
+    assert deploy.DeployOptions.from_config(config).reconcile_schedule == "rate(1 day)"
+    assert deploy.DeployOptions.from_config(
+        config, reconcile_every="6h").reconcile_schedule == "rate(6 hours)"
+    assert deploy.DeployOptions.from_config(
+        config, reconcile_every="off").reconcile_schedule is None
+    assert deploy.DeployOptions.from_config(
+        config, reconcile_every="cron(0 3 * * ? *)").reconcile_schedule == "cron(0 3 * * ? *)"
+    for bad in ("1w", "0d", "daily", "cron(0 3 * *)"):
+        with pytest.raises(ConfigError, match=r"reconcile_every = .* is not valid"):
+            deploy.DeployOptions.from_config(config, reconcile_every=bad)
+
+    create(config, code=code)
+    rule = boto3.client("events", region_name=REGION).describe_rule(Name=SCHEDULE_RULE)
+    assert rule["ScheduleExpression"] == "rate(1 day)"
+
+
+def test_delete_removes_the_schedule_with_everything_else(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    before = snapshot()
+    create(config, code=code, reconcile_every="1d", delivery="eventbridge")
+    assert set(statements()) == {SCHEDULE_SID, f"pypicloud-s3sync-events-{BUCKET}"}
+
+    plan = delete(config)  # no option given: delete removes the schedule anyway
+    assert [s.operation for s in plan.steps if s.resource == "reconcile-schedule"] == [
+        "remove_targets", "delete_rule"]
+    assert snapshot() == before
+
+
+def test_a_foreign_rule_with_the_schedule_name_is_refused(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    boto3.client("events", region_name=REGION).put_rule(
+        Name=SCHEDULE_RULE, ScheduleExpression="rate(1 hour)")
+    recorder = Recorder()
+    with pytest.raises(deploy.DeployError, match="not created by pypicloud-s3sync"):
+        create(config, recorder, code, reconcile_every="1d")
+    assert recorder.mutating == []
+
+
+def test_role_lets_the_scheduled_reconcile_list_only_the_prefix(bucket, tmp_path, code):
+    config = make_config(tmp_path)
+    create(config, code=code, reconcile_every="1d")
+    doc = iam.parse_document(boto3.client("iam").get_role_policy(
+        RoleName=iam.role_name(FUNCTION, REGION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
+    listing = [s for s in doc["Statement"] if "s3:ListBucket" in s["Action"]]
+    assert listing == [{
+        "Sid": "ListPackages", "Effect": "Allow", "Action": ["s3:ListBucket"],
+        "Resource": f"arn:aws:s3:::{BUCKET}",
+        "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{PREFIX}*"]}}}]
+    assert json.loads(function_env()[deploy.ENV_VAR])["storage.bucket"] == BUCKET
