@@ -45,6 +45,9 @@ VIEW_NAME = "s3sync"
 #: Keys a POST body may hold; everything else comes from the server's ini.
 POST_KEYS = frozenset({"dry_run", "force"})
 DELETE_KEYS = frozenset({"dry_run"})
+RECONCILE_KEYS = frozenset({"dry_run", "deep"})
+#: The reconcile endpoint's sub-path: ``/admin/s3sync/reconcile``.
+RECONCILE = "reconcile"
 
 
 class ApiError(Exception):
@@ -82,6 +85,8 @@ class Operation:
     applied: list[Any] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     failure: ApiError | None = None
+    #: A reconcile's report (``ReconcileReport.to_dict()``); None for provisioning.
+    report: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def say(self, message: str) -> None:
@@ -101,6 +106,8 @@ class Operation:
             "applied": list(self.applied),
             "progress": list(self.progress),
         }
+        if self.action == RECONCILE:
+            answer["report"] = self.report
         if self.failure is not None:
             answer["error"] = self.failure.error
             answer["message"] = self.failure.message
@@ -111,7 +118,19 @@ class OperationLog:
     """The last operation of this app, so GET can report one that outlived its request."""
 
     def __init__(self) -> None:
-        self.last: Operation | None = None
+        self._last: Operation | None = None
+        #: The last reconcile, kept apart so a later provisioning does not hide its report.
+        self.last_reconcile: Operation | None = None
+
+    @property
+    def last(self) -> Operation | None:
+        return self._last
+
+    @last.setter
+    def last(self, op: Operation | None) -> None:
+        self._last = op
+        if op is not None and op.action == RECONCILE:
+            self.last_reconcile = op
 
 
 # -- request guards ----------------------------------------------------------------------
@@ -182,7 +201,7 @@ def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
             f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
             "Everything else is configured in the server's ini under s3sync.*",
         )
-    for key in ("dry_run", "force"):
+    for key in ("dry_run", "force", "deep"):
         if not isinstance(body.get(key, False), bool):
             raise ApiError(400, "bad_request", f"{key} must be true or false")
     return body
@@ -352,6 +371,9 @@ def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]
     """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do, step for step."""
     from .deploy import ApplyError, apply, plan_create, plan_delete
 
+    if op.action == RECONCILE:
+        _reconcile(config, op, deep=bool(overrides.get("deep")))
+        return
     options, clients = _planner_inputs(config, **overrides)
     if op.action == "create":
         plan = plan_create(config, options, clients, progress=op.say)
@@ -366,6 +388,53 @@ def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]
         op.applied = [result.to_json() for result in exc.done]
         raise
     op.applied = [result.to_json() for result in results]
+
+
+def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
+    """What ``ppc-s3sync reconcile`` does: the same bucket check, cache and function.
+
+    The cache is opened from the settings (as the CLI opens it), not taken from the
+    request: the work outlives the request when it takes longer than the bounded wait,
+    and a request's cache session ends with its request.
+    """
+    from .reconcile import check_bucket, open_cache, open_s3_client, reconcile
+
+    s3_client = open_s3_client(config.settings, config.target)
+    check_bucket(s3_client, config.target)
+    cache = open_cache(config.settings)
+    try:
+        report = reconcile(cache, s3_client, config.target, deep=deep, dry_run=op.dry_run,
+                           progress=_ProgressLines(op))
+    finally:
+        _close_cache(cache)
+    op.report = report.to_dict()
+
+
+class _ProgressLines:
+    """Reconcile's progress as one line per phase, rewritten in place: a poll shows how
+    far it got without the operation growing by a line per object read."""
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.phase: str | None = None
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        line = (f"listing bucket: {done} page{'s' * (done != 1)}" if phase == "list"
+                else f"reading objects: {done}/{total}")
+        if phase == self.phase and self.op.progress:
+            self.op.progress[-1] = line
+        else:
+            self.op.progress.append(line)
+        self.phase = phase
+
+
+def _close_cache(cache: Any) -> None:
+    """Give a SQL cache's connections back: each reconcile opened its own engine."""
+    session = getattr(cache, "db", None)
+    if hasattr(session, "get_bind"):
+        bind = session.get_bind()
+        session.close()
+        bind.dispose()
 
 
 # -- running an operation ----------------------------------------------------------------
@@ -395,21 +464,23 @@ def run_operation(request: Request, action: str, dry_run: bool,
                if running else " (in this or another server process)")
         raise ApiError(
             409, "busy",
-            f"another s3sync provisioning is running{who}; wait for it to finish "
+            f"another s3sync operation is running{who}; wait for it to finish "
             "(GET /admin/s3sync shows its progress) and try again",
         ) from None
 
     def target() -> None:
+        state = "failed"
         try:
             _provision(config, op, overrides)
-            op.state = "succeeded"
+            state = "succeeded"
         except Exception as exc:  # noqa: BLE001 - every failure must reach the operator
             op.failure = _scrub_error(error_for(exc), secrets)
-            op.state = "failed"
             _log_failure(f"s3sync {op.action}", op.failure, exc, secrets)
         finally:
             op.finished_at = _now()
             lock.__exit__(None, None, None)
+            # Only now: a poller that sees the operation finished may start the next one.
+            op.state = state
             op.done.set()
             LOG.info("s3sync %s%s by %s: %s, %d step(s) applied", op.action,
                      " (dry run)" if op.dry_run else "", op.user, op.state, len(op.applied))
@@ -514,7 +585,7 @@ def _operation_answer(request: Request, op: Operation) -> dict[str, Any]:
     body = op.to_json()
     if op.state == "running":
         body["message"] = (f"still running after {_wait_seconds(request):g} s; "
-                           "GET /admin/s3sync shows its progress and result")
+                           f"GET {request.path} shows its progress and result")
         return _answer(request, body, 202, {"Location": request.path_url})
     if op.failure is not None:
         return _answer(request, body, op.failure.status, op.failure.headers)
@@ -554,7 +625,7 @@ def _mutate(request: Request, action: str, allowed: frozenset[str]) -> dict[str,
     try:
         check_same_origin(request, request.registry.s3sync_admin)
         body = read_json_body(request, allowed)
-        overrides = {"force": True} if body.get("force") else {}
+        overrides = {key: True for key in ("force", "deep") if body.get(key)}
         op = run_operation(request, action, bool(body.get("dry_run", False)), overrides)
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
         error = _scrub_error(error_for(exc), secrets)
@@ -575,6 +646,31 @@ def post_provision(request: Request) -> dict[str, Any]:
 def delete_teardown(request: Request) -> dict[str, Any]:
     """Remove what provisioning made; ``{"dry_run": true}`` only plans."""
     return _mutate(request, "delete", DELETE_KEYS)
+
+
+def post_reconcile(request: Request) -> dict[str, Any]:
+    """Make the cache list exactly the bucket's packages, as ``ppc-s3sync reconcile`` does.
+
+    A reconcile writes the cache, so it gets the provisioning guards: JSON only and
+    same-origin (a cross-site page must not make an admin's browser run it), one
+    operation at a time (409), and a bounded wait (202, then GET this URL to poll).
+    ``{"dry_run": true}`` reports without writing; ``{"deep": true}`` re-reads metadata.
+    """
+    return _mutate(request, RECONCILE, RECONCILE_KEYS)
+
+
+def get_reconcile(request: Request) -> dict[str, Any]:
+    """The last reconcile started through the endpoint: what a 202 tells callers to poll.
+
+    Cheap on purpose (no AWS call, unlike ``GET /admin/s3sync``), so polling costs nothing.
+    """
+    log: OperationLog = request.registry.s3sync_operations
+    last = log.last_reconcile
+    if last is None:
+        return _answer(request, {"error": "not_found",
+                                 "message": "no reconcile has run in this server process; "
+                                            "POST to this URL to start one"}, 404)
+    return _answer(request, last.to_json())
 
 
 def method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
@@ -599,3 +695,17 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     config.add_view(post_provision, request_method="POST", renderer="json", **common)
     config.add_view(delete_teardown, request_method="DELETE", renderer="json", **common)
     config.add_view(method_not_allowed, **common)
+    sub = {**common, "subpath": (RECONCILE,)}
+    config.add_view(get_reconcile, request_method="GET", renderer="json", **sub)
+    config.add_view(post_reconcile, request_method="POST", renderer="json", **sub)
+    config.add_view(reconcile_method_not_allowed, **sub)
+
+
+def reconcile_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
+    """PUT, DELETE... on the reconcile URL: name the two that exist."""
+    response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST"})
+    response.content_type = "application/json"
+    response.json_body = {"error": "method_not_allowed",
+                          "message": "use POST (run a reconcile) or GET (the last one's "
+                                     "progress and report)"}
+    return response
