@@ -549,11 +549,10 @@ class Planner:
                       details={"from": have, "to": expression} if a.schedule else {})
         targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
         have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.schedule_targets]
-        # EventBridge's own scheduled-event document is what the handler recognises, so
-        # the target carries no Input: anything else would be kept as a leftover.
-        targets_ok = have_targets == targets and not any(
-            t.get("Input") or t.get("InputPath") or t.get("InputTransformer")
-            for t in a.schedule_targets)
+        # We set no Input (EventBridge's own scheduled-event document is what the handler
+        # recognises), but one an operator added by hand, e.g. {"detail": {"deep": true}}
+        # for deep runs, is theirs: only Id and Arn are compared, so it is kept.
+        targets_ok = have_targets == targets
         self.row("reconcile-target", name, d.function_arn,
                  ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
         if not targets_ok:

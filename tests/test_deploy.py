@@ -679,6 +679,13 @@ def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
     assert events.describe_rule(Name=SCHEDULE_RULE)["ScheduleExpression"] == "rate(30 minutes)"
     assert events.describe_rule(Name=SCHEDULE_RULE)["Arn"] == rule["Arn"]
 
+    # A constant input the operator added (for deep runs) is theirs: no drift, kept.
+    deep = json.dumps({"detail-type": "Scheduled Event", "source": "aws.events",
+                       "detail": {"deep": True}})
+    events.put_targets(Rule=SCHEDULE_RULE, Targets=[{**target, "Input": deep}])
+    recorder.clear()
+    assert create(config, recorder, code, reconcile_every="30m").is_empty
+    assert recorder.mutating == []
     opts = deploy.DeployOptions.from_config(config, reconcile_every="30m")
     report = deploy.status(config, opts, clients_for(config, opts), code=code)
     assert report.in_sync, report.describe()
