@@ -14,7 +14,9 @@ lacks and a mutating endpoint that talks to AWS needs:
 * Errors as JSON with a status that says whose problem it is, and no secret in any
   answer or log line.
 
-All real work is the CLI's code: :mod:`pypicloud_s3sync.deploy` plans and applies.
+All real work is the CLI's code: :mod:`pypicloud_s3sync.deploy` plans and applies, and
+``POST /admin/s3sync/reconcile`` runs :func:`pypicloud_s3sync.reconcile.reconcile` under
+the same guards (it writes the cache), with ``GET`` on the same URL to poll it.
 """
 
 from __future__ import annotations
