@@ -301,6 +301,23 @@ def test_two_builds_are_byte_identical(
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
 
 
+def test_a_wheel_built_for_one_target_never_stands_in_for_another(
+    built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy 1.4 has no wheel for 3.13, so it is built pure there; a 3.11 bundle
+    built later from the same cache must still get 3.11's binary wheel, byte for byte
+    what a fresh cache gives."""
+    interpreter_or_skip("python3.13")
+    built("sqlite", "python3.13")
+    after_other_target = built("sqlite")
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    fresh = build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME,
+                         output=tmp_path / "fresh.zip")
+    assert fresh.sha256 == after_other_target.sha256
+    with zipfile.ZipFile(fresh.path) as archive:
+        assert any(n.startswith("sqlalchemy/") and n.endswith(".so") for n in archive.namelist())
+
+
 def test_cli_writes_the_zip_named_after_the_function_and_prints_the_handler(
     built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
