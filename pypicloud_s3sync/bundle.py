@@ -193,12 +193,17 @@ def _site_dirs() -> list[str]:
     return dirs
 
 
+#: Our modules the function runs: the handler and everything it imports, eagerly or
+#: later (a scheduled reconcile).  The commands, the planner, the admin views and this
+#: builder stay on the server; they would only add to the zip and the cold start.
+FUNCTION_MODULES = ("__init__", "compat", "events", "handler", "offline_storage",
+                    "reconcile", "settings", "sync")
+
+
 def _own_files() -> list[Path]:
-    """Our package's modules; the probe script only runs at build time."""
-    return sorted(
-        path for path in OWN_PACKAGE.rglob("*.py")
-        if "__pycache__" not in path.parts and path.name != "_bundle_probe.py"
-    )
+    """The modules of ours that go into the zip (and key its cache)."""
+    return sorted(path for name in FUNCTION_MODULES
+                  if (path := OWN_PACKAGE / f"{name}.py").exists())
 
 
 def _probe_steps(config: PypicloudConfig) -> list[list[str]]:

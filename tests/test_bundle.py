@@ -193,6 +193,9 @@ def test_only_what_the_cache_backend_needs(
     assert not [n for n in names if re.search(r"(^|/)(tests?|testing)/", n)
                 and not n.startswith("sqlalchemy/testing/")]
     assert not [n for n in names if n.startswith("setuptools/") and "/_vendor/" not in n]
+    # The server-side commands (planner, admin views, this builder) stay on the server.
+    ours = {n.split("/")[1] for n in names if n.startswith("pypicloud_s3sync/")}
+    assert "handler.py" in ours and not ours & {"deploy.py", "views.py", "bundle.py", "cli.py"}
     assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
 
 
