@@ -63,7 +63,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -193,12 +193,17 @@ def _site_dirs() -> list[str]:
     return dirs
 
 
+#: Our modules the function runs: the handler and everything it imports, eagerly or
+#: later (a scheduled reconcile).  The commands, the planner, the admin views and this
+#: builder stay on the server; they would only add to the zip and the cold start.
+FUNCTION_MODULES = ("__init__", "compat", "events", "handler", "offline_storage",
+                    "reconcile", "settings", "sync")
+
+
 def _own_files() -> list[Path]:
-    """Our package's modules; the probe script only runs at build time."""
-    return sorted(
-        path for path in OWN_PACKAGE.rglob("*.py")
-        if "__pycache__" not in path.parts and path.name != "_bundle_probe.py"
-    )
+    """The modules of ours that go into the zip (and key its cache)."""
+    return sorted(path for name in FUNCTION_MODULES
+                  if (path := OWN_PACKAGE / f"{name}.py").exists())
 
 
 def _probe_steps(config: PypicloudConfig) -> list[list[str]]:
@@ -397,8 +402,16 @@ class WheelStore:
         for path in sorted(slot.glob("*.whl")):
             if _wheel_tags(path.name) & self.supported:
                 return path
-        pure = sorted((slot / "pure").glob("*.whl"))
+        pure = sorted(self._pure_dir(slot).glob("*.whl"))
         return pure[0] if pure else None
+
+    def _pure_dir(self, slot: Path) -> Path:
+        """Where wheels we built ourselves go: per target, because a pure build stands in
+        for a binary wheel only on a target that has none (SQLAlchemy 1.4 on 3.13+).
+        Shared across targets, the same build would replace another target's binary
+        wheel depending on what was built first, and identical inputs would no longer
+        give identical zips."""
+        return slot / "pure" / f"{self.target.abi}-{self.target.arch}"
 
     def fetch(self, wanted: dict[str, tuple[str, str]]) -> dict[str, Path]:
         """``{norm: (name, version)}`` -> wheel paths; raises BundleError naming a gap."""
@@ -492,7 +505,7 @@ class WheelStore:
             name, version, _, _ = parse_wheel_filename(wheel.name)
             slot = self._slot(_normalize(str(name)), str(version))
             if pure:
-                slot = slot / "pure"
+                slot = self._pure_dir(slot)
             slot.mkdir(parents=True, exist_ok=True)
             shutil.move(str(wheel), slot / wheel.name)
             kept.append(slot / wheel.name)

@@ -193,6 +193,9 @@ def test_only_what_the_cache_backend_needs(
     assert not [n for n in names if re.search(r"(^|/)(tests?|testing)/", n)
                 and not n.startswith("sqlalchemy/testing/")]
     assert not [n for n in names if n.startswith("setuptools/") and "/_vendor/" not in n]
+    # The server-side commands (planner, admin views, this builder) stay on the server.
+    ours = {n.split("/")[1] for n in names if n.startswith("pypicloud_s3sync/")}
+    assert "handler.py" in ours and not ours & {"deploy.py", "views.py", "bundle.py", "cli.py"}
     assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
 
 
@@ -299,6 +302,23 @@ def test_two_builds_are_byte_identical(
     assert [i.filename for i in infos] == sorted(i.filename for i in infos)
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
+
+
+def test_a_wheel_built_for_one_target_never_stands_in_for_another(
+    built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy 1.4 has no wheel for 3.13, so it is built pure there; a 3.11 bundle
+    built later from the same cache must still get 3.11's binary wheel, byte for byte
+    what a fresh cache gives."""
+    interpreter_or_skip("python3.13")
+    built("sqlite", "python3.13")
+    after_other_target = built("sqlite")
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    fresh = build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME,
+                         output=tmp_path / "fresh.zip")
+    assert fresh.sha256 == after_other_target.sha256
+    with zipfile.ZipFile(fresh.path) as archive:
+        assert any(n.startswith("sqlalchemy/") and n.endswith(".so") for n in archive.namelist())
 
 
 def test_cli_writes_the_zip_named_after_the_function_and_prints_the_handler(
