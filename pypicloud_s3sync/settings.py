@@ -23,12 +23,14 @@ from . import compat
 #: Our own settings live under this prefix in pypicloud's ini (``s3sync.function_name``...).
 PREFIX = "s3sync."
 
-#: Storage keys the Lambda function needs to find and filter objects.
+#: Storage keys the Lambda function needs to find and filter objects (and, for a
+#: scheduled reconcile, to know the key of a cache entry that has no recorded path).
 FUNCTION_STORAGE_KEYS = (
     "storage.bucket",
     "storage.prefix",
     "storage.region_name",
     "storage.endpoint_url",
+    "storage.prepend_hash",
 )
 
 

@@ -20,6 +20,7 @@ pypi.storage = s3
 storage.bucket = my-packages
 storage.prefix = pkgs/
 storage.region_name = eu-west-1
+storage.prepend_hash = false
 storage.aws_access_key_id = AKIAEXAMPLE
 storage.aws_secret_access_key = not-for-lambda
 pypi.db = redis
@@ -37,7 +38,7 @@ def test_target_comes_from_pypiclouds_storage_settings(tmp_path):
     assert config.target.prefix == "pkgs/"
     assert config.target.region == "eu-west-1"
     assert config.target.endpoint_url is None
-    assert config.target.prepend_hash is True
+    assert config.target.prepend_hash is False
     assert config.cache_backend == "redis"
 
 
@@ -50,6 +51,7 @@ def test_function_gets_cache_and_storage_keys_and_no_credentials(tmp_path):
         "storage.bucket": "my-packages",
         "storage.prefix": "pkgs/",
         "storage.region_name": "eu-west-1",
+        "storage.prepend_hash": "false",
     }
     assert config.function.withheld == {}
 
