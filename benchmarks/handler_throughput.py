@@ -58,26 +58,9 @@ def cache_settings(backend: str) -> Iterator[dict[str, str]]:
     """A fresh cache of our own for ``backend``; removed afterwards."""
     from tests import services
 
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield {"pypi.db": "sql", "db.url": f"sqlite:///{tmp}/cache.sqlite"}
-    elif backend in ("postgresql", "mysql"):
-        admin = services.POSTGRES_ADMIN if backend == "postgresql" else services.MYSQL_ADMIN
-        db = services.create_sql_database(admin)
-        try:
-            yield {"pypi.db": "sql", "db.url": db.url}
-        finally:
-            db.drop()
-    elif backend == "redis":
-        db = services.claim_redis_database(services.REDIS_ADMIN)
-        try:
-            yield {"pypi.db": "redis", "db.url": db.url}
-        finally:
-            db.release()
-    elif backend == "dynamo":
-        yield {"pypi.db": "dynamo", "db.region_name": REGION}
-    else:
-        raise SystemExit(f"unknown backend {backend}")
+    with tempfile.TemporaryDirectory() as tmp, \
+            services.temporary_cache(backend, Path(tmp), REGION) as settings:
+        yield settings
 
 
 def fresh_cache(settings: dict[str, str]) -> Any:

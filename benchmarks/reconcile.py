@@ -23,9 +23,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,23 +47,11 @@ def fake_aws_environment() -> None:
     })
 
 
-@contextmanager
-def cache_settings(backend: str, workdir: Path) -> Iterator[dict[str, str]]:
+def cache_settings(backend: str, workdir: Path) -> Any:
     """``db.*`` settings of an empty cache of our own (Redis: a claimed empty database)."""
-    if backend == "sqlite":
-        yield {"pypi.db": "sql", "db.url": f"sqlite:///{workdir / 'cache.sqlite'}"}
-    elif backend == "redis":
-        from tests import services
+    from tests import services
 
-        db = services.claim_redis_database(services.REDIS_ADMIN)
-        try:
-            yield {"pypi.db": "redis", "db.url": db.url}
-        finally:
-            db.release()
-    elif backend == "dynamo":
-        yield {"pypi.db": "dynamo", "db.region_name": REGION}
-    else:
-        raise SystemExit(f"unknown backend {backend!r}: use sqlite, redis or dynamo")
+    return services.temporary_cache(backend, workdir, REGION)
 
 
 class World:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from . import services
+from .aws_gate import Gate
 from .pypicloud_app import Pypicloud, make_app, write_ini
 
 CACHE_BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
@@ -167,3 +168,17 @@ def _ensure_bucket(bucket: str, settings: dict[str, Any]) -> None:
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         s3.create_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """Holds the admin endpoint's first mutating AWS call (or ``gate.operations``)."""
+    import botocore.handlers
+
+    gate = Gate()
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
+                        [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", gate)])
+    try:
+        yield gate
+    finally:
+        gate.release.set()  # never leave a provisioning thread hanging

@@ -12,9 +12,12 @@ The admin addresses can be changed with ``PPC_S3SYNC_TEST_POSTGRES``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -125,3 +128,31 @@ def claim_redis_database(admin_url: str) -> RedisDatabase:
         if client.set(REDIS_CLAIM_KEY, token, nx=True, ex=6 * 3600) and client.dbsize() == 1:
             return RedisDatabase(url=url, token=token)
     raise RuntimeError("no empty Redis database (1-15) is free to claim")
+
+
+@contextlib.contextmanager
+def temporary_cache(backend: str, workdir: Path,
+                    region: str = "us-east-1") -> Iterator[dict[str, str]]:
+    """``pypi.db``/``db.*`` settings of an empty cache of our own, removed afterwards.
+
+    For scripts outside pytest (the benchmarks); tests use the ``cache_settings`` fixture.
+    """
+    if backend == "sqlite":
+        yield {"pypi.db": "sql", "db.url": f"sqlite:///{workdir / 'cache.sqlite'}"}
+    elif backend in ("postgresql", "mysql"):
+        db = create_sql_database(POSTGRES_ADMIN if backend == "postgresql" else MYSQL_ADMIN)
+        try:
+            yield {"pypi.db": "sql", "db.url": db.url}
+        finally:
+            db.drop()
+    elif backend == "redis":
+        redis_db = claim_redis_database(REDIS_ADMIN)
+        try:
+            yield {"pypi.db": "redis", "db.url": redis_db.url}
+        finally:
+            redis_db.release()
+    elif backend == "dynamo":
+        yield {"pypi.db": "dynamo", "db.region_name": region}
+    else:
+        raise SystemExit(f"unknown backend {backend!r}: use sqlite, postgresql, mysql, "
+                         "redis or dynamo")

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.handlers
 import pytest
 
+from .aws_gate import Gate, in_thread
 from .pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
 
 URL = "/admin/s3sync"
@@ -87,49 +86,6 @@ def server(aws: None, pypicloud_factory: Callable[..., Pypicloud],
         "storage.aws_secret_access_key": AWS_SECRET,
         "s3sync.bundle": str(function_zip),
     })
-
-
-class Gate:
-    """Holds a provisioning's first mutating AWS call until the test releases it.
-
-    Installed as a botocore ``before-call`` handler (the way moto hooks in), so the real
-    planner runs and really stops inside an AWS call; nothing is faked.
-    """
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-        self.release = threading.Event()
-        #: Which calls to hold: the first mutating call of a provisioning by default.
-        self.operations: set[str] | None = None
-        self.held: list[str] = []
-
-    def __call__(self, model: Any, **kwargs: Any) -> None:
-        from pypicloud_s3sync.deploy import is_mutating
-
-        if not threading.current_thread().name.startswith("s3sync-"):
-            return
-        if model.name in self.operations if self.operations else is_mutating(model.name):
-            self.held.append(model.name)
-            self.reached.set()
-            assert self.release.wait(60), "the test never released the gate"
-
-
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
-    gate = Gate()
-    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
-                        [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", gate)])
-    try:
-        yield gate
-    finally:
-        gate.release.set()  # never leave a provisioning thread hanging
-
-
-def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(fn()))
-    thread.start()
-    return thread, result
 
 
 # -- who may call it ---------------------------------------------------------------------

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.handlers
 import pytest
 
+from .aws_gate import Gate, in_thread
 from .pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
-from .test_views import Gate, in_thread
 
 URL = "/admin/s3sync/reconcile"
 BUCKET = "packages"
@@ -39,18 +38,6 @@ def call(app: Any, method: str = "post", user: tuple[str, str] | None = ADMIN,
         if content_type:
             kwargs["content_type"] = content_type
     return getattr(app, method)(URL, **kwargs)
-
-
-@pytest.fixture
-def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
-    """test_views' gate: holds a chosen AWS call made by the endpoint's worker thread."""
-    gate = Gate()
-    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS",
-                        [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", gate)])
-    try:
-        yield gate
-    finally:
-        gate.release.set()
 
 
 @pytest.fixture

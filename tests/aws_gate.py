@@ -1,0 +1,45 @@
+"""Hold a real AWS call made by the admin endpoint's worker thread until a test lets go.
+
+Tests of "one operation at a time" need the first operation to be inside AWS while the
+second request arrives; a botocore ``before-call`` handler (the hook moto itself uses)
+stops it there, with the real planner and moto underneath.  The ``gate`` fixture in
+conftest.py installs one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class Gate:
+    """Holds a provisioning's first mutating AWS call until the test releases it.
+
+    Installed as a botocore ``before-call`` handler (the way moto hooks in), so the real
+    planner runs and really stops inside an AWS call; nothing is faked.
+    """
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        #: Which calls to hold: the first mutating call of a provisioning by default.
+        self.operations: set[str] | None = None
+        self.held: list[str] = []
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        from pypicloud_s3sync.deploy import is_mutating
+
+        if not threading.current_thread().name.startswith("s3sync-"):
+            return
+        if model.name in self.operations if self.operations else is_mutating(model.name):
+            self.held.append(model.name)
+            self.reached.set()
+            assert self.release.wait(60), "the test never released the gate"
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    thread.start()
+    return thread, result
