@@ -174,6 +174,7 @@ class Runtime:
         except ConfigError as exc:
             raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
         storage_kwargs = _storage_settings(settings)
+        verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
         from pypicloud.cache import get_cache_impl
 
         cache_settings = settings.clone()
@@ -189,7 +190,7 @@ class Runtime:
             s3=_s3_client(settings),
             bucket=storage_kwargs.get("bucket") or None,
             prefix=storage_kwargs.get("bucket_prefix") or "",
-            verify_after=_verify_after(settings.get(VERIFY_OPTION)),
+            verify_after=verify_after,
         )
 
     def close(self) -> None:

@@ -178,10 +178,12 @@ def committing(cache: ICache) -> Iterator[None]:
     manager.begin()
     try:
         yield
+        manager.commit()
     except BaseException:
+        # Also after a failed commit: the session must not carry the half-done
+        # change into the next key.
         manager.abort()
         raise
-    manager.commit()
 
 
 def save_package(cache: ICache, package: Package) -> None:
@@ -214,6 +216,8 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
     """
     if _is_dynamo(cache):
         return _clear_dynamo(cache, filename, key)
+    if _is_redis(cache):
+        return _clear_redis(cache, filename, key)
     existing = cache.fetch(filename)
     if existing is None:
         return "absent"
@@ -221,6 +225,23 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
     if key is not None and path and path != key:
         return "other-path"
     cache.clear(existing)
+    return "cleared"
+
+
+def _clear_redis(cache: ICache, filename: str, key: str | None) -> str:
+    """``clear_filename`` for Redis reading only the three fields it needs.
+
+    ``fetch`` loads and JSON-decodes the whole hash; pypicloud's ``clear`` needs only the
+    name and file name, and the path check only the path.
+    """
+    import json
+
+    name, version, path = cache.db.hmget(cache.redis_key(filename), "name", "version", "path")
+    if name is None:
+        return "absent"
+    if key is not None and path and json.loads(path) != key:
+        return "other-path"
+    cache.clear(cache.new_package(name, version or "0", filename))
     return "cleared"
 
 
