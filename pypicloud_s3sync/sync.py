@@ -174,8 +174,14 @@ def committing(cache: ICache) -> Iterator[None]:
     if not _is_sql(cache) or getattr(cache, "request", None) is not None:
         yield
         return
+    import zope.sqlalchemy
+
     manager = _transaction_manager(cache)
     manager.begin()
+    # zope.sqlalchemy joins a session when its SQL transaction *begins*; one that began
+    # earlier (a read before this block, before we ever registered) would stay outside
+    # and its writes would be silently dropped.  Joining explicitly closes that gap.
+    zope.sqlalchemy.mark_changed(cache.db, transaction_manager=manager)
     try:
         yield
         manager.commit()

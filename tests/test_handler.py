@@ -210,3 +210,32 @@ def test_clear_filename_keeps_an_entry_of_another_key(
         assert cache.distinct() == [], "the package summary was left behind"
     finally:
         close_cache(cache)
+
+
+def test_writes_commit_even_when_the_session_read_before_the_block(tmp_path):
+    """A cache whose SQL session already began (a read) before ``committing`` was first
+    used must still commit the block's writes: nothing may be lost silently."""
+    from datetime import UTC, datetime
+
+    from pypicloud_s3sync.sync import committing, save_package
+
+    from .pypicloud_app import build_cache
+
+    settings = {"pypi.storage": "file", "storage.dir": str(tmp_path / "files"),
+                "pypi.db": "sql", "db.url": f"sqlite:///{tmp_path / 'cache.sqlite'}"}
+    cache = build_cache(settings)
+    assert cache.fetch("early-1.0.tar.gz") is None  # the session begins here
+    package = cache.new_package("early", "1.0", "early-1.0.tar.gz",
+                                datetime(2026, 1, 1, tzinfo=UTC), summary="x")
+    with committing(cache):
+        save_package(cache, package)
+    assert [p.filename for p in build_cache(settings).all("early")] == ["early-1.0.tar.gz"]
+
+    # Load the row (outside any block), then overwrite it inside one.
+    cache = build_cache(settings)
+    assert cache.fetch("early-1.0.tar.gz").summary == "x"
+    newer = cache.new_package("early", "1.0", "early-1.0.tar.gz",
+                              datetime(2026, 2, 1, tzinfo=UTC), summary="y")
+    with committing(cache):
+        save_package(cache, newer)
+    assert build_cache(settings).fetch("early-1.0.tar.gz").summary == "y"
