@@ -21,6 +21,13 @@ demo: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
+# Speed is measured here, never in the tests: each prints ours, pypicloud's own code and
+# the floor side by side from one run.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/handler_throughput.py
+	$(PY) benchmarks/reconcile.py
+	$(PY) benchmarks/bundle.py
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
