@@ -22,6 +22,7 @@ import os
 import posixpath
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -162,6 +163,12 @@ class Runtime:
     def from_settings(cls, raw: Mapping[str, str],
                       environ: Mapping[str, str] | None = None) -> Runtime:
         """Build the cache with pypicloud's own factory, and the S3 client, once."""
+        # pyramid's pkg_resources import and requests' missing chardet warn at every cold
+        # start; neither is anything an operator reading CloudWatch can act on.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated",
+                                category=UserWarning)
+        warnings.filterwarnings("ignore", message="Unable to find acceptable character",
+                                module="requests")
         compat.apply()
         from pypicloud.util import EnvironSettings
 
