@@ -28,6 +28,14 @@ REMOVED = "removed"
 #: EventBridge detail-types that change whether an object exists.
 EVENTBRIDGE_ACTIONS = {"Object Created": CREATED, "Object Deleted": REMOVED}
 
+#: EventBridge's detail-type for events from a schedule rule (a reconcile, not a key).
+SCHEDULED_DETAIL_TYPE = "Scheduled Event"
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """True for an EventBridge schedule's event (or a constant input shaped like one)."""
+    return isinstance(event, dict) and event.get("detail-type") == SCHEDULED_DETAIL_TYPE
+
 #: S3 notification event-name families that change whether an object exists.
 S3_ACTIONS = {"ObjectCreated": CREATED, "ObjectRemoved": REMOVED,
               "LifecycleExpiration": REMOVED}

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import compat
-from .events import Record, Skipped, iter_keys, parse_event
+from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
 
 #: The environment variable that carries the settings.
 SETTINGS_VAR = "PYPICLOUD_SETTINGS"
@@ -208,8 +208,8 @@ class Runtime:
 
     def handle(self, event: Any) -> dict[str, Any] | None:
         """Apply one invocation's event; see :func:`handle_event`."""
-        from .reconcile import is_scheduled_event
-
+        # Checked here, not by importing reconcile: most events are keys, and the first
+        # one of a cold start should not pay for a module only schedules use.
         if is_scheduled_event(event):
             return self.reconcile(event)
         parsed = parse_event(event)

@@ -606,14 +606,6 @@ def open_cache(settings: Any) -> Any:
 
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------
 
-#: EventBridge's detail-type for events from a schedule rule.
-SCHEDULED_DETAIL_TYPE = "Scheduled Event"
-
-
-def is_scheduled_event(event: Any) -> bool:
-    """True for an EventBridge schedule's event (or a constant input shaped like one)."""
-    return isinstance(event, dict) and event.get("detail-type") == SCHEDULED_DETAIL_TYPE
-
 
 def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
                   event: dict[str, Any], *, workers: int = DEFAULT_WORKERS) -> dict[str, Any]:
