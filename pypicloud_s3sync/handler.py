@@ -182,16 +182,11 @@ class Runtime:
             raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
         storage_kwargs = _storage_settings(settings)
         verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
-        from pypicloud.cache import get_cache_impl
-
-        cache_settings = settings.clone()
         # pypicloud's ICache.configure builds a storage; give it one that makes no AWS
         # call (see offline_storage) instead of HEADing, or even creating, the bucket.
-        from .offline_storage import DOTTED_NAME
+        from .offline_storage import open_cache
 
-        cache_settings["pypi.storage"] = DOTTED_NAME
-        cache_cls = get_cache_impl(cache_settings)
-        cache = cache_cls(**cache_cls.configure(cache_settings))
+        cache = open_cache(settings)
         return cls(
             cache=cache,
             s3=_s3_client(settings),

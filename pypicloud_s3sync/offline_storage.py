@@ -25,3 +25,14 @@ class OfflineS3Storage(S3Storage):
 
 #: The dotted name to put in ``pypi.storage`` for pypicloud's resolver.
 DOTTED_NAME = f"{__name__}.OfflineS3Storage"
+
+
+def open_cache(settings: Any) -> Any:
+    """pypicloud's own cache for these settings, built by its own factory, with this
+    storage in place of the S3 one.  The settings are cloned: ``configure`` pops keys."""
+    from pypicloud.cache import get_cache_impl
+
+    cache_settings = settings.clone()
+    cache_settings["pypi.storage"] = DOTTED_NAME
+    cache_cls = get_cache_impl(cache_settings)
+    return cache_cls(**cache_cls.configure(cache_settings))

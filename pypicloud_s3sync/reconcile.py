@@ -592,16 +592,12 @@ def open_cache(settings: Any) -> Any:
     so the cache gets the handler's storage that parses ``storage.*`` the same way and
     makes no AWS call.  The settings are cloned because ``configure`` pops keys.
     """
-    from pypicloud.cache import get_cache_impl
-
     from . import compat
-    from .offline_storage import DOTTED_NAME
 
     compat.apply()
-    settings = settings.clone()
-    settings["pypi.storage"] = DOTTED_NAME
-    cache_cls = get_cache_impl(settings)
-    return cache_cls(**cache_cls.configure(settings))
+    from .offline_storage import open_cache as open_offline
+
+    return open_offline(settings)
 
 
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------
