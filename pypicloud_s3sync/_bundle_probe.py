@@ -152,12 +152,12 @@ def _missing_name(exc: BaseException) -> str | None:
 
 
 def _run(step: list[str]) -> None:
-    kind, target = step
+    kind, target, *args = step
     if kind == "import":
         importlib.import_module(target)
     elif kind == "call":
         module, _, func = target.partition(":")
-        getattr(importlib.import_module(module), func)()
+        getattr(importlib.import_module(module), func)(*args)
     elif kind == "dbapi":
         from sqlalchemy.engine.url import make_url
 

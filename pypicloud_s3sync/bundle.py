@@ -63,7 +63,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -196,8 +196,8 @@ def _site_dirs() -> list[str]:
 #: Our modules the function runs: the handler and everything it imports, eagerly or
 #: later (a scheduled reconcile).  The commands, the planner, the admin views and this
 #: builder stay on the server; they would only add to the zip and the cold start.
-FUNCTION_MODULES = ("__init__", "compat", "events", "handler", "offline_storage",
-                    "reconcile", "settings", "sync")
+FUNCTION_MODULES = ("__init__", "cache_factory", "compat", "events", "handler",
+                    "offline_storage", "reconcile", "settings", "sync")
 
 
 def _own_files() -> list[Path]:
@@ -207,8 +207,12 @@ def _own_files() -> list[Path]:
 
 
 def _probe_steps(config: PypicloudConfig) -> list[list[str]]:
-    """What the function does on its first call, as far as imports go."""
-    steps = [["call", "pypicloud_s3sync.compat:apply"], ["import", "pypicloud.storage.s3"]]
+    """What the function does on its first call, as far as imports go: the handler's
+    bootstrap (``Runtime.from_settings``) step by step, so that the modules pypicloud's
+    package inits would import, and the other cache backends, stay out of the zip."""
+    steps = [["call", "pypicloud_s3sync.cache_factory:defer_package_inits"],
+             ["call", "pypicloud_s3sync.compat:apply", config.settings.get("pypi.db", "sql")],
+             ["import", "pypicloud.storage.s3"]]
     backend = config.cache_backend
     if backend == "sql":
         steps.append(["import", "pypicloud.cache.sql"])

@@ -23,6 +23,7 @@ import inspect
 import logging
 import types
 from collections import namedtuple
+from collections.abc import Callable
 from decimal import Decimal
 
 LOG = logging.getLogger(__name__)
@@ -98,11 +99,22 @@ def fix_flywheel() -> bool:
 
 
 @functools.cache
-def apply() -> None:
-    """Apply every fix that this environment needs; cheap and safe to call repeatedly."""
-    check_sqlalchemy()
-    applied = [name for name, fix in (("pyramid_duh", fix_pyramid_duh),
-                                      ("flywheel", fix_flywheel)) if fix()]
+def apply(cache: str | None = None) -> None:
+    """Apply the fixes this environment needs; cheap and safe to call repeatedly.
+
+    ``cache`` is ``pypi.db`` when only that cache's code will run (the Lambda function):
+    then pyramid_duh's argument parsing, which only pypicloud's views call, is left as it
+    is, and a Redis or DynamoDB cache does not import SQLAlchemy just to check its
+    version.  None (the server) applies every fix.
+    """
+    fixes: list[tuple[str, Callable[[], bool]]] = []
+    if cache is None:
+        fixes.append(("pyramid_duh", fix_pyramid_duh))
+    if cache not in ("redis", "dynamo"):
+        check_sqlalchemy()
+    if cache not in ("redis", "sql"):
+        fixes.append(("flywheel", fix_flywheel))
+    applied = [name for name, fix in fixes if fix()]
     if applied:
         LOG.debug("pypicloud compatibility fixes applied: %s", ", ".join(applied))
 

@@ -1,7 +1,7 @@
 """The Lambda entry point: ``pypicloud_s3sync.handler.handle_event``.
 
 The first invocation of a container builds a minimal pypicloud (the cache through
-pypicloud's own ``get_cache_impl``/``configure()``, and one S3 client) from the
+pypicloud's own ``configure()``, see :mod:`.cache_factory`, and one S3 client) from the
 ``PYPICLOUD_SETTINGS`` environment variable; warm invocations reuse both, so an event
 costs one HEAD and one cache write.  Nothing is built at import time, which keeps the
 module importable (and testable) without settings.
@@ -169,23 +169,26 @@ class Runtime:
                                 category=UserWarning)
         warnings.filterwarnings("ignore", message="Unable to find acceptable character",
                                 module="requests")
-        compat.apply()
+        # The container is the function's alone: pypicloud's web application and the
+        # other cache backends, which its package inits import, are never needed here.
+        from .cache_factory import defer_package_inits, open_cache
+
+        defer_package_inits()
         from pypicloud.util import EnvironSettings
 
         from .settings import ConfigError, cache_backend
 
         env = dict(os.environ if environ is None else environ)
         settings = EnvironSettings(dict(raw), env)
+        compat.apply(settings.get("pypi.db", "sql"))
         try:
             cache_backend(settings)
         except ConfigError as exc:
             raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
         storage_kwargs = _storage_settings(settings)
         verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
-        # pypicloud's ICache.configure builds a storage; give it one that makes no AWS
-        # call (see offline_storage) instead of HEADing, or even creating, the bucket.
-        from .offline_storage import open_cache
-
+        # pypicloud's ICache.configure builds a storage; open_cache gives it one that makes
+        # no AWS call (see offline_storage) instead of HEADing, or even creating, the bucket.
         cache = open_cache(settings)
         return cls(
             cache=cache,

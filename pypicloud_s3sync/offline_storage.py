@@ -4,8 +4,9 @@
 pypicloud's ``ICache.configure`` always builds a storage through it.  The Lambda function
 never uses that storage object (it reads S3 through its own client), must never create
 buckets, and in the seed's contract has no bucket name at all, so the cache gets this
-subclass instead: the same parsing of ``storage.*`` (prefix, hash layout, region...),
-minus the network.  Imported only at bootstrap, because it imports pypicloud.
+subclass instead (see :func:`pypicloud_s3sync.cache_factory.open_cache`): the same
+parsing of ``storage.*`` (prefix, hash layout, region...), minus the network.  Imported
+only at bootstrap, because it imports pypicloud.
 """
 
 from __future__ import annotations
@@ -26,13 +27,3 @@ class OfflineS3Storage(S3Storage):
 #: The dotted name to put in ``pypi.storage`` for pypicloud's resolver.
 DOTTED_NAME = f"{__name__}.OfflineS3Storage"
 
-
-def open_cache(settings: Any) -> Any:
-    """pypicloud's own cache for these settings, built by its own factory, with this
-    storage in place of the S3 one.  The settings are cloned: ``configure`` pops keys."""
-    from pypicloud.cache import get_cache_impl
-
-    cache_settings = settings.clone()
-    cache_settings["pypi.storage"] = DOTTED_NAME
-    cache_cls = get_cache_impl(cache_settings)
-    return cache_cls(**cache_cls.configure(cache_settings))

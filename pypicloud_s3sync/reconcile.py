@@ -31,6 +31,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import cache_factory
 from .settings import SyncTarget
 from .sync import (
     clear_filename,
@@ -144,18 +145,8 @@ def _generic_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
 
 
 def _entry_reader(cache: Any) -> Callable[[Any, bool], Iterator[CachedEntry]]:
-    from pypicloud.cache.redis_cache import RedisCache
-    from pypicloud.cache.sql import SQLCache
-
-    if isinstance(cache, SQLCache):
-        return _sql_entries
-    if isinstance(cache, RedisCache):
-        return _redis_entries
-    try:
-        from pypicloud.cache.dynamo import DynamoCache
-    except ImportError:  # flywheel not installed: the cache cannot be a DynamoCache
-        return _generic_entries
-    return _dynamo_entries if isinstance(cache, DynamoCache) else _generic_entries
+    return {"sql": _sql_entries, "redis": _redis_entries,
+            "dynamo": _dynamo_entries}.get(cache_factory.backend_of(cache), _generic_entries)
 
 
 def cached_entries(cache: Any, *, full: bool = False) -> dict[str, CachedEntry]:
@@ -585,19 +576,16 @@ def check_bucket(s3_client: Any, target: SyncTarget) -> None:
 
 
 def open_cache(settings: Any) -> Any:
-    """pypicloud's own cache for these settings, built by its own factory.
+    """pypicloud's own cache for these settings, as the function opens it.
 
-    pypicloud's ``ICache.configure`` also configures a storage, and its S3 storage HEADs
-    the bucket and creates it when missing.  Reconcile reads S3 through its own client,
-    so the cache gets the handler's storage that parses ``storage.*`` the same way and
-    makes no AWS call.  The settings are cloned because ``configure`` pops keys.
+    Reconcile reads S3 through its own client, so the cache gets the function's storage,
+    which parses ``storage.*`` as pypicloud does and makes no AWS call (not even the
+    bucket HEAD-or-create of pypicloud's S3 storage).
     """
     from . import compat
 
     compat.apply()
-    from .offline_storage import open_cache as open_offline
-
-    return open_offline(settings)
+    return cache_factory.open_cache(settings)
 
 
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------

@@ -171,16 +171,17 @@ def read_target(settings: EnvironSettings) -> SyncTarget:
 
 
 def cache_backend(settings: EnvironSettings) -> str:
-    """Resolve ``pypi.db`` through pypicloud's own factory; returns sql, redis or dynamo."""
-    from pypicloud.cache import get_cache_impl
-    from pypicloud.cache.redis_cache import RedisCache
-    from pypicloud.cache.sql import SQLCache
+    """Resolve ``pypi.db`` as pypicloud's ``get_cache_impl`` does; returns sql, redis or dynamo.
+
+    Only the configured backend's module is imported (see :mod:`.cache_factory`).
+    """
+    from .cache_factory import backend_of, cache_class
 
     name = settings.get("pypi.db", "sql")
     try:
-        cache_cls = get_cache_impl(settings)
-    except ImportError as exc:
-        if name == "dynamo":
+        cache_cls = cache_class(settings)
+    except (ImportError, ValueError, AttributeError) as exc:
+        if name == "dynamo" and isinstance(exc, ImportError):
             raise ConfigError(
                 "pypi.db = dynamo needs flywheel: pip install 'pypicloud-s3sync[dynamo]'"
             ) from exc
@@ -188,25 +189,11 @@ def cache_backend(settings: EnvironSettings) -> str:
             f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
             f"(or a dotted path to an ICache): {exc}"
         ) from exc
-    except (ValueError, AttributeError) as exc:
+    backend = backend_of(cache_cls) if isinstance(cache_cls, type) else None
+    if backend is None:
         raise ConfigError(
-            f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
-            f"(or a dotted path to an ICache): {exc}"
-        ) from exc
-    if issubclass(cache_cls, SQLCache):
-        backend = "sql"
-    elif issubclass(cache_cls, RedisCache):
-        backend = "redis"
-    else:
-        try:
-            from pypicloud.cache.dynamo import DynamoCache
-        except ImportError:
-            DynamoCache = None  # noqa: N806 - the optional class, when flywheel is missing
-        if DynamoCache is None or not issubclass(cache_cls, DynamoCache):
-            raise ConfigError(
-                f"pypi.db = {name}: the sync supports pypicloud's sql, redis and dynamo caches"
-            )
-        backend = "dynamo"
+            f"pypi.db = {name}: the sync supports pypicloud's sql, redis and dynamo caches"
+        )
     if backend in ("sql", "redis") and not settings.get("db.url"):
         raise ConfigError(f"pypi.db = {name} needs db.url (the {backend} connection URL)")
     if backend == "dynamo" and not (settings.get("db.region_name") or settings.get("db.host")):

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pypicloud.util import ALL_EXTENSIONS
 
+from .cache_factory import backend_of
+
 if TYPE_CHECKING:
     from pypicloud.cache.base import ICache
     from pypicloud.models import Package
@@ -121,26 +123,6 @@ def read_package(
 
 # -- writing to the cache -------------------------------------------------------------------
 
-def _is_sql(cache: ICache) -> bool:
-    from pypicloud.cache.sql import SQLCache
-
-    return isinstance(cache, SQLCache)
-
-
-def _is_dynamo(cache: ICache) -> bool:
-    try:
-        from pypicloud.cache.dynamo import DynamoCache
-    except ImportError:  # flywheel not installed: not a DynamoDB cache either
-        return False
-    return isinstance(cache, DynamoCache)
-
-
-def _is_redis(cache: ICache) -> bool:
-    from pypicloud.cache.redis_cache import RedisCache
-
-    return isinstance(cache, RedisCache)
-
-
 #: One transaction manager per SQL cache we committed for; weak so caches can go away.
 _MANAGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
@@ -171,7 +153,7 @@ def committing(cache: ICache) -> Iterator[None]:
     must not leave the session holding a partial change for the next event.  Redis and
     DynamoDB write immediately, so for them this does nothing.
     """
-    if not _is_sql(cache) or getattr(cache, "request", None) is not None:
+    if backend_of(cache) != "sql" or getattr(cache, "request", None) is not None:
         yield
         return
     import zope.sqlalchemy
@@ -200,7 +182,7 @@ def save_package(cache: ICache, package: Package) -> None:
     longer has (an old ``requires_python`` would survive an overwrite).  For Redis we drop
     the hash and save in the same MULTI/EXEC pipeline, so readers never see a gap.
     """
-    if _is_redis(cache):
+    if backend_of(cache) == "redis":
         pipe = cache.db.pipeline()
         pipe.delete(cache.redis_key(package.filename))
         cache.save(package, pipe=pipe)
@@ -220,9 +202,10 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
 
     Returns ``"cleared"``, ``"absent"`` (nothing cached) or ``"other-path"``.
     """
-    if _is_dynamo(cache):
+    backend = backend_of(cache)
+    if backend == "dynamo":
         return _clear_dynamo(cache, filename, key)
-    if _is_redis(cache):
+    if backend == "redis":
         return _clear_redis(cache, filename, key)
     existing = cache.fetch(filename)
     if existing is None:

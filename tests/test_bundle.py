@@ -175,8 +175,8 @@ def test_size_limits_are_checked_before_anything_is_written(
     ("cache", "needed", "absent"),
     [
         ("sqlite", {"sqlalchemy"}, {"redis", "flywheel", "dynamo3", "psycopg2", "pymysql"}),
-        ("redis", {"redis"}, {"flywheel", "dynamo3", "psycopg2", "pymysql"}),
-        ("dynamo", {"flywheel", "dynamo3"}, {"redis", "psycopg2", "pymysql"}),
+        ("redis", {"redis"}, {"sqlalchemy", "flywheel", "dynamo3", "psycopg2", "pymysql"}),
+        ("dynamo", {"flywheel", "dynamo3"}, {"sqlalchemy", "redis", "psycopg2", "pymysql"}),
     ],
 )
 def test_only_what_the_cache_backend_needs(
@@ -411,6 +411,15 @@ def test_bundle_runs_as_lambda_runs_it(
             s3_event("ObjectCreated:CompleteMultipartUpload", "packages", key, 100))
         assert "error" not in created, created
         assert created["outside"] == []
+        assert server.simple("replicated-pkg") == [filename]
+
+        # The scheduled safety net runs in the same container, from the same zip.
+        _forget_everything(server)
+        scheduled = function.invoke({"version": "0", "detail-type": "Scheduled Event",
+                                     "source": "aws.events", "detail": {}})
+        assert "error" not in scheduled, scheduled
+        assert scheduled["result"]["added"] == [filename]
+        assert scheduled["outside"] == []
         assert server.simple("replicated-pkg") == [filename]
 
         s3.delete_object(Bucket="packages", Key=key)

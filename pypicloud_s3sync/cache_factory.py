@@ -1,0 +1,121 @@
+"""pypicloud's cache class and its ``configure()``, without pypicloud's web application.
+
+pypicloud picks the cache class in ``pypicloud.cache.get_cache_impl``, but the package
+that defines it imports the SQL backend (SQLAlchemy) whatever ``pypi.db`` says, and the
+top-level ``pypicloud`` package imports the web application (pyramid's Configurator,
+beaker sessions, requests).  The Lambda function needs neither: on its cold start they
+were a third of the time to the first event, and SQLAlchemy alone made up a fifth of the
+Redis and DynamoDB bundles.  So this module names the class by the module that defines
+it, imports only that module, and then configures the cache through pypicloud's own
+``configure()`` classmethods, exactly as the server does.
+
+:func:`defer_package_inits` is for a process that is the function's alone: it registers
+those two packages without running their ``__init__`` until something asks for a name
+that only the ``__init__`` defines, so nothing that wants the whole of pypicloud breaks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
+from typing import Any
+
+#: ``pypi.db``'s short names, as ``get_cache_impl`` reads them, by defining module.
+BACKENDS = {
+    "sql": ("pypicloud.cache.sql", "SQLCache"),
+    "redis": ("pypicloud.cache.redis_cache", "RedisCache"),
+    "dynamo": ("pypicloud.cache.dynamo", "DynamoCache"),
+}
+
+#: Packages whose ``__init__`` imports more than the function uses (see the docstring).
+HEAVY_PACKAGE_INITS = ("pypicloud", "pypicloud.cache")
+
+
+def defer_package_init(name: str) -> bool:
+    """Make package ``name`` importable without running its ``__init__`` yet.
+
+    Its submodules import as usual (the package's ``__path__`` is set); the ``__init__``
+    runs the first time anyone reads an attribute the package does not have yet, such as
+    ``pypicloud.main`` or ``pypicloud.cache.get_cache_impl``.  False if the package was
+    already imported, which leaves it alone.
+    """
+    if name in sys.modules:
+        return False
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError(f"No package named {name!r}", name=name)
+    module = importlib.util.module_from_spec(spec)
+
+    def __getattr__(attribute: str) -> Any:  # noqa: N807 - PEP 562's module hook
+        del module.__getattr__
+        spec.loader.exec_module(module)
+        return getattr(module, attribute)
+
+    module.__getattr__ = __getattr__
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return True
+
+
+def defer_package_inits() -> None:
+    """Defer pypicloud's heavy package inits; a no-op once pypicloud is imported."""
+    if "pypicloud" in sys.modules:
+        return
+    for name in HEAVY_PACKAGE_INITS:
+        defer_package_init(name)
+
+
+def cache_class(settings: Any) -> type:
+    """The class ``get_cache_impl`` would return for ``pypi.db``, importing no other backend.
+
+    A dotted path is resolved as pypicloud resolves it (relative to ``pypicloud.cache``).
+    Raises ImportError, ValueError or AttributeError as pypicloud's resolver does.
+    """
+    name = settings.get("pypi.db", "sql")
+    if name in BACKENDS:
+        module, attribute = BACKENDS[name]
+        return getattr(importlib.import_module(module), attribute)
+    from pyramid.path import DottedNameResolver
+
+    return DottedNameResolver("pypicloud.cache").resolve(name)
+
+
+def backend_of(cache: Any) -> str | None:
+    """``sql``, ``redis`` or ``dynamo`` for a cache (or cache class) of that family.
+
+    A backend whose module was never imported cannot have made this object, so modules
+    that are not loaded are skipped rather than imported: a Redis cache must not pull in
+    SQLAlchemy just to be told it is not a SQL cache.
+    """
+    cls = cache if isinstance(cache, type) else type(cache)
+    for backend, (module_name, attribute) in BACKENDS.items():
+        module: ModuleType | None = sys.modules.get(module_name)
+        base = getattr(module, attribute, None) if module is not None else None
+        if isinstance(base, type) and issubclass(cls, base):
+            return backend
+    return None
+
+
+def open_cache(settings: Any) -> Any:
+    """pypicloud's cache for these settings, configured by its own ``configure()``.
+
+    ``ICache.configure`` also builds a storage, and pypicloud's S3 storage HEADs the
+    bucket and creates it when it is missing; the cache gets
+    :class:`~pypicloud_s3sync.offline_storage.OfflineS3Storage` instead, which reads
+    ``storage.*`` the same way and makes no AWS call.  The settings are cloned because
+    ``configure`` pops keys.
+    """
+    from .offline_storage import DOTTED_NAME
+
+    cache_settings = settings.clone()
+    cache_settings["pypi.storage"] = DOTTED_NAME
+    cls = cache_class(cache_settings)
+    return cls(**cls.configure(cache_settings))
+
+
+__all__ = ["BACKENDS", "backend_of", "cache_class", "defer_package_init",
+           "defer_package_inits", "open_cache"]
