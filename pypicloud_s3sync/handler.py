@@ -16,6 +16,8 @@ bucket is then read and no prefix is filtered.  ``storage.bucket``, ``storage.pr
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ import posixpath
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,6 +333,30 @@ def _log_skipped(skipped: Skipped) -> None:
 # -- the entry point ------------------------------------------------------------------------
 
 _RUNTIME: Runtime | None = None
+_FROZEN = False
+
+
+@contextlib.contextmanager
+def _bootstrapping() -> Iterator[None]:
+    """No cyclic garbage collection while the bootstrap imports; then freeze what it made.
+
+    The imports create some 165,000 objects (modules, classes, functions) and almost no
+    garbage (about 700 objects for a SQL cache).  The collector would walk them several
+    times along the way, a fifth of a cold start, and on every full collection after it
+    as well, although they live as long as the container.  ``gc.freeze`` (once per
+    process) moves them out of its sight.
+    """
+    global _FROZEN
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+    if not _FROZEN:
+        gc.freeze()
+        _FROZEN = True
 
 
 def runtime() -> Runtime:
@@ -342,7 +368,8 @@ def runtime() -> Runtime:
     global _RUNTIME
     if _RUNTIME is None:
         _setup_logging()
-        _RUNTIME = Runtime.from_settings(read_settings())
+        with _bootstrapping():
+            _RUNTIME = Runtime.from_settings(read_settings())
     return _RUNTIME
 
 

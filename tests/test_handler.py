@@ -3,6 +3,7 @@ one HEAD per key, the seed's minimal settings, EventBridge keys, concurrent writ
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,21 @@ def test_bad_settings_fail_with_the_variable_named(
         handler.handle_event({"Records": []}, None)
     assert message in str(info.value)
     assert "PYPICLOUD_SETTINGS" in str(info.value)
+
+
+def test_garbage_is_collected_again_after_a_bootstrap_failed_or_not(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """The bootstrap pauses the cyclic collector; a container must never be left without."""
+    use_settings({"pypi.db": "sql"})
+    with pytest.raises(handler.HandlerConfigError):
+        handler.handle_event({"Records": []}, None)
+    assert gc.isenabled()
+    use_settings(sqlite_settings)
+    handler.handle_event({"Records": []}, None)
+    assert gc.isenabled()
+    # What the bootstrap built lives as long as the container: out of the collector's way.
+    assert gc.get_freeze_count() > 0
 
 
 def test_seed_contract_only_cache_settings(
