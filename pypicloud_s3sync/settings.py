@@ -189,7 +189,7 @@ def cache_backend(settings: EnvironSettings) -> str:
             f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
             f"(or a dotted path to an ICache): {exc}"
         ) from exc
-    backend = backend_of(cache_cls) if isinstance(cache_cls, type) else None
+    backend = backend_of(cache_cls)
     if backend is None:
         raise ConfigError(
             f"pypi.db = {name}: the sync supports pypicloud's sql, redis and dynamo caches"
