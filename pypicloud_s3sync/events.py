@@ -153,6 +153,16 @@ def _parse_payload(payload: Any, message_id: str | None, parsed: ParsedEvent) ->
             _parse_s3_record(record, message_id, parsed)
 
 
+def _bucket_and_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """``bucket.name`` and the (still encoded) ``object.key`` that S3 notifications and
+    EventBridge details both carry; KeyError or TypeError when either is missing or empty."""
+    bucket = body["bucket"]["name"]
+    raw_key = body["object"]["key"]
+    if not (isinstance(bucket, str) and isinstance(raw_key, str) and bucket and raw_key):
+        raise TypeError("bucket name and key must be non-empty strings")
+    return bucket, raw_key
+
+
 def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
                      parsed: ParsedEvent) -> None:
     event_name = str(record.get("eventName", ""))
@@ -160,10 +170,7 @@ def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
         event_name = event_name[3:]
     try:
         s3 = record["s3"]
-        bucket = s3["bucket"]["name"]
-        raw_key = s3["object"]["key"]
-        if not (isinstance(bucket, str) and isinstance(raw_key, str) and bucket and raw_key):
-            raise TypeError("bucket name and key must be non-empty strings")
+        bucket, raw_key = _bucket_and_key(s3)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed S3 record ({exc!r})", message_id,
                                       event_name=event_name or None))
@@ -186,10 +193,7 @@ def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
     detail_type = str(payload.get("detail-type"))
     try:
         detail = payload["detail"]
-        bucket = detail["bucket"]["name"]
-        raw_key = detail["object"]["key"]
-        if not (isinstance(bucket, str) and isinstance(raw_key, str) and bucket and raw_key):
-            raise TypeError("bucket name and key must be non-empty strings")
+        bucket, raw_key = _bucket_and_key(detail)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed EventBridge event ({exc!r})", message_id,
                                       event_name=detail_type))
