@@ -107,13 +107,18 @@ def open_cache(settings: Any) -> Any:
     bucket and creates it when it is missing; the cache gets
     :class:`~pypicloud_s3sync.offline_storage.OfflineS3Storage` instead, which reads
     ``storage.*`` the same way and makes no AWS call.  The settings are cloned because
-    ``configure`` pops keys.
+    ``configure`` pops keys.  A DynamoDB cache is configured without creating its tables
+    (see :mod:`.dynamo_tables`): it checks that they exist.
     """
     from .offline_storage import DOTTED_NAME
 
     cache_settings = settings.clone()
     cache_settings["pypi.storage"] = DOTTED_NAME
     cls = cache_class(cache_settings)
+    if backend_of(cls) == "dynamo":
+        from . import dynamo_tables
+
+        return cls(**dynamo_tables.configure(cls, cache_settings))
     return cls(**cls.configure(cache_settings))
 
 

@@ -2,8 +2,9 @@
 
 The original granted ``logs:*`` on every log group and read access to the whole bucket.
 Here every statement names the resources this one function needs: its own log group,
-objects under ``storage.prefix``, the cache's own DynamoDB tables.  Only the ENI actions
-for a VPC function keep ``Resource: *``, because EC2 does not support narrowing them.
+objects under ``storage.prefix``, the cache's own DynamoDB tables and index.  Only the
+EC2 describe calls of a VPC function keep ``Resource: *``, the one form EC2 accepts
+for them.
 The documents are plain dicts so that the planner can compare them with what IAM holds.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,26 +30,47 @@ MANAGED_VALUE = "true"
 #: pypicloud's DynamoDB models, as flywheel names their tables by default
 #: (``pypicloud.cache.dynamo.DynamoPackage`` / ``PackageSummary``).
 DYNAMO_DEFAULT_TABLES = ("DynamoPackage", "PackageSummary")
-DYNAMO_ACTIONS = [
-    "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:UpdateItem",
-]
-#: What a Lambda function in a VPC needs to attach its network interfaces
-#: (the same actions as AWS's managed AWSLambdaVPCAccessExecutionRole).
-VPC_ACTIONS = [
+#: The package table's one global index (``DynamoPackage``'s ``GlobalIndex``); the
+#: summary table has none.
+DYNAMO_NAME_INDEX = "name-index"
+#: What the function does to both tables: DescribeTable at cold start (that they
+#: exist), BatchWriteItem to save a package with its summary (and, through flywheel,
+#: to drop a summary).
+DYNAMO_TABLE_ACTIONS = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
+#: The package table alone: a conditional DeleteItem clears one entry, reconcile scans.
+DYNAMO_PACKAGE_ACTIONS = ["dynamodb:DeleteItem", "dynamodb:Scan"]
+#: pypicloud asks the name index whether a project has files left after a delete.
+DYNAMO_INDEX_ACTIONS = ["dynamodb:Query"]
+
+#: Granted actions the function's own code never calls, and why they are granted.
+#: Everything else the role grants is used by a traced path (tests/test_function_policy.py).
+UNTRACED_ACTIONS = {
+    "logs:CreateLogGroup": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "logs:CreateLogStream": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "logs:PutLogEvents": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "sqs:SendMessage": "Lambda itself sends failed events to the --on-failure queue",
+    "sns:Publish": "Lambda itself sends failed events to the --on-failure topic",
+    "lambda:InvokeFunction": "Lambda itself sends failed events to the --on-failure function",
+    "events:PutEvents": "Lambda itself sends failed events to the --on-failure event bus",
+    "ec2:AssignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
+    "ec2:CreateNetworkInterface": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DeleteNetworkInterface": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
+    "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
+}
+#: What Lambda does with a VPC function's role to attach its network interfaces (the
+#: actions of AWS's managed AWSLambdaVPCAccessExecutionRole), split by what each one
+#: can be narrowed to: the interfaces in this region and account, plus the function's
+#: own subnets and security groups for creating one.
+VPC_INTERFACE_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
-    "ec2:CreateNetworkInterface",
     "ec2:DeleteNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
     "ec2:UnassignPrivateIpAddresses",
 ]
+VPC_CREATE_ACTIONS = ["ec2:CreateNetworkInterface"]
+#: EC2 authorizes these describe calls on "*" only.
+VPC_DESCRIBE_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
 
 
 def trust_policy() -> dict[str, Any]:
@@ -98,11 +121,16 @@ def role_policy(
     account: str,
     region: str,
     function_name: str,
-    vpc: bool = False,
+    subnet_ids: Sequence[str] = (),
+    security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
     partition: str = "aws",
 ) -> dict[str, Any]:
-    """The inline policy: exactly what the handler and reconcile touch, nothing more."""
+    """The inline policy: exactly what the handler and reconcile touch, nothing more.
+
+    ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
+    Lambda needs to attach its network interfaces.
+    """
     target = config.target
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
     statements: list[dict[str, Any]] = [
@@ -136,17 +164,7 @@ def role_policy(
         },
     ]
     if config.cache_backend == "dynamo":
-        db_region = config.settings.get("db.region_name") or region
-        tables = [
-            f"arn:{partition}:dynamodb:{db_region}:{account}:table/{name}"
-            for name in dynamo_table_names(config)
-        ]
-        statements.append({
-            "Sid": "CacheTables",
-            "Effect": "Allow",
-            "Action": list(DYNAMO_ACTIONS),
-            "Resource": tables + [f"{arn}/index/*" for arn in tables],
-        })
+        statements += _dynamo_statements(config, account, region, partition)
     if on_failure:
         statements.append({
             "Sid": "OnFailureDestination",
@@ -154,14 +172,47 @@ def role_policy(
             "Action": [_destination_action(on_failure)],
             "Resource": on_failure,
         })
-    if vpc:
-        statements.append({
-            "Sid": "VpcNetworkInterfaces",
-            "Effect": "Allow",
-            "Action": list(VPC_ACTIONS),
-            "Resource": "*",
-        })
+    if subnet_ids:
+        statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
+                                      partition)
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _dynamo_statements(config: PypicloudConfig, account: str, region: str,
+                       partition: str) -> list[dict[str, Any]]:
+    """The cache's two tables and the package table's index, each for what it needs.
+
+    No ``dynamodb:*`` on ``"*"``: the function never lists or creates tables (see
+    :mod:`.dynamo_tables`).
+    """
+    db_region = config.settings.get("db.region_name") or region
+    packages, summaries = (
+        f"arn:{partition}:dynamodb:{db_region}:{account}:table/{name}"
+        for name in dynamo_table_names(config))
+    return [
+        {"Sid": "CacheTables", "Effect": "Allow", "Action": list(DYNAMO_TABLE_ACTIONS),
+         "Resource": [packages, summaries]},
+        {"Sid": "PackageTable", "Effect": "Allow",
+         "Action": list(DYNAMO_PACKAGE_ACTIONS), "Resource": packages},
+        {"Sid": "PackagesByName", "Effect": "Allow", "Action": list(DYNAMO_INDEX_ACTIONS),
+         "Resource": f"{packages}/index/{DYNAMO_NAME_INDEX}"},
+    ]
+
+
+def _vpc_statements(subnet_ids: Sequence[str], security_group_ids: Sequence[str],
+                    account: str, region: str, partition: str) -> list[dict[str, Any]]:
+    ec2 = f"arn:{partition}:ec2:{region}:{account}"
+    return [
+        {"Sid": "VpcNetworkInterfaces", "Effect": "Allow",
+         "Action": list(VPC_INTERFACE_ACTIONS), "Resource": f"{ec2}:network-interface/*"},
+        {"Sid": "VpcCreateNetworkInterface", "Effect": "Allow",
+         "Action": list(VPC_CREATE_ACTIONS),
+         "Resource": [f"{ec2}:network-interface/*",
+                      *(f"{ec2}:subnet/{s}" for s in subnet_ids),
+                      *(f"{ec2}:security-group/{g}" for g in security_group_ids)]},
+        {"Sid": "VpcDescribe", "Effect": "Allow", "Action": list(VPC_DESCRIBE_ACTIONS),
+         "Resource": "*"},
+    ]
 
 
 def _destination_action(arn: str) -> str:

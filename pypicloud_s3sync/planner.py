@@ -149,7 +149,8 @@ class Planner:
             return
         name = o.role_name(self.clients.region)
         policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
-                                 function_name=self.fname, vpc=o.vpc,
+                                 function_name=self.fname, subnet_ids=o.subnet_ids,
+                                 security_group_ids=o.security_group_ids,
                                  on_failure=o.on_failure, partition=d.partition)
         if a.role is None:
             self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")
