@@ -128,6 +128,16 @@ def cache_settings(
     return settings_for
 
 
+@pytest.fixture
+def restore_dynamo_models() -> Iterator[None]:
+    """pypicloud's configure renames its model classes for db.tablenames, for good."""
+    from pypicloud.cache.dynamo import DynamoPackage, PackageSummary
+
+    names = DynamoPackage.meta_.name, PackageSummary.meta_.name
+    yield
+    DynamoPackage.meta_.name, PackageSummary.meta_.name = names
+
+
 @pytest.fixture(params=CACHE_BACKENDS)
 def cache_backend(request: pytest.FixtureRequest) -> str:
     """Run the test once per cache backend."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,6 @@ TABLE_VARIANTS = {
 
 
 @pytest.fixture
-def restore_dynamo_models() -> Iterator[None]:
-    """pypicloud's configure renames its model classes for db.tablenames, for good."""
-    from pypicloud.cache.dynamo import DynamoPackage, PackageSummary
-
-    names = DynamoPackage.meta_.name, PackageSummary.meta_.name
-    yield
-    DynamoPackage.meta_.name, PackageSummary.meta_.name = names
-
-
-@pytest.fixture
 def tracer(aws: None) -> Iterator[aws_trace.Tracer]:
     handler.reset()
     with aws_trace.tracing() as tracer:
@@ -72,48 +62,54 @@ def function_under_policy(tmp_path: Path, settings: dict[str, str],
     return policy, config
 
 
-def run_every_path(bucket: SyncBucket, tracer: aws_trace.Tracer,
-                   prefix: str) -> dict[str, list[aws_trace.Call]]:
-    """Drive the handler through each path; returns the AWS calls of each."""
-    paths: dict[str, list[aws_trace.Call]] = {}
+def run_every_path(bucket: SyncBucket, prefix: str,
+                   invoke: Callable[[dict[str, Any]], Any] | None = None,
+                   tracer: aws_trace.Tracer | None = None) -> dict[str, list[aws_trace.Call]]:
+    """Drive the handler through each path; returns the AWS calls of each (if traced).
 
-    def invoke(path: str, event: dict[str, Any]) -> Any:
+    ``invoke(event)`` runs one invocation (default: ``handler.handle_event``); changes
+    to the bucket happen between invocations, never inside one.
+    """
+    paths: dict[str, list[aws_trace.Call]] = {}
+    invoke = invoke or (lambda event: handler.handle_event(event, None))
+
+    def path(name: str, event: dict[str, Any]) -> Any:
+        if tracer is None:
+            return invoke(event)
         with tracer.recording() as calls:
-            result = handler.handle_event(event, None)
-        paths[path] = calls
+            result = invoke(event)
+        paths[name] = calls
         return result
 
     _, created = bucket.put_package("alpha", "1.0")
-    invoke("cold start + save", created.event("aws"))
+    path("cold start + save", created.event("aws"))
     _, again = bucket.put_package("alpha", "1.0", summary="Rewritten")
-    invoke("overwrite", again.event("aws"))
+    path("overwrite", again.event("aws"))
     key, beta = bucket.put_package("beta", "1.0")
-    handler.handle_event(beta.event("aws"), None)
-    invoke("delete", bucket.delete(key).event("aws"))
+    invoke(beta.event("aws"))
+    path("delete", bucket.delete(key).event("aws"))
     never, _ = bucket.put_package("gamma", "1.0")
-    invoke("delete of a key never cached", bucket.delete(never).event("aws"))
+    path("delete of a key never cached", bucket.delete(never).event("aws"))
     if prefix:
         outside = bucket.put_raw("elsewhere/delta/delta-1.0.tar.gz", name="delta",
                                  version="1.0")
-        invoke("key outside storage.prefix", outside.event("aws"))
+        path("key outside storage.prefix", outside.event("aws"))
     # Drift for the schedule: one package never announced, one cache entry whose
     # object went away without an event.
     bucket.put_package("epsilon", "1.0")
-    _, zeta = bucket.put_package("zeta", "1.0")
-    handler.handle_event(zeta.event("aws"), None)
-    bucket.delete(bucket.storage.get_path(_package("zeta")))
-    report = invoke("scheduled reconcile", SCHEDULED)
+    zeta, saved = bucket.put_package("zeta", "1.0")
+    invoke(saved.event("aws"))
+    bucket.delete(zeta)
+    report = path("scheduled reconcile", SCHEDULED)
     assert report["added"] == ["epsilon-1.0.tar.gz"] and report["removed"] == ["zeta-1.0.tar.gz"]
     bucket.put_package("alpha", "1.0", summary="Changed behind the cache's back")
-    report = invoke("scheduled reconcile (deep)", {**SCHEDULED, "detail": {"deep": True}})
+    report = path("scheduled reconcile (deep)", {**SCHEDULED, "detail": {"deep": True}})
     assert report["updated"] == ["alpha-1.0.tar.gz"]
     return paths
 
 
-def _package(name: str) -> Any:
-    from pypicloud.models import Package
-
-    return Package(name, "1.0", f"{name}-1.0.tar.gz")
+#: What every path leaves in the cache.
+EXPECTED_CACHE = {"alpha-1.0.tar.gz", "epsilon-1.0.tar.gz"}
 
 
 def check_policy(policy: dict[str, Any], paths: dict[str, list[aws_trace.Call]],
@@ -142,13 +138,13 @@ def test_every_call_of_every_path_is_allowed_by_the_role(
         settings["storage.prefix"] = prefix
     policy, _ = function_under_policy(tmp_path, settings, monkeypatch)
     bucket = SyncBucket.create(settings)
-    paths = run_every_path(bucket, tracer, prefix)
+    paths = run_every_path(bucket, prefix, tracer=tracer)
     check_policy(policy, paths, prefix)
     # The SQL and Redis functions call S3 alone, and only for keys that can be packages.
     assert {c.name for calls in paths.values() for c in calls} == {
         "s3.HeadObject", "s3.ListObjectsV2"}
     assert paths.get("key outside storage.prefix", []) == []
-    assert set(cached(settings)) == {"alpha-1.0.tar.gz", "epsilon-1.0.tar.gz"}
+    assert set(cached(settings)) == EXPECTED_CACHE
 
 
 @pytest.mark.parametrize("prefix", ["pkgs/", ""], ids=["prefix", "no-prefix"])
@@ -165,7 +161,7 @@ def test_every_dynamodb_call_is_allowed_on_the_cache_tables_only(
     policy, config = function_under_policy(tmp_path, settings, monkeypatch)
     assert not iam.has_wildcard_resource(policy, ("dynamodb",))
     bucket = SyncBucket.create(settings)
-    paths = run_every_path(bucket, tracer, prefix)
+    paths = run_every_path(bucket, prefix, tracer=tracer)
     check_policy(policy, paths, prefix)
     if os.environ.get("PPC_S3SYNC_SHOW_TRACE"):
         for path, calls in paths.items():
@@ -181,7 +177,7 @@ def test_every_dynamodb_call_is_allowed_on_the_cache_tables_only(
     assert cold.count("dynamodb.DescribeTable") == 2
     assert not {"dynamodb.ListTables", "dynamodb.CreateTable"} & {
         c.name for calls in paths.values() for c in calls}
-    assert set(cached(settings)) == {"alpha-1.0.tar.gz", "epsilon-1.0.tar.gz"}
+    assert set(cached(settings)) == EXPECTED_CACHE
 
 
 def test_a_missing_table_stops_the_bootstrap_with_how_to_create_it(
