@@ -131,7 +131,6 @@ def role_policy(
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
     """
-    target = config.target
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
     statements: list[dict[str, Any]] = [
         {
@@ -146,6 +145,124 @@ def role_policy(
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"{log_group}:log-stream:*",
         },
+        *_package_statements(config, partition),
+    ]
+    if config.cache_backend == "dynamo":
+        statements += _dynamo_statements(config, account, region, partition)
+    if on_failure:
+        statements.append({
+            "Sid": "OnFailureDestination",
+            "Effect": "Allow",
+            "Action": [_destination_action(on_failure)],
+            "Resource": on_failure,
+        })
+    if subnet_ids:
+        statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
+                                      partition)
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+#: What the operator's commands do to the function's role (without ``-a``): read it
+#: (status, every plan), create it with its tag, keep its trust and inline policy as
+#: generated, and remove both on delete.
+OPERATOR_ROLE_ACTIONS = [
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
+    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+]
+#: ... to the function: read, create (with tags), update code and configuration, its
+#: async settings and its invoke permissions, delete.
+OPERATOR_FUNCTION_ACTIONS = [
+    "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
+    "lambda:GetFunction", "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy",
+    "lambda:PutFunctionEventInvokeConfig", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+]
+#: ... to the bucket's notification document (merged, never replaced).
+OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
+#: ... to the two EventBridge rules (delivery and schedule), read on every plan so that
+#: dropping an option removes its rule.
+OPERATOR_RULE_ACTIONS = [
+    "events:DeleteRule", "events:DescribeRule", "events:ListTagsForResource",
+    "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+    "events:RemoveTargets", "events:TagResource",
+]
+#: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
+OPERATOR_LIST_ACTIONS = ["events:ListRules"]
+#: Lambda checks a VPC function's subnets and groups with the caller's rights.
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+                        "ec2:DescribeVpcs"]
+
+#: Granted operator actions that no traced command path makes, and why.
+OPERATOR_UNTRACED_ACTIONS = {
+    "ec2:DescribeSecurityGroups": "Lambda checks a VPC function's groups as the caller",
+    "ec2:DescribeSubnets": "Lambda checks a VPC function's subnets as the caller",
+    "ec2:DescribeVpcs": "Lambda checks a VPC function's network as the caller",
+}
+
+
+def operator_policy(
+    config: PypicloudConfig,
+    *,
+    account: str,
+    region: str,
+    function_name: str,
+    given_role: str | None = None,
+    subnet_ids: Sequence[str] = (),
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """What an operator (or the admin server's credentials) needs for every command.
+
+    create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
+    status for this one function in ``region``, reconcile of this config's bucket and
+    cache, and bundle (which calls no AWS API).  ``given_role`` is ``-a``'s role: it is
+    then only read and passed to the function, never changed.  Every resource is named;
+    only ``events:ListRules`` (and a VPC function's EC2 describe calls) take ``"*"``,
+    the one form AWS accepts for them.
+    """
+    from .planner import delivery_rule_name
+    from .schedule import schedule_rule_name
+
+    ours = given_role is None
+    role = given_role or role_arn(account, role_name(function_name, region), partition)
+    function = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
+    rules = [f"arn:{partition}:events:{region}:{account}:rule/{name}"
+             for name in (delivery_rule_name(function_name), schedule_rule_name(function_name))]
+    statements: list[dict[str, Any]] = []
+    if ours:
+        statements.append({"Sid": "FunctionRole", "Effect": "Allow",
+                           "Action": list(OPERATOR_ROLE_ACTIONS), "Resource": role})
+    else:
+        # create checks that the given role exists before handing it to Lambda.
+        statements.append({"Sid": "GivenRole", "Effect": "Allow",
+                           "Action": ["iam:GetRole"], "Resource": role})
+    statements += [
+        {"Sid": "PassFunctionRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+         "Resource": role,
+         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
+        {"Sid": "Function", "Effect": "Allow", "Action": list(OPERATOR_FUNCTION_ACTIONS),
+         "Resource": function},
+        {"Sid": "BucketNotifications", "Effect": "Allow",
+         "Action": list(OPERATOR_BUCKET_ACTIONS),
+         "Resource": f"arn:{partition}:s3:::{config.target.bucket}"},
+        {"Sid": "Rules", "Effect": "Allow", "Action": list(OPERATOR_RULE_ACTIONS),
+         "Resource": rules},
+        {"Sid": "ListRules", "Effect": "Allow", "Action": list(OPERATOR_LIST_ACTIONS),
+         "Resource": "*"},
+        # reconcile reads the bucket and writes the cache as the function does.
+        *_package_statements(config, partition),
+    ]
+    if config.cache_backend == "dynamo":
+        statements += _dynamo_statements(config, account, region, partition)
+    if subnet_ids:
+        statements.append({"Sid": "VpcChecks", "Effect": "Allow",
+                           "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _package_statements(config: PypicloudConfig, partition: str) -> list[dict[str, Any]]:
+    target = config.target
+    return [
         {
             "Sid": "ReadPackages",
             "Effect": "Allow",
@@ -163,19 +280,6 @@ def role_policy(
             "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{target.prefix}*"]}},
         },
     ]
-    if config.cache_backend == "dynamo":
-        statements += _dynamo_statements(config, account, region, partition)
-    if on_failure:
-        statements.append({
-            "Sid": "OnFailureDestination",
-            "Effect": "Allow",
-            "Action": [_destination_action(on_failure)],
-            "Resource": on_failure,
-        })
-    if subnet_ids:
-        statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
-                                      partition)
-    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def _dynamo_statements(config: PypicloudConfig, account: str, region: str,

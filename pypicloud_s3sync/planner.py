@@ -31,7 +31,12 @@ BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
 
 
 def rule_name(options: DeployOptions) -> str:
-    return f"pypicloud-s3sync-{options.function_name}"[:64]
+    return delivery_rule_name(options.function_name)
+
+
+def delivery_rule_name(function_name: str) -> str:
+    """The EventBridge delivery rule of ``--delivery eventbridge``."""
+    return f"pypicloud-s3sync-{function_name}"[:64]
 
 
 def statement_id(principal: str, bucket: str) -> str:

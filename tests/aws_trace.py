@@ -135,10 +135,14 @@ def _function(call: Call, name: str) -> str:
     return f"arn:{PARTITION}:lambda:{call.region}:{ACCOUNT}:function:{name}"
 
 
+#: Roles outside our path, by name (IAM calls name a role; its ARN holds its path).
+KNOWN_ROLES: dict[str, str] = {}
+
+
 def _role(name: str) -> str:
     from pypicloud_s3sync.iam import ROLE_PATH
 
-    return f"arn:{PARTITION}:iam::{ACCOUNT}:role{ROLE_PATH}{name}"
+    return KNOWN_ROLES.get(name) or f"arn:{PARTITION}:iam::{ACCOUNT}:role{ROLE_PATH}{name}"
 
 
 def _rule(call: Call, name: str) -> str:
