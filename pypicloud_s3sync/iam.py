@@ -193,12 +193,6 @@ OPERATOR_LIST_ACTIONS = ["events:ListRules"]
 OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
                         "ec2:DescribeVpcs"]
 
-#: Granted operator actions that no traced command path makes, and why.
-OPERATOR_UNTRACED_ACTIONS = {
-    "ec2:DescribeSecurityGroups": "Lambda checks a VPC function's groups as the caller",
-    "ec2:DescribeSubnets": "Lambda checks a VPC function's subnets as the caller",
-    "ec2:DescribeVpcs": "Lambda checks a VPC function's network as the caller",
-}
 
 
 def operator_policy(
