@@ -281,7 +281,7 @@ def _dynamo_statements(config: PypicloudConfig, account: str, region: str,
     """The cache's two tables and the package table's index, each for what it needs.
 
     No ``dynamodb:*`` on ``"*"``: the function never lists or creates tables (see
-    :mod:`.dynamo_tables`).
+    :func:`.cache_factory.configure_checking_tables`).
     """
     db_region = config.settings.get("db.region_name") or region
     packages, summaries = (
