@@ -26,6 +26,8 @@ TEST_REQUIRES = [
     "wheel",
     "ruff",
     "sphinx>=7",
+    # IAM policy linter; its AWS action tables ship inside the package (works offline).
+    "parliament>=1.6",
 ]
 
 setup(

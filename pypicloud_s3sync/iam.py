@@ -2,8 +2,9 @@
 
 The original granted ``logs:*`` on every log group and read access to the whole bucket.
 Here every statement names the resources this one function needs: its own log group,
-objects under ``storage.prefix``, the cache's own DynamoDB tables.  Only the ENI actions
-for a VPC function keep ``Resource: *``, because EC2 does not support narrowing them.
+objects under ``storage.prefix``, the cache's own DynamoDB tables and index.  Only the
+EC2 describe calls of a VPC function keep ``Resource: *``, the one form EC2 accepts
+for them.
 The documents are plain dicts so that the planner can compare them with what IAM holds.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,26 +30,47 @@ MANAGED_VALUE = "true"
 #: pypicloud's DynamoDB models, as flywheel names their tables by default
 #: (``pypicloud.cache.dynamo.DynamoPackage`` / ``PackageSummary``).
 DYNAMO_DEFAULT_TABLES = ("DynamoPackage", "PackageSummary")
-DYNAMO_ACTIONS = [
-    "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "dynamodb:Scan",
-    "dynamodb:UpdateItem",
-]
-#: What a Lambda function in a VPC needs to attach its network interfaces
-#: (the same actions as AWS's managed AWSLambdaVPCAccessExecutionRole).
-VPC_ACTIONS = [
+#: The package table's one global index (``DynamoPackage``'s ``GlobalIndex``); the
+#: summary table has none.
+DYNAMO_NAME_INDEX = "name-index"
+#: What the function does to both tables: DescribeTable at cold start (that they
+#: exist), BatchWriteItem to save a package with its summary (and, through flywheel,
+#: to drop a summary).
+DYNAMO_TABLE_ACTIONS = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
+#: The package table alone: a conditional DeleteItem clears one entry, reconcile scans.
+DYNAMO_PACKAGE_ACTIONS = ["dynamodb:DeleteItem", "dynamodb:Scan"]
+#: pypicloud asks the name index whether a project has files left after a delete.
+DYNAMO_INDEX_ACTIONS = ["dynamodb:Query"]
+
+#: Granted actions the function's own code never calls, and why they are granted.
+#: Everything else the role grants is used by a traced path (tests/test_function_policy.py).
+UNTRACED_ACTIONS = {
+    "logs:CreateLogGroup": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "logs:CreateLogStream": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "logs:PutLogEvents": "Lambda's runtime writes the function's output to CloudWatch Logs",
+    "sqs:SendMessage": "Lambda itself sends failed events to the --on-failure queue",
+    "sns:Publish": "Lambda itself sends failed events to the --on-failure topic",
+    "lambda:InvokeFunction": "Lambda itself sends failed events to the --on-failure function",
+    "events:PutEvents": "Lambda itself sends failed events to the --on-failure event bus",
+    "ec2:AssignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
+    "ec2:CreateNetworkInterface": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DeleteNetworkInterface": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
+    "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
+    "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
+}
+#: What Lambda does with a VPC function's role to attach its network interfaces (the
+#: actions of AWS's managed AWSLambdaVPCAccessExecutionRole), split by what each one
+#: can be narrowed to: the interfaces in this region and account, plus the function's
+#: own subnets and security groups for creating one.
+VPC_INTERFACE_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
-    "ec2:CreateNetworkInterface",
     "ec2:DeleteNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
     "ec2:UnassignPrivateIpAddresses",
 ]
+VPC_CREATE_ACTIONS = ["ec2:CreateNetworkInterface"]
+#: EC2 authorizes these describe calls on "*" only.
+VPC_DESCRIBE_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
 
 
 def trust_policy() -> dict[str, Any]:
@@ -98,12 +121,16 @@ def role_policy(
     account: str,
     region: str,
     function_name: str,
-    vpc: bool = False,
+    subnet_ids: Sequence[str] = (),
+    security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
     partition: str = "aws",
 ) -> dict[str, Any]:
-    """The inline policy: exactly what the handler and reconcile touch, nothing more."""
-    target = config.target
+    """The inline policy: exactly what the handler and reconcile touch, nothing more.
+
+    ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
+    Lambda needs to attach its network interfaces.
+    """
     log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
     statements: list[dict[str, Any]] = [
         {
@@ -118,6 +145,118 @@ def role_policy(
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"{log_group}:log-stream:*",
         },
+        *_package_statements(config, partition),
+    ]
+    if config.cache_backend == "dynamo":
+        statements += _dynamo_statements(config, account, region, partition)
+    if on_failure:
+        statements.append({
+            "Sid": "OnFailureDestination",
+            "Effect": "Allow",
+            "Action": [_destination_action(on_failure)],
+            "Resource": on_failure,
+        })
+    if subnet_ids:
+        statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
+                                      partition)
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+#: What the operator's commands do to the function's role (without ``-a``): read it
+#: (status, every plan), create it with its tag, keep its trust and inline policy as
+#: generated, and remove both on delete.
+OPERATOR_ROLE_ACTIONS = [
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
+    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+]
+#: ... to the function: read, create (with tags), update code and configuration, its
+#: async settings and its invoke permissions, delete.
+OPERATOR_FUNCTION_ACTIONS = [
+    "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
+    "lambda:GetFunction", "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy",
+    "lambda:PutFunctionEventInvokeConfig", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+]
+#: ... to the bucket's notification document (merged, never replaced).
+OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
+#: ... to the two EventBridge rules (delivery and schedule), read on every plan so that
+#: dropping an option removes its rule.
+OPERATOR_RULE_ACTIONS = [
+    "events:DeleteRule", "events:DescribeRule", "events:ListTagsForResource",
+    "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+    "events:RemoveTargets", "events:TagResource",
+]
+#: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
+OPERATOR_LIST_ACTIONS = ["events:ListRules"]
+#: Lambda checks a VPC function's subnets and groups with the caller's rights.
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+                        "ec2:DescribeVpcs"]
+
+
+
+def operator_policy(
+    config: PypicloudConfig,
+    *,
+    account: str,
+    region: str,
+    function_name: str,
+    given_role: str | None = None,
+    subnet_ids: Sequence[str] = (),
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """What an operator (or the admin server's credentials) needs for every command.
+
+    create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
+    status for this one function in ``region``, reconcile of this config's bucket and
+    cache, and bundle (which calls no AWS API).  ``given_role`` is ``-a``'s role: it is
+    then only read and passed to the function, never changed.  Every resource is named;
+    only ``events:ListRules`` (and a VPC function's EC2 describe calls) take ``"*"``,
+    the one form AWS accepts for them.
+    """
+    from .planner import delivery_rule_name
+    from .schedule import schedule_rule_name
+
+    ours = given_role is None
+    role = given_role or role_arn(account, role_name(function_name, region), partition)
+    function = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
+    rules = [f"arn:{partition}:events:{region}:{account}:rule/{name}"
+             for name in (delivery_rule_name(function_name), schedule_rule_name(function_name))]
+    statements: list[dict[str, Any]] = []
+    if ours:
+        statements.append({"Sid": "FunctionRole", "Effect": "Allow",
+                           "Action": list(OPERATOR_ROLE_ACTIONS), "Resource": role})
+    else:
+        # create checks that the given role exists before handing it to Lambda.
+        statements.append({"Sid": "GivenRole", "Effect": "Allow",
+                           "Action": ["iam:GetRole"], "Resource": role})
+    statements += [
+        {"Sid": "PassFunctionRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+         "Resource": role,
+         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
+        {"Sid": "Function", "Effect": "Allow", "Action": list(OPERATOR_FUNCTION_ACTIONS),
+         "Resource": function},
+        {"Sid": "BucketNotifications", "Effect": "Allow",
+         "Action": list(OPERATOR_BUCKET_ACTIONS),
+         "Resource": f"arn:{partition}:s3:::{config.target.bucket}"},
+        {"Sid": "Rules", "Effect": "Allow", "Action": list(OPERATOR_RULE_ACTIONS),
+         "Resource": rules},
+        {"Sid": "ListRules", "Effect": "Allow", "Action": list(OPERATOR_LIST_ACTIONS),
+         "Resource": "*"},
+        # reconcile reads the bucket and writes the cache as the function does.
+        *_package_statements(config, partition),
+    ]
+    if config.cache_backend == "dynamo":
+        statements += _dynamo_statements(config, account, region, partition)
+    if subnet_ids:
+        statements.append({"Sid": "VpcChecks", "Effect": "Allow",
+                           "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _package_statements(config: PypicloudConfig, partition: str) -> list[dict[str, Any]]:
+    target = config.target
+    return [
         {
             "Sid": "ReadPackages",
             "Effect": "Allow",
@@ -135,33 +274,43 @@ def role_policy(
             "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{target.prefix}*"]}},
         },
     ]
-    if config.cache_backend == "dynamo":
-        db_region = config.settings.get("db.region_name") or region
-        tables = [
-            f"arn:{partition}:dynamodb:{db_region}:{account}:table/{name}"
-            for name in dynamo_table_names(config)
-        ]
-        statements.append({
-            "Sid": "CacheTables",
-            "Effect": "Allow",
-            "Action": list(DYNAMO_ACTIONS),
-            "Resource": tables + [f"{arn}/index/*" for arn in tables],
-        })
-    if on_failure:
-        statements.append({
-            "Sid": "OnFailureDestination",
-            "Effect": "Allow",
-            "Action": [_destination_action(on_failure)],
-            "Resource": on_failure,
-        })
-    if vpc:
-        statements.append({
-            "Sid": "VpcNetworkInterfaces",
-            "Effect": "Allow",
-            "Action": list(VPC_ACTIONS),
-            "Resource": "*",
-        })
-    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def _dynamo_statements(config: PypicloudConfig, account: str, region: str,
+                       partition: str) -> list[dict[str, Any]]:
+    """The cache's two tables and the package table's index, each for what it needs.
+
+    No ``dynamodb:*`` on ``"*"``: the function never lists or creates tables (see
+    :func:`.cache_factory.configure_checking_tables`).
+    """
+    db_region = config.settings.get("db.region_name") or region
+    packages, summaries = (
+        f"arn:{partition}:dynamodb:{db_region}:{account}:table/{name}"
+        for name in dynamo_table_names(config))
+    return [
+        {"Sid": "CacheTables", "Effect": "Allow", "Action": list(DYNAMO_TABLE_ACTIONS),
+         "Resource": [packages, summaries]},
+        {"Sid": "PackageTable", "Effect": "Allow",
+         "Action": list(DYNAMO_PACKAGE_ACTIONS), "Resource": packages},
+        {"Sid": "PackagesByName", "Effect": "Allow", "Action": list(DYNAMO_INDEX_ACTIONS),
+         "Resource": f"{packages}/index/{DYNAMO_NAME_INDEX}"},
+    ]
+
+
+def _vpc_statements(subnet_ids: Sequence[str], security_group_ids: Sequence[str],
+                    account: str, region: str, partition: str) -> list[dict[str, Any]]:
+    ec2 = f"arn:{partition}:ec2:{region}:{account}"
+    return [
+        {"Sid": "VpcNetworkInterfaces", "Effect": "Allow",
+         "Action": list(VPC_INTERFACE_ACTIONS), "Resource": f"{ec2}:network-interface/*"},
+        {"Sid": "VpcCreateNetworkInterface", "Effect": "Allow",
+         "Action": list(VPC_CREATE_ACTIONS),
+         "Resource": [f"{ec2}:network-interface/*",
+                      *(f"{ec2}:subnet/{s}" for s in subnet_ids),
+                      *(f"{ec2}:security-group/{g}" for g in security_group_ids)]},
+        {"Sid": "VpcDescribe", "Effect": "Allow", "Action": list(VPC_DESCRIBE_ACTIONS),
+         "Resource": "*"},
+    ]
 
 
 def _destination_action(arn: str) -> str:

@@ -31,7 +31,12 @@ BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
 
 
 def rule_name(options: DeployOptions) -> str:
-    return f"pypicloud-s3sync-{options.function_name}"[:64]
+    return delivery_rule_name(options.function_name)
+
+
+def delivery_rule_name(function_name: str) -> str:
+    """The EventBridge delivery rule of ``--delivery eventbridge``."""
+    return f"pypicloud-s3sync-{function_name}"[:64]
 
 
 def statement_id(principal: str, bucket: str) -> str:
@@ -149,7 +154,8 @@ class Planner:
             return
         name = o.role_name(self.clients.region)
         policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
-                                 function_name=self.fname, vpc=o.vpc,
+                                 function_name=self.fname, subnet_ids=o.subnet_ids,
+                                 security_group_ids=o.security_group_ids,
                                  on_failure=o.on_failure, partition=d.partition)
         if a.role is None:
             self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")

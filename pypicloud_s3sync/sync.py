@@ -235,17 +235,51 @@ def _clear_redis(cache: ICache, filename: str, key: str | None) -> str:
 
 
 def _clear_dynamo(cache: ICache, filename: str, key: str | None) -> str:
-    """``clear_filename`` for DynamoDB in one conditional DeleteItem instead of GET + DELETE.
+    """``clear_filename`` for DynamoDB: one conditional DeleteItem, no read first.
 
-    Every DynamoDB call is a network round trip, and a fetch before the delete made
-    deletes a third slower.  The path check becomes the delete's condition, the old item
-    (returned by the same call) names the package, and pypicloud's own
-    ``_maybe_delete_summary`` then keeps the summary table right, as ``clear`` would.
+    Every DynamoDB call is a round trip, and a fetch before the delete made deletes a
+    third slower.  pypicloud keeps a package at ``.../<name>/<filename>``, so the key
+    names the project: the delete is conditional on that name and on the recorded path,
+    and then pypicloud's own ``_maybe_delete_summary`` keeps the summary table right, as
+    ``clear`` would.  When the condition fails, DynamoDB returns the item in the same
+    call: nothing cached, another object's entry (kept), or an entry whose name or path
+    the key does not tell, which :func:`_clear_dynamo_as_stored` deletes as stored.
     """
-    from dynamo3.exception import ConditionalCheckFailedException
+    from botocore.exceptions import ClientError
     from pypicloud.cache.dynamo import DynamoPackage
 
-    table = DynamoPackage.meta_.ddb_tablename(cache.engine.namespace)
+    engine = cache.engine
+    table = DynamoPackage.meta_.ddb_tablename(engine.namespace)
+    name = posixpath.basename(posixpath.dirname(key)) if key else ""
+    if not name:
+        return _clear_dynamo_as_stored(cache, table, filename, key)
+    try:
+        engine.dynamo.client.delete_item(
+            TableName=table, Key={"filename": {"S": filename}},
+            ConditionExpression="#n = :name AND #d.#p = :key",
+            ExpressionAttributeNames={"#n": "name", "#d": "data", "#p": "path"},
+            ExpressionAttributeValues={":name": {"S": name}, ":key": {"S": key}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        item = exc.response.get("Item")
+        if not item:
+            return "absent"
+        path = item.get("data", {}).get("M", {}).get("path", {}).get("S")
+        if path and path != key:
+            return "other-path"
+        return _clear_dynamo_as_stored(cache, table, filename, key)
+    cache._maybe_delete_summary(name)
+    return "cleared"
+
+
+def _clear_dynamo_as_stored(cache: ICache, table: str, filename: str,
+                            key: str | None) -> str:
+    """The entry for ``filename`` unless it records another path; its stored name
+    (returned by the same DeleteItem) then keeps the summary right."""
+    from dynamo3.exception import ConditionalCheckFailedException
+
     condition: dict[str, Any] = {}
     if key is not None:
         condition = {"condition": "attribute_not_exists(#d.#p) OR #d.#p = :key",

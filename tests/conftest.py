@@ -20,7 +20,7 @@ import pytest
 
 from . import services
 from .aws_gate import Gate
-from .pypicloud_app import Pypicloud, make_app, write_ini
+from .pypicloud_app import Pypicloud, create_dynamo_tables, make_app, write_ini
 
 CACHE_BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
 REGION = "us-east-1"
@@ -99,8 +99,9 @@ def cache_settings(
     """``cache_settings("redis")`` -> the ``pypi.db`` / ``db.*`` settings of a clean cache.
 
     The server behind it is real and already emptied for this test (only databases we
-    created are touched).  DynamoDB needs the ``aws`` fixture (or a moto server's
-    ``db.host``/``db.port``, which callers add themselves).
+    created are touched).  DynamoDB needs the ``aws`` fixture, which gets the tables
+    pypicloud's server would have created; with a moto server's ``db.host``/``db.port``
+    callers add those and call ``create_dynamo_tables`` themselves.
     """
 
     def settings_for(name: str) -> dict[str, str]:
@@ -116,10 +117,25 @@ def cache_settings(
             return {"pypi.db": "redis", "db.url": db.url}
         if name == "dynamo":
             pytest.importorskip("flywheel")
-            return {"pypi.db": "dynamo", "db.region_name": REGION}
+            settings = {"pypi.db": "dynamo", "db.region_name": REGION}
+            if "aws" in request.fixturenames:
+                # The server's first start made the tables (the sync never creates them).
+                request.getfixturevalue("aws")
+                create_dynamo_tables(settings)
+            return settings
         raise ValueError(f"unknown cache backend {name!r}")
 
     return settings_for
+
+
+@pytest.fixture
+def restore_dynamo_models() -> Iterator[None]:
+    """pypicloud's configure renames its model classes for db.tablenames, for good."""
+    from pypicloud.cache.dynamo import DynamoPackage, PackageSummary
+
+    names = DynamoPackage.meta_.name, PackageSummary.meta_.name
+    yield
+    DynamoPackage.meta_.name, PackageSummary.meta_.name = names
 
 
 @pytest.fixture(params=CACHE_BACKENDS)

@@ -137,6 +137,14 @@ def build_cache(settings: dict[str, str]) -> Any:
     return cache_cls(**cache_cls.configure(env_settings))
 
 
+def create_dynamo_tables(settings: dict[str, str]) -> None:
+    """What the pypicloud server's first start does for a DynamoDB cache: its own
+    ``configure`` creates the tables.  The sync only checks that they exist."""
+    from .sync_harness import close_cache
+
+    close_cache(build_cache({**settings, "pypi.storage": "file", "storage.dir": "/tmp"}))
+
+
 def make_app(ini: Path) -> Any:
     from pyramid.paster import get_app
     from webtest import TestApp

@@ -231,12 +231,15 @@ def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
     assert "/aws/lambda/pypicloud_s3_sync" in by_sid["OwnLogGroup"]["Resource"]
     assert "VpcNetworkInterfaces" not in by_sid
 
-    tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
+    tables = [t for t in boto3.client("dynamodb", region_name=REGION).list_tables()[
+        "TableNames"] if t.startswith("team-")]
     arns = [boto3.client("dynamodb", region_name=REGION).describe_table(TableName=t)[
         "Table"]["TableArn"] for t in tables]
     assert sorted(tables) == ["team-DynamoPackage", "team-PackageSummary"]
-    assert sorted(by_sid["CacheTables"]["Resource"]) == sorted(
-        arns + [f"{arn}/index/*" for arn in arns])
+    assert sorted(by_sid["CacheTables"]["Resource"]) == sorted(arns)
+    packages = next(arn for arn in arns if arn.endswith("team-DynamoPackage"))
+    assert by_sid["PackageTable"]["Resource"] == packages
+    assert by_sid["PackagesByName"]["Resource"] == f"{packages}/index/name-index"
 
 
 def test_vpc_options_add_network_interface_permissions(bucket, tmp_path, code):
@@ -244,8 +247,10 @@ def test_vpc_options_add_network_interface_permissions(bucket, tmp_path, code):
     create(config, code=code, subnet_ids="subnet-1,subnet-2", security_group_ids="sg-1")
     doc = iam.parse_document(boto3.client("iam").get_role_policy(
         RoleName=iam.role_name(FUNCTION, REGION), PolicyName=iam.POLICY_NAME)["PolicyDocument"])
-    assert "ec2:CreateNetworkInterface" in {
-        a for s in doc["Statement"] for a in s["Action"]}
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["VpcCreateNetworkInterface"]["Action"] == ["ec2:CreateNetworkInterface"]
+    assert {r.rsplit(":", 1)[1] for r in by_sid["VpcCreateNetworkInterface"]["Resource"]} == {
+        "network-interface/*", "subnet/subnet-1", "subnet/subnet-2", "security-group/sg-1"}
     vpc = boto3.client("lambda", region_name=REGION).get_function_configuration(
         FunctionName=FUNCTION)["VpcConfig"]
     assert sorted(vpc["SubnetIds"]) == ["subnet-1", "subnet-2"]

@@ -228,6 +228,35 @@ def test_clear_filename_keeps_an_entry_of_another_key(
         close_cache(cache)
 
 
+@pytest.mark.parametrize("path", ["a/Other-Folder/omega-1.0.tar.gz", None],
+                         ids=["key-folder-is-not-the-name", "entry-without-path"])
+def test_clear_filename_clears_entries_the_key_does_not_describe(
+    aws: None, cache_backend: str, cache_settings: Any, path: str | None
+) -> None:
+    """An entry whose project name is not the key's folder (uploaded by another tool),
+    or that records no path (older pypicloud), is still cleared, summary and all."""
+    from pypicloud_s3sync.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(cache_backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    key = path or "a/omega/omega-1.0.tar.gz"
+    try:
+        package = cache.new_package("omega", "1.0", "omega-1.0.tar.gz")
+        if path is not None:
+            package.data["path"] = path
+        with committing(cache):
+            save_package(cache, package)
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", key) == "cleared"
+        assert cached(settings) == {}
+        assert cache.distinct() == [], "the package summary was left behind"
+    finally:
+        close_cache(cache)
+
+
 def test_writes_commit_even_when_the_session_read_before_the_block(tmp_path):
     """A cache whose SQL session already began (a read) before ``committing`` was first
     used must still commit the block's writes: nothing may be lost silently."""

@@ -18,6 +18,7 @@ import pytest
 
 from pypicloud_s3sync import handler
 
+from .pypicloud_app import create_dynamo_tables
 from .sync_harness import SyncBucket, cached, deliver
 from .tcp_proxy import TcpProxy
 
@@ -73,6 +74,7 @@ def outage(
         settings = {"pypi.db": "dynamo", "db.region_name": "us-east-1",
                     "db.host": "127.0.0.1", "db.port": str(dynamo_server.port),
                     "db.secure": "false"}
+        create_dynamo_tables(settings)
         stoppable = dynamo_server
     else:
         settings = cache_settings(backend)
