@@ -1,11 +1,16 @@
-"""One correction to moto, so tests see what AWS returns.
+"""Corrections to moto, so tests see what AWS returns.
 
 moto 5.2.5 stores a bucket's ``EventBridgeConfiguration`` but leaves it out of
 ``GetBucketNotificationConfiguration``; AWS returns it.  Code that merges notification
 configurations (ours) must see it to keep it, so without this correction every test of
 "EventBridge settings survive" would test moto's gap instead of our code.  The patch
 adds the stored element to moto's own response and does nothing when moto already
-returns it; ``moto_returns_eventbridge()`` lets a test notice when moto fixed this.
+returns it.
+
+moto 5.2.5 also appends every ``PutFunctionEventInvokeConfig`` to a list and answers
+``GetFunctionEventInvokeConfig`` with the first entry, so after a change of retries or
+on-failure destination it keeps reporting the old settings; AWS overwrites the one
+configuration a function has.  The patch makes the put replace what is stored.
 """
 
 from __future__ import annotations
@@ -20,11 +25,25 @@ def _has_eventbridge(response: Any) -> bool:
     return config is not None and getattr(config, "event_bridge", None) is not None
 
 
+def _replace_invoke_config() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.put_function_event_invoke_config
+
+    def put_function_event_invoke_config(self: Any, function_name: str,
+                                         config: dict[str, Any]) -> dict[str, Any]:
+        self.get_function(function_name).event_invoke_config = []
+        return original(self, function_name, config)
+
+    LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
+
+
 def apply() -> None:
-    """Make moto's S3 GetBucketNotificationConfiguration include EventBridgeConfiguration."""
+    """Make moto answer as AWS does where our planner compares what it reads back."""
     global _PATCHED
     if _PATCHED:
         return
+    _replace_invoke_config()
     from moto.core.responses import ActionResult
     from moto.s3.responses import S3Response
 

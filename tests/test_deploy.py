@@ -572,6 +572,22 @@ def test_on_failure_destination_and_retry_settings(bucket, tmp_path, code):
                   max_event_age=3600).is_empty
 
 
+def test_changed_async_settings_are_applied_once_then_in_sync(bucket, tmp_path, code):
+    """A second create that changes retries and adds a destination updates the one
+    configuration the function has; the run after it plans nothing."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="sync-failed")[
+        "QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    create(make_config(tmp_path), code=code, retry_attempts=1)
+    changed = create(make_config(tmp_path), code=code, on_failure=dlq, force=True)
+    assert "async-config" in {step.resource for step in changed.steps}
+    invoke = boto3.client("lambda", region_name=REGION).get_function_event_invoke_config(
+        FunctionName=FUNCTION)
+    assert invoke["MaximumRetryAttempts"] == deploy.DeployOptions().retry_attempts
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    assert create(make_config(tmp_path), code=code, on_failure=dlq).is_empty
+
+
 def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, code):
     """Lambda cannot assume a role for a few seconds after IAM created it; moto can at
     once, so the first CreateFunction gets the refusal AWS sends in that window."""
