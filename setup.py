@@ -26,6 +26,8 @@ TEST_REQUIRES = [
     "wheel",
     "ruff",
     "sphinx>=7",
+    # Lambda's runtime interface client: the tests run every bundle under it.
+    "awslambdaric>=3",
 ]
 
 setup(

@@ -63,6 +63,14 @@ def moto_server(aws_env: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def builder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle builder's wheel/probe/bundle cache, shared by every bundle test of the
+    session (``PPC_S3SYNC_TEST_BUNDLE_CACHE`` keeps it across sessions)."""
+    explicit = os.environ.get("PPC_S3SYNC_TEST_BUNDLE_CACHE")
+    return Path(explicit) if explicit else tmp_path_factory.mktemp("bundle-cache")
+
+
+@pytest.fixture(scope="session")
 def postgres_db() -> Iterator[services.SQLDatabase]:
     try:
         db = services.create_sql_database(services.POSTGRES_ADMIN)
