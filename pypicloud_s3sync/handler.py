@@ -298,30 +298,37 @@ class Runtime:
 #: large index would otherwise list every package file, towards Lambda's 6 MB limit on
 #: a response; the log lines carry every name.
 RESULT_NAMES = 100
-#: Filename lists in a reconcile report, and how many names one log line carries.
+#: Filename lists in a reconcile report, and how many of the names left out of the
+#: return value one log line carries.
 _NAME_LISTS = ("added", "removed", "updated", "vanished", "not_packages")
 _NAMES_PER_LOG_LINE = 200
 
 
 def _small_result(result: dict[str, Any]) -> dict[str, Any]:
-    """Counts plus the first names of each kind; every name goes to the log."""
+    """Counts plus the first names of each kind; the names left out go to the log."""
     small = {k: v for k, v in result.items() if k not in _NAME_LISTS and k != "duplicates"}
     counts = {}
+    rest: dict[str, list[str]] = {}
     for kind in _NAME_LISTS:
         names = sorted(result.get(kind) or [])
         counts[kind] = len(names)
         small[kind] = names[:RESULT_NAMES]
-        for start in range(0, len(names), _NAMES_PER_LOG_LINE):
-            log_line(action="reconcile-" + kind, filenames=names[start:start + _NAMES_PER_LOG_LINE])
-    duplicates = result.get("duplicates") or {}
+        rest[kind] = names[RESULT_NAMES:]
+    duplicates = sorted((result.get("duplicates") or {}).items())
     counts["duplicates"] = len(duplicates)
-    small["duplicates"] = dict(sorted(duplicates.items())[:RESULT_NAMES])
-    if duplicates:
-        log_line(action="reconcile-duplicates", duplicates=duplicates)
+    small["duplicates"] = dict(duplicates[:RESULT_NAMES])
     small["counts"] = counts
-    small["truncated"] = any(counts[k] > RESULT_NAMES for k in counts)
-    log_line(action="reconcile", **{k: v for k, v in small.items() if k not in _NAME_LISTS
-                                    and k != "duplicates"})
+    small["truncated"] = any(n > RESULT_NAMES for n in counts.values())
+    log_line(action="reconcile", **{k: v for k, v in small.items()
+                                    if k not in _NAME_LISTS and k not in ("duplicates",
+                                                                          "counts")},
+             added=counts["added"], removed=counts["removed"], updated=counts["updated"])
+    for kind, names in rest.items():
+        for start in range(0, len(names), _NAMES_PER_LOG_LINE):
+            log_line(action="reconcile-" + kind,
+                     filenames=names[start:start + _NAMES_PER_LOG_LINE])
+    if len(duplicates) > RESULT_NAMES:
+        log_line(action="reconcile-duplicates", duplicates=dict(duplicates[RESULT_NAMES:]))
     return small
 
 

@@ -70,6 +70,38 @@ def builder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(explicit) if explicit else tmp_path_factory.mktemp("bundle-cache")
 
 
+#: Tests that run bundles under awslambdaric: they go last, and what they need is
+#: prepared in the background from the start of the session (see lambda_prepare).
+LAMBDA_TESTS = "test_bundle_lambda.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    lambda_items = [item for item in items if LAMBDA_TESTS in item.nodeid]
+    if lambda_items:
+        items[:] = [item for item in items if LAMBDA_TESTS not in item.nodeid] + lambda_items
+    config.stash[_LAMBDA_SELECTED] = bool(lambda_items)
+
+
+_LAMBDA_SELECTED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def lambda_prepared(builder_cache_dir: Path) -> Iterator[Any]:
+    from .lambda_prepare import Prepared
+
+    # Its own builder cache: test_bundle.py deletes cached zips to force rebuilds.
+    prepared = Prepared(builder_cache_dir / "lambda", builder_cache_dir / "lambda" / "builder")
+    yield prepared
+    prepared.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_lambda_preparation(request: pytest.FixtureRequest) -> None:
+    """Start building the bundles now if the lambda tests will run at the end."""
+    if request.config.stash.get(_LAMBDA_SELECTED, False):
+        request.getfixturevalue("lambda_prepared").start()
+
+
 @pytest.fixture(scope="session")
 def postgres_db() -> Iterator[services.SQLDatabase]:
     try:

@@ -14,177 +14,27 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
 
-from pypicloud_s3sync.bundle import Target, build_bundle, find_interpreter
-from pypicloud_s3sync.localrun import install_runtime_packages, unpack
+from pypicloud_s3sync.localrun import unpack
 from pypicloud_s3sync.settings import load_config
 
+from .lambda_prepare import BACKENDS, SOURCES, TARGETS, Prepared, interpreter
 from .lambda_runtime_api import Outcome, RuntimeApi, start_function, stop_function
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
-TARGETS = ("python3.11", "python3.12", "python3.13")
-BACKENDS = ("sqlite", "postgresql", "mysql", "redis", "dynamo")
-SOURCES = ("dev-venv", "plain-venv")
-BUCKET = "packages"
-
-#: The ``db.url`` drivers the bundles are built for (the bundle depends on the driver,
-#: not on which database the URL names).
-BUILD_DB = {
-    "sqlite": {"pypi.db": "sql", "db.url": "sqlite:////tmp/never-opened.sqlite"},
-    "postgresql": {"pypi.db": "sql", "db.url": "postgresql://user@db.example/pypi"},
-    "mysql": {"pypi.db": "sql", "db.url": "mysql+pymysql://user@db.example/pypi"},
-    "redis": {"pypi.db": "redis", "db.url": "redis://127.0.0.1:6379/15"},
-    "dynamo": {"pypi.db": "dynamo", "db.region_name": "us-east-1"},
-}
-
 
 def interpreter_or_skip(runtime: str) -> str:
-    found = find_interpreter(Target.of(runtime, "x86_64"))
+    found = interpreter(runtime)
     if found is None:
         pytest.skip(f"no {runtime} interpreter on this machine (looked at this Python, "
                     f"{runtime} on PATH and pyenv's versions), so its bundle cannot be run")
-    return found[0]
-
-
-@pytest.fixture(scope="session")
-def work_root(builder_cache_dir: Path) -> Path:
-    """Where the session keeps venvs, runtime packages and zips, beside the builder's
-    cache (shared with the other bundle tests, so each wheel is downloaded once)."""
-    return builder_cache_dir / "lambda"
-
-
-def _make_plain_venv(venv: Path) -> Path:
-    """A server venv made as the install docs say, with nothing upgraded: for Python
-    3.11 that is pip 23.2 and setuptools 65.5, whose pkg_resources cannot run on 3.12+."""
-    marker = venv / ".installed"
-    if not marker.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        proc = subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", "-e", f"{REPO}[all]"],
-            capture_output=True, text=True, check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"making {venv} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        marker.touch()
-    return venv
-
-
-def _build_in_plain_venv(venv: Path, ini: Path, runtime: str, out: Path, cache_dir: Path) -> None:
-    proc = subprocess.run(
-        [str(venv / "bin" / "ppc-build-lambda-bundle"), str(ini), "--runtime", runtime,
-         "-o", str(out)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "PPC_S3SYNC_CACHE_DIR": str(cache_dir)},
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ppc-build-lambda-bundle --runtime {runtime} in {venv}: "
-                           f"{proc.stderr[-3000:]}")
-
-
-class Bundles:
-    """Zips by (backend, runtime, source venv), each built once per session.
-
-    The plain venv and its bundles are made in a background thread as soon as the first
-    test asks for any bundle (the dev-venv cases run first), so the second core works
-    while the first runs functions.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.cache_dir = root.parent
-        self.futures: dict[tuple[str, str, str], Future] = {}
-        self.plain = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plain-venv")
-        self.venv: Future | None = None
-        self.lock = threading.Lock()
-
-    def _ini(self, backend: str) -> Path:
-        ini = self.root / "ini" / f"{backend}.ini"
-        ini.parent.mkdir(parents=True, exist_ok=True)
-        ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
-                       f"storage.bucket = {BUCKET}\n"
-                       + "".join(f"{k} = {v}\n" for k, v in BUILD_DB[backend].items()))
-        return ini
-
-    def _out(self, backend: str, runtime: str, source: str) -> Path:
-        out = self.root / "zips" / f"{backend}-{runtime}-{source}.zip"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return out
-
-    def start_plain(self) -> None:
-        with self.lock:
-            if self.venv is not None:
-                return
-            venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
-            self.venv = self.plain.submit(_make_plain_venv, venv)
-            for runtime in TARGETS:
-                if find_interpreter(Target.of(runtime, "x86_64")) is None:
-                    continue
-                for backend in BACKENDS:
-                    key = (backend, runtime, "plain-venv")
-                    self.futures[key] = self.plain.submit(
-                        self._plain_build, venv, backend, runtime)
-
-    def _plain_build(self, venv: Path, backend: str, runtime: str) -> Path:
-        assert self.venv is not None
-        self.venv.result()
-        out = self._out(backend, runtime, "plain-venv")
-        _build_in_plain_venv(venv, self._ini(backend), runtime, out, self.cache_dir)
-        return out
-
-    def get(self, backend: str, runtime: str, source: str) -> Path:
-        self.start_plain()
-        key = (backend, runtime, source)
-        if key not in self.futures:
-            done: Future = Future()
-            out = self._out(backend, runtime, source)
-            saved = os.environ.get("PPC_S3SYNC_CACHE_DIR")
-            os.environ["PPC_S3SYNC_CACHE_DIR"] = str(self.cache_dir)
-            try:
-                build_bundle(load_config({"pypi.storage": "s3", "storage.bucket": BUCKET,
-                                          **BUILD_DB[backend]}), runtime=runtime, output=out)
-            finally:
-                if saved is None:
-                    os.environ.pop("PPC_S3SYNC_CACHE_DIR", None)
-                else:
-                    os.environ["PPC_S3SYNC_CACHE_DIR"] = saved
-            done.set_result(out)
-            self.futures[key] = done
-        return self.futures[key].result()
-
-
-@pytest.fixture(scope="session")
-def bundles(work_root: Path) -> Iterator[Bundles]:
-    made = Bundles(work_root)
-    yield made
-    made.plain.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture(scope="session")
-def runtime_packages(work_root: Path) -> Callable[[str], Path]:
-    """``runtime_packages("python3.12")``: boto3 and awslambdaric installed by that
-    Python's pip, as Lambda's runtime has them outside /var/task."""
-    ric = version("awslambdaric")
-
-    def install(runtime: str) -> Path:
-        python = interpreter_or_skip(runtime)
-        return install_runtime_packages(work_root / f"runtime-{runtime}", python=python,
-                                        extra=(f"awslambdaric=={ric}",))
-
-    return install
+    return found
 
 
 # -- what Lambda sends ------------------------------------------------------------------
@@ -285,7 +135,7 @@ def _answer(outcome: Outcome, log: Path) -> Outcome:
 @pytest.mark.parametrize("source", SOURCES)
 def test_bundle_under_the_lambda_runtime_client(
     backend: str, runtime: str, source: str, moto_server: str, pypicloud_factory,
-    bundles: Bundles, runtime_packages, tmp_path: Path,
+    lambda_prepared: Prepared, tmp_path: Path,
 ) -> None:
     python = interpreter_or_skip(runtime)
     bucket = f"packages-{uuid.uuid4().hex[:8]}"
@@ -295,9 +145,8 @@ def test_bundle_under_the_lambda_runtime_client(
         extra.update({"db.host": host, "db.port": port, "db.secure": "false",
                       "db.namespace": bucket + "-"})
     server = pypicloud_factory(cache=backend, bucket=bucket, **extra)
-    zip_path = bundles.get(backend, runtime, source)
-    task = unpack(zip_path, tmp_path / "task")
-    packages = runtime_packages(runtime)
+    task = unpack(lambda_prepared.bundle(backend, runtime, source), tmp_path / "task")
+    packages = lambda_prepared.runtime_packages(runtime)
     settings = load_config(str(server.ini)).function.values
     log = tmp_path / "function.log"
 

@@ -272,5 +272,8 @@ def test_a_scheduled_reconciles_answer_stays_small_and_the_log_has_every_name(ca
     assert result["not_packages"] == ["README.txt"] and result["truncated"] is True
     assert len(json.dumps(result)) < 10_000
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert sorted(n for line in logged if line["action"] == "reconcile-added"
-                  for n in line["filenames"]) == names
+    assert [(e["added"], e["truncated"]) for e in logged if e["action"] == "reconcile"] == [
+        (2500, True)]
+    in_log = [n for line in logged if line["action"] == "reconcile-added"
+              for n in line["filenames"]]
+    assert sorted(result["added"] + in_log) == names
