@@ -266,6 +266,8 @@ def verify(request: dict) -> dict:
             path = os.path.abspath(tb.tb_frame.f_code.co_filename)
             if path.startswith(tree + os.sep):
                 files.append(os.path.relpath(path, tree).replace(os.sep, "/"))
+            elif path.startswith("/var/task/"):  # bytecode names its file as on Lambda
+                files.append(path.removeprefix("/var/task/"))
             tb = tb.tb_next
         return {"failed": {"type": type(exc).__name__, "message": str(exc),
                            "missing": _missing_name(exc), "files": files}}

@@ -62,7 +62,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "7"
+BUILDER_VERSION = "8"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -919,6 +919,12 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
         for _attempt in range(4):
             replaced = {norm for norm in versions if versions[norm] != original[norm]}
             _assemble(tree, closure, wanted, wheels, extra, replaced)
+            if interpreter:
+                # Compiled first, so that the check below imports bytecode, as the
+                # function will, instead of compiling every module a second time.
+                say(f"compiling bytecode with {target.runtime} ({interpreter[0]})...")
+                subprocess.run([interpreter[0], "-I", "-S", "-c", _COMPILE, str(tree),
+                                *KEEP_SOURCE], check=True, capture_output=True)
             if not can_run:
                 break
             assert interpreter is not None
@@ -934,11 +940,7 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
             _replace(norm, closure, target, store, wheels, versions, why, say)
         else:
             raise BundleError(f"the bundle still does not import on {target.runtime}")
-        if interpreter:
-            say(f"compiling bytecode with {target.runtime} ({interpreter[0]})...")
-            subprocess.run([interpreter[0], "-I", "-S", "-c", _COMPILE, str(tree),
-                            *KEEP_SOURCE], check=True, capture_output=True)
-        else:
+        if not interpreter:
             say(f"no {target.runtime} interpreter here to compile bytecode with: the "
                 "function will compile its modules on each cold start (slower)")
         say("writing the zip...")

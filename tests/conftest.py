@@ -75,14 +75,20 @@ def builder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 LAMBDA_TESTS = "test_bundle_lambda.py"
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: prepare only what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     lambda_items = [item for item in items if LAMBDA_TESTS in item.nodeid]
     if lambda_items:
         items[:] = [item for item in items if LAMBDA_TESTS not in item.nodeid] + lambda_items
-    config.stash[_LAMBDA_SELECTED] = bool(lambda_items)
+    wanted = set()
+    for item in lambda_items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if {"backend", "runtime", "source"} <= set(params):
+            wanted.add((params["backend"], params["runtime"], params["source"]))
+    config.stash[_LAMBDA_SELECTED] = wanted
 
 
-_LAMBDA_SELECTED = pytest.StashKey[bool]()
+_LAMBDA_SELECTED = pytest.StashKey[set]()
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +104,9 @@ def lambda_prepared(builder_cache_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session", autouse=True)
 def _start_lambda_preparation(request: pytest.FixtureRequest) -> None:
     """Start building the bundles now if the lambda tests will run at the end."""
-    if request.config.stash.get(_LAMBDA_SELECTED, False):
-        request.getfixturevalue("lambda_prepared").start()
+    wanted = request.config.stash.get(_LAMBDA_SELECTED, set())
+    if wanted:
+        request.getfixturevalue("lambda_prepared").start(wanted)
 
 
 @pytest.fixture(scope="session")

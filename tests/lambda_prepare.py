@@ -9,6 +9,7 @@ this keeps the other one busy too.  Each piece is a subprocess, so the GIL is no
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,6 +59,24 @@ def make_plain_venv(venv: Path) -> Path:
     return venv
 
 
+#: Builds zips as ``ppc-build-lambda-bundle`` does (the same two calls), one JSON job
+#: per stdin line, one JSON answer per stdout line.
+_BATCH = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from pypicloud_s3sync.bundle import build_bundle
+from pypicloud_s3sync.settings import load_config
+for line in sys.stdin:
+    job = json.loads(line)
+    try:
+        build_bundle(load_config(job["ini"]), runtime=job["runtime"], output=job["out"])
+        answer = {"key": job["key"], "out": job["out"]}
+    except Exception as exc:
+        answer = {"key": job["key"], "error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(answer), flush=True)
+"""
+
+
 class Prepared:
     """Zips by (backend, runtime, source venv) and runtime packages by runtime."""
 
@@ -68,31 +87,39 @@ class Prepared:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-prep")
         self.started = False
 
-    def start(self) -> None:
-        """Queue everything, in the order the tests need it."""
+    def start(self, wanted: set[tuple[str, str, str]] | None = None) -> None:
+        """Queue what the selected tests need ((backend, runtime, source); all by
+        default), in the order they run."""
         if self.started:
             return
         self.started = True
         runtimes = [r for r in TARGETS if interpreter(r)]
-        for runtime in runtimes:
+        if wanted is None:
+            wanted = {(b, r, s) for b in BACKENDS for r in TARGETS for s in SOURCES}
+        wanted = {w for w in wanted if w[1] in runtimes}
+        for runtime in sorted({w[1] for w in wanted}):
             self.futures[("runtime", runtime)] = self.pool.submit(self._runtime, runtime)
-        dev_bin = Path(sys.executable).parent
-        for runtime in runtimes:
-            for backend in BACKENDS:
-                self.futures[(backend, runtime, "dev-venv")] = self.pool.submit(
-                    self._build, dev_bin, backend, runtime, "dev-venv")
         venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
-        made = self.pool.submit(make_plain_venv, venv)
-        for runtime in runtimes:
-            for backend in BACKENDS:
-                self.futures[(backend, runtime, "plain-venv")] = self.pool.submit(
-                    self._after, made, self._build, venv / "bin", backend, runtime,
-                    "plain-venv")
+        for source in SOURCES:
+            jobs = [(backend, runtime, source) for runtime in runtimes for backend in BACKENDS
+                    if (backend, runtime, source) in wanted]
+            if not jobs:
+                continue
+            for job in jobs:
+                self.futures[job] = Future()
+            if source == "dev-venv":
+                self.pool.submit(self._batch, Path(sys.executable), jobs)
+            else:
+                self.pool.submit(self._batch_in_plain_venv, venv, jobs)
 
-    @staticmethod
-    def _after(first: Future, then, *args):  # noqa: ANN001, ANN205 - a tiny sequencer
-        first.result()
-        return then(*args)
+    def _batch_in_plain_venv(self, venv: Path, jobs: list[tuple[str, str, str]]) -> None:
+        try:
+            make_plain_venv(venv)
+        except BaseException as exc:
+            for job in jobs:
+                self.futures[job].set_exception(exc)
+            raise
+        self._batch(venv / "bin" / "python", jobs)
 
     def _runtime(self, runtime: str) -> Path:
         python = interpreter(runtime)
@@ -101,31 +128,50 @@ class Prepared:
             self.root / f"runtime-{runtime}", python=python,
             extra=(f"awslambdaric=={version('awslambdaric')}",))
 
-    def _build(self, bin_dir: Path, backend: str, runtime: str, source: str) -> Path:
-        out = self.root / "zips" / f"{backend}-{runtime}-{source}.zip"
-        ini = self.root / "ini" / f"{backend}.ini"
-        for directory in (out.parent, ini.parent):
-            directory.mkdir(parents=True, exist_ok=True)
-        ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
-                       f"storage.bucket = {BUCKET}\n"
-                       + "".join(f"{k} = {v}\n" for k, v in BUILD_DB[backend].items()))
-        proc = subprocess.run(
-            [str(bin_dir / "ppc-build-lambda-bundle"), str(ini), "--runtime", runtime,
-             "-o", str(out)],
-            capture_output=True, text=True, check=False,
+    def _batch(self, python: Path, jobs: list[tuple[str, str, str]]) -> None:
+        """Build ``jobs`` in one process of that venv's Python (one import of pypicloud
+        for all of them), resolving each future as its zip is written."""
+        lines = []
+        for backend, runtime, source in jobs:
+            out = self.root / "zips" / f"{backend}-{runtime}-{source}.zip"
+            ini = self.root / "ini" / f"{backend}.ini"
+            for directory in (out.parent, ini.parent):
+                directory.mkdir(parents=True, exist_ok=True)
+            ini.write_text("[app:main]\nuse = egg:pypicloud\npypi.storage = s3\n"
+                           f"storage.bucket = {BUCKET}\n"
+                           + "".join(f"{k} = {v}\n" for k, v in BUILD_DB[backend].items()))
+            lines.append(json.dumps({"key": [backend, runtime, source], "ini": str(ini),
+                                     "runtime": runtime, "out": str(out)}))
+        log = (self.root / f"build-{jobs[0][2]}.log").open("ab")
+        process = subprocess.Popen(
+            [str(python), "-c", _BATCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log, text=True,
             env={**os.environ, "PPC_S3SYNC_CACHE_DIR": str(self.cache_dir)},
         )
-        if proc.returncode != 0:
-            raise RuntimeError(f"ppc-build-lambda-bundle --runtime {runtime} from the "
-                               f"{source}: {proc.stderr[-3000:]}")
-        return out
+        log.close()
+        assert process.stdin and process.stdout
+        process.stdin.write("\n".join(lines) + "\n")
+        process.stdin.close()
+        for line in process.stdout:
+            answer = json.loads(line)
+            future = self.futures[tuple(answer["key"])]
+            if "error" in answer:
+                future.set_exception(RuntimeError(
+                    f"building {answer['key']} failed: {answer['error']}"))
+            else:
+                future.set_result(Path(answer["out"]))
+        process.wait()
+        for job in jobs:
+            if not self.futures[job].done():
+                self.futures[job].set_exception(RuntimeError(
+                    f"the build process for {job} exited ({process.returncode}); "
+                    f"see {self.root / f'build-{job[2]}.log'}"))
 
     def bundle(self, backend: str, runtime: str, source: str) -> Path:
-        self.start()
+        self.start({(backend, runtime, source)})
         return self.futures[(backend, runtime, source)].result()
 
     def runtime_packages(self, runtime: str) -> Path:
-        self.start()
         return self.futures[("runtime", runtime)].result()
 
     def close(self) -> None:

@@ -281,6 +281,7 @@ def test_every_native_file_fits_the_target(
     bundle = built(cache, runtime, arch)
     assert (bundle.runtime, bundle.arch) == (runtime, arch)
     assert_fits_target(bundle, 10 if cache == "postgresql" else 2)
+    assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
 
 
 def test_two_builds_are_byte_identical(
