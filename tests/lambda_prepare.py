@@ -171,6 +171,12 @@ class Prepared:
         self.start({(backend, runtime, source)})
         return self.futures[(backend, runtime, source)].result()
 
+    def plain_venv_version(self, distribution: str) -> str:
+        """The version of ``distribution`` installed in the plain venv."""
+        venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
+        [info] = venv.glob(f"lib/python3.*/site-packages/{distribution}-*.dist-info")
+        return info.name.removeprefix(f"{distribution}-").removesuffix(".dist-info")
+
     def runtime_packages(self, runtime: str) -> Path:
         return self.futures[("runtime", runtime)].result()
 

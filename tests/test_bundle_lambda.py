@@ -149,6 +149,17 @@ def test_bundle_under_the_lambda_runtime_client(
     # Lambda takes 50 MB; ours stay under 10 MiB (PostgreSQL's bundled libpq is the most).
     assert zip_path.stat().st_size <= 10 * 2**20, zip_path.stat().st_size
     task = unpack(zip_path, tmp_path / "task")
+    setuptools = [p.name for p in task.glob("setuptools-*.dist-info")]
+    if source == "plain-venv":
+        # A stock setuptools older than 66.1 (python3.11's 65.5) is kept where it runs
+        # (3.11) and replaced by a newer one where it cannot (3.12+).
+        from packaging.version import Version
+
+        [info] = setuptools
+        bundled = Version(info.removeprefix("setuptools-").removesuffix(".dist-info"))
+        stock = Version(lambda_prepared.plain_venv_version("setuptools"))
+        too_old = stock < Version("66.1") and runtime != "python3.11"
+        assert (bundled > stock) if too_old else (bundled == stock), (info, stock)
     packages = lambda_prepared.runtime_packages(runtime)
     settings = load_config(str(server.ini)).function.values
     log = tmp_path / "function.log"
