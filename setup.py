@@ -28,6 +28,8 @@ TEST_REQUIRES = [
     "sphinx>=7",
     # IAM policy linter; its AWS action tables ship inside the package (works offline).
     "parliament>=1.6",
+    # Lambda's runtime interface client: the tests run every bundle under it.
+    "awslambdaric>=3",
 ]
 
 setup(

@@ -30,12 +30,17 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+
+# pyramid (under pypicloud) imports pkg_resources, whose deprecation notice is about
+# pyramid's code, not anything the demo or its reader can act on.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 BIN = Path(sys.executable).parent
 PACKAGE = "demo-greeting"

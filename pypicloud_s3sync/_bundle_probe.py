@@ -240,9 +240,46 @@ def probe(request: dict) -> dict:
     }
 
 
+def verify(request: dict) -> dict:
+    """Import the function's modules from a built tree, with the target's interpreter.
+
+    The probe ran on the server's Python, which can hide code that the target's Python
+    cannot run (setuptools 65's ``pkg_resources`` needs ``pkgutil.ImpImporter``, gone in
+    3.12).  Run with ``-I -S`` by the target's interpreter, with only the tree and the
+    runtime's own packages on the path, this names the file that failed.
+    """
+    runtime_dir = os.path.abspath(request["runtime_stage"])
+    stager = Stager(runtime_dir, request["site_dirs"])
+    for name in request["runtime_dists"]:
+        stager.stage_dist(name)
+    tree = os.path.abspath(request["tree"])
+    sys.path[:0] = [tree, runtime_dir]
+    sys.dont_write_bytecode = True
+    warnings.simplefilter("ignore")
+    try:
+        for step in request["steps"]:
+            _run(step)
+    except Exception as exc:  # noqa: BLE001 - reported to the builder, which decides
+        files = []
+        tb = exc.__traceback__
+        while tb is not None:
+            path = os.path.abspath(tb.tb_frame.f_code.co_filename)
+            if path.startswith(tree + os.sep):
+                files.append(os.path.relpath(path, tree).replace(os.sep, "/"))
+            elif path.startswith("/var/task/"):  # bytecode names its file as on Lambda
+                files.append(path.removeprefix("/var/task/"))
+            tb = tb.tb_next
+        return {"failed": {"type": type(exc).__name__, "message": str(exc),
+                           "missing": _missing_name(exc), "files": files}}
+    return {"ok": True}
+
+
 def main() -> int:
     with open(sys.argv[1], encoding="utf-8") as handle:
         request = json.load(handle)
+    if request.get("mode") == "verify":
+        print(json.dumps(verify(request)))
+        return 0
     try:
         result = probe(request)
     except ProbeError as exc:

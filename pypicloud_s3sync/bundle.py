@@ -28,14 +28,13 @@ import sysconfig
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .runtimes import RUNTIMES, RuntimeRetired, check_runtime
 from .settings import ConfigError, PypicloudConfig
 
-#: Lambda's Python runtimes this builder targets, oldest first.
-RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
 #: The newest runtime we support: the longest-lived choice for a new function.
 DEFAULT_RUNTIME = RUNTIMES[-1]
 #: Lambda's architecture names (the wheel tags say ``aarch64`` for ``arm64``).
@@ -63,7 +62,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "6"
+BUILDER_VERSION = "8"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -90,6 +89,8 @@ class Bundle:
     runtime: str
     arch: str
     handler: str
+    #: Things the user should know before deploying it (a runtime AWS is retiring).
+    warnings: tuple[str, ...] = ()
 
     def read_bytes(self) -> bytes:
         """The zip's bytes, as ``ZipFile=`` for Lambda's CreateFunction/UpdateFunctionCode."""
@@ -105,6 +106,10 @@ class Target:
 
     @classmethod
     def of(cls, runtime: str, arch: str) -> Target:
+        try:
+            check_runtime(runtime, creating=False)
+        except RuntimeRetired as exc:
+            raise BundleError(str(exc)) from exc
         if runtime not in RUNTIMES:
             raise BundleError(
                 f"runtime {runtime!r} is not supported; choose one of {', '.join(RUNTIMES)}"
@@ -196,8 +201,8 @@ def _site_dirs() -> list[str]:
 #: Our modules the function runs: the handler and everything it imports, eagerly or
 #: later (a scheduled reconcile).  The commands, the planner, the admin views and this
 #: builder stay on the server; they would only add to the zip and the cold start.
-FUNCTION_MODULES = ("__init__", "cache_factory", "compat", "events", "handler",
-                    "offline_storage", "reconcile", "settings", "sync")
+FUNCTION_MODULES = ("__init__", "cache_factory", "compat", "events", "function_imports",
+                    "handler", "offline_storage", "reconcile", "settings", "sync")
 
 
 def _own_files() -> list[Path]:
@@ -211,6 +216,7 @@ def _probe_steps(config: PypicloudConfig) -> list[list[str]]:
     bootstrap (``Runtime.from_settings``) step by step, so that the modules pypicloud's
     package inits would import, and the other cache backends, stay out of the zip."""
     steps = [["call", "pypicloud_s3sync.cache_factory:defer_package_inits"],
+             ["call", "pypicloud_s3sync.function_imports:without_cloudfront_signing"],
              ["call", "pypicloud_s3sync.compat:apply", config.settings.get("pypi.db", "sql")],
              ["import", "pypicloud.storage.s3"]]
     backend = config.cache_backend
@@ -243,6 +249,7 @@ class Closure:
     names: dict[str, str]  # normalised name -> the distribution's own spelling
     runtime: dict[str, tuple[str, list[str]]]
     imported_dirs: frozenset[str]  # directories the probe imported a module from
+    steps: list = field(default_factory=list)  # what the probe ran, to run again on the target
 
     def key(self) -> dict:
         return {"units": self.units, "runtime": self.runtime,
@@ -291,7 +298,7 @@ def find_closure(config: PypicloudConfig, say: Callable[[str], None]) -> Closure
             directory = directory.rpartition("/")[0]
             imported_dirs.add(directory)
     return Closure(units=units, names=names, runtime=runtime,
-                   imported_dirs=frozenset(imported_dirs))
+                   imported_dirs=frozenset(imported_dirs), steps=steps)
 
 
 def _run_probe(steps: list[list[str]]) -> dict:
@@ -397,6 +404,7 @@ class WheelStore:
         self.say = say
         self.root = cache_root() / "wheels"
         self.supported = _supported_tags(target)
+        self.last_log = ""
 
     def _slot(self, norm: str, version: str) -> Path:
         return self.root / f"{norm}-{version}"
@@ -446,10 +454,9 @@ class WheelStore:
                 "--python-version", t.version, "--abi", t.abi, *platforms, *requirements,
             )
             if proc.returncode != 0:
-                tail = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
                 raise BundleError(
                     f"{', '.join(requirements)} (needed on {t.runtime}) has no wheel for {t}: "
-                    + (tail[-1] if tail else "pip failed")
+                    + self._pip_error(proc)
                 )
             wheels = {}
             for wheel in self._keep(Path(tmp)):
@@ -459,21 +466,50 @@ class WheelStore:
         return wheels
 
     def _pip(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Run pip, showing what it collects as progress; stderr is kept for errors."""
+        """Run pip quietly; its whole output goes to a log named in any error.
+
+        The builder's own progress lines are one per step; pip's "Collecting ..." lines
+        would bury them, and matter only when pip fails.
+        """
         command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check",
                    "--no-input"]
-        with tempfile.TemporaryFile("w+") as errors:
-            proc = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=errors, text=True,
-                env={**os.environ, **(env or {})},
+        logs = cache_root() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        fd, log_name = tempfile.mkstemp(dir=logs, prefix=f"pip-{args[0]}-", suffix=".log")
+        with os.fdopen(fd, "w+") as log:
+            log.write("$ " + " ".join(command) + "\n")
+            log.flush()
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, **(env or {})}, check=False)
+            log.seek(0)
+            output = log.read()
+        if proc.returncode == 0:
+            os.unlink(log_name)
+        self.last_log = log_name
+        return subprocess.CompletedProcess(command, proc.returncode, "", output)
+
+    def _pip_error(self, proc: subprocess.CompletedProcess) -> str:
+        """pip's last ERROR line and where its whole output is."""
+        tail = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+        return (tail[-1] if tail else "pip failed") + f" (pip's output: {self.last_log})"
+
+    def newest(self, requirement: str) -> tuple[str, Path]:
+        """The newest wheel for the target that satisfies ``requirement``: (version, path)."""
+        from packaging.utils import parse_wheel_filename
+
+        t = self.target
+        platforms = [arg for p in t.platforms for arg in ("--platform", p)]
+        with tempfile.TemporaryDirectory(prefix="ppc-s3sync-wheels-") as tmp:
+            proc = self._pip(
+                "download", "--no-deps", "--only-binary=:all:", "--dest", tmp,
+                "--implementation", "cp", "--python-version", t.version, "--abi", t.abi,
+                *platforms, requirement,
             )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith(("Collecting ", "Downloading ", "Building wheel")):
-                    self.say("  " + line.strip())
-            proc.wait()
-            errors.seek(0)
-            return subprocess.CompletedProcess(command, proc.returncode, "", errors.read())
+            if proc.returncode != 0:
+                raise BundleError(f"no wheel of {requirement} for {t}: "
+                                  + self._pip_error(proc))
+            [wheel] = self._keep(Path(tmp))
+        return str(parse_wheel_filename(wheel.name)[1]), wheel
 
     def _download(self, missing: dict[str, tuple[str, str]]) -> str | None:
         """Download what has a wheel; returns the first distribution that has none."""
@@ -491,11 +527,7 @@ class WheelStore:
             return None
         match = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", proc.stderr)
         if not match:
-            tail = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-            raise BundleError(
-                "pip could not download the wheels: "
-                + (tail[-1] if tail else proc.stderr.strip()[-300:])
-            )
+            raise BundleError("pip could not download the wheels: " + self._pip_error(proc))
         failed = _normalize(match.group(1))
         if failed not in missing:
             raise BundleError(f"pip could not download {match.group(1)} for {t}")
@@ -532,8 +564,7 @@ class WheelStore:
             proc = self._pip("wheel", "--no-deps", "--no-binary", name, "--wheel-dir", tmp,
                              f"{name}=={version}", env=env)
             if proc.returncode != 0:
-                tail = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-                raise BundleError(f"{no_wheel} ({tail[-1] if tail else 'build failed'})")
+                raise BundleError(f"{no_wheel} ({self._pip_error(proc)})")
             built = sorted(Path(tmp).glob("*.whl"))
             if not built or not _wheel_is_pure(built[0]):
                 raise BundleError(no_wheel)
@@ -795,6 +826,7 @@ def build_bundle(
     """
     target = Target.of(runtime, arch)
     say = progress or (lambda message: None)
+    retiring = check_runtime(target.runtime, creating=False)
     destination = Path(output) if output is not None else None
     if destination is not None:
         _check_output(destination)
@@ -821,7 +853,7 @@ def build_bundle(
         path = destination
     return Bundle(path=path, sha256=zip_sha256(path), size=path.stat().st_size,
                   unzipped_size=unzipped, runtime=target.runtime, arch=target.arch,
-                  handler=HANDLER)
+                  handler=HANDLER, warnings=(retiring,) if retiring else ())
 
 
 def _check_limits(size: int, unzipped: int, include_boto3: bool) -> None:
@@ -854,6 +886,16 @@ def _check_output(destination: Path) -> None:
         )
 
 
+#: Versions known not to run on a Python (minor version and newer), for targets whose
+#: interpreter is not on this machine to find out: setuptools before 66.1 calls
+#: ``pkgutil.ImpImporter`` in ``pkg_resources``, which Python 3.12 removed.
+KNOWN_FLOORS = {"setuptools": (12, "66.1")}
+
+#: Distributions the builder never swaps for another version: the function must run
+#: the code the server runs.
+NEVER_REPLACED = ("pypicloud", "pypicloud-s3sync")
+
+
 def _build(closure: Closure, target: Target, include_boto3: bool,
            extra_requirements: list[str], interpreter: tuple[str, str] | None,
            cached: Path, say: Callable[[str], None]) -> None:
@@ -865,22 +907,40 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
     store = WheelStore(target, say)
     wheels = store.fetch(wanted)
     extra = store.resolve(extra_requirements, set(wanted)) if extra_requirements else {}
+    versions = {norm: version for norm, (_, version) in wanted.items()}
+    original = dict(versions)
+    for norm, (minor, floor) in KNOWN_FLOORS.items():
+        if norm in versions and target.minor >= minor and _older(versions[norm], floor):
+            reason = f"releases before {floor} do not run on Python 3.{minor}+"
+            _replace(norm, closure, target, store, wheels, versions, reason, say)
+    can_run = interpreter is not None and _MACHINE[target.arch] == os.uname().machine
     with tempfile.TemporaryDirectory(prefix="ppc-s3sync-bundle-") as tmp:
         tree = Path(tmp) / "tree"
-        tree.mkdir()
-        for norm in sorted(extra):
-            _extract(extra[norm], _wheel_top_levels(extra[norm]), tree)
-        for norm in sorted(wanted):
-            if norm in closure.units:
-                _extract(wheels[norm], closure.units[norm][1], tree, closure.imported_dirs)
-            else:  # the runtime's own packages, whole, for --include-boto3
-                _extract(wheels[norm], closure.runtime[norm][1], tree)
-        _add_own_package(tree)
-        if interpreter:
-            say(f"compiling bytecode with {target.runtime} ({interpreter[0]})...")
-            subprocess.run([interpreter[0], "-I", "-S", "-c", _COMPILE, str(tree),
-                            *KEEP_SOURCE], check=True, capture_output=True)
+        for _attempt in range(4):
+            replaced = {norm for norm in versions if versions[norm] != original[norm]}
+            _assemble(tree, closure, wanted, wheels, extra, replaced)
+            if interpreter:
+                # Compiled first, so that the check below imports bytecode, as the
+                # function will, instead of compiling every module a second time.
+                say(f"compiling bytecode with {target.runtime} ({interpreter[0]})...")
+                subprocess.run([interpreter[0], "-I", "-S", "-c", _COMPILE, str(tree),
+                                *KEEP_SOURCE], check=True, capture_output=True)
+            if not can_run:
+                break
+            assert interpreter is not None
+            say(f"importing the bundle with {target.runtime} ({interpreter[0]})...")
+            failure = _verify(tree, closure, interpreter[0], Path(tmp))
+            if failure is None:
+                break
+            norm = _owner_of(failure, wheels, closure)
+            why = f"{failure['type']}: {failure['message']}"
+            if norm is None or norm in NEVER_REPLACED:
+                raise BundleError(f"the bundle does not import on {target.runtime}: {why}"
+                                  + (f" (in {failure['files'][-1]})" if failure["files"] else ""))
+            _replace(norm, closure, target, store, wheels, versions, why, say)
         else:
+            raise BundleError(f"the bundle still does not import on {target.runtime}")
+        if not interpreter:
             say(f"no {target.runtime} interpreter here to compile bytecode with: the "
                 "function will compile its modules on each cold start (slower)")
         say("writing the zip...")
@@ -889,3 +949,103 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
         check_native_files(scratch, target)
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(scratch), cached)
+
+
+def _assemble(tree: Path, closure: Closure, wanted: dict[str, tuple[str, str]],
+              wheels: dict[str, Path], extra: dict[str, Path], replaced: set[str]) -> None:
+    """Lay out the function's files from the chosen wheels (from scratch each time)."""
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    for norm in sorted(extra):
+        _extract(extra[norm], _wheel_top_levels(extra[norm]), tree)
+    for norm in sorted(wanted):
+        if norm in replaced:
+            # The probe mapped the server's version; another version lays its files
+            # out differently (setuptools 81's pkg_resources imports from
+            # setuptools/_vendor), so it comes whole, less what only installers use.
+            tops = [top for top in _wheel_top_levels(wheels[norm])
+                    if top != "_distutils_hack" and not top.endswith(".pth")]
+            _extract(wheels[norm], tops, tree)
+        elif norm in closure.units:
+            _extract(wheels[norm], closure.units[norm][1], tree, closure.imported_dirs)
+        else:  # the runtime's own packages, whole, for --include-boto3
+            _extract(wheels[norm], closure.runtime[norm][1], tree)
+    _add_own_package(tree)
+
+
+def _verify(tree: Path, closure: Closure, python: str, scratch: Path) -> dict | None:
+    """Import the handler's modules from the tree with the target's interpreter."""
+    request = {
+        "mode": "verify", "tree": str(tree), "runtime_stage": str(scratch / "runtime"),
+        "site_dirs": _site_dirs(), "runtime_dists": list(RUNTIME_DISTRIBUTIONS),
+        "steps": closure.steps,
+    }
+    request_file = scratch / "verify.json"
+    request_file.write_text(json.dumps(request))
+    proc = subprocess.run([python, "-I", "-S", str(OWN_PACKAGE / "_bundle_probe.py"),
+                           str(request_file)], capture_output=True, text=True, check=False)
+    shutil.rmtree(scratch / "runtime", ignore_errors=True)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BundleError(f"could not import the bundle with {python}: {last}")
+    return json.loads(proc.stdout).get("failed")
+
+
+def _owner_of(failure: dict, wheels: dict[str, Path], closure: Closure) -> str | None:
+    """The bundled distribution whose file failed (innermost frame first)."""
+    tops = {top: norm for norm, wheel in wheels.items() for top in _wheel_top_levels(wheel)}
+    tops["pypicloud_s3sync"] = "pypicloud-s3sync"
+    for path in reversed(failure["files"]):
+        norm = tops.get(path.split("/", 1)[0])
+        if norm is not None:
+            return norm
+    return None
+
+
+def _older(version: str, than: str) -> bool:
+    from packaging.version import Version
+
+    return Version(version) < Version(than)
+
+
+def _replace(norm: str, closure: Closure, target: Target, store: WheelStore,
+             wheels: dict[str, Path], versions: dict[str, str], why: str,
+             say: Callable[[str], None]) -> None:
+    """Swap the server's version of ``norm`` for the newest one that the other bundled
+    distributions (and ours) allow and that is newer than the one that failed."""
+    name, old = closure.names.get(norm, norm), versions[norm]
+    requirement = f"{name}{_constraints_on(norm, closure, target)}"
+    requirement += ("," if requirement != name else "") + f">{old}"
+    try:
+        new, wheel = store.newest(requirement)
+    except BundleError as exc:
+        raise BundleError(f"{name} {old} cannot run on {target.runtime} ({why}), and "
+                          f"{exc}") from exc
+    say(f"{name} {old} (the server's) cannot run on {target.runtime} ({why}); "
+        f"bundling {name} {new} instead")
+    wheels[norm] = wheel
+    versions[norm] = new
+
+
+def _constraints_on(norm: str, closure: Closure, target: Target) -> str:
+    """The version specifiers the bundled distributions (and ours) put on ``norm``."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    environment = _target_environment(target)
+    specifiers = SpecifierSet()
+    for other in [*closure.names.values(), "pypicloud-s3sync"]:
+        try:
+            lines = metadata.requires(other) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for line in lines:
+            requirement = Requirement(line)
+            if _normalize(requirement.name) != norm:
+                continue
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                specifiers &= requirement.specifier
+    return str(specifiers)

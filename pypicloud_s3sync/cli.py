@@ -95,6 +95,8 @@ def run_bundle(args: argparse.Namespace) -> int:
           + json.dumps(json.dumps(config.function.values, sort_keys=True)))
     for reason in config.function.withheld.values():
         progress(f"note: {reason}")
+    for warning in bundle.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

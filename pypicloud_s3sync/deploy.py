@@ -61,6 +61,7 @@ from .planner import (
     function_environment,
     rule_name,
 )
+from .runtimes import RuntimeRetired, check_runtime
 from .schedule import schedule_expression, schedule_rule_name
 from .settings import ConfigError, PypicloudConfig
 
@@ -367,6 +368,12 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     warnings: list[str] = []
     check_cache_reachable(config, options, warnings)
     planner = _planner(config, options, clients)
+    try:
+        retiring = check_runtime(options.runtime, creating=planner.actual.function is None)
+    except RuntimeRetired as exc:
+        raise DeployError(f"runtime {options.runtime}: {exc}") from exc
+    if retiring:
+        warnings.append(retiring)
     planner.warnings += warnings
     planner.role()
     planner.function(_code_provider(code, config, options, progress))

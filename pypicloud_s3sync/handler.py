@@ -174,8 +174,10 @@ class Runtime:
         # The container is the function's alone: pypicloud's web application and the
         # other cache backends, which its package inits import, are never needed here.
         from .cache_factory import defer_package_inits, open_cache
+        from .function_imports import without_cloudfront_signing
 
         defer_package_inits()
+        without_cloudfront_signing()
         from pypicloud.util import EnvironSettings
 
         from .settings import ConfigError, cache_backend
@@ -249,11 +251,7 @@ class Runtime:
                 f"{SETTINGS_VAR}: a scheduled reconcile needs storage.bucket (the bucket to list)"
             )
         result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
-        log_line(action="reconcile", **{k: v for k, v in result.items()
-                                        if k not in ("added", "removed", "updated")},
-                 added=len(result["added"]), removed=len(result["removed"]),
-                 updated=len(result["updated"]))
-        return result
+        return _small_result(result)
 
     def apply(self, bucket: str, key: str, records: list[Record]) -> None:
         """Sync one key (all its records), logging one line per record."""
@@ -294,6 +292,44 @@ class Runtime:
         for index, record in enumerate(records):
             _log_record(record, action, reason if index == 0 else
                         f"{reason} (same key as an earlier record; read once)", ms)
+
+
+#: Filenames per kind in a scheduled reconcile's return value.  A first reconcile of a
+#: large index would otherwise list every package file, towards Lambda's 6 MB limit on
+#: a response; the log lines carry every name.
+RESULT_NAMES = 100
+#: Filename lists in a reconcile report, and how many of the names left out of the
+#: return value one log line carries.
+_NAME_LISTS = ("added", "removed", "updated", "vanished", "not_packages")
+_NAMES_PER_LOG_LINE = 200
+
+
+def _small_result(result: dict[str, Any]) -> dict[str, Any]:
+    """Counts plus the first names of each kind; the names left out go to the log."""
+    small = {k: v for k, v in result.items() if k not in _NAME_LISTS and k != "duplicates"}
+    counts = {}
+    rest: dict[str, list[str]] = {}
+    for kind in _NAME_LISTS:
+        names = sorted(result.get(kind) or [])
+        counts[kind] = len(names)
+        small[kind] = names[:RESULT_NAMES]
+        rest[kind] = names[RESULT_NAMES:]
+    duplicates = sorted((result.get("duplicates") or {}).items())
+    counts["duplicates"] = len(duplicates)
+    small["duplicates"] = dict(duplicates[:RESULT_NAMES])
+    small["counts"] = counts
+    small["truncated"] = any(n > RESULT_NAMES for n in counts.values())
+    log_line(action="reconcile", **{k: v for k, v in small.items()
+                                    if k not in _NAME_LISTS and k not in ("duplicates",
+                                                                          "counts")},
+             added=counts["added"], removed=counts["removed"], updated=counts["updated"])
+    for kind, names in rest.items():
+        for start in range(0, len(names), _NAMES_PER_LOG_LINE):
+            log_line(action="reconcile-" + kind,
+                     filenames=names[start:start + _NAMES_PER_LOG_LINE])
+    if len(duplicates) > RESULT_NAMES:
+        log_line(action="reconcile-duplicates", duplicates=dict(duplicates[RESULT_NAMES:]))
+    return small
 
 
 def _stale_connection(exc: BaseException) -> bool:
@@ -389,6 +425,25 @@ def handle_event(event: Any, context: Any = None) -> dict[str, Any] | None:
     the cache raises :class:`SyncError` naming the key, so Lambda retries the event.
     """
     return runtime().handle(event)
+
+
+def _bootstrap_during_init() -> None:
+    """Under Lambda's runtime, build the warm runtime while the handler module loads.
+
+    Lambda imports the handler in its init phase, before the first event: a bootstrap
+    done there is reported, when it fails, as an init error
+    (``Runtime.InitError``/our exception's type, with its message) instead of failing
+    every event the same way, and its time is not added to the first event's.  A
+    failed init is retried by Lambda on the next invocation, so a database that was
+    briefly down does not poison the container.  Outside Lambda (no
+    ``AWS_LAMBDA_RUNTIME_API``: tests, the local runner) the module stays importable
+    without settings and bootstraps on first use.
+    """
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        runtime()
+
+
+_bootstrap_during_init()
 
 
 __all__ = [

@@ -53,20 +53,26 @@ for line in sys.stdin:
 """
 
 
-def install_runtime_packages(target: Path, boto3_version: str | None = None) -> Path:
+def install_runtime_packages(target: Path, boto3_version: str | None = None, *,
+                             python: str | None = None,
+                             extra: tuple[str, ...] = ()) -> Path:
     """The runtime's own packages (boto3 and what it needs), installed like Lambda has them.
 
-    Reused when already there, since it is the same every time for one boto3 version.
+    ``python`` is the interpreter whose pip installs them (the target's: compiled
+    packages such as ``awslambdaric``, Lambda's runtime interface client, are built per
+    Python version); ``extra`` are more requirements for the same directory.  Reused
+    when already there, since it is the same every time for the same versions.
     """
     if boto3_version is None:
         from importlib.metadata import version
 
         boto3_version = version("boto3")
-    marker = target / f".boto3-{boto3_version}"
+    requirements = [f"boto3=={boto3_version}", *extra]
+    marker = target / (".installed-" + "-".join(sorted(requirements)).replace("/", "_"))
     if not marker.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--target", str(target), f"boto3=={boto3_version}"],
+            [python or sys.executable, "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", "--target", str(target), *requirements],
             check=True, capture_output=True,
         )
         marker.touch()

@@ -65,6 +65,17 @@ def function_environment(config: PypicloudConfig, options: DeployOptions) -> dic
     return values
 
 
+def _local_stand_in(endpoint_url: str | None) -> bool:
+    """True when every AWS call goes to this machine (a moto server, as in the demo):
+    such a function is run locally, where a SQLite file or a local database is reachable."""
+    from urllib.parse import urlsplit
+
+    if not endpoint_url:
+        return False
+    host = urlsplit(endpoint_url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
                           warnings: list[str], *, strict: bool = True) -> None:
     """Stop on a withheld password (unless chosen), warn about caches Lambda cannot reach."""
@@ -88,6 +99,8 @@ def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
             + " on the function yourself or it cannot open the cache"
         )
     url = str(config.settings.get("db.url", ""))
+    if _local_stand_in(options.endpoint_url):
+        return  # AWS played on this machine (moto): its function runs here too
     if config.cache_backend == "sql" and url.startswith("sqlite"):
         warnings.append(
             f"db.url = {url} is a SQLite file on this machine; the Lambda function cannot "

@@ -180,11 +180,25 @@ def cache_backend(settings: EnvironSettings) -> str:
     name = settings.get("pypi.db", "sql")
     try:
         cache_cls = cache_class(settings)
-    except (ImportError, ValueError, AttributeError) as exc:
-        if name == "dynamo" and isinstance(exc, ImportError):
+    except ImportError as exc:
+        missing = _missing_client(name, exc)
+        if missing is not None:
+            library, extra = missing
             raise ConfigError(
-                "pypi.db = dynamo needs flywheel: pip install 'pypicloud-s3sync[dynamo]'"
+                f"pypi.db = {name} needs {library}, which is not installed: "
+                f"pip install 'pypicloud-s3sync[{extra}]'"
             ) from exc
+        if name in BACKEND_CLIENTS or not _names_the_setting(name, exc):
+            raise  # something inside the backend's import broke: its own message says what
+        raise ConfigError(
+            f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
+            f"(or a dotted path to an ICache): {exc}"
+        ) from exc
+    except (ValueError, AttributeError) as exc:
+        if name in BACKEND_CLIENTS or (
+            isinstance(exc, AttributeError) and not _names_the_setting(name, exc)
+        ):
+            raise
         raise ConfigError(
             f"pypi.db = {name} is not a cache pypicloud knows; use sql, redis or dynamo "
             f"(or a dotted path to an ICache): {exc}"
@@ -199,6 +213,62 @@ def cache_backend(settings: EnvironSettings) -> str:
     if backend == "dynamo" and not (settings.get("db.region_name") or settings.get("db.host")):
         raise ConfigError("pypi.db = dynamo needs db.region_name (or db.host for a local one)")
     return backend
+
+
+#: The client libraries each of pypicloud's backends imports, and our extra that
+#: installs them.  Only these missing are a configuration problem; any other failure
+#: while importing a backend is a bug somewhere and keeps its own traceback.
+BACKEND_CLIENTS = {
+    "sql": {"sqlalchemy": "all", "zope": "all", "transaction": "all"},
+    "redis": {"redis": "redis"},
+    "dynamo": {"flywheel": "dynamo", "dynamo3": "dynamo"},
+}
+
+
+def _missing_client(name: str, exc: ImportError) -> tuple[str, str] | None:
+    """(library, extra) when ``exc`` says a backend's client library is not installed."""
+    from .cache_factory import BACKENDS
+
+    clients = BACKEND_CLIENTS.get(name)
+    # pypicloud re-raises some as its own ImportError ("You must 'pip install flywheel'"):
+    # the module that was not found is in the chain.
+    missing = None
+    cause: BaseException | None = exc
+    while cause is not None and missing is None:
+        if isinstance(cause, ModuleNotFoundError):
+            missing = cause.name
+        cause = cause.__cause__ or cause.__context__
+    if clients is None or not missing:
+        return None
+    top = missing.partition(".")[0]
+    if top in clients:
+        return top, clients[top]
+    if missing == BACKENDS[name][0]:
+        return missing, "all"
+    return None
+
+
+def _names_the_setting(name: str, exc: BaseException) -> bool:
+    """True when the failure is about the dotted path itself (a module or attribute of
+    it that does not exist), not about something that path's module imports."""
+    parts = name.replace(":", ".").split(".")
+    prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    if isinstance(exc, ModuleNotFoundError):
+        return exc.name in prefixes
+    if isinstance(exc, AttributeError):
+        return getattr(exc, "name", None) in parts
+    return isinstance(exc, ImportError) and exc.__traceback__ is not None and not any(
+        frame.tb_frame.f_globals.get("__name__", "").startswith(tuple(prefixes))
+        for frame in _frames(exc.__traceback__)
+    )
+
+
+def _frames(tb: Any) -> list[Any]:
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    return frames
 
 
 def _is_credential(key: str) -> bool:

@@ -63,6 +63,53 @@ def moto_server(aws_env: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def builder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle builder's wheel/probe/bundle cache, shared by every bundle test of the
+    session (``PPC_S3SYNC_TEST_BUNDLE_CACHE`` keeps it across sessions)."""
+    explicit = os.environ.get("PPC_S3SYNC_TEST_BUNDLE_CACHE")
+    return Path(explicit) if explicit else tmp_path_factory.mktemp("bundle-cache")
+
+
+#: Tests that run bundles under awslambdaric: they go last, and what they need is
+#: prepared in the background from the start of the session (see lambda_prepare).
+LAMBDA_TESTS = "test_bundle_lambda.py"
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: prepare only what will run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    lambda_items = [item for item in items if LAMBDA_TESTS in item.nodeid]
+    if lambda_items:
+        items[:] = [item for item in items if LAMBDA_TESTS not in item.nodeid] + lambda_items
+    wanted = set()
+    for item in lambda_items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if {"backend", "runtime", "source"} <= set(params):
+            wanted.add((params["backend"], params["runtime"], params["source"]))
+    config.stash[_LAMBDA_SELECTED] = wanted
+
+
+_LAMBDA_SELECTED = pytest.StashKey[set]()
+
+
+@pytest.fixture(scope="session")
+def lambda_prepared(builder_cache_dir: Path) -> Iterator[Any]:
+    from .lambda_prepare import Prepared
+
+    # Its own builder cache: test_bundle.py deletes cached zips to force rebuilds.
+    prepared = Prepared(builder_cache_dir / "lambda", builder_cache_dir / "lambda" / "builder")
+    yield prepared
+    prepared.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_lambda_preparation(request: pytest.FixtureRequest) -> None:
+    """Start building the bundles now if the lambda tests will run at the end."""
+    wanted = request.config.stash.get(_LAMBDA_SELECTED, set())
+    if wanted:
+        request.getfixturevalue("lambda_prepared").start(wanted)
+
+
+@pytest.fixture(scope="session")
 def postgres_db() -> Iterator[services.SQLDatabase]:
     try:
         db = services.create_sql_database(services.POSTGRES_ADMIN)

@@ -776,3 +776,24 @@ def test_role_lets_the_scheduled_reconcile_list_only_the_prefix(bucket, tmp_path
         "Resource": f"arn:aws:s3:::{BUCKET}",
         "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{PREFIX}*"]}}}]
     assert json.loads(function_env()[deploy.ENV_VAR])["storage.bucket"] == BUCKET
+
+
+def test_a_runtime_aws_is_retiring_is_refused_for_a_new_function_and_warned_about(
+        bucket, tmp_path, code, monkeypatch):
+    import datetime
+
+    from pypicloud_s3sync import runtimes
+
+    config = make_config(tmp_path)
+    monkeypatch.setattr(runtimes, "today", lambda: datetime.date(2027, 8, 1))
+    recorder = Recorder()
+    with pytest.raises(ConfigError, match=r"runtime python3\.11: AWS stopped creating "
+                                          r"functions with python3\.11 on 2027-07-31.*"
+                                          r"python3\.12, python3\.13, python3\.14"):
+        create(config, recorder, code, runtime="python3.11")
+    assert recorder.mutating == []
+    # Half a year before the deprecation, the plan says so and goes ahead.
+    monkeypatch.setattr(runtimes, "today", lambda: datetime.date(2027, 3, 1))
+    plan = create(config, recorder, code, runtime="python3.11")
+    assert any("AWS deprecates python3.11 on 2027-06-30" in w for w in plan.warnings)
+    assert "CreateFunction" in recorder.mutating

@@ -284,3 +284,25 @@ def test_writes_commit_even_when_the_session_read_before_the_block(tmp_path):
     with committing(cache):
         save_package(cache, newer)
     assert build_cache(settings).fetch("early-1.0.tar.gz").summary == "y"
+
+
+def test_a_scheduled_reconciles_answer_stays_small_and_the_log_has_every_name(capsys) -> None:
+    """A first reconcile of a large index must not approach Lambda's 6 MB response."""
+    names = [f"pkg{i:05d}-1.0.tar.gz" for i in range(2500)]
+    report = {"bucket": "packages", "prefix": "", "deep": False, "dry_run": False,
+              "objects": 2500, "cached": 0, "added": list(reversed(names)), "removed": [],
+              "updated": [], "vanished": [], "not_packages": ["README.txt"], "ignored": 0,
+              "duplicates": {}, "list_pages": 3, "s3_calls": {"ListObjectsV2": 3},
+              "seconds": 1.0, "in_sync": False}
+    handler._setup_logging()
+    result = handler._small_result(report)
+    assert result["added"] == names[:handler.RESULT_NAMES]
+    assert result["counts"]["added"] == 2500 and result["counts"]["not_packages"] == 1
+    assert result["not_packages"] == ["README.txt"] and result["truncated"] is True
+    assert len(json.dumps(result)) < 10_000
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["added"], e["truncated"]) for e in logged if e["action"] == "reconcile"] == [
+        (2500, True)]
+    in_log = [n for line in logged if line["action"] == "reconcile-added"
+              for n in line["filenames"]]
+    assert sorted(result["added"] + in_log) == names

@@ -127,3 +127,42 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     assert main(["status", str(tmp_path / "missing.ini")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ppc-s3sync status: error: cannot read") and "\n" not in err
+
+
+DYNAMO = BASE.replace("pypi.db = redis", "pypi.db = dynamo\ndb.region_name = eu-west-1")
+
+
+def _without(monkeypatch, *modules):
+    """Make ``modules`` unimportable, as if not installed (and the backend not yet loaded)."""
+    import sys
+
+    for name in list(sys.modules):
+        if name in ("pypicloud.cache.redis_cache", "pypicloud.cache.dynamo") or name in modules:
+            monkeypatch.delitem(sys.modules, name)
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_a_missing_client_library_names_the_extra(tmp_path, monkeypatch):
+    _without(monkeypatch, "flywheel")
+    with pytest.raises(ConfigError, match=r"pypi.db = dynamo needs flywheel, which is not "
+                                          r"installed: pip install 'pypicloud-s3sync\[dynamo\]'"):
+        load_config(write(tmp_path, DYNAMO))
+
+
+def test_any_other_failure_inside_a_backend_keeps_its_own_error(tmp_path, monkeypatch):
+    """An import that breaks inside the backend (say, code that does not run on this
+    Python) is a bug to see with its traceback, not a config error."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "dynamo3":
+            raise AttributeError("module 'pkgutil' has no attribute 'ImpImporter'")
+        return real_import(name, *args, **kwargs)
+
+    _without(monkeypatch)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(AttributeError, match="ImpImporter"):
+        load_config(write(tmp_path, DYNAMO))
