@@ -312,6 +312,22 @@ def describe(requests: Iterable[Request]) -> str:
     return "\n".join(f"  {r}" for r in requests)
 
 
+def lint_config(tmp_path: Any, backend: str, *, bucket: str, region: str,
+                prefix: str) -> Any:
+    """The smallest server config a generated policy depends on: a Redis cache (no
+    tables) or a DynamoDB one (table grants)."""
+    from pypicloud_s3sync.settings import load_config
+
+    from .pypicloud_app import write_ini
+
+    settings = {"storage.bucket": bucket, "storage.prefix": prefix,
+                **({"pypi.db": "dynamo", "db.region_name": region} if backend == "dynamo"
+                   else {"pypi.db": "redis", "db.url": "redis://cache:6379/0"})}
+    ini = tmp_path / "pypicloud.ini"
+    write_ini(ini, settings)
+    return load_config(str(ini))
+
+
 def parliament_findings(policy: dict[str, Any]) -> list[str]:
     """What parliament, a maintained IAM policy linter, says about the policy."""
     import warnings

@@ -206,13 +206,10 @@ def test_a_missing_table_stops_the_bootstrap_with_how_to_create_it(
                          ids=["plain", "vpc-on-failure"])
 def test_the_role_policy_passes_parliament(backend: str, extras: dict[str, Any],
                                            tmp_path: Path) -> None:
-    settings = {"storage.bucket": BUCKET, "storage.prefix": "pkgs/",
-                **({"pypi.db": "dynamo", "db.region_name": REGION} if backend == "dynamo"
-                   else {"pypi.db": "redis", "db.url": "redis://cache:6379/0"})}
-    ini = tmp_path / "pypicloud.ini"
-    write_ini(ini, settings)
-    policy = iam.role_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
-                             region=REGION, function_name=FUNCTION, **extras)
+    config = aws_trace.lint_config(tmp_path, backend, bucket=BUCKET, region=REGION,
+                                   prefix="pkgs/")
+    policy = iam.role_policy(config, account=aws_trace.ACCOUNT, region=REGION,
+                      function_name=FUNCTION, **extras)
     assert aws_trace.parliament_findings(policy) == []
 
 

@@ -180,13 +180,10 @@ def test_bundle_calls_no_aws(tracer: aws_trace.Tracer, tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", ["redis", "dynamo"])
 def test_the_operator_policy_passes_parliament(backend: str, extras: dict[str, Any],
                                                tmp_path: Path) -> None:
-    settings = {"storage.bucket": BUCKET, "storage.prefix": PREFIX,
-                **({"pypi.db": "dynamo", "db.region_name": REGION} if backend == "dynamo"
-                   else {"pypi.db": "redis", "db.url": "redis://cache:6379/0"})}
-    ini = tmp_path / "pypicloud.ini"
-    write_ini(ini, settings)
-    policy = iam.operator_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
-                                 region=REGION, function_name=FUNCTION, **extras)
+    config = aws_trace.lint_config(tmp_path, backend, bucket=BUCKET, region=REGION,
+                                   prefix=PREFIX)
+    policy = iam.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
+                      function_name=FUNCTION, **extras)
     assert aws_trace.parliament_findings(policy) == []
 
 
