@@ -120,7 +120,7 @@ def test_flywheel_loads_what_it_dumped_to_the_microsecond(moment, naive):
 
 
 @pytest.mark.usefixtures("aws")
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(moments=st.lists(timestamps, min_size=1, max_size=25))
 def test_dynamodb_cache_reads_back_the_exact_timestamps(cache_settings, tmp_path, moments):
