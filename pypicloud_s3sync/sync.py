@@ -12,9 +12,9 @@ a plain boto3 S3 client and a cache built by pypicloud's own factory, and nothin
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,54 +123,29 @@ def read_package(
 
 # -- writing to the cache -------------------------------------------------------------------
 
-#: One transaction manager per SQL cache we committed for; weak so caches can go away.
-_MANAGERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def _transaction_manager(cache: ICache) -> Any:
-    """The ``transaction`` manager that commits this SQL cache's session.
-
-    Outside pyramid_tm nothing commits pypicloud's SQL session, so we join it to a
-    manager of our own (zope.sqlalchemy, as pypicloud does with ``request.tm``).  A cache
-    built with a request is already joined to ``request.tm``; we leave that one alone.
-    """
-    manager = _MANAGERS.get(cache)
-    if manager is None:
-        import transaction
-        import zope.sqlalchemy
-
-        manager = transaction.TransactionManager()
-        zope.sqlalchemy.register(cache.db, transaction_manager=manager)
-        _MANAGERS[cache] = manager
-    return manager
-
-
 @contextlib.contextmanager
 def committing(cache: ICache) -> Iterator[None]:
     """Commit the cache writes made inside the block, or roll them all back on error.
 
-    SQL needs this: without a commit nothing reaches the database, and a failure halfway
-    must not leave the session holding a partial change for the next event.  Redis and
+    SQL needs this: outside pyramid_tm nothing commits pypicloud's session, and a failure
+    halfway must not leave the session holding a partial change for the next event.  We
+    commit the session itself, as pypicloud does outside a request
+    (``SQLCache.reload_if_needed``): it takes whatever the session began earlier too, and
+    pypicloud's own ``clear_all`` may roll the same session back in the middle of a block.
+    A cache built with a request belongs to ``request.tm`` and is left to it.  Redis and
     DynamoDB write immediately, so for them this does nothing.
     """
     if backend_of(cache) != "sql" or getattr(cache, "request", None) is not None:
         yield
         return
-    import zope.sqlalchemy
-
-    manager = _transaction_manager(cache)
-    manager.begin()
-    # zope.sqlalchemy joins a session when its SQL transaction *begins*; one that began
-    # earlier (a read before this block, before we ever registered) would stay outside
-    # and its writes would be silently dropped.  Joining explicitly closes that gap.
-    zope.sqlalchemy.mark_changed(cache.db, transaction_manager=manager)
+    session = cache.db
     try:
         yield
-        manager.commit()
+        session.commit()
     except BaseException:
         # Also after a failed commit: the session must not carry the half-done
         # change into the next key.
-        manager.abort()
+        session.rollback()
         raise
 
 
@@ -194,11 +169,10 @@ def save_package(cache: ICache, package: Package) -> None:
 def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
     """Remove the cache entry for ``filename``; returns what happened.
 
-    The cached entry is fetched first because pypicloud's ``clear`` needs the real one
-    (SQL deletes the persistent row; Redis and DynamoDB need the package's *name* to keep
-    their per-name indexes right), and a name guessed from the filename can be wrong.
-    When ``key`` is given and the entry records a different S3 path, the entry belongs to
-    another object with the same filename and is kept.
+    The stored entry decides, not a name guessed from the filename (which can be wrong):
+    Redis and DynamoDB need the package's real *name* to keep their per-name indexes
+    right.  When ``key`` is given and the entry records a different S3 path, the entry
+    belongs to another object with the same filename and is kept.
 
     Returns ``"cleared"``, ``"absent"`` (nothing cached) or ``"other-path"``.
     """
@@ -207,14 +181,55 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
         return _clear_dynamo(cache, filename, key)
     if backend == "redis":
         return _clear_redis(cache, filename, key)
-    existing = cache.fetch(filename)
-    if existing is None:
+    return _clear_sql(cache, filename, key)
+
+
+def _clear_sql(cache: ICache, filename: str, key: str | None) -> str:
+    """``clear_filename`` for SQL: usually one DELETE whose condition is the path check.
+
+    The row holds no index elsewhere, so a DELETE by primary key (as pypicloud's own
+    graceful reload does) removes what ``fetch`` + ``clear`` would.  Putting the path
+    check into the DELETE saves the read before it: that read was the one round trip
+    per delete the handler made beyond the least possible.  The condition only deletes
+    a row that records ``key`` or no path at all, which the check below would delete
+    too; when it deletes nothing, pypicloud's ``fetch`` and that check decide.
+    """
+    dialect = cache.db.get_bind().dialect.name
+    if key is not None and dialect in _JSON_DIALECTS:
+        deleted = cache.db.execute(_path_checked_delete(dialect),
+                                   {"filename": filename, "key": key})
+        if deleted.rowcount:
+            return "cleared"
+    stored = cache.fetch(filename)
+    if stored is None:
         return "absent"
-    path = (existing.data or {}).get("path")
-    if key is not None and path and path != key:
+    recorded = (stored.data or {}).get("path")
+    if key is not None and recorded and recorded != key:
         return "other-path"
-    cache.clear(existing)
+    cache.clear(stored)
     return "cleared"
+
+
+#: SQL dialects whose JSON functions SQLAlchemy can compile against pypicloud's text column.
+_JSON_DIALECTS = frozenset({"postgresql", "mysql", "sqlite"})
+
+
+@functools.cache
+def _path_checked_delete(dialect: str) -> Any:
+    """DELETE the row of ``:filename`` if it records ``:key`` or no path; built once."""
+    from pypicloud.cache.sql import SQLPackage
+    from sqlalchemy import JSON, Text, bindparam, cast, column, delete, or_, type_coerce
+
+    # The column as plain text: pypicloud's JSONEncodedDict has no ``cache_ok``, so a
+    # statement naming it would be compiled anew on every delete.  PostgreSQL needs the
+    # text cast to json; MariaDB refuses CAST(... AS JSON) but its JSON functions read
+    # text as it is, and so do MySQL's and SQLite's.
+    data = column("data", Text)
+    as_json = cast(data, JSON) if dialect == "postgresql" else type_coerce(data, JSON)
+    path = as_json["path"].as_string()
+    table = SQLPackage.__table__
+    return delete(table).where(table.c.filename == bindparam("filename"),
+                               or_(path.is_(None), path == bindparam("key")))
 
 
 def _clear_redis(cache: ICache, filename: str, key: str | None) -> str:

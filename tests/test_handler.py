@@ -196,11 +196,16 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
     assert bucket.keys() == []
 
 
+@pytest.mark.parametrize(("recorded", "other"), [
+    ("a/omega/omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz"),
+    ('a/Ωmega "x" 50%_\\/omega-1.0.tar.gz', 'a/Ωmega "x" 50%_/omega-1.0.tar.gz'),
+], ids=["plain", "characters-json-escapes"])
 def test_clear_filename_keeps_an_entry_of_another_key(
-    aws: None, cache_backend: str, cache_settings: Any
+    aws: None, cache_backend: str, cache_settings: Any, recorded: str, other: str
 ) -> None:
     """A delete of key B must not remove the entry that records key A for the same
-    filename; a delete of key A removes it; a second delete finds nothing."""
+    filename; a delete of key A removes it; a second delete finds nothing.  Keys are
+    compared exactly, also where the stored JSON escapes them."""
     from pypicloud_s3sync.sync import clear_filename, committing, save_package
 
     from .pypicloud_app import build_cache
@@ -211,17 +216,14 @@ def test_clear_filename_keeps_an_entry_of_another_key(
     try:
         with committing(cache):
             save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
-                                                  path="a/omega/omega-1.0.tar.gz"))
+                                                  path=recorded))
         with committing(cache):
-            assert clear_filename(cache, "omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz") == \
-                "other-path"
+            assert clear_filename(cache, "omega-1.0.tar.gz", other) == "other-path"
         assert "omega-1.0.tar.gz" in cached(settings)
         with committing(cache):
-            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
-                "cleared"
+            assert clear_filename(cache, "omega-1.0.tar.gz", recorded) == "cleared"
         with committing(cache):
-            assert clear_filename(cache, "omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz") == \
-                "absent"
+            assert clear_filename(cache, "omega-1.0.tar.gz", recorded) == "absent"
         assert cached(settings) == {}
         assert cache.distinct() == [], "the package summary was left behind"
     finally:
