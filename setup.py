@@ -25,6 +25,8 @@ TEST_REQUIRES = [
     "build>=1",
     "wheel",
     "ruff",
+    # Checks the package's import rules (.importlinter): what the function may import.
+    "import-linter>=2",
     "sphinx>=7",
     # IAM policy linter; its AWS action tables ship inside the package (works offline).
     "parliament>=1.6",

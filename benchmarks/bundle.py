@@ -94,7 +94,7 @@ def handle(event, context):
     if os.environ.get("FLOOR_PYPICLOUD"):
         import importlib
 
-        from pypicloud_s3sync.cache_factory import defer_package_inits
+        from pypicloud_s3sync.backends import defer_package_inits
 
         defer_package_inits()
         for module in os.environ["FLOOR_PYPICLOUD"].split(","):
@@ -271,8 +271,8 @@ def main() -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from pypicloud_s3sync.bundle import build_bundle
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.bundle.builder import build_bundle
+    from pypicloud_s3sync.config import load_config
     from tests.pypicloud_app import build_cache, sdist_bytes
     from tests.services import REDIS_ADMIN, claim_redis_database
 

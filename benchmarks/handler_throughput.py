@@ -143,7 +143,7 @@ def run(label: str, invoke: Invoke, s3: Any, settings: dict[str, str],
 # -- the contenders -----------------------------------------------------------------------
 
 def ours(settings: dict[str, str]) -> Invoke:
-    from pypicloud_s3sync import handler
+    from pypicloud_s3sync.function import handler
 
     os.environ[handler.SETTINGS_VAR] = json.dumps({
         **settings, "storage.bucket": BUCKET, "storage.region_name": REGION})
@@ -209,7 +209,8 @@ def bench_backend(backend: str, n: int) -> dict[str, float | str]:
     import boto3
     from moto import mock_aws
 
-    from pypicloud_s3sync import compat, handler
+    from pypicloud_s3sync import compat
+    from pypicloud_s3sync.function import handler
 
     compat.apply()
     packages = max(n // 2, 1)

@@ -61,8 +61,8 @@ class World:
         from pypicloud.cache import get_cache_impl
         from pypicloud.util import EnvironSettings
 
-        from pypicloud_s3sync.reconcile import open_s3_client
-        from pypicloud_s3sync.settings import load_config
+        from pypicloud_s3sync.config import load_config
+        from pypicloud_s3sync.function.reconcile import open_s3_client
 
         base = {"pypi.storage": "s3", "storage.bucket": BUCKET, "storage.prefix": PREFIX,
                 "storage.region_name": REGION, **settings}
@@ -128,8 +128,8 @@ class World:
             self.cache.engine.save(items, overwrite=True)
 
     def count_cached(self) -> int:
-        from pypicloud_s3sync.reconcile import cached_entries
-        from pypicloud_s3sync.sync import committing
+        from pypicloud_s3sync.function.reconcile import cached_entries
+        from pypicloud_s3sync.function.sync import committing
 
         with committing(self.cache):
             return len(cached_entries(self.cache))
@@ -157,7 +157,7 @@ class Latency:
 
 
 def measure(step: Callable[[], Any], client: Any) -> tuple[float, int, Any]:
-    from pypicloud_s3sync.reconcile import S3CallCounter
+    from pypicloud_s3sync.function.reconcile import S3CallCounter
 
     counter = S3CallCounter(client)
     started = time.perf_counter()
@@ -173,7 +173,7 @@ def run_backend(backend: str, n: int, drift: int, workers: int,
                 latency: Latency) -> list[tuple[str, ...]]:
     from moto import mock_aws
 
-    from pypicloud_s3sync.reconcile import reconcile
+    from pypicloud_s3sync.function.reconcile import reconcile
 
     rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory() as tmp, mock_aws(), \
@@ -200,7 +200,7 @@ def run_backend(backend: str, n: int, drift: int, workers: int,
                        pages.paginate(Bucket=BUCKET, Prefix=PREFIX))
 
         def theirs() -> None:
-            from pypicloud_s3sync.sync import committing
+            from pypicloud_s3sync.function.sync import committing
 
             with committing(world.cache):  # the SQL session now belongs to a manager
                 world.cache.reload_from_storage()

@@ -298,9 +298,13 @@ def simple_listing(region: Region) -> list[str]:
 
 
 def run(workdir: Path, say: Timeline) -> None:
-    from pypicloud_s3sync.bundle import build_bundle
-    from pypicloud_s3sync.localrun import LocalFunction, install_runtime_packages, unpack
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.bundle.builder import build_bundle
+    from pypicloud_s3sync.bundle.localrun import (
+        LocalFunction,
+        install_runtime_packages,
+        unpack,
+    )
+    from pypicloud_s3sync.config import load_config
 
     with moto_server(workdir) as endpoint:
         env = aws_env(endpoint)

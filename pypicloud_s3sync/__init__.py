@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .version import __version__
+
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "includeme"]
 
 
 def includeme(config: Configurator) -> None:
@@ -22,8 +24,8 @@ def includeme(config: Configurator) -> None:
     checked now so that a typo stops the server at startup, not at the first request.
     """
     from . import compat
-    from .admin import AdminSettings
-    from .views import add_views
+    from .admin.security import AdminSettings
+    from .admin.views import add_views
 
     compat.apply()
     add_views(config, AdminSettings.from_settings(config.get_settings()))

@@ -1,7 +1,7 @@
 """Console scripts: ``ppc-s3sync`` and the seed's stand-alone names.
 
 Every command takes pypicloud's own ini (``config.ini`` or ``config.ini#name``) and goes
-through :func:`pypicloud_s3sync.settings.load_config`.  Bad input ends with one line on
+through :func:`pypicloud_s3sync.config.load_config`.  Bad input ends with one line on
 stderr that says what to change, and exit status 2; nothing here prints a traceback for
 a mistake the user can fix.
 """
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 # every command's output; it says nothing the operator can act on.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
-from . import __version__  # noqa: E402 - after the filter, which must precede pyramid
-from .settings import ConfigError, PypicloudConfig, load_config  # noqa: E402
+from .config import ConfigError, PypicloudConfig, load_config  # noqa: E402
+from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
-    from .deploy import AwsClients, DeployOptions, Plan
+    from .provision.deploy import AwsClients, DeployOptions, Plan
 
 #: Exit status for a config or usage error the user can fix.
 EXIT_CONFIG = 2
@@ -44,7 +44,7 @@ def load(args: argparse.Namespace) -> PypicloudConfig:
 # -- bundle (issue 4) -------------------------------------------------------------------
 
 def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bundle import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
+    from .bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
 
     _config_argument(parser)
     parser.add_argument(
@@ -71,7 +71,7 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     import json
 
-    from .bundle import build_bundle, default_output
+    from .bundle.builder import build_bundle, default_output
 
     config = load(args)
     runtime = args.runtime if args.runtime.startswith("python") else f"python{args.runtime}"
@@ -126,7 +126,7 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _function_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags that describe the desired function: shared by create and status."""
-    from .deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
+    from .provision.deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
 
     group = parser.add_argument_group("function")
     group.add_argument("--runtime", choices=RUNTIMES,
@@ -171,7 +171,7 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions:
     """Ini settings (``s3sync.*``) first, then every flag the user gave."""
-    from .deploy import DeployOptions
+    from .provision.deploy import DeployOptions
 
     names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
@@ -201,7 +201,7 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     def wrapper(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from .deploy import ApplyError
+        from .provision.deploy import ApplyError
 
         command = getattr(args, "command", None)
         prog = f"ppc-s3sync {command}" if command else args.prog
@@ -221,7 +221,7 @@ def _plan_and_apply(args: argparse.Namespace,
                     make_plan: Callable[[PypicloudConfig, DeployOptions, AwsClients], Plan]
                     ) -> int:
     """Print the plan before anything changes; stop there on --dry-run or nothing to do."""
-    from .deploy import AwsClients, apply
+    from .provision.deploy import AwsClients, apply
 
     config = load(args)
     options = _options(args, config)
@@ -257,7 +257,7 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_create(args: argparse.Namespace) -> int:
-    from .deploy import plan_create
+    from .provision.deploy import plan_create
 
     return _plan_and_apply(args, lambda config, options, clients: plan_create(
         config, options, clients, progress=_progress))
@@ -272,7 +272,7 @@ def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_delete(args: argparse.Namespace) -> int:
-    from .deploy import plan_delete
+    from .provision.deploy import plan_delete
 
     return _plan_and_apply(args, plan_delete)
 
@@ -285,7 +285,7 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_status(args: argparse.Namespace) -> int:
-    from .deploy import AwsClients, status
+    from .provision.deploy import AwsClients, status
 
     config = load(args)
     options = _options(args, config)
@@ -357,7 +357,7 @@ class _ProgressBar:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from .reconcile import check_bucket, open_cache, open_s3_client, reconcile
+    from .function.reconcile import check_bucket, open_cache, open_s3_client, reconcile
 
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None

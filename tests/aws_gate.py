@@ -28,7 +28,7 @@ class Gate:
         self.held: list[str] = []
 
     def __call__(self, model: Any, **kwargs: Any) -> None:
-        from pypicloud_s3sync.deploy import is_mutating
+        from pypicloud_s3sync.provision.deploy import is_mutating
 
         if not threading.current_thread().name.startswith("s3sync-"):
             return

@@ -140,7 +140,7 @@ KNOWN_ROLES: dict[str, str] = {}
 
 
 def _role(name: str) -> str:
-    from pypicloud_s3sync.iam import ROLE_PATH
+    from pypicloud_s3sync.provision.iam import ROLE_PATH
 
     return KNOWN_ROLES.get(name) or f"arn:{PARTITION}:iam::{ACCOUNT}:role{ROLE_PATH}{name}"
 
@@ -316,7 +316,7 @@ def lint_config(tmp_path: Any, backend: str, *, bucket: str, region: str,
                 prefix: str) -> Any:
     """The smallest server config a generated policy depends on: a Redis cache (no
     tables) or a DynamoDB one (table grants)."""
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.config import load_config
 
     from .pypicloud_app import write_ini
 

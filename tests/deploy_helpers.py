@@ -11,8 +11,8 @@ from typing import Any
 
 import boto3
 
-from pypicloud_s3sync import deploy
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync.config import load_config
+from pypicloud_s3sync.provision import deploy
 
 from .pypicloud_app import write_ini
 

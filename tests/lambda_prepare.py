@@ -17,8 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
-from pypicloud_s3sync.bundle import Target, find_interpreter
-from pypicloud_s3sync.localrun import install_runtime_packages
+from pypicloud_s3sync.bundle.builder import Target, find_interpreter
+from pypicloud_s3sync.bundle.localrun import install_runtime_packages
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ("python3.11", "python3.12", "python3.13")
@@ -64,8 +64,8 @@ def make_plain_venv(venv: Path) -> Path:
 _BATCH = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
-from pypicloud_s3sync.bundle import build_bundle
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync.bundle.builder import build_bundle
+from pypicloud_s3sync.config import load_config
 for line in sys.stdin:
     job = json.loads(line)
     try:

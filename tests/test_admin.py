@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from pypicloud_s3sync.admin import (
+from pypicloud_s3sync.admin.security import (
     AdminSettings,
     Busy,
     normalise_origin,
@@ -20,8 +20,8 @@ from pypicloud_s3sync.admin import (
     scrub,
     secret_values,
 )
-from pypicloud_s3sync.settings import ConfigError
-from pypicloud_s3sync.views import error_for
+from pypicloud_s3sync.admin.views import error_for
+from pypicloud_s3sync.config import ConfigError
 
 
 def test_admin_settings_are_read_under_our_prefix_with_environment_overrides(monkeypatch):
@@ -82,7 +82,7 @@ def test_a_provisioning_in_another_worker_process_on_this_host_is_seen():
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
             import sys
-            from pypicloud_s3sync.admin import provisioning_lock
+            from pypicloud_s3sync.admin.security import provisioning_lock
             with provisioning_lock("bucket/multi-process"):
                 print("held", flush=True)
                 sys.stdin.read()
@@ -163,8 +163,8 @@ def test_aws_refusals_are_reported_as_upstream_errors_not_as_logins(aws):
 
 
 def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
-    bundle = pytest.importorskip("pypicloud_s3sync.bundle")
-    from pypicloud_s3sync.settings import load_config
+    bundle = pytest.importorskip("pypicloud_s3sync.bundle.builder")
+    from pypicloud_s3sync.config import load_config
 
     config = load_config({"pypi.storage": "s3", "storage.bucket": "packages",
                           "pypi.db": "redis", "db.url": "redis://cache:6379/0"})

@@ -20,8 +20,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from pypicloud_s3sync.localrun import unpack
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync.bundle.localrun import unpack
+from pypicloud_s3sync.config import load_config
 
 from .lambda_prepare import BACKENDS, SOURCES, TARGETS, Prepared, interpreter
 from .lambda_runtime_api import Outcome, RuntimeApi, start_function, stop_function

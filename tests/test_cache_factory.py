@@ -13,12 +13,7 @@ from pypicloud.cache.redis_cache import RedisCache
 from pypicloud.cache.sql import SQLCache
 from pypicloud.util import EnvironSettings
 
-from pypicloud_s3sync.cache_factory import (
-    BACKENDS,
-    backend_of,
-    cache_class,
-    defer_package_init,
-)
+from pypicloud_s3sync.backends import BACKENDS, backend_of, cache_class, defer_package_init
 
 
 def settings(db: str) -> EnvironSettings:
@@ -73,7 +68,8 @@ def test_a_missing_package_is_named() -> None:
 FRESH = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
-from pypicloud_s3sync.cache_factory import backend_of, defer_package_inits, open_cache
+from pypicloud_s3sync.backends import backend_of, defer_package_inits
+from pypicloud_s3sync.function.cache import open_cache
 
 defer_package_inits()
 from pypicloud.util import EnvironSettings

@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from pypicloud_s3sync import deploy, iam, notifications
-from pypicloud_s3sync.settings import ConfigError
+from pypicloud_s3sync.config import ConfigError
+from pypicloud_s3sync.provision import deploy, iam, notifications
 
 from . import moto_gaps
 from .deploy_helpers import (
@@ -207,7 +207,7 @@ def test_sqlite_cache_is_warned_about(bucket, tmp_path, code):
 
 def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
         bucket, tmp_path, code, pypicloud_factory):
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.config import load_config
 
     # A real pypicloud with a namespaced DynamoDB cache creates its own tables.
     server = pypicloud_factory(cache="dynamo", bucket=BUCKET, prefix=PREFIX,
@@ -627,8 +627,8 @@ def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):
     """IAM is global: the second region's create must not rewrite the first one's role."""
     import boto3
 
-    from pypicloud_s3sync import deploy
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.config import load_config
+    from pypicloud_s3sync.provision import deploy
 
     def region_config(region: str, bucket: str):
         boto3.client("s3", region_name=region).create_bucket(
@@ -782,7 +782,7 @@ def test_a_runtime_aws_is_retiring_is_refused_for_a_new_function_and_warned_abou
         bucket, tmp_path, code, monkeypatch):
     import datetime
 
-    from pypicloud_s3sync import runtimes
+    from pypicloud_s3sync.bundle import runtimes
 
     config = make_config(tmp_path)
     monkeypatch.setattr(runtimes, "today", lambda: datetime.date(2027, 8, 1))

@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pypicloud_s3sync import iam, notifications
 from pypicloud_s3sync.cli import main
+from pypicloud_s3sync.provision import iam, notifications
 
 from . import moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REDIS, REGION, snapshot, write_zip
@@ -126,7 +126,7 @@ def test_missing_given_role_is_a_clear_error(setup, capsys):
 
 
 def test_aws_refusal_is_one_line_not_a_traceback(setup, capsys, monkeypatch):
-    from pypicloud_s3sync import deploy
+    from pypicloud_s3sync.provision import deploy
 
     config, bundle = setup
     monkeypatch.setattr(deploy, "ROLE_BACKOFF", ())  # no waiting for a role that never comes
@@ -220,8 +220,8 @@ def test_installed_scripts_against_a_moto_server(moto_server, tmp_path):
 def test_create_builds_the_real_bundle_and_rerun_with_force_skips_unchanged_code(
         setup, capsys):
     """No --bundle: the command builds the zip; reproducible builds make -f a no-op."""
-    from pypicloud_s3sync.bundle import build_bundle
-    from pypicloud_s3sync.settings import load_config
+    from pypicloud_s3sync.bundle.builder import build_bundle
+    from pypicloud_s3sync.config import load_config
 
     config, _ = setup
     assert main(["create", config]) == 0

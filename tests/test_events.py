@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pypicloud_s3sync.events import (
+from pypicloud_s3sync.function.events import (
     CREATED,
     REMOVED,
     decode_key,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pypicloud_s3sync import handler
+from pypicloud_s3sync.function import handler
 
 from .pypicloud_app import create_dynamo_tables
 from .sync_harness import SyncBucket, cached

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pypicloud_s3sync import handler
-from pypicloud_s3sync.sync import sync_key
+from pypicloud_s3sync.function import handler
+from pypicloud_s3sync.function.sync import sync_key
 
 from .sync_harness import SyncBucket, cached, deliver
 
@@ -206,7 +206,7 @@ def test_clear_filename_keeps_an_entry_of_another_key(
     """A delete of key B must not remove the entry that records key A for the same
     filename; a delete of key A removes it; a second delete finds nothing.  Keys are
     compared exactly, also where the stored JSON escapes them."""
-    from pypicloud_s3sync.sync import clear_filename, committing, save_package
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
 
     from .pypicloud_app import build_cache
     from .sync_harness import close_cache
@@ -237,7 +237,7 @@ def test_clear_filename_clears_entries_the_key_does_not_describe(
 ) -> None:
     """An entry whose project name is not the key's folder (uploaded by another tool),
     or that records no path (older pypicloud), is still cleared, summary and all."""
-    from pypicloud_s3sync.sync import clear_filename, committing, save_package
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
 
     from .pypicloud_app import build_cache
     from .sync_harness import close_cache
@@ -264,7 +264,7 @@ def test_writes_commit_even_when_the_session_read_before_the_block(tmp_path):
     used must still commit the block's writes: nothing may be lost silently."""
     from datetime import UTC, datetime
 
-    from pypicloud_s3sync.sync import committing, save_package
+    from pypicloud_s3sync.function.sync import committing, save_package
 
     from .pypicloud_app import build_cache
 

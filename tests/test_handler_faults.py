@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pypicloud_s3sync import handler
+from pypicloud_s3sync.function import handler
 
 from .pypicloud_app import create_dynamo_tables
 from .sync_harness import SyncBucket, cached, deliver

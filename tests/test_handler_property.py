@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pypicloud_s3sync import handler
+from pypicloud_s3sync.function import handler
 
 from .sync_harness import SyncBucket, cached
 

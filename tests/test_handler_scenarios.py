@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pypicloud_s3sync import handler
+from pypicloud_s3sync.function import handler
 
 from .sync_harness import SyncBucket, cached, deliver
 

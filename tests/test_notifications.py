@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pypicloud_s3sync import notifications
+from pypicloud_s3sync.provision import notifications
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:sync"
 QUEUE = "arn:aws:sqs:us-east-1:123456789012:q"

@@ -19,9 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pypicloud_s3sync import iam
 from pypicloud_s3sync.cli import main
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync.config import load_config
+from pypicloud_s3sync.provision import iam
 
 from . import aws_trace, moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REGION, write_zip

@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from pypicloud_s3sync import cli
-from pypicloud_s3sync.reconcile import cached_entries, open_cache, reconcile
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync.config import load_config
+from pypicloud_s3sync.function.reconcile import cached_entries, open_cache, reconcile
 
 BUCKET = "packages"
 
@@ -282,7 +282,7 @@ SCHEDULED_EVENT = {
 
 @pytest.fixture
 def handler(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from pypicloud_s3sync import handler as module
+    from pypicloud_s3sync.function import handler as module
 
     module.reset()
     yield module

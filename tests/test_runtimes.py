@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from pypicloud_s3sync.runtimes import RUNTIMES, SCHEDULE, RuntimeRetired, check_runtime
+from pypicloud_s3sync.bundle.runtimes import RUNTIMES, SCHEDULE, RuntimeRetired, check_runtime
 
 
 def day(text: str) -> datetime.date:

@@ -17,9 +17,10 @@ from typing import Any
 import boto3
 import pytest
 
-from pypicloud_s3sync import cli, deploy
-from pypicloud_s3sync.schedule import schedule_rule_name
-from pypicloud_s3sync.settings import load_config
+from pypicloud_s3sync import cli
+from pypicloud_s3sync.config import load_config
+from pypicloud_s3sync.provision import deploy
+from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from . import moto_gaps
 from .deploy_helpers import REGION, write_zip
@@ -30,7 +31,7 @@ FUNCTION = "pypicloud_s3_sync"
 
 @pytest.fixture
 def handler() -> Any:
-    from pypicloud_s3sync import handler as module
+    from pypicloud_s3sync.function import handler as module
 
     module.reset()
     yield module

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pypicloud_s3sync.settings import ConfigError, load_config
+from pypicloud_s3sync.config import ConfigError, load_config
 
 
 def write(tmp_path, body: str, name: str = "config.ini"):

@@ -336,7 +336,7 @@ def test_building_the_zip_on_the_server_does_not_hold_the_worker(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """No ``s3sync.bundle``: the server builds the zip itself (cold cache, the slow case)."""
-    pytest.importorskip("pypicloud_s3sync.bundle")
+    pytest.importorskip("pypicloud_s3sync.bundle.builder")
     import sys
 
     monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "bundle-cache"))

@@ -8,7 +8,7 @@ entry; on a large index that is minutes of S3 calls to learn that nothing change
 This module compares names instead of contents: one paginated listing of the bucket
 under ``storage.prefix`` against the cache's filenames, read in bulk per backend.  Only
 the difference costs per-object calls, and those go through the same per-object step
-as the Lambda handler (:func:`pypicloud_s3sync.sync.read_package`), so a key ends up in
+as the Lambda handler (:func:`pypicloud_s3sync.function.sync.read_package`), so a key ends up in
 the same cache state whichever path noticed it.  ``deep`` additionally re-reads every
 object's metadata, for when objects were overwritten behind the cache's back.
 
@@ -31,8 +31,9 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import cache_factory
-from .settings import SyncTarget
+from ..backends import backend_of
+from ..config import SyncTarget
+from .cache import open_cache as _open_cache
 from .sync import (
     clear_filename,
     committing,
@@ -146,7 +147,7 @@ def _generic_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
 
 def _entry_reader(cache: Any) -> Callable[[Any, bool], Iterator[CachedEntry]]:
     return {"sql": _sql_entries, "redis": _redis_entries,
-            "dynamo": _dynamo_entries}.get(cache_factory.backend_of(cache), _generic_entries)
+            "dynamo": _dynamo_entries}.get(backend_of(cache), _generic_entries)
 
 
 def cached_entries(cache: Any, *, full: bool = False) -> dict[str, CachedEntry]:
@@ -555,7 +556,7 @@ def check_bucket(s3_client: Any, target: SyncTarget) -> None:
     """
     from botocore.exceptions import ClientError
 
-    from .settings import ConfigError
+    from ..config import ConfigError
 
     try:
         s3_client.head_bucket(Bucket=target.bucket)
@@ -582,10 +583,10 @@ def open_cache(settings: Any) -> Any:
     which parses ``storage.*`` as pypicloud does and makes no AWS call (not even the
     bucket HEAD-or-create of pypicloud's S3 storage).
     """
-    from . import compat
+    from .. import compat
 
     compat.apply()
-    return cache_factory.open_cache(settings)
+    return _open_cache(settings)
 
 
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------

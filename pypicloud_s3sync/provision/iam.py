@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from .settings import PypicloudConfig
+from ..config import PypicloudConfig
 
 POLICY_VERSION = "2012-10-17"
 #: Roles we create live under this path, so an operator can list them at a glance.
@@ -281,7 +281,7 @@ def _dynamo_statements(config: PypicloudConfig, account: str, region: str,
     """The cache's two tables and the package table's index, each for what it needs.
 
     No ``dynamodb:*`` on ``"*"``: the function never lists or creates tables (see
-    :func:`.cache_factory.configure_checking_tables`).
+    :func:`pypicloud_s3sync.function.cache.configure_checking_tables`).
     """
     db_region = config.settings.get("db.region_name") or region
     packages, summaries = (

@@ -1,4 +1,4 @@
-"""pypicloud's cache class and its ``configure()``, without pypicloud's web application.
+"""Which pypicloud cache class ``pypi.db`` names, importing no other backend.
 
 pypicloud picks the cache class in ``pypicloud.cache.get_cache_impl``, but the package
 that defines it imports the SQL backend (SQLAlchemy) whatever ``pypi.db`` says, and the
@@ -6,8 +6,8 @@ top-level ``pypicloud`` package imports the web application (pyramid's Configura
 beaker sessions, requests).  The Lambda function needs neither: they cost a Redis or
 DynamoDB function 0.15-0.35 s of its cold start (measured: 0.71 -> 0.56 s, 0.99 -> 0.65 s)
 and SQLAlchemy made up a quarter of those bundles.  So this module names the class by the
-module that defines it, imports only that module, and then configures the cache through
-pypicloud's own ``configure()`` classmethods, exactly as the server does.
+module that defines it and imports only that module.  Both the config reader and the
+function need that answer, so it sits below both.
 
 :func:`defer_package_inits` is for a process that is the function's alone: it registers
 those two packages without running their ``__init__`` until something asks for a name
@@ -16,12 +16,9 @@ that only the ``__init__`` defines, so nothing that wants the whole of pypicloud
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import sys
-import threading
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -103,90 +100,5 @@ def backend_of(cache: Any) -> str | None:
     return None
 
 
-def open_cache(settings: Any) -> Any:
-    """pypicloud's cache for these settings, configured by its own ``configure()``.
-
-    ``ICache.configure`` also builds a storage, and pypicloud's S3 storage HEADs the
-    bucket and creates it when it is missing; the cache gets
-    :class:`~pypicloud_s3sync.offline_storage.OfflineS3Storage` instead, which reads
-    ``storage.*`` the same way and makes no AWS call.  The settings are cloned because
-    ``configure`` pops keys.  A DynamoDB cache is configured without creating its tables
-    (see :func:`configure_checking_tables`): it checks that they exist.
-    """
-    from .offline_storage import DOTTED_NAME
-
-    cache_settings = settings.clone()
-    cache_settings["pypi.storage"] = DOTTED_NAME
-    cls = cache_class(cache_settings)
-    if backend_of(cls) == "dynamo":
-        return cls(**configure_checking_tables(cls, cache_settings))
-    return cls(**cls.configure(cache_settings))
-
-
-# -- DynamoDB: pypicloud's configure without its table creation ---------------------------
-#
-# pypicloud's DynamoCache.configure ends with flywheel's ``engine.create_schema()``,
-# which lists every table in the account (``dynamodb:ListTables``, grantable only on
-# "*") and creates the missing ones.  The sync must do neither: the tables are the
-# server's, the function's role would need account-wide DynamoDB rights, and a function
-# that quietly created empty tables under a mistyped ``db.namespace`` would sync into
-# nowhere.  So configure runs as pypicloud wrote it (settings, ``db.tablenames``, the
-# connection, model registration) and only its last step becomes one DescribeTable per
-# table, which the role grants on exactly those tables.
-
-#: configure swaps a module global of pypicloud's for the duration of one call.
-_ENGINE_LOCK = threading.Lock()
-
-
-def check_tables(engine: Any) -> list[str]:
-    """DescribeTable for each registered model's table; ConfigError if one is missing.
-
-    Returns the table names checked.  Errors other than "not found" (access denied,
-    throttling) propagate as DynamoDB reported them.
-    """
-    from .settings import ConfigError
-
-    names = []
-    for model in engine.models.values():
-        name = model.meta_.ddb_tablename(engine.namespace)
-        if engine.dynamo.describe_table(name) is None:
-            raise ConfigError(
-                f"DynamoDB table {name} does not exist (pypi.db = dynamo); the sync never "
-                "creates tables: start the pypicloud server once with this config (it "
-                "creates them), or point db.tablenames / db.namespace at the existing ones"
-            )
-        names.append(name)
-    return names
-
-
-@contextlib.contextmanager
-def _checking_engine() -> Iterator[None]:
-    import pypicloud.cache.dynamo as dynamo_cache
-
-    engine_class = dynamo_cache.Engine
-
-    class CheckingEngine(engine_class):  # type: ignore[misc, valid-type]
-        """flywheel's Engine whose ``create_schema`` only checks that the tables exist."""
-
-        def create_schema(self, *args: Any, **kwargs: Any) -> list[str]:  # noqa: ARG002
-            check_tables(self)
-            return []
-
-    with _ENGINE_LOCK:
-        dynamo_cache.Engine = CheckingEngine
-        try:
-            yield
-        finally:
-            dynamo_cache.Engine = engine_class
-
-
-def configure_checking_tables(cache_class: type, settings: Any) -> dict[str, Any]:
-    """``cache_class.configure(settings)`` for a DynamoDB cache, checking its tables
-    instead of creating them."""
-    with _checking_engine():
-        return cache_class.configure(settings)
-
-
-__all__ = ["BACKENDS", "backend_of", "cache_class", "check_tables",
-           "configure_checking_tables", "defer_package_init", "defer_package_inits",
-           "open_cache"]
+__all__ = ["BACKENDS", "backend_of", "cache_class", "defer_package_init",
+           "defer_package_inits"]

@@ -173,9 +173,9 @@ def read_target(settings: EnvironSettings) -> SyncTarget:
 def cache_backend(settings: EnvironSettings) -> str:
     """Resolve ``pypi.db`` as pypicloud's ``get_cache_impl`` does; returns sql, redis or dynamo.
 
-    Only the configured backend's module is imported (see :mod:`.cache_factory`).
+    Only the configured backend's module is imported (see :mod:`.backends`).
     """
-    from .cache_factory import backend_of, cache_class
+    from .backends import backend_of, cache_class
 
     name = settings.get("pypi.db", "sql")
     try:
@@ -227,7 +227,7 @@ BACKEND_CLIENTS = {
 
 def _missing_client(name: str, exc: ImportError) -> tuple[str, str] | None:
     """(library, extra) when ``exc`` says a backend's client library is not installed."""
-    from .cache_factory import BACKENDS
+    from .backends import BACKENDS
 
     clients = BACKEND_CLIENTS.get(name)
     # pypicloud re-raises some as its own ImportError ("You must 'pip install flywheel'"):

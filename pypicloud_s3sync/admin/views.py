@@ -14,8 +14,8 @@ lacks and a mutating endpoint that talks to AWS needs:
 * Errors as JSON with a status that says whose problem it is, and no secret in any
   answer or log line.
 
-All real work is the CLI's code: :mod:`pypicloud_s3sync.deploy` plans and applies, and
-``POST /admin/s3sync/reconcile`` runs :func:`pypicloud_s3sync.reconcile.reconcile` under
+All real work is the CLI's code: :mod:`pypicloud_s3sync.provision.deploy` plans and applies, and
+``POST /admin/s3sync/reconcile`` runs :func:`pypicloud_s3sync.function.reconcile.reconcile` under
 the same guards (it writes the cache), with ``GET`` on the same URL to poll it.
 """
 
@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.request import Request
 
-from .admin import AdminSettings, Busy, provisioning_lock, scrub, secret_values
-from .settings import ConfigError, PypicloudConfig, load_config
+from ..config import ConfigError, PypicloudConfig, load_config
+from .security import AdminSettings, Busy, provisioning_lock, scrub, secret_values
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -156,7 +156,7 @@ def check_same_origin(request: Request, settings: AdminSettings) -> None:
     """
     from urllib.parse import urlsplit
 
-    from .admin import normalise_origin
+    from .security import normalise_origin
 
     origin = request.headers.get("Origin")
     if origin is not None:
@@ -260,7 +260,7 @@ def error_for(exc: BaseException) -> ApiError:
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .deploy import ApplyError, DeployError
+    from ..provision.deploy import ApplyError, DeployError
 
     if isinstance(exc, ApiError):
         return exc
@@ -291,7 +291,7 @@ def error_for(exc: BaseException) -> ApiError:
 
 def _is_bundle_error(exc: BaseException) -> bool:
     try:
-        from .bundle import BundleError
+        from ..bundle.builder import BundleError
     except ImportError:
         return False
     return isinstance(exc, BundleError)
@@ -356,14 +356,14 @@ def server_session(config: PypicloudConfig) -> Any:
 
 
 def _planner_inputs(config: PypicloudConfig, **overrides: Any) -> tuple[Any, Any]:
-    from .deploy import AwsClients, DeployOptions
+    from ..provision.deploy import AwsClients, DeployOptions
 
     options = DeployOptions.from_config(config, **overrides)
     return options, AwsClients.from_config(config, options, session=server_session(config))
 
 
 def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
-    from .deploy import status
+    from ..provision.deploy import status
 
     options, clients = _planner_inputs(config)
     return status(config, options, clients, progress=progress).to_json()
@@ -371,7 +371,7 @@ def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[st
 
 def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
     """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do, step for step."""
-    from .deploy import ApplyError, apply, plan_create, plan_delete
+    from ..provision.deploy import ApplyError, apply, plan_create, plan_delete
 
     if op.action == RECONCILE:
         _reconcile(config, op, deep=bool(overrides.get("deep")))
@@ -399,7 +399,7 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     request: the work outlives the request when it takes longer than the bounded wait,
     and a request's cache session ends with its request.
     """
-    from .reconcile import check_bucket, open_cache, open_s3_client, reconcile
+    from ..function.reconcile import check_bucket, open_cache, open_s3_client, reconcile
 
     s3_client = open_s3_client(config.settings, config.target)
     check_bucket(s3_client, config.target)

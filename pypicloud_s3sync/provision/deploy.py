@@ -40,9 +40,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, HANDLER, MAX_ZIPPED, RUNTIMES
+from ..bundle.runtimes import RuntimeRetired, check_runtime
+from ..config import ConfigError, PypicloudConfig
 from . import iam
 from .actual import _error_code, read_actual
-from .bundle import ARCHITECTURES, DEFAULT_RUNTIME, HANDLER, MAX_ZIPPED, RUNTIMES
 from .plan import (
     ENV_VAR,
     ApplyError,
@@ -61,9 +63,7 @@ from .planner import (
     function_environment,
     rule_name,
 )
-from .runtimes import RuntimeRetired, check_runtime
 from .schedule import schedule_expression, schedule_rule_name
-from .settings import ConfigError, PypicloudConfig
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_RUNTIME", "DELIVERIES", "ENV_VAR", "HANDLER", "RUNTIMES",
@@ -320,7 +320,7 @@ def _resolve_code(code: CodeSource, config: PypicloudConfig, options: DeployOpti
     if code is None and options.bundle:
         code = ZipBundle.from_path(options.bundle, options.runtime, options.arch)
     if code is None:
-        from .bundle import build_bundle
+        from ..bundle.builder import build_bundle
 
         code = build_bundle(config, runtime=options.runtime, arch=options.arch,
                             progress=progress)

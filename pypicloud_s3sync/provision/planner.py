@@ -3,7 +3,7 @@
 :class:`Planner` walks the resources in dependency order (role, function, async
 settings, permissions, delivery) and for each one records a status row and, when the
 two sides differ, the call that fixes it.  ``plan_create``, ``plan_delete`` and
-``status`` in :mod:`pypicloud_s3sync.deploy` are thin drivers around it.
+``status`` in :mod:`pypicloud_s3sync.provision.deploy` are thin drivers around it.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..bundle.builder import HANDLER
 from . import iam, notifications
 from .actual import Actual, _read, _tags
-from .bundle import HANDLER
 from .plan import ENV_VAR, CodeArtifact, DeployError, ResourceStatus, Step
 from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:
+    from ..config import PypicloudConfig
     from .deploy import AwsClients, DeployOptions
-    from .settings import PypicloudConfig
 
 DESCRIPTION = "pypicloud-s3sync: applies S3 package events to the pypicloud cache"
 #: Our EventBridge rule's target Id.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .settings import ConfigError, redact_url
+from ..config import ConfigError, redact_url
 
 #: The function's one environment variable of ours (shown parsed, URLs redacted).
 ENV_VAR = "PYPICLOUD_SETTINGS"

@@ -4,7 +4,7 @@
 pypicloud's ``ICache.configure`` always builds a storage through it.  The Lambda function
 never uses that storage object (it reads S3 through its own client), must never create
 buckets, and in the seed's contract has no bucket name at all, so the cache gets this
-subclass instead (see :func:`pypicloud_s3sync.cache_factory.open_cache`): the same
+subclass instead (see :func:`pypicloud_s3sync.function.cache.open_cache`): the same
 parsing of ``storage.*`` (prefix, hash layout, region...), minus the network.  Imported
 only at bootstrap, because it imports pypicloud.
 """

@@ -1,6 +1,6 @@
 """What the admin endpoint needs besides the planner: its settings, the lock, secrets.
 
-Kept apart from :mod:`pypicloud_s3sync.views` so that the request handling there reads
+Kept apart from :mod:`pypicloud_s3sync.admin.views` so that the request handling there reads
 as the HTTP contract (who may call, what comes back) and the mechanics live here.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from .settings import PREFIX
+from ..config import PREFIX
 
 #: How long a POST/DELETE waits for the planner before answering 202 (seconds).
 DEFAULT_WAIT_SECONDS = 20.0
@@ -39,7 +39,7 @@ class AdminSettings:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AdminSettings:
         """Read ``s3sync.admin.wait`` and ``s3sync.admin.allowed_origins``."""
-        from .settings import ConfigError, load_settings
+        from ..config import ConfigError, load_settings
 
         env_settings = load_settings(settings)
         raw_wait = env_settings.get(PREFIX + "admin.wait", DEFAULT_WAIT_SECONDS)

@@ -2,7 +2,7 @@
 
 What goes in is decided by experiment, not by reading requirements: the handler's
 modules and the configured cache backend are imported in a bare interpreter that grows
-only by the files each failing import asks for (:mod:`._bundle_probe`).  pypicloud's
+only by the files each failing import asks for (:mod:`.probe`).  pypicloud's
 declared dependencies include a web stack, optional cache clients and C extensions the
 function never touches; the probe leaves them out, and it leaves out every optional
 import (Redis for a DynamoDB cache, greenlet for SQLAlchemy...).
@@ -16,6 +16,7 @@ same bytes (and the same ``CodeSha256``); finished zips are cached by their inpu
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import json
@@ -31,9 +32,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from ..config import ConfigError, PypicloudConfig
+from ..version import __version__
 from .runtimes import RUNTIMES, RuntimeRetired, check_runtime
-from .settings import ConfigError, PypicloudConfig
 
 #: The newest runtime we support: the longest-lived choice for a new function.
 DEFAULT_RUNTIME = RUNTIMES[-1]
@@ -185,7 +186,7 @@ def _write_atomic(path: Path, data: bytes | str) -> None:
 
 # -- what the function imports ------------------------------------------------------------
 
-OWN_PACKAGE = Path(__file__).resolve().parent
+OWN_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def _site_dirs() -> list[str]:
@@ -198,25 +199,72 @@ def _site_dirs() -> list[str]:
     return dirs
 
 
-#: Our modules the function runs: the handler and everything it imports, eagerly or
-#: later (a scheduled reconcile).  The commands, the planner, the admin views and this
-#: builder stay on the server; they would only add to the zip and the cold start.
-FUNCTION_MODULES = ("__init__", "cache_factory", "compat", "events", "function_imports",
-                    "handler", "offline_storage", "reconcile", "settings", "sync")
+#: What the function runs of ours: the handler's package, plus the handler string that
+#: deployed functions name.  Everything else of ours it needs is found by following their
+#: imports, so the commands, the planner, the admin views and this builder stay on the
+#: server (the import contract in setup.cfg keeps the function package from reaching
+#: them), and a module added to the function ships without anyone listing it.
+FUNCTION_ROOTS = ("function", "handler.py")
 
 
 def _own_files() -> list[Path]:
     """The modules of ours that go into the zip (and key its cache)."""
-    return sorted(path for name in FUNCTION_MODULES
-                  if (path := OWN_PACKAGE / f"{name}.py").exists())
+    queue = [path for root in FUNCTION_ROOTS for path in
+             ((OWN_PACKAGE / root).rglob("*.py") if (OWN_PACKAGE / root).is_dir()
+              else [OWN_PACKAGE / root])]
+    found: set[Path] = set()
+    while queue:
+        path = queue.pop()
+        if path in found or not path.is_file():
+            continue
+        found.add(path)
+        queue.extend(_own_imports(path))
+    # Package __init__ files make the modules importable: they ship with what they
+    # import when imported, but not what their functions import (the top one's
+    # includeme is the server plugin).
+    for path in list(found):
+        for parent in path.relative_to(OWN_PACKAGE).parents:
+            init = OWN_PACKAGE / parent / "__init__.py"
+            if init not in found:
+                found.add(init)
+                found.update(_own_imports(init, module_level_only=True))
+    return sorted(found)
+
+
+def _own_imports(path: Path, module_level_only: bool = False) -> list[Path]:
+    """Files of our package that ``path`` imports, at module level or inside functions."""
+    package = ".".join(path.relative_to(OWN_PACKAGE.parent).parent.parts)
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in tree.body if module_level_only else ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom | ast.Import):
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for name in names:
+            if name.split(".")[0] != OWN_PACKAGE.name or "." not in name:
+                continue
+            relative = Path(*name.split(".")[1:])
+            for candidate in (OWN_PACKAGE / relative.with_suffix(".py"),
+                              OWN_PACKAGE / relative / "__init__.py"):
+                if candidate.is_file():
+                    found.append(candidate)
+    return found
 
 
 def _probe_steps(config: PypicloudConfig) -> list[list[str]]:
     """What the function does on its first call, as far as imports go: the handler's
     bootstrap (``Runtime.from_settings``) step by step, so that the modules pypicloud's
     package inits would import, and the other cache backends, stay out of the zip."""
-    steps = [["call", "pypicloud_s3sync.cache_factory:defer_package_inits"],
-             ["call", "pypicloud_s3sync.function_imports:without_cloudfront_signing"],
+    steps = [["call", "pypicloud_s3sync.backends:defer_package_inits"],
+             ["call", "pypicloud_s3sync.function.imports:without_cloudfront_signing"],
              ["call", "pypicloud_s3sync.compat:apply", config.settings.get("pypi.db", "sql")],
              ["import", "pypicloud.storage.s3"]]
     backend = config.cache_backend
@@ -313,7 +361,7 @@ def _run_probe(steps: list[list[str]]) -> dict:
         request_file = os.path.join(tmp, "request.json")
         Path(request_file).write_text(json.dumps(request))
         proc = subprocess.run(
-            [sys.executable, "-I", "-S", str(OWN_PACKAGE / "_bundle_probe.py"), request_file],
+            [sys.executable, "-I", "-S", str(OWN_PACKAGE / "bundle" / "probe.py"), request_file],
             capture_output=True, text=True, check=False,
         )
     if proc.returncode != 0 or not proc.stdout.strip():
@@ -983,7 +1031,7 @@ def _verify(tree: Path, closure: Closure, python: str, scratch: Path) -> dict | 
     }
     request_file = scratch / "verify.json"
     request_file.write_text(json.dumps(request))
-    proc = subprocess.run([python, "-I", "-S", str(OWN_PACKAGE / "_bundle_probe.py"),
+    proc = subprocess.run([python, "-I", "-S", str(OWN_PACKAGE / "bundle" / "probe.py"),
                            str(request_file)], capture_output=True, text=True, check=False)
     shutil.rmtree(scratch / "runtime", ignore_errors=True)
     if proc.returncode != 0 or not proc.stdout.strip():

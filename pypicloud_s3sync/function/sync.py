@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pypicloud.util import ALL_EXTENSIONS
 
-from .cache_factory import backend_of
+from ..backends import backend_of
 
 if TYPE_CHECKING:
     from pypicloud.cache.base import ICache

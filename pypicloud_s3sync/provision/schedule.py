@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .settings import ConfigError
+from ..config import ConfigError
 
 #: Words that switch a schedule given in the ini off from the command line.
 OFF = ("off", "none", "never", "no", "false", "0")

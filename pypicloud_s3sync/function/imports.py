@@ -51,7 +51,7 @@ def without_cloudfront_signing() -> bool:
         return False
     names = ["cryptography", "cryptography.hazmat", *CLOUDFRONT_SIGNING_NAMES]
     for name in sorted(set(names), key=len):
-        module = ModuleType(name, "placeholder: see pypicloud_s3sync.function_imports")
+        module = ModuleType(name, "placeholder: see pypicloud_s3sync.function.imports")
         module.__path__ = []
         sys.modules[name] = module
         parent, _, child = name.rpartition(".")

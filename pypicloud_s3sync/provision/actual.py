@@ -16,8 +16,8 @@ from .plan import DeployError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..config import PypicloudConfig
     from .deploy import AwsClients, DeployOptions
-    from .settings import PypicloudConfig
 
 
 def _error_code(exc: Exception) -> str:

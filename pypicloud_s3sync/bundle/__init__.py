@@ -1,0 +1,1 @@
+"""Building the function's zip for a target Lambda runtime, and running it locally."""

@@ -1,0 +1,459 @@
+"""The Lambda entry point (deployed as ``pypicloud_s3sync.handler.handle_event``).
+
+The first invocation of a container builds a minimal pypicloud (the cache through
+pypicloud's own ``configure()``, see :mod:`.cache`, and one S3 client) from the
+``PYPICLOUD_SETTINGS`` environment variable; warm invocations reuse both, so an event
+costs one HEAD and one cache write.  Nothing is built at import time, which keeps the
+module importable (and testable) without settings.
+
+``PYPICLOUD_SETTINGS`` is a JSON object of pypicloud settings.  The smallest one that
+works is the original's contract, ``pypi.db`` plus the ``db.*`` keys: every record's own
+bucket is then read and no prefix is filtered.  ``storage.bucket``, ``storage.prefix``,
+``storage.region_name`` and ``storage.endpoint_url`` narrow and direct that when given.
+``PPC_*`` environment variables override settings exactly as in pypicloud (for example
+``PPC_DB_URL`` for a database URL that holds a password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import os
+import posixpath
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import compat
+from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
+
+#: The environment variable that carries the settings.
+SETTINGS_VAR = "PYPICLOUD_SETTINGS"
+
+#: Our own option (in PYPICLOUD_SETTINGS): seconds of HEAD-to-commit after which a write
+#: is verified with a second HEAD; "off" never verifies.
+VERIFY_OPTION = "s3sync.verify_after"
+
+LOG = logging.getLogger("pypicloud_s3sync.handler")
+
+
+class HandlerConfigError(ValueError):
+    """PYPICLOUD_SETTINGS cannot drive the function; the message says what to change."""
+
+
+class SyncError(RuntimeError):
+    """Applying one key failed because S3 or the cache failed; Lambda should retry."""
+
+    def __init__(self, bucket: str, key: str, cause: BaseException) -> None:
+        super().__init__(
+            f"could not sync s3://{bucket}/{key}: {type(cause).__name__}: {cause}"
+        )
+        self.bucket = bucket
+        self.key = key
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes bare lines to whatever ``sys.stdout`` is now: CloudWatch keeps them as is."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the sync
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    if any(isinstance(h, _StdoutHandler) for h in LOG.handlers):
+        return
+    handler = _StdoutHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(os.environ.get("PPC_S3SYNC_LOG_LEVEL", "INFO").upper())
+    LOG.propagate = False
+
+
+def log_line(**fields: Any) -> None:
+    """One JSON object per line, so CloudWatch Logs Insights can query the fields."""
+    if LOG.isEnabledFor(logging.INFO):
+        LOG.info(json.dumps({k: v for k, v in fields.items() if v is not None},
+                            sort_keys=True, default=str))
+
+
+# -- bootstrap ---------------------------------------------------------------------------
+
+
+def read_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings dict from ``PYPICLOUD_SETTINGS``, or an error naming the variable."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(SETTINGS_VAR)
+    if raw is None or not raw.strip():
+        raise HandlerConfigError(
+            f"{SETTINGS_VAR} is not set: give the function a JSON object of pypicloud "
+            'settings, at least {"pypi.db": ..., "db.url": ...}'
+        )
+    try:
+        loaded = json.loads(raw)
+    except ValueError as exc:
+        raise HandlerConfigError(f"{SETTINGS_VAR} is not valid JSON ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise HandlerConfigError(
+            f"{SETTINGS_VAR} must be a JSON object of settings, not {type(loaded).__name__}"
+        )
+    settings: dict[str, str] = {}
+    for key, value in loaded.items():
+        if isinstance(value, dict | list):
+            raise HandlerConfigError(
+                f"{SETTINGS_VAR}: {key} must be a string, as in pypicloud's ini"
+            )
+        if value is None:
+            continue
+        settings[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return settings
+
+
+def _storage_settings(settings: Any) -> dict[str, Any]:
+    """pypicloud's own reading of ``storage.*`` (prefix, region...), minus its bucket HEAD.
+
+    CloudFront only changes how the server hands out download URLs; the objects are in
+    S3 all the same, so the function treats ``cloudfront`` as ``s3``.
+    """
+    name = settings.get("pypi.storage", "s3")
+    if name not in ("s3", "cloudfront"):
+        raise HandlerConfigError(
+            f"{SETTINGS_VAR}: pypi.storage = {name}; the function reads packages from S3, "
+            "so leave it out or set it to s3"
+        )
+    from .offline_storage import OfflineS3Storage
+
+    return OfflineS3Storage.configure(settings)
+
+
+def _s3_client(settings: Any) -> Any:
+    """One S3 client, configured from ``storage.*`` as pypicloud's S3 storage would be."""
+    import boto3
+    from botocore.config import Config
+    from pyramid.settings import asbool
+
+    config = settings.get_as_dict(
+        "storage.", region_name=str, signature_version=str, connect_timeout=int,
+        read_timeout=int, max_pool_connections=int)
+    config["s3"] = settings.get_as_dict(
+        "storage.", addressing_style=str, use_accelerate_endpoint=asbool)
+    client_args = settings.get_as_dict(
+        "storage.", region_name=str, endpoint_url=str, aws_access_key_id=str,
+        aws_secret_access_key=str, aws_session_token=str, use_ssl=asbool)
+    return boto3.client("s3", config=Config(**config), **client_args)
+
+
+@dataclass
+class Runtime:
+    """What a warm container keeps between invocations."""
+
+    cache: Any
+    s3: Any
+    bucket: str | None
+    prefix: str
+    verify_after: float | None
+
+    @classmethod
+    def from_settings(cls, raw: Mapping[str, str],
+                      environ: Mapping[str, str] | None = None) -> Runtime:
+        """Build the cache with pypicloud's own factory, and the S3 client, once."""
+        # pyramid's pkg_resources import and requests' missing chardet warn at every cold
+        # start; neither is anything an operator reading CloudWatch can act on.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated",
+                                category=UserWarning)
+        warnings.filterwarnings("ignore", message="Unable to find acceptable character",
+                                module="requests")
+        # The container is the function's alone: pypicloud's web application and the
+        # other cache backends, which its package inits import, are never needed here.
+        from ..backends import defer_package_inits
+        from .cache import open_cache
+        from .imports import without_cloudfront_signing
+
+        defer_package_inits()
+        without_cloudfront_signing()
+        from pypicloud.util import EnvironSettings
+
+        from ..config import ConfigError, cache_backend
+
+        env = dict(os.environ if environ is None else environ)
+        settings = EnvironSettings(dict(raw), env)
+        compat.apply(settings.get("pypi.db", "sql"))
+        try:
+            cache_backend(settings)
+        except ConfigError as exc:
+            raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
+        storage_kwargs = _storage_settings(settings)
+        verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
+        # pypicloud's ICache.configure builds a storage; open_cache gives it one that makes
+        # no AWS call (see offline_storage) instead of HEADing, or even creating, the bucket.
+        cache = open_cache(settings)
+        return cls(
+            cache=cache,
+            s3=_s3_client(settings),
+            bucket=storage_kwargs.get("bucket") or None,
+            prefix=storage_kwargs.get("bucket_prefix") or "",
+            verify_after=verify_after,
+        )
+
+    def close(self) -> None:
+        """Give back database connections (a SQL engine keeps a pool open)."""
+        if hasattr(self.cache, "dbmaker"):
+            self.cache.db.close()
+            self.cache.dbmaker.kw["bind"].dispose()
+
+    def handle(self, event: Any) -> dict[str, Any] | None:
+        """Apply one invocation's event; see :func:`handle_event`."""
+        # Checked here, not by importing reconcile: most events are keys, and the first
+        # one of a cold start should not pay for a module only schedules use.
+        if is_scheduled_event(event):
+            return self.reconcile(event)
+        parsed = parse_event(event)
+        for skipped in parsed.skipped:
+            _log_skipped(skipped)
+        failed_messages: set[str] = set()
+        error: SyncError | None = None
+        for (bucket, key), records in iter_keys(parsed.records):
+            if error is not None:
+                # The backend just failed: do not wait for it once per remaining key.
+                failed_messages.update(r.message_id for r in records if r.message_id)
+                for record in records:
+                    _log_record(record, "failed", "not attempted after an earlier failure", 0)
+                continue
+            try:
+                self.apply(bucket, key, records)
+            except SyncError as exc:
+                error = exc
+                failed_messages.update(r.message_id for r in records if r.message_id)
+        if parsed.sqs_message_ids is not None:
+            if error is not None and failed_messages >= set(parsed.sqs_message_ids):
+                raise error
+            return {"batchItemFailures": [
+                {"itemIdentifier": mid} for mid in parsed.sqs_message_ids
+                if mid in failed_messages
+            ]}
+        if error is not None:
+            raise error
+        return None
+
+    def reconcile(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An EventBridge schedule's event: the same reconcile as ``ppc-s3sync reconcile``."""
+        from .reconcile import run_scheduled
+
+        if not self.bucket:
+            raise HandlerConfigError(
+                f"{SETTINGS_VAR}: a scheduled reconcile needs storage.bucket (the bucket to list)"
+            )
+        result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+        return _small_result(result)
+
+    def apply(self, bucket: str, key: str, records: list[Record]) -> None:
+        """Sync one key (all its records), logging one line per record."""
+        from .sync import is_package_key, sync_key
+
+        first = records[0]
+        started = time.perf_counter()
+        if self.bucket is not None and bucket != self.bucket:
+            reason = f"bucket {bucket} is not storage.bucket ({self.bucket})"
+            action = "skipped"
+        elif not is_package_key(key, self.prefix):
+            action = "skipped"
+            reason = (f"outside storage.prefix {self.prefix!r}" if not key.startswith(self.prefix)
+                      else "not a package file")
+        else:
+            try:
+                try:
+                    outcome = sync_key(self.cache, self.s3, bucket, key,
+                                       alt_keys=first.alt_keys,
+                                       verify_after=self.verify_after)
+                except Exception as exc:
+                    if not _stale_connection(exc):
+                        raise
+                    # A pooled SQL connection died while the container was frozen; the
+                    # pool has dropped it, so one more try runs on a fresh connection.
+                    outcome = sync_key(self.cache, self.s3, bucket, key,
+                                       alt_keys=first.alt_keys,
+                                       verify_after=self.verify_after)
+            except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
+                ms = (time.perf_counter() - started) * 1000
+                for record in records:
+                    _log_record(record, "failed", f"{type(exc).__name__}: {exc}", ms)
+                raise SyncError(bucket, key, exc) from exc
+            action, reason = outcome.action, outcome.reason
+            if outcome.key != key:
+                reason += f" (found as {outcome.key!r})"
+        ms = (time.perf_counter() - started) * 1000
+        for index, record in enumerate(records):
+            _log_record(record, action, reason if index == 0 else
+                        f"{reason} (same key as an earlier record; read once)", ms)
+
+
+#: Filenames per kind in a scheduled reconcile's return value.  A first reconcile of a
+#: large index would otherwise list every package file, towards Lambda's 6 MB limit on
+#: a response; the log lines carry every name.
+RESULT_NAMES = 100
+#: Filename lists in a reconcile report, and how many of the names left out of the
+#: return value one log line carries.
+_NAME_LISTS = ("added", "removed", "updated", "vanished", "not_packages")
+_NAMES_PER_LOG_LINE = 200
+
+
+def _small_result(result: dict[str, Any]) -> dict[str, Any]:
+    """Counts plus the first names of each kind; the names left out go to the log."""
+    small = {k: v for k, v in result.items() if k not in _NAME_LISTS and k != "duplicates"}
+    counts = {}
+    rest: dict[str, list[str]] = {}
+    for kind in _NAME_LISTS:
+        names = sorted(result.get(kind) or [])
+        counts[kind] = len(names)
+        small[kind] = names[:RESULT_NAMES]
+        rest[kind] = names[RESULT_NAMES:]
+    duplicates = sorted((result.get("duplicates") or {}).items())
+    counts["duplicates"] = len(duplicates)
+    small["duplicates"] = dict(duplicates[:RESULT_NAMES])
+    small["counts"] = counts
+    small["truncated"] = any(n > RESULT_NAMES for n in counts.values())
+    log_line(action="reconcile", **{k: v for k, v in small.items()
+                                    if k not in _NAME_LISTS and k not in ("duplicates",
+                                                                          "counts")},
+             added=counts["added"], removed=counts["removed"], updated=counts["updated"])
+    for kind, names in rest.items():
+        for start in range(0, len(names), _NAMES_PER_LOG_LINE):
+            log_line(action="reconcile-" + kind,
+                     filenames=names[start:start + _NAMES_PER_LOG_LINE])
+    if len(duplicates) > RESULT_NAMES:
+        log_line(action="reconcile-duplicates", duplicates=dict(duplicates[RESULT_NAMES:]))
+    return small
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """True for a SQL error that means "this pooled connection was dead" (now discarded)."""
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _verify_after(value: str | None) -> float | None:
+    from .sync import VERIFY_AFTER_SECONDS
+
+    if value is None or value == "":
+        return VERIFY_AFTER_SECONDS
+    if str(value).strip().lower() in ("off", "never", "false", "no"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise HandlerConfigError(
+            f"{SETTINGS_VAR}: {VERIFY_OPTION} = {value!r}; give seconds (e.g. 0.05) or off"
+        ) from exc
+    if seconds < 0:
+        raise HandlerConfigError(f"{SETTINGS_VAR}: {VERIFY_OPTION} must not be negative")
+    return seconds
+
+
+def _log_record(record: Record, action: str, reason: str, ms: float) -> None:
+    log_line(key=record.key, bucket=record.bucket, action=action, reason=reason,
+             ms=round(ms, 3), event=record.event_name, sequencer=record.sequencer,
+             message_id=record.message_id, filename=posixpath.basename(record.key))
+
+
+def _log_skipped(skipped: Skipped) -> None:
+    log_line(key=skipped.key, bucket=skipped.bucket, action="skipped", reason=skipped.reason,
+             ms=0, event=skipped.event_name, message_id=skipped.message_id)
+
+
+# -- the entry point ------------------------------------------------------------------------
+
+_RUNTIME: Runtime | None = None
+_FROZEN = False
+
+
+@contextlib.contextmanager
+def _bootstrapping() -> Iterator[None]:
+    """No cyclic garbage collection while the bootstrap imports; then freeze what it made.
+
+    The imports create some 165,000 objects (modules, classes, functions) and almost no
+    garbage (about 700 objects for a SQL cache).  The collector would walk them several
+    times along the way, a fifth of a cold start, and on every full collection after it
+    as well, although they live as long as the container.  ``gc.freeze`` (once per
+    process) moves them out of its sight.
+    """
+    global _FROZEN
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+    if not _FROZEN:
+        gc.freeze()
+        _FROZEN = True
+
+
+def runtime() -> Runtime:
+    """The warm runtime, built on first use from ``PYPICLOUD_SETTINGS``.
+
+    A failed bootstrap is not remembered, so the next invocation tries again (a database
+    that was briefly unreachable must not poison the container).
+    """
+    global _RUNTIME
+    if _RUNTIME is None:
+        _setup_logging()
+        with _bootstrapping():
+            _RUNTIME = Runtime.from_settings(read_settings())
+    return _RUNTIME
+
+
+def reset() -> None:
+    """Forget the warm runtime, closing its connections (tests, benchmarks)."""
+    global _RUNTIME
+    if _RUNTIME is not None:
+        _RUNTIME.close()
+    _RUNTIME = None
+
+
+def handle_event(event: Any, context: Any = None) -> dict[str, Any] | None:
+    """Lambda handler: apply S3 object events to this region's pypicloud cache.
+
+    Returns ``{"batchItemFailures": [...]}`` for SQS batches (naming the messages whose
+    keys failed; raises if all of them failed) and None otherwise.  A failure of S3 or
+    the cache raises :class:`SyncError` naming the key, so Lambda retries the event.
+    """
+    return runtime().handle(event)
+
+
+def _bootstrap_during_init() -> None:
+    """Under Lambda's runtime, build the warm runtime while the handler module loads.
+
+    Lambda imports the handler in its init phase, before the first event: a bootstrap
+    done there is reported, when it fails, as an init error
+    (``Runtime.InitError``/our exception's type, with its message) instead of failing
+    every event the same way, and its time is not added to the first event's.  A
+    failed init is retried by Lambda on the next invocation, so a database that was
+    briefly down does not poison the container.  Outside Lambda (no
+    ``AWS_LAMBDA_RUNTIME_API``: tests, the local runner) the module stays importable
+    without settings and bootstraps on first use.
+    """
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        runtime()
+
+
+_bootstrap_during_init()
+
+
+__all__ = [
+    "SETTINGS_VAR",
+    "HandlerConfigError",
+    "Runtime",
+    "SyncError",
+    "handle_event",
+    "read_settings",
+    "reset",
+    "runtime",
+]
