@@ -1,5 +1,5 @@
 """The handler as a Lambda function sees it: bootstrap from PYPICLOUD_SETTINGS, warm reuse,
-one HEAD per key, the seed's minimal settings, EventBridge keys, concurrent writers."""
+one HEAD per key, cache-only settings, EventBridge keys, concurrent writers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The scenario table of issue 3, on every cache backend, in both key encodings.
+"""What the cache holds after each kind of bucket change, on every backend and key encoding.
 
 Each test changes a moto bucket through pypicloud's own S3 storage code, takes the
 notifications moto itself produced (S3 -> SQS), delivers them to

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from ..config import ConfigError, PypicloudConfig
 from ..version import __version__
 from .runtimes import RUNTIMES, RuntimeRetired, check_runtime
@@ -304,10 +306,6 @@ class Closure:
                 "dirs": sorted(self.imported_dirs)}
 
 
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _env_fingerprint() -> dict:
     """Cheap evidence of what is installed: dist-info names carry versions."""
     listing = {d: sorted(n for n in os.listdir(d) if n.endswith((".dist-info", ".egg-info")))
@@ -331,12 +329,12 @@ def find_closure(config: PypicloudConfig, say: Callable[[str], None]) -> Closure
     units: dict[str, tuple[str, list[str]]] = {}
     names: dict[str, str] = {}
     for unit in result["units"]:
-        norm = _normalize(unit["dist"])
+        norm = canonicalize_name(unit["dist"])
         names[norm] = unit["dist"]
         units.setdefault(norm, (unit["version"], []))[1].append(unit["path"])
     runtime = {}
     for dist in result["runtime"]:
-        norm = _normalize(dist["dist"])
+        norm = canonicalize_name(dist["dist"])
         names[norm] = dist["dist"]
         runtime[norm] = (dist["version"], dist["paths"])
     imported_dirs = set()
@@ -407,7 +405,7 @@ def target_only_requirements(closure: Closure, target: Target) -> list[str]:
         for line in lines:
             requirement = Requirement(line)
             marker = requirement.marker
-            if (marker is None or _normalize(requirement.name) in present
+            if (marker is None or canonicalize_name(requirement.name) in present
                     or not marker.evaluate(on_target) or marker.evaluate(server)):
                 continue
             requirement.marker = None
@@ -508,7 +506,7 @@ class WheelStore:
                 )
             wheels = {}
             for wheel in self._keep(Path(tmp)):
-                norm = _normalize(str(parse_wheel_filename(wheel.name)[0]))
+                norm = canonicalize_name(str(parse_wheel_filename(wheel.name)[0]))
                 if norm not in skip:
                     wheels[norm] = wheel
         return wheels
@@ -576,7 +574,7 @@ class WheelStore:
         match = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", proc.stderr)
         if not match:
             raise BundleError("pip could not download the wheels: " + self._pip_error(proc))
-        failed = _normalize(match.group(1))
+        failed = canonicalize_name(match.group(1))
         if failed not in missing:
             raise BundleError(f"pip could not download {match.group(1)} for {t}")
         return failed
@@ -587,7 +585,7 @@ class WheelStore:
         kept = []
         for wheel in sorted(directory.glob("*.whl")):
             name, version, _, _ = parse_wheel_filename(wheel.name)
-            slot = self._slot(_normalize(str(name)), str(version))
+            slot = self._slot(canonicalize_name(str(name)), str(version))
             if pure:
                 slot = self._pure_dir(slot)
             slot.mkdir(parents=True, exist_ok=True)
@@ -1092,7 +1090,7 @@ def _constraints_on(norm: str, closure: Closure, target: Target) -> str:
             continue
         for line in lines:
             requirement = Requirement(line)
-            if _normalize(requirement.name) != norm:
+            if canonicalize_name(requirement.name) != norm:
                 continue
             if requirement.marker is None or requirement.marker.evaluate(environment):
                 specifiers &= requirement.specifier

@@ -23,6 +23,7 @@ import importlib.machinery
 import importlib.metadata
 import json
 import os
+import re
 import sys
 import warnings
 
@@ -138,7 +139,9 @@ class Stager:
 
 
 def _normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+    """PEP 503's name normalisation (``packaging.utils.canonicalize_name``, which this
+    script cannot import: it runs with ``-I -S``, without site-packages)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _missing_name(exc: BaseException) -> str | None:

@@ -3,9 +3,10 @@
 ``S3Storage.configure`` HEADs the bucket and *creates* it when it is missing, and
 pypicloud's ``ICache.configure`` always builds a storage through it.  The Lambda function
 never uses that storage object (it reads S3 through its own client), must never create
-buckets, and in the seed's contract has no bucket name at all, so the cache gets this
-subclass instead (see :func:`pypicloud_s3sync.function.cache.open_cache`): the same
-parsing of ``storage.*`` (prefix, hash layout, region...), minus the network.  Imported
+buckets, and given only cache settings in ``PYPICLOUD_SETTINGS`` has no bucket name at
+all, so the cache gets this subclass instead (see
+:func:`pypicloud_s3sync.function.cache.open_cache`): the same parsing of ``storage.*``
+(prefix, hash layout, region...), minus the network.  Imported
 only at bootstrap, because it imports pypicloud.
 """
 
