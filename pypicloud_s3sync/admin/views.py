@@ -34,6 +34,7 @@ from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.request import Request
 
 from ..config import ConfigError, PypicloudConfig, load_config
+from .errors import ApiError
 from .security import AdminSettings, Busy, provisioning_lock, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -50,20 +51,6 @@ DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
 #: The reconcile endpoint's sub-path: ``/admin/s3sync/reconcile``.
 RECONCILE = "reconcile"
-
-
-class ApiError(Exception):
-    """An answer other than success: HTTP status, a stable code and a readable message."""
-
-    def __init__(self, status: int, error: str, message: str,
-                 headers: dict[str, str] | None = None, hint: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.headers = headers or {}
-        #: What to do about it, kept apart so it can follow another message too.
-        self.hint = hint
 
 
 # -- operations --------------------------------------------------------------------------
