@@ -35,7 +35,15 @@ from pyramid.request import Request
 
 from ..config import ConfigError, PypicloudConfig, load_config
 from .errors import ApiError
-from .security import AdminSettings, Busy, provisioning_lock, scrub, secret_values
+from .security import (
+    AdminSettings,
+    Busy,
+    check_same_origin,
+    provisioning_lock,
+    read_json_body,
+    scrub,
+    secret_values,
+)
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -120,80 +128,6 @@ class OperationLog:
         self._last = op
         if op is not None and op.action == RECONCILE:
             self.last_reconcile = op
-
-
-# -- request guards ----------------------------------------------------------------------
-
-def _host_without_default_port(host: str) -> str:
-    """``Host`` as an origin would name it: browsers leave out :80 and :443."""
-    host = host.lower()
-    for default in (":80", ":443"):
-        if host.endswith(default):
-            return host[: -len(default)]
-    return host
-
-
-def check_same_origin(request: Request, settings: AdminSettings) -> None:
-    """Refuse a mutating request a browser sent on behalf of another site.
-
-    Browsers attach ``Origin`` to every cross-origin POST/DELETE (and ``Sec-Fetch-Site``
-    in modern ones); scripts and curl usually send neither, and are let through. The
-    host is compared, not the scheme, because a TLS-terminating proxy in front of
-    pypicloud makes the browser's ``https`` origin arrive as plain ``http``.
-    """
-    from urllib.parse import urlsplit
-
-    from .security import normalise_origin
-
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        normalised = normalise_origin(origin)
-        origin_host = urlsplit(normalised).netloc if normalised else None
-        own_host = _host_without_default_port(request.host)
-        if origin_host != own_host and normalised not in settings.allowed_origins:
-            raise ApiError(
-                403, "cross_origin",
-                f"refused: this request comes from another site ({origin[:100]}); "
-                "provisioning can only be triggered from the server's own origin or an API "
-                "client (add the origin to s3sync.admin.allowed_origins if it is yours)",
-            )
-    elif request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise ApiError(403, "cross_origin",
-                       "refused: the browser reports this request as cross-site")
-
-
-def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object; anything a plain HTML form could send is refused.
-
-    ``Content-Type: application/json`` is what makes a cross-site request need a CORS
-    preflight, which pypicloud never answers, so requiring it is the CSRF defence.
-    """
-    if request.content_type != "application/json":
-        raise ApiError(
-            415, "unsupported_media_type",
-            "send the request with 'Content-Type: application/json' and a JSON object body "
-            "(e.g. {} or {\"dry_run\": true}); form posts are refused to keep other sites "
-            "from triggering this endpoint",
-        )
-    if not request.body:
-        return {}
-    try:
-        body = request.json_body
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object such as {}")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(
-            400, "bad_request",
-            f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
-            "Everything else is configured in the server's ini under s3sync.*",
-        )
-    for key in ("dry_run", "force", "deep"):
-        if not isinstance(body.get(key, False), bool):
-            raise ApiError(400, "bad_request", f"{key} must be true or false")
-    return body
 
 
 # -- error mapping -----------------------------------------------------------------------
