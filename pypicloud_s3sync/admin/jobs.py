@@ -38,7 +38,7 @@ def _now() -> str:
 
 @dataclass
 class Operation:
-    """One run of the planner started by an admin request, as GET and POST report it."""
+    """One provisioning or reconcile started by an admin request, as GET and POST report it."""
 
     action: str
     dry_run: bool
@@ -47,6 +47,8 @@ class Operation:
     state: str = "running"
     started_at: str = field(default_factory=_now)
     finished_at: str | None = None
+    #: The plan as JSON, and the results of the steps of it carried out (the answer's
+    #: ``plan`` and ``applied``).
     plan: Any = None
     applied: list[Any] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)

@@ -2,8 +2,9 @@
 
 The views sit in pypicloud's own admin tree (``AdminResource``, permission ``admin``),
 so pypicloud's security policy answers anonymous callers with 401 and other users with
-403 before any code here runs. What this module adds is what pypicloud's admin API
-lacks and a mutating endpoint that talks to AWS needs:
+403 before any code here runs. What the views add is what pypicloud's admin API lacks
+and a mutating endpoint that talks to AWS needs (the mechanics live in
+:mod:`~pypicloud_s3sync.admin.security` and :mod:`~pypicloud_s3sync.admin.jobs`):
 
 * CSRF: pypicloud logs admins in with a cookie and has no CSRF tokens, so POST and
   DELETE demand a JSON body (a browser cannot send one cross-site without a CORS
