@@ -1,4 +1,5 @@
-"""What the admin endpoint needs besides the planner: its settings, the lock, secrets.
+"""What the admin endpoint needs besides the planner: its settings, the request guards
+against cross-site use, the lock, secrets.
 
 Kept apart from :mod:`pypicloud_s3sync.admin.views` so that the request handling there reads
 as the HTTP contract (who may call, what comes back) and the mechanics live here.
@@ -16,10 +17,14 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import PREFIX
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from pyramid.request import Request
 
 #: How long a POST/DELETE waits for the planner before answering 202 (seconds).
 DEFAULT_WAIT_SECONDS = 20.0
@@ -71,6 +76,76 @@ def normalise_origin(origin: str) -> str:
     default_port = 443 if parts.scheme == "https" else 80
     port = f":{parts.port}" if parts.port and parts.port != default_port else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+# -- request guards (CSRF) ---------------------------------------------------------------
+
+def _host_without_default_port(host: str) -> str:
+    """``Host`` as an origin would name it: browsers leave out :80 and :443."""
+    host = host.lower()
+    for default in (":80", ":443"):
+        if host.endswith(default):
+            return host[: -len(default)]
+    return host
+
+
+def check_same_origin(request: Request, settings: AdminSettings) -> None:
+    """Refuse a mutating request a browser sent on behalf of another site.
+
+    Browsers attach ``Origin`` to every cross-origin POST/DELETE (and ``Sec-Fetch-Site``
+    in modern ones); scripts and curl usually send neither, and are let through. The
+    host is compared, not the scheme, because a TLS-terminating proxy in front of
+    pypicloud makes the browser's ``https`` origin arrive as plain ``http``.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        normalised = normalise_origin(origin)
+        origin_host = urlsplit(normalised).netloc if normalised else None
+        own_host = _host_without_default_port(request.host)
+        if origin_host != own_host and normalised not in settings.allowed_origins:
+            raise ApiError(
+                403, "cross_origin",
+                f"refused: this request comes from another site ({origin[:100]}); "
+                "provisioning can only be triggered from the server's own origin or an API "
+                "client (add the origin to s3sync.admin.allowed_origins if it is yours)",
+            )
+    elif request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise ApiError(403, "cross_origin",
+                       "refused: the browser reports this request as cross-site")
+
+
+def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object; anything a plain HTML form could send is refused.
+
+    ``Content-Type: application/json`` is what makes a cross-site request need a CORS
+    preflight, which pypicloud never answers, so requiring it is the CSRF defence.
+    """
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type",
+            "send the request with 'Content-Type: application/json' and a JSON object body "
+            "(e.g. {} or {\"dry_run\": true}); form posts are refused to keep other sites "
+            "from triggering this endpoint",
+        )
+    if not request.body:
+        return {}
+    try:
+        body = request.json_body
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object such as {}")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(
+            400, "bad_request",
+            f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
+            "Everything else is configured in the server's ini under s3sync.*",
+        )
+    for key in ("dry_run", "force", "deep"):
+        if not isinstance(body.get(key, False), bool):
+            raise ApiError(400, "bad_request", f"{key} must be true or false")
+    return body
 
 
 # -- one provisioning at a time ----------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The views sit in pypicloud's own admin tree (``AdminResource``, permission ``admin``),
 so pypicloud's security policy answers anonymous callers with 401 and other users with
-403 before any code here runs. What this module adds is what pypicloud's admin API
-lacks and a mutating endpoint that talks to AWS needs:
+403 before any code here runs. What the views add is what pypicloud's admin API lacks
+and a mutating endpoint that talks to AWS needs (the mechanics live in
+:mod:`~pypicloud_s3sync.admin.security` and :mod:`~pypicloud_s3sync.admin.jobs`):
 
 * CSRF: pypicloud logs admins in with a cookie and has no CSRF tokens, so POST and
   DELETE demand a JSON body (a browser cannot send one cross-site without a CORS
@@ -22,19 +23,18 @@ the same guards (it writes the cache), with ``GET`` on the same URL to poll it.
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.request import Request
 
 from ..config import ConfigError, PypicloudConfig, load_config
-from .security import AdminSettings, Busy, provisioning_lock, scrub, secret_values
+from .errors import ApiError
+from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
+from .jobs import ProgressLines as _ProgressLines
+from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
@@ -48,165 +48,6 @@ VIEW_NAME = "s3sync"
 POST_KEYS = frozenset({"dry_run", "force"})
 DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
-#: The reconcile endpoint's sub-path: ``/admin/s3sync/reconcile``.
-RECONCILE = "reconcile"
-
-
-class ApiError(Exception):
-    """An answer other than success: HTTP status, a stable code and a readable message."""
-
-    def __init__(self, status: int, error: str, message: str,
-                 headers: dict[str, str] | None = None, hint: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.headers = headers or {}
-        #: What to do about it, kept apart so it can follow another message too.
-        self.hint = hint
-
-
-# -- operations --------------------------------------------------------------------------
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Operation:
-    """One run of the planner started by an admin request, as GET and POST report it."""
-
-    action: str
-    dry_run: bool
-    user: str | None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    state: str = "running"
-    started_at: str = field(default_factory=_now)
-    finished_at: str | None = None
-    plan: Any = None
-    applied: list[Any] = field(default_factory=list)
-    progress: list[str] = field(default_factory=list)
-    failure: ApiError | None = None
-    #: A reconcile's report (``ReconcileReport.to_dict()``); None for provisioning.
-    report: dict[str, Any] | None = None
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    def say(self, message: str) -> None:
-        """The planner's progress callback, so GET can show a long run as it goes."""
-        self.progress.append(message)
-
-    def to_json(self) -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "id": self.id,
-            "action": self.action,
-            "dry_run": self.dry_run,
-            "user": self.user,
-            "state": self.state,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "plan": self.plan,
-            "applied": list(self.applied),
-            "progress": list(self.progress),
-        }
-        if self.action == RECONCILE:
-            answer["report"] = self.report
-        if self.failure is not None:
-            answer["error"] = self.failure.error
-            answer["message"] = self.failure.message
-        return answer
-
-
-class OperationLog:
-    """The last operation of this app, so GET can report one that outlived its request."""
-
-    def __init__(self) -> None:
-        self._last: Operation | None = None
-        #: The last reconcile, kept apart so a later provisioning does not hide its report.
-        self.last_reconcile: Operation | None = None
-
-    @property
-    def last(self) -> Operation | None:
-        return self._last
-
-    @last.setter
-    def last(self, op: Operation | None) -> None:
-        self._last = op
-        if op is not None and op.action == RECONCILE:
-            self.last_reconcile = op
-
-
-# -- request guards ----------------------------------------------------------------------
-
-def _host_without_default_port(host: str) -> str:
-    """``Host`` as an origin would name it: browsers leave out :80 and :443."""
-    host = host.lower()
-    for default in (":80", ":443"):
-        if host.endswith(default):
-            return host[: -len(default)]
-    return host
-
-
-def check_same_origin(request: Request, settings: AdminSettings) -> None:
-    """Refuse a mutating request a browser sent on behalf of another site.
-
-    Browsers attach ``Origin`` to every cross-origin POST/DELETE (and ``Sec-Fetch-Site``
-    in modern ones); scripts and curl usually send neither, and are let through. The
-    host is compared, not the scheme, because a TLS-terminating proxy in front of
-    pypicloud makes the browser's ``https`` origin arrive as plain ``http``.
-    """
-    from urllib.parse import urlsplit
-
-    from .security import normalise_origin
-
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        normalised = normalise_origin(origin)
-        origin_host = urlsplit(normalised).netloc if normalised else None
-        own_host = _host_without_default_port(request.host)
-        if origin_host != own_host and normalised not in settings.allowed_origins:
-            raise ApiError(
-                403, "cross_origin",
-                f"refused: this request comes from another site ({origin[:100]}); "
-                "provisioning can only be triggered from the server's own origin or an API "
-                "client (add the origin to s3sync.admin.allowed_origins if it is yours)",
-            )
-    elif request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise ApiError(403, "cross_origin",
-                       "refused: the browser reports this request as cross-site")
-
-
-def read_json_body(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object; anything a plain HTML form could send is refused.
-
-    ``Content-Type: application/json`` is what makes a cross-site request need a CORS
-    preflight, which pypicloud never answers, so requiring it is the CSRF defence.
-    """
-    if request.content_type != "application/json":
-        raise ApiError(
-            415, "unsupported_media_type",
-            "send the request with 'Content-Type: application/json' and a JSON object body "
-            "(e.g. {} or {\"dry_run\": true}); form posts are refused to keep other sites "
-            "from triggering this endpoint",
-        )
-    if not request.body:
-        return {}
-    try:
-        body = request.json_body
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object such as {}")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(
-            400, "bad_request",
-            f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}. "
-            "Everything else is configured in the server's ini under s3sync.*",
-        )
-    for key in ("dry_run", "force", "deep"):
-        if not isinstance(body.get(key, False), bool):
-            raise ApiError(400, "bad_request", f"{key} must be true or false")
-    return body
 
 
 # -- error mapping -----------------------------------------------------------------------
@@ -412,24 +253,6 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     op.report = report.to_dict()
 
 
-class _ProgressLines:
-    """Reconcile's progress as one line per phase, rewritten in place: a poll shows how
-    far it got without the operation growing by a line per object read."""
-
-    def __init__(self, op: Operation) -> None:
-        self.op = op
-        self.phase: str | None = None
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
-        line = (f"listing bucket: {done} page{'s' * (done != 1)}" if phase == "list"
-                else f"reading objects: {done}/{total}")
-        if phase == self.phase and self.op.progress:
-            self.op.progress[-1] = line
-        else:
-            self.op.progress.append(line)
-        self.phase = phase
-
-
 def _close_cache(cache: Any) -> None:
     """Give a SQL cache's connections back: each reconcile opened its own engine."""
     session = getattr(cache, "db", None)
@@ -439,109 +262,7 @@ def _close_cache(cache: Any) -> None:
         bind.dispose()
 
 
-# -- running an operation ----------------------------------------------------------------
-
-def _lock_key(config: PypicloudConfig) -> str:
-    """One provisioning per bucket: its notification configuration is one document."""
-    return f"s3://{config.target.bucket}"
-
-
-def run_operation(request: Request, action: str, dry_run: bool,
-                  overrides: dict[str, Any]) -> Operation:
-    """Start the planner under the provisioning lock and wait a bounded time for it.
-
-    The lock is taken here, in the request, so that a second caller learns at once
-    (409) instead of queueing; the background thread releases it when the work ends.
-    """
-    config = _config(request)
-    secrets = _secrets(request)
-    log: OperationLog = request.registry.s3sync_operations
-    op = Operation(action=action, dry_run=dry_run, user=request.authenticated_userid)
-    lock = provisioning_lock(_lock_key(config))
-    try:
-        lock.__enter__()
-    except Busy:
-        running = log.last if log.last is not None and log.last.state == "running" else None
-        who = (f" ({running.action} started by {running.user} at {running.started_at})"
-               if running else " (in this or another server process)")
-        raise ApiError(
-            409, "busy",
-            f"another s3sync operation is running{who}; wait for it to finish "
-            "(GET /admin/s3sync shows its progress) and try again",
-        ) from None
-
-    def target() -> None:
-        state = "failed"
-        try:
-            _provision(config, op, overrides)
-            state = "succeeded"
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the operator
-            op.failure = _scrub_error(error_for(exc), secrets)
-            _log_failure(f"s3sync {op.action}", op.failure, exc, secrets)
-        finally:
-            op.finished_at = _now()
-            lock.__exit__(None, None, None)
-            # Only now: a poller that sees the operation finished may start the next one.
-            op.state = state
-            op.done.set()
-            LOG.info("s3sync %s%s by %s: %s, %d step(s) applied", op.action,
-                     " (dry run)" if op.dry_run else "", op.user, op.state, len(op.applied))
-
-    log.last = op
-    LOG.info("s3sync %s%s started by %s", action, " (dry run)" if dry_run else "", op.user)
-    # Not a daemon: a server shutting down waits for AWS changes in flight to finish
-    # instead of leaving half a deployment behind.
-    try:
-        threading.Thread(target=target, name=f"s3sync-{action}-{op.id}", daemon=False).start()
-    except BaseException:
-        lock.__exit__(None, None, None)  # never keep the lock for work that never started
-        raise
-    op.done.wait(request.registry.s3sync_admin.wait_seconds)
-    return op
-
-
-@dataclass
-class StatusRun:
-    """One computation of the status report, shared by the GETs that arrive meanwhile."""
-
-    result: dict[str, Any] | None = None
-    failure: ApiError | None = None
-    progress: list[str] = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-
-class StatusRuns:
-    """At most one status computation per app at a time.
-
-    Comparing the function's code means building (or reading the cached) zip, which can
-    take long the first time; GETs arriving meanwhile wait for the same run instead of
-    starting builds of their own.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._current: StatusRun | None = None
-
-    def get(self, config: PypicloudConfig, secrets: frozenset[str], wait: float) -> StatusRun:
-        with self._lock:
-            run = self._current
-            if run is None or run.done.is_set():
-                run = self._current = StatusRun()
-                threading.Thread(target=self._compute, args=(run, config, secrets),
-                                 name="s3sync-status", daemon=True).start()
-        run.done.wait(wait)
-        return run
-
-    @staticmethod
-    def _compute(run: StatusRun, config: PypicloudConfig, secrets: frozenset[str]) -> None:
-        try:
-            run.result = _status(config, run.progress.append)
-        except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
-            run.failure = _scrub_error(error_for(exc), secrets)
-            _log_failure("s3sync status", run.failure, exc, secrets)
-        finally:
-            run.done.set()
-
+# -- failures, as answered and logged ----------------------------------------------------
 
 def _scrub_error(error: ApiError, secrets: frozenset[str]) -> ApiError:
     return ApiError(error.status, error.error, scrub(error.message, secrets), error.headers,
@@ -558,6 +279,13 @@ def _log_failure(what: str, error: ApiError, exc: BaseException,
         return
     trace = scrub("".join(traceback.format_exception(exc)), secrets)
     LOG.error("%s failed: %s\n%s", what, error.message, trace)
+
+
+def _report_failure(what: str, exc: BaseException, secrets: frozenset[str]) -> ApiError:
+    """What the caller is told about ``exc``: translated, scrubbed, and logged once."""
+    error = _scrub_error(error_for(exc), secrets)
+    _log_failure(what, error, exc, secrets)
+    return error
 
 
 def _secrets(request: Request) -> frozenset[str]:
@@ -606,11 +334,12 @@ def get_status(request: Request) -> dict[str, Any]:
     try:
         config = _config(request)
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
-        error = _scrub_error(error_for(exc), secrets)
-        _log_failure("s3sync status", error, exc, secrets)
-        return _fail(request, error, operation=operation)
+        return _fail(request, _report_failure("s3sync status", exc, secrets),
+                     operation=operation)
     runs: StatusRuns = request.registry.s3sync_status
-    run = runs.get(config, secrets, _wait_seconds(request))
+    run = runs.get(lambda progress: _status(config, progress),
+                   lambda exc: _report_failure("s3sync status", exc, secrets),
+                   _wait_seconds(request))
     if not run.done.is_set():
         return _answer(request, {
             "state": "computing", "progress": list(run.progress), "operation": operation,
@@ -622,16 +351,29 @@ def get_status(request: Request) -> dict[str, Any]:
     return _answer(request, {**(run.result or {}), "operation": operation})
 
 
+def _start(request: Request, action: str, dry_run: bool,
+           overrides: dict[str, Any]) -> Operation:
+    """Run the planner (or a reconcile) as this app's background operation."""
+    config = _config(request)
+    secrets = _secrets(request)
+    op = Operation(action=action, dry_run=dry_run, user=request.authenticated_userid)
+    return run_operation(
+        request.registry.s3sync_operations, op, config,
+        work=lambda: _provision(config, op, overrides),
+        explain=lambda exc: _report_failure(f"s3sync {op.action}", exc, secrets),
+        wait=_wait_seconds(request),
+    )
+
+
 def _mutate(request: Request, action: str, allowed: frozenset[str]) -> dict[str, Any]:
     secrets = _secrets(request)
     try:
         check_same_origin(request, request.registry.s3sync_admin)
         body = read_json_body(request, allowed)
         overrides = {key: True for key in ("force", "deep") if body.get(key)}
-        op = run_operation(request, action, bool(body.get("dry_run", False)), overrides)
+        op = _start(request, action, bool(body.get("dry_run", False)), overrides)
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
-        error = _scrub_error(error_for(exc), secrets)
-        _log_failure(f"s3sync {action}", error, exc, secrets)
+        error = _report_failure(f"s3sync {action}", exc, secrets)
         if error.error == "busy":
             last: Operation | None = request.registry.s3sync_operations.last
             running = last.to_json() if last is not None and last.state == "running" else None
