@@ -62,12 +62,12 @@ class World:
         from pypicloud.util import EnvironSettings
 
         from pypicloud_s3sync.config import load_config
-        from pypicloud_s3sync.function.reconcile import open_s3_client
+        from pypicloud_s3sync.function.s3 import s3_client
 
         base = {"pypi.storage": "s3", "storage.bucket": BUCKET, "storage.prefix": PREFIX,
                 "storage.region_name": REGION, **settings}
         self.config = load_config(base)
-        self.s3 = open_s3_client(self.config.settings, self.config.target, workers)
+        self.s3 = s3_client(self.config.settings, min_pool_connections=workers)
         self.s3.create_bucket(Bucket=BUCKET)
         # pypicloud's own cache with its real S3 storage: reload_from_storage needs it.
         env_settings = EnvironSettings(base, {})

@@ -357,15 +357,16 @@ class _ProgressBar:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from .function.reconcile import check_bucket, open_cache, open_s3_client, reconcile
+    from .function.reconcile import check_bucket, open_cache, reconcile
+    from .function.s3 import s3_client
 
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        s3_client = open_s3_client(config.settings, config.target, args.workers)
-        check_bucket(s3_client, config.target)
+        s3 = s3_client(config.settings, min_pool_connections=args.workers)
+        check_bucket(s3, config.target)
         cache = open_cache(config.settings)
-        report = reconcile(cache, s3_client, config.target, deep=args.deep,
+        report = reconcile(cache, s3, config.target, deep=args.deep,
                            dry_run=args.dry_run, workers=args.workers, progress=bar)
     except ConfigError:
         raise

@@ -191,9 +191,9 @@ def server_session(config: PypicloudConfig) -> Any:
     """
     import boto3
 
-    keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-    given = {key: config.settings.get(f"storage.{key}") for key in keys}
-    return boto3.Session(**{key: value for key, value in given.items() if value})
+    from ..function.s3 import credentials
+
+    return boto3.Session(**credentials(config.settings))
 
 
 def _planner_inputs(config: PypicloudConfig, **overrides: Any) -> tuple[Any, Any]:
@@ -240,13 +240,14 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     request: the work outlives the request when it takes longer than the bounded wait,
     and a request's cache session ends with its request.
     """
-    from ..function.reconcile import check_bucket, open_cache, open_s3_client, reconcile
+    from ..function.reconcile import DEFAULT_WORKERS, check_bucket, open_cache, reconcile
+    from ..function.s3 import s3_client
 
-    s3_client = open_s3_client(config.settings, config.target)
-    check_bucket(s3_client, config.target)
+    s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS)
+    check_bucket(s3, config.target)
     cache = open_cache(config.settings)
     try:
-        report = reconcile(cache, s3_client, config.target, deep=deep, dry_run=op.dry_run,
+        report = reconcile(cache, s3, config.target, deep=deep, dry_run=op.dry_run,
                            progress=_ProgressLines(op))
     finally:
         _close_cache(cache)

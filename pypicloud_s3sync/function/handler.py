@@ -134,23 +134,6 @@ def _storage_settings(settings: Any) -> dict[str, Any]:
     return OfflineS3Storage.configure(settings)
 
 
-def _s3_client(settings: Any) -> Any:
-    """One S3 client, configured from ``storage.*`` as pypicloud's S3 storage would be."""
-    import boto3
-    from botocore.config import Config
-    from pyramid.settings import asbool
-
-    config = settings.get_as_dict(
-        "storage.", region_name=str, signature_version=str, connect_timeout=int,
-        read_timeout=int, max_pool_connections=int)
-    config["s3"] = settings.get_as_dict(
-        "storage.", addressing_style=str, use_accelerate_endpoint=asbool)
-    client_args = settings.get_as_dict(
-        "storage.", region_name=str, endpoint_url=str, aws_access_key_id=str,
-        aws_secret_access_key=str, aws_session_token=str, use_ssl=asbool)
-    return boto3.client("s3", config=Config(**config), **client_args)
-
-
 @dataclass
 class Runtime:
     """What a warm container keeps between invocations."""
@@ -176,6 +159,7 @@ class Runtime:
         from ..backends import defer_package_inits
         from .cache import open_cache
         from .imports import without_cloudfront_signing
+        from .s3 import s3_client
 
         defer_package_inits()
         without_cloudfront_signing()
@@ -197,7 +181,7 @@ class Runtime:
         cache = open_cache(settings)
         return cls(
             cache=cache,
-            s3=_s3_client(settings),
+            s3=s3_client(settings),
             bucket=storage_kwargs.get("bucket") or None,
             prefix=storage_kwargs.get("bucket_prefix") or "",
             verify_after=verify_after,

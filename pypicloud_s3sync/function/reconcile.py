@@ -499,55 +499,6 @@ def _apply(cache: Any, report: ReconcileReport, entry: CachedEntry | None, reaso
 
 # -- opening the server's own cache and bucket (CLI and admin tooling) -------------------
 
-def open_s3_client(settings: Any, target: SyncTarget,
-                   max_connections: int = DEFAULT_WORKERS) -> Any:
-    """An S3 client that reaches the bucket the way the pypicloud server does.
-
-    Region, endpoint and any ``storage.aws_*`` credentials come from the server's own
-    settings (otherwise boto3's usual chain applies, as for pypicloud).  The connection
-    pool matches the number of parallel HEADs, so no connection is thrown away.
-    """
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    credentials = {
-        name: settings.get(f"storage.{name}")
-        for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-        if settings.get(f"storage.{name}")
-    }
-    core = botocore.session.get_session()
-    core.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=fast_timestamp)
-    return boto3.session.Session(botocore_session=core).client(
-        "s3",
-        region_name=target.region,
-        endpoint_url=target.endpoint_url,
-        config=Config(max_pool_connections=max(10, max_connections)),
-        **credentials,
-    )
-
-
-def fast_timestamp(value: str) -> Any:
-    """botocore's timestamp parsing, minus dateutil for the ISO form S3 lists in.
-
-    botocore parses every ``LastModified`` of a listing with dateutil, about 0.1 ms
-    each: a second of CPU per 10,000 keys that reconcile never looks at.  The ISO 8601
-    form of ListObjectsV2 is parsed by the standard library instead (the same instant,
-    in UTC); anything else (HEAD's RFC 1123 headers) goes to botocore's own parser.
-    """
-    from datetime import datetime
-
-    from botocore.utils import parse_timestamp
-
-    if isinstance(value, str) and value.endswith("Z") and "T" in value:
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    return parse_timestamp(value)
-
-
 def check_bucket(s3_client: Any, target: SyncTarget) -> None:
     """Fail with a fixable message unless the bucket exists and we may read it.
 

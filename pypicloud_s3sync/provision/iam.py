@@ -10,13 +10,13 @@ The documents are plain dicts so that the planner can compare them with what IAM
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from ..config import PypicloudConfig
+from .names import bounded
 
 POLICY_VERSION = "2012-10-17"
 #: Roles we create live under this path, so an operator can list them at a glance.
@@ -91,10 +91,7 @@ def role_name(function_name: str, region: str) -> str:
     """One role per function and region, so two syncs never share (or delete) each
     other's role: IAM is global, and the same function name in two regions is the
     normal multi-region setup.  Names past IAM's 64 characters keep a digest."""
-    name = f"pypicloud-s3sync-{function_name}-{region}"
-    if len(name) <= 64:
-        return name
-    return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return bounded(f"pypicloud-s3sync-{function_name}-{region}")
 
 
 def role_arn(account: str, name: str, partition: str = "aws") -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..bundle.builder import HANDLER
 from . import iam, notifications
 from .actual import Actual, _read, _tags
+from .names import MAX_STATEMENT_ID, bounded
 from .plan import ENV_VAR, CodeArtifact, DeployError, ResourceStatus, Step
 from .schedule import schedule_rule_name
 
@@ -36,12 +37,13 @@ def rule_name(options: DeployOptions) -> str:
 
 def delivery_rule_name(function_name: str) -> str:
     """The EventBridge delivery rule of ``--delivery eventbridge``."""
-    return f"pypicloud-s3sync-{function_name}"[:64]
+    return bounded(f"pypicloud-s3sync-{function_name}")
 
 
 def statement_id(principal: str, bucket: str) -> str:
     """Statement ids stable per bucket (``.`` is not allowed in a Sid; ``_`` not in a bucket)."""
-    return f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}"
+    return bounded(f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}",
+                   MAX_STATEMENT_ID)
 
 
 #: The schedule's invoke permission: one per bucket like the others, apart from the

@@ -12,10 +12,10 @@ rule holds and a re-run plans nothing.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from ..config import ConfigError
+from .names import bounded
 
 #: Words that switch a schedule given in the ini off from the command line.
 OFF = ("off", "none", "never", "no", "false", "0")
@@ -87,7 +87,4 @@ def schedule_rule_name(function_name: str) -> str:
     Kept apart from the delivery rule's name (``pypicloud-s3sync-<function>``) so that the
     two can exist together and each is removed only by its own option.
     """
-    name = f"pypicloud-s3sync-{function_name}-reconcile"
-    if len(name) <= 64:
-        return name
-    return f"{name[:55]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return bounded(f"pypicloud-s3sync-{function_name}-reconcile")

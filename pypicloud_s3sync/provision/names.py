@@ -1,0 +1,26 @@
+"""Names of the AWS resources we create, kept within each service's length limit.
+
+AWS rejects a name past its limit, and a plain cut would let two functions whose names
+share a long prefix claim one resource (and delete each other's).  A name that fits is
+used as is, so existing resources keep their names; a longer one keeps its start for
+readability and ends with a digest of the whole name, so different names stay different.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+#: EventBridge rule and IAM role names.
+MAX_NAME = 64
+#: Lambda permission statement ids.
+MAX_STATEMENT_ID = 100
+#: Hex characters of the digest a shortened name ends with.
+DIGEST_CHARS = 8
+
+
+def bounded(name: str, limit: int = MAX_NAME) -> str:
+    """``name`` itself when it fits in ``limit``, else its start, ``-`` and a digest."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:DIGEST_CHARS]
+    return f"{name[:limit - DIGEST_CHARS - 1]}-{digest}"
