@@ -24,13 +24,21 @@ from . import compat
 PREFIX = "s3sync."
 
 #: Storage keys the Lambda function needs to find and filter objects (and, for a
-#: scheduled reconcile, to know the key of a cache entry that has no recorded path).
+#: scheduled reconcile, to know the key of a cache entry that has no recorded path), and
+#: those that say how the bucket must be addressed and signed, which the function's S3
+#: client honours as the server's does.  Credentials, CA bundles, proxies and timeouts
+#: belong to the server's machine, not to the function.
 FUNCTION_STORAGE_KEYS = (
     "storage.bucket",
     "storage.prefix",
     "storage.region_name",
     "storage.endpoint_url",
     "storage.prepend_hash",
+    "storage.signature_version",
+    "storage.addressing_style",
+    "storage.use_ssl",
+    "storage.use_accelerate_endpoint",
+    "storage.payload_signing_enabled",
 )
 
 

@@ -159,6 +159,7 @@ class Runtime:
         from ..backends import defer_package_inits
         from .cache import open_cache
         from .imports import without_cloudfront_signing
+        from .reconcile import DEFAULT_WORKERS as RECONCILE_WORKERS
         from .s3 import s3_client
 
         defer_package_inits()
@@ -181,7 +182,8 @@ class Runtime:
         cache = open_cache(settings)
         return cls(
             cache=cache,
-            s3=s3_client(settings),
+            # A scheduled reconcile shares this client between its parallel HEADs.
+            s3=s3_client(settings, min_pool_connections=RECONCILE_WORKERS),
             bucket=storage_kwargs.get("bucket") or None,
             prefix=storage_kwargs.get("bucket_prefix") or "",
             verify_after=verify_after,
