@@ -173,6 +173,16 @@ def extract(zip_path: Path, directory: Path) -> Path:
     return directory
 
 
+def extract_once(zip_path: Path, directory: Path) -> Path:
+    """``extract``, unless a run before did (the runs read it, they never write it)."""
+    marker = directory / ".extracted"
+    if not marker.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        extract(zip_path, directory)
+        marker.touch()
+    return directory
+
+
 def unzipped_size(zip_path: Path) -> int:
     with zipfile.ZipFile(zip_path) as archive:
         return sum(info.file_size for info in archive.infolist())
@@ -258,6 +268,7 @@ def build_original(work: Path) -> tuple[Path, float]:
     timing = work / "original-build-seconds"
     if bundle.exists() and timing.exists():
         return bundle, float(timing.read_text())
+    shutil.rmtree(work / "original", ignore_errors=True)  # extracted from an older zip
     start = time.perf_counter()
     venv = work / "original-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -332,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"SQLAlchemy=={version('SQLAlchemy')}", f"dynamo3=={version('dynamo3')}")
         (floor_dir / "floor_handler.py").write_text(FLOOR)  # this run's, always
         original_zip, original_build = build_original(work)
-        original_dir = extract(original_zip, run / "original")
+        original_dir = extract_once(original_zip, work / "original")
 
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
