@@ -2,7 +2,12 @@
 
 Run from the repository root with the project's venv::
 
-    .venv/bin/python benchmarks/bundle.py [--runs 5] [--caches sqlite redis dynamo]
+    .venv/bin/python benchmarks/bundle.py [-n 5] [--backends sqlite redis dynamo]
+
+``--work DIR`` keeps what does not depend on this code (the runtime's boto3, the
+floor's libraries, pypicloud 1.3.12's bundle) in DIR for the next run, and
+``--builder-cache DIR`` gives our builder a cache that already holds its wheels (the
+"cold build" column is then not cold); both make repeated runs start in seconds.
 
 Side by side, per cache backend:
 
@@ -26,7 +31,7 @@ Side by side, per cache backend:
 Cold start = a fresh interpreter as Lambda starts one (``-I -S -B``: no site-packages,
 read-only code, only the unzipped bundle and the runtime's own boto3 on ``sys.path``)
 importing the handler, bootstrapping and handling one ObjectCreated event: the median
-over ``--runs`` processes (the variants' runs interleaved) of the time from starting the
+over ``-n`` processes (the variants' runs interleaved) of the time from starting the
 process to the handler's return, which is what Lambda bills as init plus the first
 invocation.  Lambda keeps the process for the next events, so its exit is not part of a
 cold start; the time it takes is shown apart ("exit s").  Zips are extracted with their
@@ -37,10 +42,10 @@ is a file.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,8 +100,10 @@ def handle(event, context):
         import importlib
 
         from pypicloud_s3sync.backends import defer_package_inits
+        from pypicloud_s3sync.function.imports import without_cloudfront_signing
 
         defer_package_inits()
+        without_cloudfront_signing()
         for module in os.environ["FLOOR_PYPICLOUD"].split(","):
             importlib.import_module(module)
     if CACHE == "sqlite":
@@ -139,9 +146,21 @@ def handle(event, context):
 LOWEST = {"sqlite": "sqlite3", "dynamo": "dynamo-boto3"}
 
 
+BACKENDS = ["sqlite", "redis", "dynamo"]
+
+
 def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
                    check=True, capture_output=True)
+
+
+def pip_target(target: Path, *requirements: str) -> Path:
+    """``requirements`` installed into ``target`` unless a run before already did."""
+    marker = target / (".installed-" + "-".join(sorted(requirements)))
+    if not marker.exists():
+        pip("install", "--target", str(target), *requirements)
+        marker.touch()
+    return target
 
 
 def extract(zip_path: Path, directory: Path) -> Path:
@@ -151,6 +170,16 @@ def extract(zip_path: Path, directory: Path) -> Path:
             archive.extract(info, directory)
             stamp = time.mktime((*info.date_time, 0, 0, -1))
             os.utime(directory / info.filename, (stamp, stamp))
+    return directory
+
+
+def extract_once(zip_path: Path, directory: Path) -> Path:
+    """``extract``, unless a run before did (the runs read it, they never write it)."""
+    marker = directory / ".extracted"
+    if not marker.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+        extract(zip_path, directory)
+        marker.touch()
     return directory
 
 
@@ -233,7 +262,13 @@ def s3_event(key: str) -> dict:
 
 
 def build_original(work: Path) -> tuple[Path, float]:
-    """pypicloud 1.3.12's recipe (lambda_scripts._build_lambda_bundle), minus its crash."""
+    """pypicloud 1.3.12's recipe (lambda_scripts._build_lambda_bundle), minus its crash;
+    built once per work directory (the build time is kept beside the zip)."""
+    bundle = work / "original.zip"
+    timing = work / "original-build-seconds"
+    if bundle.exists() and timing.exists():
+        return bundle, float(timing.read_text())
+    shutil.rmtree(work / "original", ignore_errors=True)  # extracted from an older zip
     start = time.perf_counter()
     venv = work / "original-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -242,21 +277,32 @@ def build_original(work: Path) -> tuple[Path, float]:
                    check=True, capture_output=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "zope" / "__init__.py").touch()  # its hack; the repoze one crashes today
-    bundle = work / "original.zip"
     with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(site.rglob("*")):
             if path.is_file():
                 archive.write(path, path.relative_to(site))
         handler = site / "pypicloud" / "_lambda_handler.py"
         archive.write(handler, "lambda_script.py")
-    return bundle, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    shutil.rmtree(venv)  # only the zip is used again
+    timing.write_text(str(seconds))
+    return bundle, seconds
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--caches", nargs="+", default=["sqlite", "redis", "dynamo"])
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.options import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__, n=5, backends=BACKENDS,
+        n_help="cold starts per variant and backend (the median is shown)")
+    parser.add_argument("--work", type=Path, metavar="DIR",
+                        help="keep the runtime's boto3, the floor's libraries and pypicloud "
+                             "1.3.12's bundle here and reuse them (default: a fresh "
+                             "directory, removed afterwards)")
+    parser.add_argument("--builder-cache", type=Path, metavar="DIR",
+                        help="our builder's cache (default: an empty one, so that the cold "
+                             "build is cold)")
+    args = parser.parse_args(argv)
 
     import logging
     import warnings
@@ -276,25 +322,28 @@ def main() -> int:
     from tests.pypicloud_app import build_cache, sdist_bytes
     from tests.services import REDIS_ADMIN, claim_redis_database
 
-    work = Path(tempfile.mkdtemp(prefix="ppc-bench-bundle-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="ppc-bench-bundle-"))
+    work.mkdir(parents=True, exist_ok=True)
+    # What this run builds and measures; never reused.
+    run = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    redis_db = claim_redis_database(REDIS_ADMIN) if "redis" in args.caches else None
+    redis_db = claim_redis_database(REDIS_ADMIN) if "redis" in args.backends else None
     try:
         print("preparing: the runtime's boto3, the floor's redis client, "
               "pypicloud 1.3.12's bundle...", file=sys.stderr)
         from importlib.metadata import version
 
         runtime = work / "lambda-runtime"
-        pip("install", "--target", str(runtime), f"boto3=={version('boto3')}")
+        pip_target(runtime, f"boto3=={version('boto3')}")
         floor_dir = work / "floor"
-        pip("install", "--target", str(floor_dir), "--no-deps", f"redis=={version('redis')}",
-            f"SQLAlchemy=={version('SQLAlchemy')}", f"dynamo3=={version('dynamo3')}")
-        (floor_dir / "floor_handler.py").write_text(FLOOR)
+        pip_target(floor_dir, "--no-deps", f"redis=={version('redis')}",
+                   f"SQLAlchemy=={version('SQLAlchemy')}", f"dynamo3=={version('dynamo3')}")
+        (floor_dir / "floor_handler.py").write_text(FLOOR)  # this run's, always
         original_zip, original_build = build_original(work)
-        original_dir = extract(original_zip, work / "original")
+        original_dir = extract_once(original_zip, work / "original")
 
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
@@ -304,9 +353,9 @@ def main() -> int:
             AttributeDefinitions=[{"AttributeName": "filename", "AttributeType": "S"}])
 
         rows = []
-        for cache in args.caches:
+        for cache in args.backends:
             db = {
-                "sqlite": {"pypi.db": "sql", "db.url": f"sqlite:///{work / 'cache.sqlite'}"},
+                "sqlite": {"pypi.db": "sql", "db.url": f"sqlite:///{run / 'cache.sqlite'}"},
                 "redis": {"pypi.db": "redis", "db.url": redis_db.url if redis_db else ""},
                 "dynamo": {"pypi.db": "dynamo", "db.region_name": REGION, "db.host": host,
                            "db.port": str(port), "db.secure": "false"},
@@ -329,23 +378,24 @@ def main() -> int:
             event = s3_event(key)
 
             config = load_config(settings)
-            os.environ["PPC_S3SYNC_CACHE_DIR"] = str(work / f"cache-{cache}")
+            os.environ["PPC_S3SYNC_CACHE_DIR"] = str(args.builder_cache
+                                                     or run / f"cache-{cache}")
             start = time.perf_counter()
-            ours = build_bundle(config, output=work / f"ours-{cache}.zip",
+            ours = build_bundle(config, output=run / f"ours-{cache}.zip",
                                 runtime=f"python3.{sys.version_info.minor}")
             cold_build = time.perf_counter() - start
             start = time.perf_counter()
-            build_bundle(config, output=work / f"ours-{cache}.zip",
+            build_bundle(config, output=run / f"ours-{cache}.zip",
                          runtime=f"python3.{sys.version_info.minor}")
             warm_build = time.perf_counter() - start
-            ours_dir = extract(ours.path, work / f"ours-{cache}")
+            ours_dir = extract(ours.path, run / f"ours-{cache}")
 
             env = {**fake_aws, "LANG": "C.UTF-8", "AWS_ENDPOINT_URL": endpoint,
                    "PYPICLOUD_SETTINGS": json.dumps(config.function.values)}
             original_settings = {k: v for k, v in settings.items()
                                  if k == "pypi.db" or k.startswith("db.")}
             floor_env = {**env, "FLOOR_CACHE": cache,
-                         "FLOOR_SQLITE": str(work / "floor.sqlite"),
+                         "FLOOR_SQLITE": str(run / "floor.sqlite"),
                          "FLOOR_REDIS": redis_db.url if redis_db else ""}
             backend_module = {"sqlite": "pypicloud.cache.sql",
                               "redis": "pypicloud.cache.redis_cache",
@@ -364,9 +414,9 @@ def main() -> int:
                 variants["floor_lowest"] = Variant(
                     [floor_dir, runtime], "floor_handler", "handle",
                     {**floor_env, "FLOOR_CACHE": LOWEST[cache]})
-            print(f"measuring {cache}: {len(variants)} variants x {args.runs} cold starts...",
+            print(f"measuring {cache}: {len(variants)} variants x {args.n} cold starts...",
                   file=sys.stderr)
-            starts = cold_starts(variants, event, args.runs)
+            starts = cold_starts(variants, event, args.n)
             rows.append({
                 "cache": cache,
                 "ours": {"zip": ours.size, "unzipped": ours.unzipped_size,
@@ -379,11 +429,12 @@ def main() -> int:
                 "floor_lowest": starts.get("floor_lowest"),
                 "floor_pypicloud": starts["floor_pypicloud"],
             })
-        report(rows, args.runs)
+        report(rows, args.n)
     finally:
         if redis_db:
             redis_db.release()
         server.stop()
+        shutil.rmtree(work if args.work is None else run, ignore_errors=True)
     return 0
 
 

@@ -18,12 +18,11 @@ put/delete that causes each event is not.
 S3 and DynamoDB are moto in process (as in the issue's measurements); PostgreSQL,
 MariaDB and Redis are the real local servers, in databases of our own.
 
-Run: ``.venv/bin/python benchmarks/handler_throughput.py [-n 500] [--backends ...]``
+Run: ``.venv/bin/python benchmarks/handler_throughput.py [-n 500] [--backends sqlite redis]``
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -253,10 +252,12 @@ def fmt(value: float | str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", type=int, default=500,
-                        help="invocations per contender and backend (default 500)")
-    parser.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    from benchmarks.options import benchmark_parser
+
+    parser = benchmark_parser(
+        __doc__, n=500, backends=BACKENDS,
+        n_help="invocations per contender and backend (N/2 packages, each created and "
+               "deleted)")
     args = parser.parse_args(argv)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)

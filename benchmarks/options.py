@@ -1,0 +1,33 @@
+"""The command line the benchmarks share, so that one spelling works for all of them.
+
+Every benchmark takes ``-n`` for the size of its workload and ``--backends`` as a
+space-separated list of cache backends (``--backends sqlite redis``); the rest of its
+options are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a workload of 0 measures nothing)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def benchmark_parser(doc: str, *, n: int, n_help: str, backends: list[str],
+                     default_backends: list[str] | None = None) -> argparse.ArgumentParser:
+    """A parser with the shared ``-n`` and ``--backends``; ``doc``'s first paragraph
+    describes the benchmark."""
+    default_backends = list(default_backends or backends)
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0].strip())
+    parser.add_argument("-n", type=positive, default=n, metavar="N",
+                        help=f"{n_help} (default: %(default)s)")
+    parser.add_argument(
+        "--backends", nargs="+", choices=backends, metavar="BACKEND", default=default_backends,
+        help=f"cache backends to measure, space-separated, from: {' '.join(backends)} "
+             f"(default: {' '.join(default_backends)})")
+    return parser
