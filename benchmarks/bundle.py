@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--builder-cache", type=Path, metavar="DIR",
                         help="our builder's cache (default: an empty one, so that the cold "
                              "build is cold)")
+    parser.add_argument("--without-original", action="store_true",
+                        help="leave out pypicloud 1.3.12's own bundle (its fresh venv and "
+                             "pip install take minutes); for the test suite's smoke run")
     args = parser.parse_args(argv)
 
     import logging
@@ -342,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         pip_target(floor_dir, "--no-deps", f"redis=={version('redis')}",
                    f"SQLAlchemy=={version('SQLAlchemy')}", f"dynamo3=={version('dynamo3')}")
         (floor_dir / "floor_handler.py").write_text(FLOOR)  # this run's, always
-        original_zip, original_build = build_original(work)
-        original_dir = extract_once(original_zip, work / "original")
+        original_zip = original_dir = None
+        if not args.without_original:
+            original_zip, original_build = build_original(work)
+            original_dir = extract_once(original_zip, work / "original")
 
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
@@ -403,13 +408,15 @@ def main(argv: list[str] | None = None) -> int:
             variants = {
                 "ours": Variant([ours_dir, runtime], "pypicloud_s3sync.handler",
                                 "handle_event", env),
-                "original": Variant([original_dir, runtime], "lambda_script", "handle_s3_event",
-                                    {**env, "PYPICLOUD_SETTINGS": json.dumps(original_settings)}),
                 "floor": Variant([floor_dir, runtime], "floor_handler", "handle", floor_env),
                 "floor_pypicloud": Variant(
                     [floor_dir, ours_dir, runtime], "floor_handler", "handle",
                     {**floor_env, "FLOOR_PYPICLOUD": f"{backend_module},pypicloud.storage.s3"}),
             }
+            if original_dir is not None:
+                variants["original"] = Variant(
+                    [original_dir, runtime], "lambda_script", "handle_s3_event",
+                    {**env, "PYPICLOUD_SETTINGS": json.dumps(original_settings)})
             if cache in LOWEST:
                 variants["floor_lowest"] = Variant(
                     [floor_dir, runtime], "floor_handler", "handle",
@@ -421,10 +428,10 @@ def main(argv: list[str] | None = None) -> int:
                 "cache": cache,
                 "ours": {"zip": ours.size, "unzipped": ours.unzipped_size,
                          "cold_build": cold_build, "warm_build": warm_build, **starts["ours"]},
-                "original": {"zip": original_zip.stat().st_size,
-                             "unzipped": unzipped_size(original_zip),
-                             "cold_build": original_build, "warm_build": original_build,
-                             **starts["original"]},
+                "original": original_zip and {
+                    "zip": original_zip.stat().st_size, "unzipped": unzipped_size(original_zip),
+                    "cold_build": original_build, "warm_build": original_build,
+                    **starts["original"]},
                 "floor": starts["floor"],
                 "floor_lowest": starts.get("floor_lowest"),
                 "floor_pypicloud": starts["floor_pypicloud"],
@@ -451,6 +458,9 @@ def report(rows: list[dict], runs: int) -> None:
         floor = row["floor"]["wall"]
         for label, key in (("ours", "ours"), ("pypicloud 1.3.12", "original")):
             r = row[key]
+            if r is None:
+                print(f"{row['cache']:7} {label:21} left out (--without-original)")
+                continue
             print(f"{row['cache']:7} {label:21} {r['zip'] / MIB:8.2f} {r['unzipped'] / MIB:9.2f} "
                   f"{r['cold_build']:9.2f}s {r['warm_build']:9.3f}s {r['import']:8.3f} "
                   f"{r['wall']:12.3f} {r['wall'] / floor:7.2f}x {r['exit']:6.3f}"

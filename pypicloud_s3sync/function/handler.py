@@ -159,7 +159,6 @@ class Runtime:
         from ..backends import defer_package_inits
         from .cache import open_cache
         from .imports import without_cloudfront_signing
-        from .reconcile import DEFAULT_WORKERS as RECONCILE_WORKERS
         from .s3 import s3_client
 
         defer_package_inits()
@@ -180,6 +179,8 @@ class Runtime:
         # pypicloud's ICache.configure builds a storage; open_cache gives it one that makes
         # no AWS call (see offline_storage) instead of HEADing, or even creating, the bucket.
         cache = open_cache(settings)
+        from .reconcile import DEFAULT_WORKERS as RECONCILE_WORKERS  # after the deferral
+
         return cls(
             cache=cache,
             # A scheduled reconcile shares this client between its parallel HEADs.
