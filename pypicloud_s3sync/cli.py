@@ -1,4 +1,4 @@
-"""Console scripts: ``ppc-s3sync`` and the seed's stand-alone names.
+"""Console scripts: ``ppc-s3sync`` and the stand-alone names pypicloud's own script had.
 
 Every command takes pypicloud's own ini (``config.ini`` or ``config.ini#name``) and goes
 through :func:`pypicloud_s3sync.config.load_config`.  Bad input ends with one line on
@@ -49,7 +49,7 @@ def load(args: argparse.Namespace) -> PypicloudConfig:
     return load_config(args.config, configure_logging=True)
 
 
-# -- bundle (issue 4) -------------------------------------------------------------------
+# -- bundle ------------------------------------------------------------------------------
 
 def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     from .bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
@@ -108,7 +108,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- create / delete / status (issue 5) -------------------------------------------------
+# -- create / delete / status -------------------------------------------------------------
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -290,7 +290,7 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if report.in_sync else EXIT_DRIFT
 
 
-# -- reconcile (issue 7) ----------------------------------------------------------------
+# -- reconcile ---------------------------------------------------------------------------
 
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
