@@ -40,6 +40,9 @@ from .security import AdminSettings, check_same_origin, read_json_body, scrub, s
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
+    from ..provision.options import DeployOptions
+    from ..provision.plan import Plan
+
 LOG = logging.getLogger(__name__)
 
 #: The view name under ``/admin``.
@@ -176,7 +179,8 @@ def server_session(config: PypicloudConfig) -> Any:
     return boto3.Session(**{key: value for key, value in given.items() if value})
 
 
-def _options(config: PypicloudConfig, **overrides: Any) -> Any:
+def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
+    """The server's ``s3sync.*`` settings, with what the request may override on top."""
     from ..provision.options import DeployOptions
 
     return DeployOptions.from_config(config, **overrides)
@@ -198,7 +202,7 @@ def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]
         _reconcile(config, op, deep=bool(overrides.get("deep")))
         return
 
-    def show(plan: Any) -> None:
+    def show(plan: Plan) -> None:
         op.plan = plan.to_json()  # pollers see the plan while it is applied
 
     try:

@@ -40,10 +40,6 @@ class Fix:
     def for_api(self) -> str:
         return self.setting
 
-    def to_json(self) -> dict[str, str]:
-        return {"flag": self.flag, "setting": self.setting,
-                "text": self.text.replace("{}", self.setting)}
-
 
 class ProvisionError(Exception):
     """A provisioning failure whose message may name options and suggest fixes.
@@ -100,4 +96,3 @@ ALLOW_DB_PASSWORD = "--allow-db-password", "s3sync.db_password = copy"
 OMIT_DB_PASSWORD = "--omit-db-password", "s3sync.db_password = omit"
 VPC = ("--subnet-ids and --security-group-ids",
        "s3sync.subnet_ids and s3sync.security_group_ids")
-BUNDLE = "--bundle", "s3sync.bundle"
