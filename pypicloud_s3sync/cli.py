@@ -1,4 +1,4 @@
-"""Console scripts: ``ppc-s3sync`` and the seed's stand-alone names.
+"""Console scripts: ``ppc-s3sync`` and the stand-alone names pypicloud's own script had.
 
 Every command takes pypicloud's own ini (``config.ini`` or ``config.ini#name``) and goes
 through :func:`pypicloud_s3sync.config.load_config`.  Bad input ends with one line on
@@ -23,10 +23,18 @@ from .config import ConfigError, PypicloudConfig, load_config  # noqa: E402
 from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
-    from .provision.deploy import AwsClients, DeployOptions, Plan
+    from .provision.deploy import DeployOptions, Plan
 
 #: Exit status for a config or usage error the user can fix.
 EXIT_CONFIG = 2
+#: Exit status when AWS refused a call or the account is not reachable.
+EXIT_AWS = 1
+#: Exit status when what exists differs from what should: ``status`` found drift in the
+#: account, ``reconcile`` in the cache (fixed, or with --dry-run found).  Not 1, which
+#: Python uses for an unhandled crash.
+EXIT_DRIFT = 3
+#: Exit status when the reconcile could not finish (S3 or the cache failed).
+EXIT_ERROR = 4
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +49,7 @@ def load(args: argparse.Namespace) -> PypicloudConfig:
     return load_config(args.config, configure_logging=True)
 
 
-# -- bundle (issue 4) -------------------------------------------------------------------
+# -- bundle ------------------------------------------------------------------------------
 
 def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     from .bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
@@ -100,12 +108,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- create / delete / status (issue 5) -------------------------------------------------
-
-#: Exit status when AWS refused a call or the account is not reachable.
-EXIT_AWS = 1
-#: Exit status of ``status`` when the account differs from the config.
-EXIT_DRIFT = 3
+# -- create / delete / status -------------------------------------------------------------
 
 
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -201,13 +204,13 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     def wrapper(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from .provision.deploy import ApplyError
+        from .provision.errors import AwsError
 
         command = getattr(args, "command", None)
         prog = f"ppc-s3sync {command}" if command else args.prog
         try:
             return run(args)
-        except ApplyError as exc:
+        except AwsError as exc:
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return EXIT_AWS
         except (BotoCoreError, ClientError) as exc:
@@ -217,29 +220,24 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return wrapper
 
 
-def _plan_and_apply(args: argparse.Namespace,
-                    make_plan: Callable[[PypicloudConfig, DeployOptions, AwsClients], Plan]
-                    ) -> int:
+def _plan_and_apply(args: argparse.Namespace, action: str) -> int:
     """Print the plan before anything changes; stop there on --dry-run or nothing to do."""
-    from .provision.deploy import AwsClients, apply
+    from .provision.operation import run
+
+    def show(plan: Plan) -> None:
+        if not args.json:
+            print(plan.describe(), flush=True)
 
     config = load(args)
-    options = _options(args, config)
-    clients = AwsClients.from_config(config, options)
-    plan = make_plan(config, options, clients)
-    if not args.json:
-        print(plan.describe(), flush=True)
-    if args.dry_run or plan.is_empty:
-        if args.json:
-            _print_json({"plan": plan.to_json(), "dry_run": args.dry_run, "applied": []})
-        elif args.dry_run and not plan.is_empty:
-            print("Dry run: nothing was changed.")
-        return 0
-    results = apply(plan, clients, progress=_progress)
+    outcome = run(config, _options(args, config), action, dry_run=args.dry_run,
+                  progress=_progress, on_plan=show)
+    assert outcome.plan is not None
     if args.json:
-        _print_json({"plan": plan.to_json(), "dry_run": False,
-                     "applied": [result.to_json() for result in results]})
-    else:
+        _print_json(outcome.to_json())
+    elif args.dry_run and not outcome.plan.is_empty:
+        print("Dry run: nothing was changed.")
+    elif outcome.changed:
+        results = outcome.applied
         seconds = sum(result.seconds for result in results)
         print(f"Applied {len(results)} change{'s' * (len(results) != 1)} in {seconds:.1f} s.")
     return 0
@@ -257,10 +255,7 @@ def add_create_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_create(args: argparse.Namespace) -> int:
-    from .provision.deploy import plan_create
-
-    return _plan_and_apply(args, lambda config, options, clients: plan_create(
-        config, options, clients, progress=_progress))
+    return _plan_and_apply(args, "create")
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
@@ -272,9 +267,7 @@ def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_delete(args: argparse.Namespace) -> int:
-    from .provision.deploy import plan_delete
-
-    return _plan_and_apply(args, plan_delete)
+    return _plan_and_apply(args, "delete")
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,12 +278,11 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 
 @_aws_errors
 def run_status(args: argparse.Namespace) -> int:
-    from .provision.deploy import AwsClients, status
+    from .provision.operation import run
 
     config = load(args)
-    options = _options(args, config)
-    clients = AwsClients.from_config(config, options)
-    report = status(config, options, clients, progress=_progress)
+    report = run(config, _options(args, config), "status", progress=_progress).report
+    assert report is not None
     if args.json:
         _print_json(report.to_json())
     else:
@@ -298,13 +290,7 @@ def run_status(args: argparse.Namespace) -> int:
     return 0 if report.in_sync else EXIT_DRIFT
 
 
-# -- reconcile (issue 7) ----------------------------------------------------------------
-
-#: Exit status when the cache did not match the bucket: it was fixed, or with --dry-run
-#: it would have been.  Not 1, which Python uses for an unhandled crash.
-EXIT_DRIFT = 3
-#: Exit status when the reconcile could not finish (S3 or the cache failed).
-EXIT_ERROR = 4
+# -- reconcile ---------------------------------------------------------------------------
 
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:

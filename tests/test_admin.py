@@ -162,6 +162,60 @@ def test_aws_refusals_are_reported_as_upstream_errors_not_as_logins(aws):
     assert error_for(ConfigError("storage.bucket is not set")).error == "config"
 
 
+def test_a_refusal_names_the_flag_on_the_command_line_and_the_setting_through_the_api(
+        aws, tmp_path):
+    """The planner's fix for a foreign function of our name, rendered by each front end."""
+    import json
+
+    from pypicloud_s3sync.provision import iam
+    from pypicloud_s3sync.provision.errors import DeployError
+    from pypicloud_s3sync.provision.operation import run
+    from pypicloud_s3sync.provision.options import DeployOptions
+
+    from .deploy_helpers import BUCKET, REGION, make_config, write_zip
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    role = boto3.client("iam").create_role(
+        RoleName="old", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))["Role"]["Arn"]
+    function_zip = write_zip(tmp_path / "function.zip")
+    boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="pypicloud_s3_sync", Runtime="python3.12", Role=role,
+        Handler="lambda_script.handle", Code={"ZipFile": function_zip.read_bytes()})
+    config = make_config(tmp_path, **{"s3sync.bundle": str(function_zip)})
+    with pytest.raises(DeployError) as caught:
+        run(config, DeployOptions.from_config(config), "create", dry_run=True)
+    assert "pass -f to update its code" in str(caught.value)
+    assert "with -n" in str(caught.value)
+    error = error_for(caught.value)
+    assert (error.status, error.error) == (409, "conflict")
+    assert '{"force": true} in the request' in error.message
+    assert "s3sync.function_name" in error.message
+    assert " -f " not in error.message and " -n" not in error.message
+
+
+def test_an_aws_refusal_is_not_a_config_error(aws, tmp_path):
+    """The command line exits 1 for it (not 2): the operator's config is not at fault."""
+    from pypicloud_s3sync.provision.errors import AwsError
+    from pypicloud_s3sync.provision.operation import run
+    from pypicloud_s3sync.provision.options import DeployOptions
+
+    from .deploy_helpers import BUCKET, REGION, make_config
+
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    session = boto3.Session()
+
+    def refuse(model, **_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, model.name)
+
+    session.events.register("before-call.iam.GetRole", refuse)
+    config = make_config(tmp_path)
+    with pytest.raises(AwsError) as caught:
+        run(config, DeployOptions.from_config(config), "status", session=session)
+    assert not isinstance(caught.value, ConfigError)
+    assert (error_for(caught.value).status, error_for(caught.value).error) == (
+        502, "aws_access_denied")
+
+
 def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
     bundle = pytest.importorskip("pypicloud_s3sync.bundle.builder")
     from pypicloud_s3sync.config import load_config

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_s3sync.config import ConfigError
-from pypicloud_s3sync.provision import deploy, iam, notifications
+from pypicloud_s3sync.provision import deploy, executor, iam, notifications
 
 from . import moto_gaps
 from .deploy_helpers import (
@@ -607,7 +607,7 @@ def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, c
     clients.client("lambda").meta.events.register("before-call.lambda.CreateFunction", not_yet)
     slept = []
     results = deploy.apply(plan, clients, sleep=slept.append)
-    assert slept == [deploy.ROLE_BACKOFF[0]]
+    assert slept == [executor.ROLE_BACKOFF[0]]
     assert [r.attempts for r in results if r.step.operation == "create_function"] == [2]
 
 

@@ -126,10 +126,10 @@ def test_missing_given_role_is_a_clear_error(setup, capsys):
 
 
 def test_aws_refusal_is_one_line_not_a_traceback(setup, capsys, monkeypatch):
-    from pypicloud_s3sync.provision import deploy
+    from pypicloud_s3sync.provision import deploy, executor
 
     config, bundle = setup
-    monkeypatch.setattr(deploy, "ROLE_BACKOFF", ())  # no waiting for a role that never comes
+    monkeypatch.setattr(executor, "ROLE_BACKOFF", ())  # no waiting for a role that never comes
     # Someone deletes the role between plan and apply: Lambda refuses create_function.
     real_plan = deploy.plan_create
 

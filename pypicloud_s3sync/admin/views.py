@@ -15,9 +15,10 @@ and a mutating endpoint that talks to AWS needs (the mechanics live in
 * Errors as JSON with a status that says whose problem it is, and no secret in any
   answer or log line.
 
-All real work is the CLI's code: :mod:`pypicloud_s3sync.provision.deploy` plans and applies, and
-``POST /admin/s3sync/reconcile`` runs :func:`pypicloud_s3sync.function.reconcile.reconcile` under
-the same guards (it writes the cache), with ``GET`` on the same URL to poll it.
+All real work is the CLI's code: :func:`pypicloud_s3sync.provision.operation.run` plans
+and applies, and ``POST /admin/s3sync/reconcile`` runs
+:func:`pypicloud_s3sync.function.reconcile.reconcile` under the same guards (it writes the
+cache), with ``GET`` on the same URL to poll it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from .security import AdminSettings, check_same_origin, read_json_body, scrub, s
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
+
+    from ..provision.options import DeployOptions
+    from ..provision.plan import Plan
 
 LOG = logging.getLogger(__name__)
 
@@ -66,31 +70,6 @@ _AWS_CONFLICT = {
     "ConflictException",
 }
 
-#: The planner's messages name the CLI's flags; through the API they are ini settings.
-_FLAG_SETTINGS = (
-    ("--bundle", "s3sync.bundle = /path/to/function.zip"),
-    ("--allow-db-password", "s3sync.db_password = copy"),
-    ("--omit-db-password", "s3sync.db_password = omit"),
-    ("--delivery eventbridge", "s3sync.delivery = eventbridge"),
-    ("--subnet-ids", "s3sync.subnet_ids and s3sync.security_group_ids"),
-    ("-f", '{"force": true} in the request (or s3sync.force = true)'),
-    ("-n", "s3sync.function_name"),
-    ("-a", "s3sync.role_arn"),
-    ("-r", "s3sync.region"),
-)
-
-
-def _with_settings_hint(message: str) -> str:
-    """Append the ini setting for each CLI flag the planner's message suggests."""
-    import re
-
-    found = [f"{flag} is {setting}" for flag, setting in _FLAG_SETTINGS
-             if re.search(rf"(^|\s){re.escape(flag)}\b", message)]
-    if not found:
-        return message
-    return f"{message} (through the admin API: {'; '.join(found)})"
-
-
 def error_for(exc: BaseException) -> ApiError:
     """Turn whatever the planner raised into an answer an operator can act on.
 
@@ -101,20 +80,23 @@ def error_for(exc: BaseException) -> ApiError:
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ..provision.deploy import ApplyError, DeployError
+    from ..provision.errors import ApplyError, AwsError, DeployError, ProvisionError
 
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ApplyError):
+    if isinstance(exc, AwsError):
         cause = exc.__cause__
-        if isinstance(cause, ClientError | BotoCoreError):
-            upstream = _aws_error(cause)
-            hint = f". {upstream.hint}" if upstream.hint else ""
-            return ApiError(upstream.status, upstream.error, f"{exc}{hint}", upstream.headers,
-                            upstream.hint)
-        return ApiError(502, "aws_error", str(exc))
+        if not isinstance(cause, ClientError | BotoCoreError):
+            return ApiError(502, "aws_error", exc.for_api())
+        upstream = _aws_error(cause)
+        if not isinstance(exc, ApplyError):
+            return upstream
+        # Which step failed and how many were applied comes first, then what to do.
+        hint = f". {upstream.hint}" if upstream.hint else ""
+        return ApiError(upstream.status, upstream.error, f"{exc.for_api()}{hint}",
+                        upstream.headers, upstream.hint)
     if isinstance(exc, DeployError):
-        return ApiError(409, "conflict", _with_settings_hint(str(exc)))
+        return ApiError(409, "conflict", exc.for_api())
     if _is_bundle_error(exc):
         return ApiError(
             500, "bundle",
@@ -122,8 +104,9 @@ def error_for(exc: BaseException) -> ApiError:
             "ppc-build-lambda-bundle and point s3sync.bundle at it",
         )
     if isinstance(exc, ConfigError):
+        text = exc.for_api() if isinstance(exc, ProvisionError) else str(exc)
         return ApiError(500, "config",
-                        f"the server's configuration cannot drive the sync: {exc}")
+                        f"the server's configuration cannot drive the sync: {text}")
     if isinstance(exc, ClientError | BotoCoreError):
         return _aws_error(exc)
     return ApiError(500, "internal",
@@ -196,41 +179,39 @@ def server_session(config: PypicloudConfig) -> Any:
     return boto3.Session(**credentials(config.settings))
 
 
-def _planner_inputs(config: PypicloudConfig, **overrides: Any) -> tuple[Any, Any]:
-    from ..provision.deploy import AwsClients, DeployOptions
+def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
+    """The server's ``s3sync.*`` settings, with what the request may override on top."""
+    from ..provision.options import DeployOptions
 
-    options = DeployOptions.from_config(config, **overrides)
-    return options, AwsClients.from_config(config, options, session=server_session(config))
+    return DeployOptions.from_config(config, **overrides)
 
 
 def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
-    from ..provision.deploy import status
+    from ..provision.operation import run
 
-    options, clients = _planner_inputs(config)
-    return status(config, options, clients, progress=progress).to_json()
+    return run(config, _options(config), "status", progress=progress,
+               session=server_session(config)).to_json()
 
 
 def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
-    """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do, step for step."""
-    from ..provision.deploy import ApplyError, apply, plan_create, plan_delete
+    """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do: the same operation."""
+    from ..provision.errors import ApplyError
+    from ..provision.operation import run
 
     if op.action == RECONCILE:
         _reconcile(config, op, deep=bool(overrides.get("deep")))
         return
-    options, clients = _planner_inputs(config, **overrides)
-    if op.action == "create":
-        plan = plan_create(config, options, clients, progress=op.say)
-    else:
-        plan = plan_delete(config, options, clients)
-    op.plan = plan.to_json()
-    if op.dry_run or plan.is_empty:
-        return
+
+    def show(plan: Plan) -> None:
+        op.plan = plan.to_json()  # pollers see the plan while it is applied
+
     try:
-        results = apply(plan, clients, progress=op.say)
+        outcome = run(config, _options(config, **overrides), op.action, dry_run=op.dry_run,
+                      progress=op.say, on_plan=show, session=server_session(config))
     except ApplyError as exc:
         op.applied = [result.to_json() for result in exc.done]
         raise
-    op.applied = [result.to_json() for result in results]
+    op.applied = outcome.to_json()["applied"]
 
 
 def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:

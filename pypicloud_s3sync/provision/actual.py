@@ -11,36 +11,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import iam, notifications
-from .plan import DeployError
+from .aws import error_code, read_or_none, tag_dict
+from .errors import DeployError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..config import PypicloudConfig
-    from .deploy import AwsClients, DeployOptions
+    from .aws import AwsClients
+    from .options import DeployOptions
 
 
-def _error_code(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-
-
-def _missing(exc: Exception) -> bool:
-    return _error_code(exc) in (
-        "NoSuchEntity", "ResourceNotFoundException", "NoSuchEntityException",
-        "NoSuchBucket",
-    )
-
-
-def _read(call: Callable[..., Any], **kwargs: Any) -> Any:
-    """A read that returns None for "does not exist" and raises anything else."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return call(**kwargs)
-    except ClientError as exc:
-        if _missing(exc):
-            return None
-        raise
+#: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
+BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
 
 
 @dataclass
@@ -64,10 +45,12 @@ class Actual:
     schedule: dict[str, Any] | None = None
     schedule_tags: dict[str, str] = field(default_factory=dict)
     schedule_targets: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _tags(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tag_list or []}
+    #: Whether the role given with ``-a`` exists; None when it was not looked up (no
+    #: ``-a``, not a role ARN, or another account's role, which we cannot read).
+    given_role_exists: bool | None = None
+    #: Other EventBridge rules that mention the bucket (they still need its delivery);
+    #: listed only when our rule says we turned that delivery on.
+    other_bucket_rules: list[str] = field(default_factory=list)
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -79,7 +62,7 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     actual = Actual()
     iam_client = clients.client("iam")
     if role_name:
-        role = _read(iam_client.get_role, RoleName=role_name)
+        role = read_or_none(iam_client.get_role, RoleName=role_name)
         if role:
             actual.role = role["Role"]
             actual.role_inline = iam_client.list_role_policies(RoleName=role_name)["PolicyNames"]
@@ -90,14 +73,17 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             if iam.POLICY_NAME in actual.role_inline:
                 doc = iam_client.get_role_policy(RoleName=role_name, PolicyName=iam.POLICY_NAME)
                 actual.role_policy = iam.parse_document(doc["PolicyDocument"])
+    if options.role_arn:
+        actual.given_role_exists = _given_role_exists(iam_client, options.role_arn,
+                                                      clients.account)
     lam = clients.client("lambda")
-    function = _read(lam.get_function, FunctionName=options.function_name)
+    function = read_or_none(lam.get_function, FunctionName=options.function_name)
     if function:
         actual.function = function["Configuration"]
         actual.function_tags = function.get("Tags") or {}
-        actual.invoke_config = _read(lam.get_function_event_invoke_config,
+        actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
-        policy = _read(lam.get_policy, FunctionName=options.function_name)
+        policy = read_or_none(lam.get_policy, FunctionName=options.function_name)
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):
                 actual.statements[statement.get("Sid", "")] = statement
@@ -107,7 +93,7 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             s3.get_bucket_notification_configuration(Bucket=config.target.bucket)
         )
     except ClientError as exc:
-        if _error_code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             raise DeployError(
                 f"bucket {config.target.bucket} does not exist in this account "
                 f"(region {clients.region}); check storage.bucket, or start pypicloud "
@@ -115,17 +101,48 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             ) from exc
         raise
     events = clients.client("events")
-    rule = _read(events.describe_rule, Name=rule_name)
+    rule = read_or_none(events.describe_rule, Name=rule_name)
     if rule:
         actual.rule = rule
-        actual.rule_tags = _tags(
+        actual.rule_tags = tag_dict(
             events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
         actual.rule_targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
-    schedule = _read(events.describe_rule, Name=schedule_rule_name) if schedule_rule_name else None
+        if actual.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us":
+            actual.other_bucket_rules = _other_bucket_rules(events, rule_name,
+                                                            config.target.bucket)
+    schedule = (read_or_none(events.describe_rule, Name=schedule_rule_name)
+                if schedule_rule_name else None)
     if schedule:
         actual.schedule = schedule
-        actual.schedule_tags = _tags(
+        actual.schedule_tags = tag_dict(
             events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
     return actual
+
+
+def parse_role_arn(arn: str) -> tuple[str, str] | None:
+    """``(account, role name)`` of an IAM role ARN, or None if ``arn`` is not one."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+        return None
+    return parts[4], parts[5].rsplit("/", 1)[-1]
+
+
+def _given_role_exists(iam_client: Any, arn: str, account: str) -> bool | None:
+    parsed = parse_role_arn(arn)
+    if parsed is None or parsed[0] != account:
+        return None
+    return read_or_none(iam_client.get_role, RoleName=parsed[1]) is not None
+
+
+def _other_bucket_rules(events: Any, own_rule: str, bucket: str) -> list[str]:
+    found = []
+    for page in events.get_paginator("list_rules").paginate():
+        for rule in page.get("Rules", []):
+            if rule["Name"] == own_rule:
+                continue
+            pattern = rule.get("EventPattern") or ""
+            if "aws.s3" in pattern and bucket in pattern:
+                found.append(rule["Name"])
+    return found

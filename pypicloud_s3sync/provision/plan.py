@@ -13,22 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import ConfigError, redact_url
+from ..config import redact_url
 
 #: The function's one environment variable of ours (shown parsed, URLs redacted).
 ENV_VAR = "PYPICLOUD_SETTINGS"
-
-
-class DeployError(ConfigError):
-    """Something in the account or the options stops the deploy; the text says what to do."""
-
-
-class ApplyError(DeployError):
-    """An AWS call failed while applying; ``done`` holds the steps that completed."""
-
-    def __init__(self, message: str, done: list[StepResult]):
-        super().__init__(message)
-        self.done = done
 
 
 class CodeArtifact(Protocol):

@@ -3,7 +3,9 @@
 :class:`Planner` walks the resources in dependency order (role, function, async
 settings, permissions, delivery) and for each one records a status row and, when the
 two sides differ, the call that fixes it.  ``plan_create``, ``plan_delete`` and
-``status`` in :mod:`pypicloud_s3sync.provision.deploy` are thin drivers around it.
+``status`` in :mod:`pypicloud_s3sync.provision.deploy` are thin drivers around it: status
+is the create comparison with ``strict=False``, which records what create would refuse
+as a drifted row.  Every remote read happens before, in :mod:`.actual`.
 """
 
 from __future__ import annotations
@@ -15,20 +17,34 @@ from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
 from . import iam, notifications
-from .actual import Actual, _read, _tags
+from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
+from .aws import tag_dict
+from .errors import (
+    ALLOW_DB_PASSWORD,
+    DELIVERY_EVENTBRIDGE,
+    FORCE,
+    FUNCTION_NAME,
+    OMIT_DB_PASSWORD,
+    ROLE_ARN,
+    VPC,
+    DeployError,
+    Fix,
+)
 from .names import MAX_STATEMENT_ID, bounded
-from .plan import ENV_VAR, CodeArtifact, DeployError, ResourceStatus, Step
+from .plan import ENV_VAR, CodeArtifact, ResourceStatus, Step
 from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
-    from .deploy import AwsClients, DeployOptions
+    from .aws import AwsClients
+    from .options import DeployOptions
 
 DESCRIPTION = "pypicloud-s3sync: applies S3 package events to the pypicloud cache"
 #: Our EventBridge rule's target Id.
 TARGET_ID = "pypicloud-s3sync"
-#: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
-BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
+__all__ = ["BUCKET_EVENTBRIDGE_TAG", "Desired", "Planner", "check_cache_reachable",
+           "delivery_rule_name", "desired_state", "function_environment", "rule_name",
+           "statement_id"]
 
 
 def rule_name(options: DeployOptions) -> str:
@@ -85,9 +101,10 @@ def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
     if withheld and options.db_password == "refuse" and strict:
         key, reason = next(iter(withheld.items()))
         raise DeployError(
-            f"{reason.split(';')[0]}; pass --allow-db-password to copy it into the "
-            f"function's environment, or --omit-db-password and set "
-            f"PPC_{key.upper().replace('.', '_')} on the function yourself"
+            reason.split(";")[0],
+            Fix(*ALLOW_DB_PASSWORD, "pass {} to copy it into the function's environment"),
+            Fix(*OMIT_DB_PASSWORD, f"pass {{}} and set PPC_{key.upper().replace('.', '_')} "
+                                   "on the function yourself"),
         )
     if withheld and options.db_password == "copy":
         warnings.append(
@@ -111,7 +128,7 @@ def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
     elif config.cache_backend in ("sql", "redis") and not options.vpc:
         warnings.append(
             f"the {config.cache_backend} cache must be reachable from Lambda; if it is in a "
-            "VPC, pass --subnet-ids and --security-group-ids"
+            f"VPC, pass {VPC[0]}"
         )
 
 
@@ -143,7 +160,7 @@ class Planner:
     """Collects steps and per-resource status rows while comparing desired and actual."""
 
     def __init__(self, config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
-                 actual: Actual, desired: Desired):
+                 actual: Actual, desired: Desired, *, strict: bool = True):
         self.config, self.options, self.clients = config, options, clients
         self.actual, self.desired = actual, desired
         self.steps: list[Step] = []
@@ -151,14 +168,36 @@ class Planner:
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self.fname = options.function_name
+        #: False in status mode: a state create must refuse becomes a drifted row.
+        self.strict = strict
 
-    def step(self, *args: Any, **kwargs: Any) -> None:
-        self.steps.append(Step(*args, **kwargs))
+    def step(self, *, resource: str, action: str, name: str, summary: str, service: str,
+             operation: str, params: dict[str, Any], **extra: Any) -> None:
+        """Record one call; keywords only, so a step reads the same wherever it is built."""
+        self.steps.append(Step(resource=resource, action=action, name=name, summary=summary,
+                               service=service, operation=operation, params=params, **extra))
 
     def row(self, resource: str, name: str, desired: str, actual: str,
             in_sync: bool | None = None) -> None:
         self.rows.append(ResourceStatus(resource, name, desired, actual,
                                         desired == actual if in_sync is None else in_sync))
+
+    def create(self, code: Callable[[], CodeArtifact]) -> None:
+        """Walk every resource create manages, in dependency order."""
+        if self.strict:
+            self.role()
+        else:
+            try:
+                self.role()
+            except DeployError as exc:
+                self.row("role", self.options.role_name(self.clients.region),
+                         "created by pypicloud-s3sync", str(exc), False)
+        if self.actual.function is None and not self.strict:
+            self.row("function", self.fname, "exists", "missing", False)
+        else:
+            self.function(code)
+        self.delivery()
+        self.schedule()
 
     # role ------------------------------------------------------------------
     def role(self) -> None:
@@ -174,57 +213,73 @@ class Planner:
                                  on_failure=o.on_failure, partition=d.partition)
         if a.role is None:
             self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")
-            self.step("role", "create", name,
-                      f"create IAM role {name} (trusted by lambda.amazonaws.com, "
-                      f"tagged {iam.MANAGED_TAG})",
-                      "iam", "create_role", {
-                          "RoleName": name, "Path": iam.ROLE_PATH,
-                          "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
-                          "Description": f"pypicloud-s3sync function {self.fname}",
-                          "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
-                      })
+            self.step(
+                resource="role",
+                action="create",
+                name=name,
+                summary=f"create IAM role {name} (trusted by lambda.amazonaws.com, "
+                f"tagged {iam.MANAGED_TAG})",
+                service="iam",
+                operation="create_role",
+                params={
+                    "RoleName": name,
+                    "Path": iam.ROLE_PATH,
+                    "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
+                    "Description": f"pypicloud-s3sync function {self.fname}",
+                    "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
+                },
+            )
         else:
-            if not managed(_tags(a.role.get("Tags"))):
+            if not managed(tag_dict(a.role.get("Tags"))):
                 raise DeployError(
                     f"IAM role {name} exists but was not created by pypicloud-s3sync "
-                    f"(no {iam.MANAGED_TAG} tag); pass its ARN with -a to use it as is, "
-                    "or choose another function name with -n"
+                    f"(no {iam.MANAGED_TAG} tag)",
+                    Fix(*ROLE_ARN, "give its ARN as {} to use it as is"),
+                    Fix(*FUNCTION_NAME, "choose another function name with {}"),
                 )
             trust_ok = iam.same_policy(a.role["AssumeRolePolicyDocument"], iam.trust_policy())
             self.row("role", name, "trusts lambda.amazonaws.com",
                      "trusts lambda.amazonaws.com" if trust_ok else "different trust policy")
             if not trust_ok:
-                self.step("role", "update", name,
-                          f"reset the trust policy of role {name} to lambda.amazonaws.com",
-                          "iam", "update_assume_role_policy",
-                          {"RoleName": name,
-                           "PolicyDocument": json.dumps(iam.trust_policy())})
+                self.step(
+                    resource="role",
+                    action="update",
+                    name=name,
+                    summary=f"reset the trust policy of role {name} to lambda.amazonaws.com",
+                    service="iam",
+                    operation="update_assume_role_policy",
+                    params={"RoleName": name, "PolicyDocument": json.dumps(iam.trust_policy())},
+                )
         in_sync = a.role_policy is not None and iam.same_policy(a.role_policy, policy)
         self.row("role-policy", f"{name}/{iam.POLICY_NAME}", "least-privilege policy",
                  "as desired" if in_sync else ("missing" if a.role_policy is None
                                                else "differs"), in_sync)
         if not in_sync:
-            self.step("role-policy", "update" if a.role_policy else "create",
-                      f"{name}/{iam.POLICY_NAME}",
-                      f"{'update' if a.role_policy else 'put'} inline policy "
-                      f"{iam.POLICY_NAME} on role {name} ({len(policy['Statement'])} "
-                      "statements, no wildcard S3/DynamoDB resources)",
-                      "iam", "put_role_policy",
-                      {"RoleName": name, "PolicyName": iam.POLICY_NAME,
-                       "PolicyDocument": json.dumps(policy)})
+            self.step(
+                resource="role-policy",
+                action="update" if a.role_policy else "create",
+                name=f"{name}/{iam.POLICY_NAME}",
+                summary=f"{'update' if a.role_policy else 'put'} inline policy "
+                f"{iam.POLICY_NAME} on role {name} ({len(policy['Statement'])} "
+                "statements, no wildcard S3/DynamoDB resources)",
+                service="iam",
+                operation="put_role_policy",
+                params={
+                    "RoleName": name,
+                    "PolicyName": iam.POLICY_NAME,
+                    "PolicyDocument": json.dumps(policy),
+                },
+            )
 
     def _check_given_role(self, arn: str) -> None:
         """A missing ``-a`` role would only show up as Lambda retrying "cannot be assumed"."""
-        parts = arn.split(":")
-        if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
-            raise DeployError(f"-a {arn} is not an IAM role ARN "
-                              "(arn:aws:iam::ACCOUNT:role/NAME)")
-        if parts[4] != self.desired.account:
-            return  # another account's role: we cannot look, Lambda will tell
-        name = parts[5].rsplit("/", 1)[-1]
-        if _read(self.clients.client("iam").get_role, RoleName=name) is None:
-            raise DeployError(f"the role given with -a ({arn}) does not exist; create it "
-                              "first, or leave out -a to let this command create one")
+        if parse_role_arn(arn) is None:
+            raise DeployError(f"{{0}} {arn} is not an IAM role ARN "
+                              "(arn:aws:iam::ACCOUNT:role/NAME)", Fix(*ROLE_ARN))
+        if self.actual.given_role_exists is False:
+            raise DeployError(f"the role given with {{0}} ({arn}) does not exist; create it "
+                              "first, or leave out {0} to let this command create one",
+                              Fix(*ROLE_ARN))
 
     # function --------------------------------------------------------------
     def function_config(self, code_handler: str) -> dict[str, Any]:
@@ -277,22 +332,35 @@ class Planner:
             want = self.function_config(artifact.handler)
             self.row("function", self.fname, f"{o.runtime} {o.arch}", "missing")
             self.row("function-code", self.fname, artifact.sha256, "missing")
-            self.step("function", "create", self.fname,
-                      f"create function {self.fname} ({o.runtime}, {o.arch}, {o.memory} MB, "
-                      f"{o.timeout} s; code {artifact.size / 2**20:.1f} MiB "
-                      f"sha256 {artifact.sha256})",
-                      "lambda", "create_function",
-                      {**want, "Code": {"ZipFile": None}, "Architectures": [o.arch],
-                       "PackageType": "Zip", "Publish": False, "Tags": tags},
-                      wait="function_active_v2", code=artifact)
+            self.step(
+                resource="function",
+                action="create",
+                name=self.fname,
+                summary=f"create function {self.fname} ({o.runtime}, {o.arch}, {o.memory} MB, "
+                f"{o.timeout} s; code {artifact.size / 2**20:.1f} MiB "
+                f"sha256 {artifact.sha256})",
+                service="lambda",
+                operation="create_function",
+                params={
+                    **want,
+                    "Code": {"ZipFile": None},
+                    "Architectures": [o.arch],
+                    "PackageType": "Zip",
+                    "Publish": False,
+                    "Tags": tags,
+                },
+                wait="function_active_v2",
+                code=artifact,
+            )
             self.invoke_config()
             return
         ours = managed(a.function_tags)
         if not ours and not o.force:
             raise DeployError(
                 f"function {self.fname} exists but was not created by pypicloud-s3sync "
-                f"(runtime {a.function.get('Runtime')}); pass -f to update its code and "
-                "configuration in place, or choose another name with -n"
+                f"(runtime {a.function.get('Runtime')})",
+                Fix(*FORCE, "pass {} to update its code and configuration in place"),
+                Fix(*FUNCTION_NAME, "choose another name with {}"),
             )
         artifact = code() if o.force else None
         handler = artifact.handler if artifact else a.function.get("Handler", HANDLER)
@@ -316,27 +384,47 @@ class Planner:
                               "without -f")
         else:
             if not ours:
-                self.step("function", "update", self.fname,
-                          f"tag function {self.fname} as managed by pypicloud-s3sync",
-                          "lambda", "tag_resource",
-                          {"Resource": self.desired.function_arn, "Tags": tags})
+                self.step(
+                    resource="function",
+                    action="update",
+                    name=self.fname,
+                    summary=f"tag function {self.fname} as managed by pypicloud-s3sync",
+                    service="lambda",
+                    operation="tag_resource",
+                    params={"Resource": self.desired.function_arn, "Tags": tags},
+                )
             if changed:
-                self.step("function", "update", self.fname,
-                          f"update configuration of {self.fname}: {', '.join(changed)}",
-                          "lambda", "update_function_configuration", update,
-                          wait="function_updated_v2",
-                          details={"changed": changed})
+                self.step(
+                    resource="function",
+                    action="update",
+                    name=self.fname,
+                    summary=f"update configuration of {self.fname}: {', '.join(changed)}",
+                    service="lambda",
+                    operation="update_function_configuration",
+                    params=update,
+                    wait="function_updated_v2",
+                    details={"changed": changed},
+                )
             if code_changed:
                 assert artifact is not None
-                self.step("function-code", "update", self.fname,
-                          f"update code of {self.fname} to sha256 {artifact.sha256} "
-                          f"({artifact.size / 2**20:.1f} MiB, {o.arch})",
-                          "lambda", "update_function_code",
-                          {"FunctionName": self.fname, "ZipFile": None,
-                           "Architectures": [o.arch], "Publish": False},
-                          wait="function_updated_v2", code=artifact,
-                          details={"from": a.function.get("CodeSha256"),
-                                   "to": artifact.sha256})
+                self.step(
+                    resource="function-code",
+                    action="update",
+                    name=self.fname,
+                    summary=f"update code of {self.fname} to sha256 {artifact.sha256} "
+                    f"({artifact.size / 2**20:.1f} MiB, {o.arch})",
+                    service="lambda",
+                    operation="update_function_code",
+                    params={
+                        "FunctionName": self.fname,
+                        "ZipFile": None,
+                        "Architectures": [o.arch],
+                        "Publish": False,
+                    },
+                    wait="function_updated_v2",
+                    code=artifact,
+                    details={"from": a.function.get("CodeSha256"), "to": artifact.sha256},
+                )
         self.invoke_config()
 
     def invoke_config(self) -> None:
@@ -357,10 +445,15 @@ class Planner:
                      + (f", on failure -> {have_dest}" if have_dest else ""))
         self.row("async-config", self.fname, show, have_show, same)
         if not same:
-            self.step("async-config", "update" if have else "create", self.fname,
-                      f"set async invocation of {self.fname}: {show}",
-                      "lambda", "put_function_event_invoke_config",
-                      {"FunctionName": self.fname, **want})
+            self.step(
+                resource="async-config",
+                action="update" if have else "create",
+                name=self.fname,
+                summary=f"set async invocation of {self.fname}: {show}",
+                service="lambda",
+                operation="put_function_event_invoke_config",
+                params={"FunctionName": self.fname, **want},
+            )
 
     # permissions -----------------------------------------------------------
     def permission(self, principal: str, source_arn: str, wanted: bool,
@@ -378,19 +471,30 @@ class Planner:
                      "as desired" if matches else ("missing" if not have else "differs"),
                      matches)
         if have and (not wanted or not matches) and self.actual.function is not None:
-            self.step("permission", "delete", sid,
-                      f"remove invoke permission {sid} ({principal}) from {self.fname}",
-                      "lambda", "remove_permission",
-                      {"FunctionName": self.fname, "StatementId": sid})
+            self.step(
+                resource="permission",
+                action="delete",
+                name=sid,
+                summary=f"remove invoke permission {sid} ({principal}) from {self.fname}",
+                service="lambda",
+                operation="remove_permission",
+                params={"FunctionName": self.fname, "StatementId": sid},
+            )
         if wanted and not matches:
             params = {"FunctionName": self.fname, "StatementId": sid,
                       "Action": "lambda:InvokeFunction", "Principal": principal,
                       "SourceArn": source_arn}
             if source_account:
                 params["SourceAccount"] = source_account
-            self.step("permission", "create", sid,
-                      f"allow {principal} to invoke {self.fname} for {source_arn}",
-                      "lambda", "add_permission", params)
+            self.step(
+                resource="permission",
+                action="create",
+                name=sid,
+                summary=f"allow {principal} to invoke {self.fname} for {source_arn}",
+                service="lambda",
+                operation="add_permission",
+                params=params,
+            )
 
     # delivery --------------------------------------------------------------
     def _eventbridge_pattern(self) -> dict[str, Any]:
@@ -401,7 +505,7 @@ class Planner:
         return {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
                 "detail": detail}
 
-    def delivery(self, strict: bool = True) -> None:
+    def delivery(self) -> None:
         o, a, d, target = self.options, self.actual, self.desired, self.config.target
         direct = o.delivery == "direct"
         current = a.notification
@@ -414,14 +518,14 @@ class Planner:
         if direct:
             clashes = notifications.overlaps(current, target.prefix, self.fname, d.function_arn)
             if clashes:
-                message = (
-                    f"bucket {target.bucket} already sends overlapping events to "
-                    f"{clashes[0].describe()}; S3 does not allow two notifications for the "
-                    "same events and prefix. Use --delivery eventbridge (no overlap rule), "
-                    "or narrow that notification's prefix"
-                )
-                if strict:
-                    raise DeployError(message)
+                if self.strict:
+                    raise DeployError(
+                        f"bucket {target.bucket} already sends overlapping events to "
+                        f"{clashes[0].describe()}; S3 does not allow two notifications for "
+                        "the same events and prefix",
+                        Fix(*DELIVERY_EVENTBRIDGE, "use {} (no overlap rule), or narrow "
+                                                   "that notification's prefix"),
+                    )
                 self.row("notification", notifications.entry_id(self.fname),
                          "our entry", "conflict: " + clashes[0].describe(), False)
                 return
@@ -433,7 +537,7 @@ class Planner:
         eb_by_us = a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
         if not direct:
             want = notifications.with_eventbridge(want, True)
-        elif a.rule is not None and eb_by_us and not self._other_bucket_rules():
+        elif a.rule is not None and eb_by_us and not a.other_bucket_rules:
             want = notifications.with_eventbridge(want, False)
         changed = want != current
         if direct:
@@ -457,31 +561,23 @@ class Planner:
             if notifications.EVENTBRIDGE not in want and eb_on:
                 what.append("turn off EventBridge delivery (we turned it on)")
             kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
-            self.step("notification", "update", target.bucket,
-                      f"bucket {target.bucket} notifications: {'; '.join(what)}; "
-                      f"{kept} other entr{'y' if kept == 1 else 'ies'} kept as they are",
-                      "s3", "put_bucket_notification_configuration",
-                      {"Bucket": target.bucket, "NotificationConfiguration": want},
-                      details={"before": current})
+            self.step(
+                resource="notification",
+                action="update",
+                name=target.bucket,
+                summary=f"bucket {target.bucket} notifications: {'; '.join(what)}; "
+                f"{kept} other entr{'y' if kept == 1 else 'ies'} kept as they are",
+                service="s3",
+                operation="put_bucket_notification_configuration",
+                params={"Bucket": target.bucket, "NotificationConfiguration": want},
+                details={"before": current},
+            )
         if direct:  # tear down the EventBridge path first, then its permission
             self.rule(wanted=False, enabled_by_us=False)
             self.permission("events.amazonaws.com", d.rule_arn, False, None)
         else:  # the permission exists before the rule can invoke the function
             self.permission("events.amazonaws.com", d.rule_arn, True, None)
             self.rule(wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
-
-    def _other_bucket_rules(self) -> list[str]:
-        """Other EventBridge rules that mention our bucket: they still need delivery on."""
-        events = self.clients.client("events")
-        found = []
-        for page in events.get_paginator("list_rules").paginate():
-            for rule in page.get("Rules", []):
-                if rule["Name"] == rule_name(self.options):
-                    continue
-                pattern = rule.get("EventPattern") or ""
-                if "aws.s3" in pattern and self.config.target.bucket in pattern:
-                    found.append(rule["Name"])
-        return found
 
     def rule(self, wanted: bool, enabled_by_us: bool) -> None:
         a, d, name = self.actual, self.desired, rule_name(self.options)
@@ -498,39 +594,67 @@ class Planner:
                  json.dumps(have_pattern, sort_keys=True) if a.rule else "missing", rule_ok)
         if a.rule is not None and not managed(a.rule_tags):
             raise DeployError(
-                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync; "
-                "delete or rename it, or choose another function name with -n"
+                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync",
+                Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
+                                    "with {}"),
             )
         if not rule_ok:
             tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE,
                     BUCKET_EVENTBRIDGE_TAG: a.rule_tags.get(
                         BUCKET_EVENTBRIDGE_TAG,
                         "enabled-by-us" if enabled_by_us else "already-on")}
-            self.step("eventbridge-rule", "update" if a.rule else "create", name,
-                      f"{'update' if a.rule else 'create'} EventBridge rule {name} for "
-                      f"bucket {self.config.target.bucket} prefix "
-                      f"'{self.config.target.prefix}'",
-                      "events", "put_rule",
-                      {"Name": name, "EventPattern": json.dumps(pattern, sort_keys=True),
-                       "State": "ENABLED", "Description": DESCRIPTION,
-                       "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+            self.step(
+                resource="eventbridge-rule",
+                action="update" if a.rule else "create",
+                name=name,
+                summary=f"{'update' if a.rule else 'create'} EventBridge rule {name} for "
+                f"bucket {self.config.target.bucket} prefix "
+                f"'{self.config.target.prefix}'",
+                service="events",
+                operation="put_rule",
+                params={
+                    "Name": name,
+                    "EventPattern": json.dumps(pattern, sort_keys=True),
+                    "State": "ENABLED",
+                    "Description": DESCRIPTION,
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                },
+            )
         have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.rule_targets]
         targets_ok = have_targets == targets
         self.row("eventbridge-target", name, d.function_arn,
                  ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
         if not targets_ok:
-            self.step("eventbridge-rule", "update", name,
-                      f"point rule {name} at {self.fname}", "events", "put_targets",
-                      {"Rule": name, "Targets": targets})
+            self.step(
+                resource="eventbridge-rule",
+                action="update",
+                name=name,
+                summary=f"point rule {name} at {self.fname}",
+                service="events",
+                operation="put_targets",
+                params={"Rule": name, "Targets": targets},
+            )
 
     def _delete_rule(self, name: str) -> None:
         if self.actual.rule_targets:
-            self.step("eventbridge-rule", "delete", name,
-                      f"remove the targets of EventBridge rule {name}", "events",
-                      "remove_targets",
-                      {"Rule": name, "Ids": [t["Id"] for t in self.actual.rule_targets]})
-        self.step("eventbridge-rule", "delete", name, f"delete EventBridge rule {name}",
-                  "events", "delete_rule", {"Name": name})
+            self.step(
+                resource="eventbridge-rule",
+                action="delete",
+                name=name,
+                summary=f"remove the targets of EventBridge rule {name}",
+                service="events",
+                operation="remove_targets",
+                params={"Rule": name, "Ids": [t["Id"] for t in self.actual.rule_targets]},
+            )
+        self.step(
+            resource="eventbridge-rule",
+            action="delete",
+            name=name,
+            summary=f"delete EventBridge rule {name}",
+            service="events",
+            operation="delete_rule",
+            params={"Name": name},
+        )
 
     # reconcile schedule ----------------------------------------------------
     def schedule(self) -> None:
@@ -543,8 +667,9 @@ class Planner:
         expression = o.reconcile_schedule
         if a.schedule is not None and not managed(a.schedule_tags):
             raise DeployError(
-                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync; "
-                "delete or rename it, or choose another function name with -n"
+                f"EventBridge rule {name} exists but was not created by pypicloud-s3sync",
+                Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
+                                    "with {}"),
             )
         if expression is None:
             if a.schedule is not None:
@@ -559,15 +684,24 @@ class Planner:
                  (have or "a rule without schedule") if a.schedule else "missing", rule_ok)
         self.permission("events.amazonaws.com", arn, True, None, sid=sid)
         if not rule_ok:
-            self.step("reconcile-schedule", "update" if a.schedule else "create", name,
-                      f"{'update' if a.schedule else 'create'} EventBridge rule {name}: "
-                      f"reconcile {self.fname} on {expression}",
-                      "events", "put_rule",
-                      {"Name": name, "ScheduleExpression": expression, "State": "ENABLED",
-                       "Description": "pypicloud-s3sync: reconcile the pypicloud cache with "
-                                      "its bucket on a schedule",
-                       "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]},
-                      details={"from": have, "to": expression} if a.schedule else {})
+            self.step(
+                resource="reconcile-schedule",
+                action="update" if a.schedule else "create",
+                name=name,
+                summary=f"{'update' if a.schedule else 'create'} EventBridge rule {name}: "
+                f"reconcile {self.fname} on {expression}",
+                service="events",
+                operation="put_rule",
+                params={
+                    "Name": name,
+                    "ScheduleExpression": expression,
+                    "State": "ENABLED",
+                    "Description": "pypicloud-s3sync: reconcile the pypicloud cache with "
+                    "its bucket on a schedule",
+                    "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
+                },
+                details={"from": have, "to": expression} if a.schedule else {},
+            )
         targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
         have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.schedule_targets]
         # We set no Input (EventBridge's own scheduled-event document is what the handler
@@ -577,19 +711,36 @@ class Planner:
         self.row("reconcile-target", name, d.function_arn,
                  ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
         if not targets_ok:
-            self.step("reconcile-schedule", "update", name,
-                      f"point rule {name} at {self.fname}", "events", "put_targets",
-                      {"Rule": name, "Targets": targets})
+            self.step(
+                resource="reconcile-schedule",
+                action="update",
+                name=name,
+                summary=f"point rule {name} at {self.fname}",
+                service="events",
+                operation="put_targets",
+                params={"Rule": name, "Targets": targets},
+            )
 
     def _delete_schedule(self, name: str) -> None:
         if self.actual.schedule_targets:
-            self.step("reconcile-schedule", "delete", name,
-                      f"remove the targets of EventBridge rule {name}", "events",
-                      "remove_targets",
-                      {"Rule": name, "Ids": [t["Id"] for t in self.actual.schedule_targets]})
-        self.step("reconcile-schedule", "delete", name,
-                  f"delete EventBridge rule {name} (scheduled reconcile)",
-                  "events", "delete_rule", {"Name": name})
+            self.step(
+                resource="reconcile-schedule",
+                action="delete",
+                name=name,
+                summary=f"remove the targets of EventBridge rule {name}",
+                service="events",
+                operation="remove_targets",
+                params={"Rule": name, "Ids": [t["Id"] for t in self.actual.schedule_targets]},
+            )
+        self.step(
+            resource="reconcile-schedule",
+            action="delete",
+            name=name,
+            summary=f"delete EventBridge rule {name} (scheduled reconcile)",
+            service="events",
+            operation="delete_rule",
+            params={"Name": name},
+        )
 
     # teardown --------------------------------------------------------------
     def teardown(self) -> None:
@@ -597,12 +748,11 @@ class Planner:
         its permissions), the role if it is ours and holds nothing of anyone else's."""
         a, d, fname, target = self.actual, self.desired, self.fname, self.config.target
         options = self.options
-        steps = self.steps
         ours = notifications.find_ours(a.notification, fname, d.function_arn)
         want = notifications.without_ours(a.notification, fname, d.function_arn)
         eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
         if eb_by_us and notifications.EVENTBRIDGE in want:
-            others = self._other_bucket_rules()
+            others = a.other_bucket_rules
             if others:
                 self.notes.append(f"EventBridge delivery on {target.bucket} stays on: "
                                      f"rule(s) {', '.join(others)} use it")
@@ -617,12 +767,17 @@ class Planner:
             eventbridge = notifications.EVENTBRIDGE
             if eventbridge in a.notification and eventbridge not in want:
                 what.append("turn off EventBridge delivery (we turned it on)")
-            self.step("notification", "update", target.bucket,
-                         f"bucket {target.bucket} notifications: {'; '.join(what)}; {kept} other "
-                         f"entr{'y' if kept == 1 else 'ies'} kept as they are",
-                         "s3", "put_bucket_notification_configuration",
-                         {"Bucket": target.bucket, "NotificationConfiguration": want},
-                         details={"before": a.notification})
+            self.step(
+                resource="notification",
+                action="update",
+                name=target.bucket,
+                summary=f"bucket {target.bucket} notifications: {'; '.join(what)}; {kept} other "
+                f"entr{'y' if kept == 1 else 'ies'} kept as they are",
+                service="s3",
+                operation="put_bucket_notification_configuration",
+                params={"Bucket": target.bucket, "NotificationConfiguration": want},
+                details={"before": a.notification},
+            )
         if a.rule is not None:
             if managed(a.rule_tags):
                 self._delete_rule(rule_name(options))
@@ -636,36 +791,59 @@ class Planner:
                 self.notes.append(f"EventBridge rule {name} is not ours; left alone")
         if a.function is not None:
             if managed(a.function_tags):
-                steps.append(Step("function", "delete", fname,
-                                  f"delete function {fname} (its invoke permissions and async "
-                                  "settings go with it)", "lambda", "delete_function",
-                                  {"FunctionName": fname}))
+                self.step(
+                    resource="function",
+                    action="delete",
+                    name=fname,
+                    summary=f"delete function {fname} (its invoke permissions and async "
+                    "settings go with it)",
+                    service="lambda",
+                    operation="delete_function",
+                    params={"FunctionName": fname},
+                )
             else:
                 self.notes.append(f"function {fname} was not created by pypicloud-s3sync; "
                                      "only our permissions are removed from it")
                 for principal in ("s3", "events", SCHEDULE_PRINCIPAL):
                     sid = statement_id(principal, target.bucket)
                     if sid in a.statements:
-                        steps.append(Step("permission", "delete", sid,
-                                          f"remove invoke permission {sid} from {fname}",
-                                          "lambda", "remove_permission",
-                                          {"FunctionName": fname, "StatementId": sid}))
+                        self.step(
+                            resource="permission",
+                            action="delete",
+                            name=sid,
+                            summary=f"remove invoke permission {sid} from {fname}",
+                            service="lambda",
+                            operation="remove_permission",
+                            params={"FunctionName": fname, "StatementId": sid},
+                        )
         if options.role_arn:
             self.notes.append(f"role {options.role_arn} was given with -a; left alone")
         elif a.role is not None:
             role = options.role_name(self.clients.region)
-            if not managed(_tags(a.role.get("Tags"))):
+            if not managed(tag_dict(a.role.get("Tags"))):
                 self.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
             else:
                 foreign = [p for p in a.role_inline if p != iam.POLICY_NAME] + a.role_attached
                 if iam.POLICY_NAME in a.role_inline:
-                    steps.append(Step("role-policy", "delete", f"{role}/{iam.POLICY_NAME}",
-                                      f"delete inline policy {iam.POLICY_NAME} from role {role}",
-                                      "iam", "delete_role_policy",
-                                      {"RoleName": role, "PolicyName": iam.POLICY_NAME}))
+                    self.step(
+                        resource="role-policy",
+                        action="delete",
+                        name=f"{role}/{iam.POLICY_NAME}",
+                        summary=f"delete inline policy {iam.POLICY_NAME} from role {role}",
+                        service="iam",
+                        operation="delete_role_policy",
+                        params={"RoleName": role, "PolicyName": iam.POLICY_NAME},
+                    )
                 if foreign:
                     self.notes.append(f"role {role} keeps policies added by someone else "
                                          f"({', '.join(foreign)}), so it is not deleted")
                 else:
-                    steps.append(Step("role", "delete", role, f"delete IAM role {role}", "iam",
-                                      "delete_role", {"RoleName": role}))
+                    self.step(
+                        resource="role",
+                        action="delete",
+                        name=role,
+                        summary=f"delete IAM role {role}",
+                        service="iam",
+                        operation="delete_role",
+                        params={"RoleName": role},
+                    )

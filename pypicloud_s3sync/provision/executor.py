@@ -1,0 +1,94 @@
+"""Apply a plan: one AWS call per step, in order, waiting and retrying where AWS lags.
+
+Kept apart from planning so that a plan can be printed, serialised or tested without
+anything here, and so that the retry rules live next to the only code that calls AWS
+to change something.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+from .aws import AwsClients, error_code
+from .errors import ApplyError
+from .plan import Plan, Step, StepResult
+
+#: Error text S3 returns while a new invoke permission has not propagated yet.
+UNVALIDATED = "Unable to validate the following destination configurations"
+
+#: Retry schedules (seconds) for errors that only mean "AWS has not caught up yet".
+NOTIFICATION_BACKOFF = (1, 2, 4, 8, 15, 30)
+ROLE_BACKOFF = (2, 4, 8, 15, 30)
+
+
+def _retryable(step: Step, exc: Exception) -> bool:
+    code, message = error_code(exc), str(exc)
+    if step.operation == "put_bucket_notification_configuration":
+        return code == "InvalidArgument" and UNVALIDATED in message
+    if step.operation in ("create_function", "update_function_configuration"):
+        # A new role takes a few seconds before Lambda can assume it.
+        return code == "InvalidParameterValueException" and "assume" in message
+    if step.operation.startswith(("update_function", "put_function_event")):
+        return code == "ResourceConflictException"  # an update is still in progress
+    return False
+
+
+def apply(plan: Plan, clients: AwsClients, progress: Callable[[str], None] | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> list[StepResult]:
+    """Run the plan's steps in order; returns what was done.
+
+    Between function changes it waits until Lambda reports the function Active /
+    the update Successful, and it retries the errors that only mean "not propagated
+    yet" with backoff.  On any other failure it raises :class:`ApplyError`, which says
+    which step failed and carries the steps already done (re-running create continues
+    from the actual state).
+    """
+    from botocore.exceptions import ClientError, WaiterError
+
+    say = progress or (lambda message: None)
+    done: list[StepResult] = []
+    total = len(plan.steps)
+    for index, step in enumerate(plan.steps, 1):
+        say(f"[{index}/{total}] {step.summary}")
+        client = clients.client(step.service)
+        params = copy.deepcopy(step.params)
+        if step.code is not None:
+            data = step.code.read_bytes()
+            if "Code" in params:
+                params["Code"] = {"ZipFile": data}
+            else:
+                params["ZipFile"] = data
+        schedule = (NOTIFICATION_BACKOFF if step.service == "s3" else ROLE_BACKOFF)
+        started, attempts = time.monotonic(), 0
+        while True:
+            attempts += 1
+            try:
+                getattr(client, step.operation)(**params)
+                break
+            except ClientError as exc:
+                if attempts <= len(schedule) and _retryable(step, exc):
+                    delay = schedule[attempts - 1]
+                    say(f"      not ready yet ({error_code(exc)}); retrying in {delay} s")
+                    sleep(delay)
+                    continue
+                raise ApplyError(
+                    f"step {index}/{total} ({step.summary}) failed: {exc}; "
+                    f"{len(done)} step(s) were applied, run the command again to continue",
+                    done,
+                ) from exc
+        if step.wait:
+            say(f"      waiting for {plan.function_name} to be "
+                f"{'Active' if step.wait == 'function_active_v2' else 'updated'}")
+            try:
+                client.get_waiter(step.wait).wait(
+                    FunctionName=plan.function_name,
+                    WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+            except WaiterError as exc:
+                raise ApplyError(
+                    f"{plan.function_name} did not become ready after step {index}/{total}: "
+                    f"{exc}", done) from exc
+        done.append(StepResult(step, time.monotonic() - started, attempts))
+    return done
+
