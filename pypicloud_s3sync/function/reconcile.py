@@ -455,8 +455,8 @@ def reconcile(
             for (reason, filename, key), outcome in _read_all(
                 s3_client, target.bucket, cache.new_package, plan.reads, workers, progress
             ):
-                _apply(cache, report, entries.get(filename), reason, filename, key,
-                       outcome, dry_run)
+                _repair_entry(cache, report, entries.get(filename), reason, filename, key,
+                              outcome, dry_run)
     finally:
         counter.detach()
         report.s3_calls = counter.snapshot()
@@ -467,8 +467,8 @@ def reconcile(
     return report
 
 
-def _apply(cache: Any, report: ReconcileReport, entry: CachedEntry | None, reason: str,
-           filename: str, key: str, outcome: Any, dry_run: bool) -> None:
+def _repair_entry(cache: Any, report: ReconcileReport, entry: CachedEntry | None,
+                  reason: str, filename: str, key: str, outcome: Any, dry_run: bool) -> None:
     """Bring one filename's cache entry to the object's state just read, with the
     handler's own writers (``save_package`` replaces stale Redis fields,
     ``clear_filename`` keeps an entry that belongs to another object's path)."""

@@ -340,8 +340,8 @@ def _same_state(a: ObjectState | None, b: ObjectState | None) -> bool:
     return (a.etag, a.last_modified, a.version_id) == (b.etag, b.last_modified, b.version_id)
 
 
-def _apply(cache: ICache, state: ObjectState | None, key: str,
-           absent_keys: tuple[str, ...]) -> tuple[str, str]:
+def _make_cache_agree(cache: ICache, state: ObjectState | None, key: str,
+                      absent_keys: tuple[str, ...]) -> tuple[str, str]:
     """Make the cache agree with one HEAD result; returns (action, reason)."""
     package = package_from_state(state, cache.new_package) if state is not None else None
     with committing(cache):
@@ -394,7 +394,7 @@ def sync_key(
                     found_key = alt
                     break
         absent_keys = (key, *alt_keys) if state is None else (found_key,)
-        action, reason = _apply(cache, state, found_key, absent_keys)
+        action, reason = _make_cache_agree(cache, state, found_key, absent_keys)
         wrote = action != "skipped"
         if not wrote or verify_after is None or time.monotonic() - started < verify_after:
             return Outcome(action, reason, found_key, heads)

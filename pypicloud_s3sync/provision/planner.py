@@ -580,12 +580,11 @@ class Planner:
             self.rule(wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
 
     def rule(self, wanted: bool, enabled_by_us: bool) -> None:
-        a, d, name = self.actual, self.desired, rule_name(self.options)
+        a, name = self.actual, rule_name(self.options)
         pattern = self._eventbridge_pattern()
-        targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
         if not wanted:
             if a.rule is not None and managed(a.rule_tags):
-                self._delete_rule(name)
+                self._delete_rule("eventbridge-rule", name, a.rule_targets)
             return
         have_pattern = json.loads(a.rule["EventPattern"]) if a.rule else None
         rule_ok = a.rule is not None and have_pattern == pattern and (
@@ -620,13 +619,20 @@ class Planner:
                     "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
                 },
             )
-        have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.rule_targets]
-        targets_ok = have_targets == targets
-        self.row("eventbridge-target", name, d.function_arn,
-                 ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
-        if not targets_ok:
+        self._rule_targets("eventbridge-rule", "eventbridge-target", name, a.rule_targets)
+
+    def _rule_targets(self, resource: str, row: str, name: str,
+                      current: list[dict[str, Any]]) -> None:
+        """Point rule ``name`` at the function alone.  Only Id and Arn are compared, so an
+        Input an operator added to our target by hand (a deep reconcile, say) is kept."""
+        targets = [{"Id": TARGET_ID, "Arn": self.desired.function_arn}]
+        have = [{"Id": t["Id"], "Arn": t["Arn"]} for t in current]
+        ok = have == targets
+        self.row(row, name, self.desired.function_arn,
+                 ", ".join(t["Arn"] for t in have) or "missing", ok)
+        if not ok:
             self.step(
-                resource="eventbridge-rule",
+                resource=resource,
                 action="update",
                 name=name,
                 summary=f"point rule {name} at {self.fname}",
@@ -635,22 +641,24 @@ class Planner:
                 params={"Rule": name, "Targets": targets},
             )
 
-    def _delete_rule(self, name: str) -> None:
-        if self.actual.rule_targets:
+    def _delete_rule(self, resource: str, name: str, current: list[dict[str, Any]],
+                     what: str = "") -> None:
+        """Remove rule ``name``: its targets first, as EventBridge requires."""
+        if current:
             self.step(
-                resource="eventbridge-rule",
+                resource=resource,
                 action="delete",
                 name=name,
                 summary=f"remove the targets of EventBridge rule {name}",
                 service="events",
                 operation="remove_targets",
-                params={"Rule": name, "Ids": [t["Id"] for t in self.actual.rule_targets]},
+                params={"Rule": name, "Ids": [t["Id"] for t in current]},
             )
         self.step(
-            resource="eventbridge-rule",
+            resource=resource,
             action="delete",
             name=name,
-            summary=f"delete EventBridge rule {name}",
+            summary=f"delete EventBridge rule {name}{what}",
             service="events",
             operation="delete_rule",
             params={"Name": name},
@@ -702,45 +710,14 @@ class Planner:
                 },
                 details={"from": have, "to": expression} if a.schedule else {},
             )
-        targets = [{"Id": TARGET_ID, "Arn": d.function_arn}]
-        have_targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in a.schedule_targets]
         # We set no Input (EventBridge's own scheduled-event document is what the handler
         # recognises), but one an operator added by hand, e.g. {"detail": {"deep": true}}
-        # for deep runs, is theirs: only Id and Arn are compared, so it is kept.
-        targets_ok = have_targets == targets
-        self.row("reconcile-target", name, d.function_arn,
-                 ", ".join(t["Arn"] for t in have_targets) or "missing", targets_ok)
-        if not targets_ok:
-            self.step(
-                resource="reconcile-schedule",
-                action="update",
-                name=name,
-                summary=f"point rule {name} at {self.fname}",
-                service="events",
-                operation="put_targets",
-                params={"Rule": name, "Targets": targets},
-            )
+        # for deep runs, is theirs and stays.
+        self._rule_targets("reconcile-schedule", "reconcile-target", name, a.schedule_targets)
 
     def _delete_schedule(self, name: str) -> None:
-        if self.actual.schedule_targets:
-            self.step(
-                resource="reconcile-schedule",
-                action="delete",
-                name=name,
-                summary=f"remove the targets of EventBridge rule {name}",
-                service="events",
-                operation="remove_targets",
-                params={"Rule": name, "Ids": [t["Id"] for t in self.actual.schedule_targets]},
-            )
-        self.step(
-            resource="reconcile-schedule",
-            action="delete",
-            name=name,
-            summary=f"delete EventBridge rule {name} (scheduled reconcile)",
-            service="events",
-            operation="delete_rule",
-            params={"Name": name},
-        )
+        self._delete_rule("reconcile-schedule", name, self.actual.schedule_targets,
+                          " (scheduled reconcile)")
 
     # teardown --------------------------------------------------------------
     def teardown(self) -> None:
@@ -780,7 +757,7 @@ class Planner:
             )
         if a.rule is not None:
             if managed(a.rule_tags):
-                self._delete_rule(rule_name(options))
+                self._delete_rule("eventbridge-rule", rule_name(options), a.rule_targets)
             else:
                 self.notes.append(f"EventBridge rule {rule_name(options)} is not ours; left alone")
         if a.schedule is not None:
