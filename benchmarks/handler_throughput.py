@@ -155,7 +155,7 @@ def ours(settings: dict[str, str]) -> Invoke:
 def original(settings: dict[str, str]) -> Invoke:
     from pypicloud._lambda_handler import handle_s3_event
 
-    os.environ["PYPICLOUD_SETTINGS"] = json.dumps(settings)  # the seed's contract
+    os.environ["PYPICLOUD_SETTINGS"] = json.dumps(settings)  # 1.3.12's handler reads only these
     return lambda event, name, key: handle_s3_event(event, None)
 
 
