@@ -9,7 +9,8 @@ module importable (and testable) without settings.
 ``PYPICLOUD_SETTINGS`` is a JSON object of pypicloud settings.  The smallest one that
 works is the original's contract, ``pypi.db`` plus the ``db.*`` keys: every record's own
 bucket is then read and no prefix is filtered.  ``storage.bucket``, ``storage.prefix``,
-``storage.region_name`` and ``storage.endpoint_url`` narrow and direct that when given.
+``storage.region_name`` and ``storage.endpoint_url`` narrow and direct that when given,
+and the S3 client honours the other ``storage.*`` client settings as pypicloud does.
 ``PPC_*`` environment variables override settings exactly as in pypicloud (for example
 ``PPC_DB_URL`` for a database URL that holds a password).
 """
