@@ -561,23 +561,30 @@ class Planner:
             if notifications.EVENTBRIDGE not in want and eb_on:
                 what.append("turn off EventBridge delivery (we turned it on)")
             kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
-            self.step(
-                resource="notification",
-                action="update",
-                name=target.bucket,
-                summary=f"bucket {target.bucket} notifications: {'; '.join(what)}; "
-                f"{kept} other entr{'y' if kept == 1 else 'ies'} kept as they are",
-                service="s3",
-                operation="put_bucket_notification_configuration",
-                params={"Bucket": target.bucket, "NotificationConfiguration": want},
-                details={"before": current},
-            )
+            self._notification_step(what, kept, want, current)
         if direct:  # tear down the EventBridge path first, then its permission
             self.rule(wanted=False, enabled_by_us=False)
             self.permission("events.amazonaws.com", d.rule_arn, False, None)
         else:  # the permission exists before the rule can invoke the function
             self.permission("events.amazonaws.com", d.rule_arn, True, None)
             self.rule(wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
+
+    def _notification_step(self, what: list[str], kept: int, want: dict[str, Any],
+                           before: dict[str, Any]) -> None:
+        """Put the bucket's whole notification configuration: S3 has no call that changes
+        one entry, so the summary says what changes and that the others are kept."""
+        bucket = self.config.target.bucket
+        self.step(
+            resource="notification",
+            action="update",
+            name=bucket,
+            summary=f"bucket {bucket} notifications: {'; '.join(what)}; {kept} other "
+            f"entr{'y' if kept == 1 else 'ies'} kept as they are",
+            service="s3",
+            operation="put_bucket_notification_configuration",
+            params={"Bucket": bucket, "NotificationConfiguration": want},
+            details={"before": before},
+        )
 
     def rule(self, wanted: bool, enabled_by_us: bool) -> None:
         a, name = self.actual, rule_name(self.options)
@@ -744,17 +751,7 @@ class Planner:
             eventbridge = notifications.EVENTBRIDGE
             if eventbridge in a.notification and eventbridge not in want:
                 what.append("turn off EventBridge delivery (we turned it on)")
-            self.step(
-                resource="notification",
-                action="update",
-                name=target.bucket,
-                summary=f"bucket {target.bucket} notifications: {'; '.join(what)}; {kept} other "
-                f"entr{'y' if kept == 1 else 'ies'} kept as they are",
-                service="s3",
-                operation="put_bucket_notification_configuration",
-                params={"Bucket": target.bucket, "NotificationConfiguration": want},
-                details={"before": a.notification},
-            )
+            self._notification_step(what, kept, want, a.notification)
         if a.rule is not None:
             if managed(a.rule_tags):
                 self._delete_rule("eventbridge-rule", rule_name(options), a.rule_targets)
