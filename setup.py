@@ -19,6 +19,8 @@ CACHE_EXTRAS = {
 
 TEST_REQUIRES = [
     "pytest>=8",
+    # Runs the suite on every core: most of its time is subprocesses and servers.
+    "pytest-xdist>=3",
     "hypothesis>=6.100",
     "WebTest>=3",
     "moto[server,s3,sqs,sns,iam,lambda,events,dynamodb,sts]>=5.0",

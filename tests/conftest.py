@@ -12,6 +12,8 @@ it runs once per backend; ``cache_settings(name)`` gives the ``db.*`` settings o
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,12 +64,65 @@ def moto_server(aws_env: None) -> Iterator[str]:
         server.stop()
 
 
+_RUN_ID = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker a temporary directory of its own.
+
+    The admin endpoint's provisioning lock is a file per bucket in the temporary
+    directory, machine-wide as it must be on a server; two workers testing the endpoint
+    on the same bucket name would otherwise find each other "busy".
+    """
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[_RUN_ID] = uuid.uuid4().hex
+        return
+    config.stash[_RUN_ID] = workerinput["testrunuid"]
+    private = Path(tempfile.gettempdir()) / (
+        f"ppc-s3sync-{workerinput['testrunuid'][:8]}-{workerinput['workerid']}")
+    private.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = None
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory every worker of this run sees (the run's base temp directory; each
+    xdist worker's own is one level below it)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    path = base / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_id(request: pytest.FixtureRequest) -> str:
+    """The same for every worker of one run, different for the next run."""
+    return request.config.stash[_RUN_ID]
+
+
 @pytest.fixture(scope="session")
 def builder_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle builder's wheel/probe/bundle cache, shared by every bundle test of the
-    session (``PPC_S3SYNC_TEST_BUNDLE_CACHE`` keeps it across sessions)."""
+    """The bundle builder's wheel/probe/bundle cache, shared by every bundle test and
+    every worker of the run (``PPC_S3SYNC_TEST_BUNDLE_CACHE`` keeps it across runs).
+
+    The builder writes each cached file under a temporary name and renames it, so two
+    workers building the same thing at once both end with a whole file.
+    """
     explicit = os.environ.get("PPC_S3SYNC_TEST_BUNDLE_CACHE")
-    return Path(explicit) if explicit else tmp_path_factory.mktemp("bundle-cache")
+    return Path(explicit) if explicit else shared_dir(tmp_path_factory, "bundle-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_bundle_cache(builder_cache_dir: Path) -> Iterator[None]:
+    """Every bundle the tests build, here or in a subprocess (the demo, the installed
+    scripts), comes from the run's cache: built once, and never in the user's ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PPC_S3SYNC_CACHE_DIR", str(builder_cache_dir))
+    yield
+    patch.undo()
 
 
 #: Tests that run bundles under awslambdaric: they go last, and what they need is
@@ -92,11 +147,10 @@ _LAMBDA_SELECTED = pytest.StashKey[set]()
 
 
 @pytest.fixture(scope="session")
-def lambda_prepared(builder_cache_dir: Path) -> Iterator[Any]:
+def lambda_prepared(builder_cache_dir: Path, run_id: str) -> Iterator[Any]:
     from .lambda_prepare import Prepared
 
-    # Its own builder cache: test_bundle.py deletes cached zips to force rebuilds.
-    prepared = Prepared(builder_cache_dir / "lambda", builder_cache_dir / "lambda" / "builder")
+    prepared = Prepared(builder_cache_dir / "lambda", builder_cache_dir, run_id)
     yield prepared
     prepared.close()
 

@@ -3,8 +3,12 @@
 Building 30 zips (5 backends x 3 target Pythons x 2 server venvs), making a plain server
 venv and installing each target's runtime packages is minutes of work that needs no
 test state, so it starts in one background thread when the session starts (only if
-those tests were collected; they run last).  The rest of the suite keeps one core busy;
-this keeps the other one busy too.  Each piece is a subprocess, so the GIL is no bottleneck.
+those tests were collected; they run last).  Each piece is a subprocess, so the GIL is
+no bottleneck.
+
+Under pytest-xdist one worker of the run prepares (the first to claim it) and publishes
+each result as a file in the shared directory; the other workers wait for those files
+rather than building the same 30 zips again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
@@ -80,25 +85,43 @@ for line in sys.stdin:
 class Prepared:
     """Zips by (backend, runtime, source venv) and runtime packages by runtime."""
 
-    def __init__(self, root: Path, cache_dir: Path) -> None:
+    #: How long a worker waits for another worker's preparation before giving up.
+    WAIT = 30 * 60
+
+    def __init__(self, root: Path, cache_dir: Path, run_id: str) -> None:
         self.root = root
         self.cache_dir = cache_dir
+        self.results = root / "results" / run_id
+        self.results.mkdir(parents=True, exist_ok=True)
         self.futures: dict[tuple[str, ...], Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-prep")
         self.started = False
+        self.owner = False
+
+    def _claim(self) -> bool:
+        """True for the one worker of the run that prepares."""
+        try:
+            os.close(os.open(self.results / "owner", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
     def start(self, wanted: set[tuple[str, str, str]] | None = None) -> None:
         """Queue what the selected tests need ((backend, runtime, source); all by
-        default), in the order they run."""
+        default), in the order they run; nothing if another worker already does."""
         if self.started:
             return
         self.started = True
+        self.owner = self._claim()
+        if not self.owner:
+            return
         runtimes = [r for r in TARGETS if interpreter(r)]
         if wanted is None:
             wanted = {(b, r, s) for b in BACKENDS for r in TARGETS for s in SOURCES}
         wanted = {w for w in wanted if w[1] in runtimes}
         for runtime in sorted({w[1] for w in wanted}):
             self.futures[("runtime", runtime)] = self.pool.submit(self._runtime, runtime)
+            self._publish_when_done(("runtime", runtime))
         venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
         for source in SOURCES:
             jobs = [(backend, runtime, source) for runtime in runtimes for backend in BACKENDS
@@ -107,6 +130,7 @@ class Prepared:
                 continue
             for job in jobs:
                 self.futures[job] = Future()
+                self._publish_when_done(job)
             if source == "dev-venv":
                 self.pool.submit(self._batch, Path(sys.executable), jobs)
             else:
@@ -133,7 +157,7 @@ class Prepared:
         for all of them), resolving each future as its zip is written."""
         lines = []
         for backend, runtime, source in jobs:
-            out = self.root / "zips" / f"{backend}-{runtime}-{source}.zip"
+            out = self.results / "zips" / f"{backend}-{runtime}-{source}.zip"
             ini = self.root / "ini" / f"{backend}.ini"
             for directory in (out.parent, ini.parent):
                 directory.mkdir(parents=True, exist_ok=True)
@@ -167,9 +191,41 @@ class Prepared:
                     f"the build process for {job} exited ({process.returncode}); "
                     f"see {self.root / f'build-{job[2]}.log'}"))
 
+    def _result_file(self, key: tuple[str, ...]) -> Path:
+        return self.results / ("-".join(key) + ".json")
+
+    def _publish_when_done(self, key: tuple[str, ...]) -> None:
+        def publish(future: Future) -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            answer = ({"error": f"{type(exc).__name__}: {exc}"} if exc is not None
+                      else {"path": str(future.result())})
+            scratch = self._result_file(key).with_suffix(".tmp")
+            scratch.write_text(json.dumps(answer))
+            scratch.replace(self._result_file(key))
+
+        self.futures[key].add_done_callback(publish)
+
+    def _result(self, key: tuple[str, ...]) -> Path:
+        """Ours if this worker prepares it, else the preparing worker's, once published."""
+        if key in self.futures:
+            return self.futures[key].result()
+        if not self.owner:
+            deadline = time.monotonic() + self.WAIT
+            while not self._result_file(key).exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no other worker prepared {key} within {self.WAIT}s")
+                time.sleep(0.2)
+            answer = json.loads(self._result_file(key).read_text())
+            if "error" in answer:
+                raise RuntimeError(f"preparing {key} failed: {answer['error']}")
+            return Path(answer["path"])
+        raise KeyError(f"{key} was not prepared: it was not among the collected tests")
+
     def bundle(self, backend: str, runtime: str, source: str) -> Path:
         self.start({(backend, runtime, source)})
-        return self.futures[(backend, runtime, source)].result()
+        return self._result((backend, runtime, source))
 
     def plain_venv_version(self, distribution: str) -> str:
         """The version of ``distribution`` installed in the plain venv."""
@@ -178,7 +234,9 @@ class Prepared:
         return info.name.removeprefix(f"{distribution}-").removesuffix(".dist-info")
 
     def runtime_packages(self, runtime: str) -> Path:
-        return self.futures[("runtime", runtime)].result()
+        return self._result(("runtime", runtime))
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # Other workers may still be waiting for what this one prepares.
+        waited_for = self.owner and bool(os.environ.get("PYTEST_XDIST_WORKER"))
+        self.pool.shutdown(wait=True, cancel_futures=not waited_for)
