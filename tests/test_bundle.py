@@ -14,12 +14,12 @@ import base64
 import hashlib
 import importlib.metadata
 import importlib.util
-import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,17 +60,11 @@ def config_for(cache: str, **extra: str):
                         **CACHE_DB[cache], **extra})
 
 
-@pytest.fixture(scope="session", autouse=True)
-def bundle_cache(builder_cache_dir: Path) -> Iterator[Path]:
-    """One wheel/bundle cache for the session: each target is downloaded once."""
-    path = builder_cache_dir
-    saved = os.environ.get("PPC_S3SYNC_CACHE_DIR")
-    os.environ["PPC_S3SYNC_CACHE_DIR"] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop("PPC_S3SYNC_CACHE_DIR", None)
-    else:
-        os.environ["PPC_S3SYNC_CACHE_DIR"] = saved
+@pytest.fixture(scope="session")
+def bundle_cache(builder_cache_dir: Path) -> Path:
+    """The run's wheel/bundle cache (conftest points the builder at it): each target is
+    downloaded once."""
+    return builder_cache_dir
 
 
 @pytest.fixture(scope="session")
@@ -289,12 +283,28 @@ def test_every_native_file_fits_the_target(
     assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
 
 
+def cache_copy(cache: Path, to: Path, *, pure_builds: bool) -> Path:
+    """A builder cache holding the session's downloaded wheels and nothing built: no
+    bundles, no probes and, unless ``pure_builds``, no wheels we built ourselves.
+
+    Downloads are the same bytes whichever cache fetched them, so a test that needs a
+    real build from scratch starts from this copy instead of the package index.
+    (The session's cache is shared with other workers: never delete from it.)
+    """
+    skip = {"logs"} | (set() if pure_builds else {"pure"})
+    shutil.copytree(cache / "wheels", to / "wheels",
+                    ignore=lambda _, names: [n for n in names if n in skip])
+    return to
+
+
 def test_two_builds_are_byte_identical(
-    built: Callable[..., Bundle], bundle_cache: Path, tmp_path: Path
+    built: Callable[..., Bundle], bundle_cache: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = built("redis")
-    for cached in (bundle_cache / "bundles").glob("*.zip"):
-        cached.unlink()  # force a real second build from the same inputs
+    # A real second build from the same inputs: the cached zip must not answer it.
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(
+        cache_copy(bundle_cache, tmp_path / "cache", pure_builds=True)))
     second = build_bundle(config_for("redis"), runtime=LOCAL_RUNTIME,
                           output=tmp_path / "again.zip")
     data = second.read_bytes()
@@ -309,7 +319,8 @@ def test_two_builds_are_byte_identical(
 
 
 def test_a_wheel_built_for_one_target_never_stands_in_for_another(
-    built: Callable[..., Bundle], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built: Callable[..., Bundle], bundle_cache: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SQLAlchemy 1.4 has no wheel for 3.13, so it is built pure there; a 3.11 bundle
     built later from the same cache must still get 3.11's binary wheel, byte for byte
@@ -317,7 +328,9 @@ def test_a_wheel_built_for_one_target_never_stands_in_for_another(
     interpreter_or_skip("python3.13")
     built("sqlite", "python3.13")
     after_other_target = built("sqlite")
-    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    # Fresh: nothing built, by either target; the downloaded wheels are copied.
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(cache_copy(
+        bundle_cache, tmp_path / "fresh-cache", pure_builds=False)))
     fresh = build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME,
                          output=tmp_path / "fresh.zip")
     assert fresh.sha256 == after_other_target.sha256
