@@ -111,6 +111,13 @@ def run_bundle(args: argparse.Namespace) -> int:
 # -- create / delete / status -------------------------------------------------------------
 
 
+def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """The one flag every command that talks to AWS takes, with the same meaning."""
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="send every AWS call to this endpoint, e.g. a moto server "
+                             "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
+
+
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags that say which function, where: shared by create, delete and status."""
     _config_argument(parser)
@@ -121,8 +128,7 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the function as this existing IAM role and create none")
     parser.add_argument("-r", "--region", metavar="REGION",
                         help="AWS region of the function (default: storage.region_name)")
-    parser.add_argument("--endpoint-url", metavar="URL",
-                        help="send every AWS call to this endpoint (e.g. a moto server)")
+    _endpoint_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the plan / report as JSON on stdout (progress on stderr)")
 
@@ -295,6 +301,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
+    _endpoint_argument(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would change; change nothing")
     parser.add_argument("--deep", action="store_true",
@@ -349,7 +356,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        s3 = s3_client(config.settings, min_pool_connections=args.workers)
+        s3 = s3_client(config.settings, min_pool_connections=args.workers,
+                       endpoint_url=config.endpoint_url(args.endpoint_url))
         check_bucket(s3, config.target)
         cache = open_cache(config.settings)
         report = reconcile(cache, s3, config.target, deep=args.deep,

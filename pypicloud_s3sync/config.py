@@ -88,6 +88,13 @@ class PypicloudConfig:
         """An ``s3sync.<name>`` setting (environment override ``PPC_S3SYNC_<NAME>`` wins)."""
         return self.settings.get(PREFIX + name, default)
 
+    def endpoint_url(self, given: str | None = None) -> str | None:
+        """Where every AWS call goes: ``--endpoint-url``, else ``s3sync.endpoint_url``.
+
+        None leaves each client at its default (S3 at ``storage.endpoint_url``).
+        """
+        return given or self.option("endpoint_url") or None
+
 
 def split_config_uri(config_uri: str) -> tuple[str, str]:
     """``config.ini#name`` -> (path, app name); the name defaults to ``main`` as in pserve."""
