@@ -61,13 +61,14 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
              "pypicloud_s3_sync.zip unless set)",
     )
     parser.add_argument(
-        "--runtime", default=DEFAULT_RUNTIME, metavar="RUNTIME",
+        "--runtime", metavar="RUNTIME",
         help=f"Lambda runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
-             f"default {DEFAULT_RUNTIME})",
+             f"default s3sync.runtime, else {DEFAULT_RUNTIME})",
     )
     parser.add_argument(
-        "--arch", default="x86_64", metavar="ARCH",
-        help=f"Lambda architecture: {' or '.join(ARCHITECTURES)} (default x86_64)",
+        "--arch", metavar="ARCH",
+        help=f"Lambda architecture: {' or '.join(ARCHITECTURES)} "
+             "(default s3sync.arch, else x86_64)",
     )
     parser.add_argument(
         "--include-boto3", action="store_true",
@@ -79,11 +80,18 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     import json
 
-    from .bundle.builder import build_bundle, default_output
+    from .bundle.builder import (
+        DEFAULT_RUNTIME,
+        arch_name,
+        build_bundle,
+        default_output,
+        runtime_name,
+    )
 
     config = load(args)
-    runtime = args.runtime if args.runtime.startswith("python") else f"python{args.runtime}"
-    arch = {"aarch64": "arm64", "amd64": "x86_64"}.get(args.arch, args.arch)
+    # The same precedence create uses, so that create --bundle finds the zip it expects.
+    runtime = runtime_name(args.runtime or config.option("runtime") or DEFAULT_RUNTIME)
+    arch = arch_name(args.arch or config.option("arch") or "x86_64")
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -138,10 +146,12 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
     from .provision.deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
 
     group = parser.add_argument_group("function")
-    group.add_argument("--runtime", choices=RUNTIMES,
-                       help="Lambda Python runtime (default: s3sync.runtime or the newest "
-                            "one the bundle builder supports)")
-    group.add_argument("--arch", choices=ARCHITECTURES, help="CPU architecture (x86_64)")
+    group.add_argument("--runtime", metavar="RUNTIME",
+                       help=f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just "
+                            "3.12...; default: s3sync.runtime or the newest one)")
+    group.add_argument("--arch", metavar="ARCH",
+                       help=f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: "
+                            "s3sync.arch or x86_64)")
     group.add_argument("--memory", type=int, metavar="MB", help="memory in MB (256)")
     group.add_argument("--timeout", type=int, metavar="SECONDS", help="timeout (60)")
     group.add_argument("--subnet-ids", metavar="IDS",

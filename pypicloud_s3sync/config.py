@@ -10,6 +10,7 @@ no second configuration system; we only add our own keys under ``s3sync.``.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,37 @@ FUNCTION_STORAGE_KEYS = (
     "storage.use_accelerate_endpoint",
     "storage.payload_signing_enabled",
 )
+
+
+#: Every ``s3sync.*`` setting, with the commands that read it (docs/configuration.rst
+#: describes each).  A key not listed here is a typo until proven otherwise: settings
+#: that are silently ignored are how a deploy ends up other than the operator wrote.
+SETTINGS: dict[str, str] = {
+    "function_name": "create, delete, status, bundle, admin",
+    "force": "create, admin",
+    "role_arn": "create, delete, status, admin",
+    "region": "create, delete, status, admin",
+    "endpoint_url": "create, delete, status, reconcile, admin",
+    "runtime": "create, status, bundle, admin",
+    "arch": "create, status, bundle, admin",
+    "memory": "create, status, admin",
+    "timeout": "create, status, admin",
+    "subnet_ids": "create, status, admin",
+    "security_group_ids": "create, status, admin",
+    "delivery": "create, delete, status, admin",
+    "retry_attempts": "create, status, admin",
+    "max_event_age": "create, status, admin",
+    "on_failure": "create, status, admin",
+    "db_password": "create, status, admin",
+    "bundle": "create, status, admin",
+    "reconcile_every": "create, delete, status, admin",
+    "verify_after": "the function (create copies it into PYPICLOUD_SETTINGS)",
+    "admin.wait": "the admin endpoint",
+    "admin.allowed_origins": "the admin endpoint",
+}
+
+#: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.
+FUNCTION_OWN_KEYS = (PREFIX + "verify_after",)
 
 
 class ConfigError(ValueError):
@@ -94,6 +126,34 @@ class PypicloudConfig:
         None leaves each client at its default (S3 at ``storage.endpoint_url``).
         """
         return given or self.option("endpoint_url") or None
+
+
+def check_setting_names(settings: Mapping[str, Any]) -> None:
+    """Refuse an ``s3sync.*`` key that nothing reads, naming the closest one that is."""
+    known = set(SETTINGS)
+    for key in sorted(settings):
+        if not key.startswith(PREFIX) or key[len(PREFIX):] in known:
+            continue
+        close = difflib.get_close_matches(key[len(PREFIX):], known, n=1, cutoff=0.6)
+        hint = (f"did you mean {PREFIX}{close[0]}?" if close
+                else "configuration.rst lists the settings there are")
+        raise ConfigError(f"{key} is not a setting of pypicloud-s3sync; {hint}")
+
+
+def parse_verify_after(value: Any, default: float) -> float | None:
+    """Seconds after which the function re-checks a slow write; None means never."""
+    if value is None or str(value).strip() == "":
+        return default
+    if str(value).strip().lower() in ("off", "never", "false", "no"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{PREFIX}verify_after = {value!r}; give seconds (e.g. 0.05) or off") from exc
+    if seconds < 0:
+        raise ConfigError(f"{PREFIX}verify_after must not be negative")
+    return seconds
 
 
 def split_config_uri(config_uri: str) -> tuple[str, str]:
@@ -328,7 +388,7 @@ def function_settings(settings: EnvironSettings) -> FunctionSettings:
             )
             continue
         values[key] = value
-    for key in FUNCTION_STORAGE_KEYS:
+    for key in FUNCTION_STORAGE_KEYS + FUNCTION_OWN_KEYS:
         value = settings.get(key)
         if value not in (None, ""):
             values[key] = str(value)
@@ -356,6 +416,8 @@ def load_config(
     """
     compat.apply()
     settings = load_settings(source, environ)
+    check_setting_names(settings)
+    parse_verify_after(settings.get(FUNCTION_OWN_KEYS[0]), 0.0)
     if configure_logging and isinstance(source, str):
         setup_logging(source)
     target = read_target(settings)
