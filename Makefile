@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(PY) demo/two_regions.py
 
 docs: $(VENV)/.installed
-	$(PY) -m sphinx -W -q -b html docs docs/_build/html
+	$(PY) -m sphinx -W -n -q -b html docs docs/_build/html
 
 # Speed is measured here, never in the tests: each prints ours, pypicloud's own code and
 # the floor side by side from one run.

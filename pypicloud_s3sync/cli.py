@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 # pyramid (under pypicloud) imports pkg_resources, whose deprecation warning would open
 # every command's output; it says nothing the operator can act on.
@@ -35,6 +35,13 @@ EXIT_AWS = 1
 EXIT_DRIFT = 3
 #: Exit status when the reconcile could not finish (S3 or the cache failed).
 EXIT_ERROR = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -413,7 +420,7 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -426,7 +433,7 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``ppc-s3sync COMMAND config.ini [options]``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ppc-s3sync",
         description="Keep a pypicloud cache in sync with its S3 bucket through AWS Lambda.",
     )
@@ -444,7 +451,7 @@ def _standalone(name: str, command: str) -> Callable[[Sequence[str] | None], int
     help_text, add_arguments, run = COMMANDS[command]
 
     def entry(argv: Sequence[str] | None = None) -> int:
-        parser = argparse.ArgumentParser(prog=name, description=help_text)
+        parser = _Parser(prog=name, description=help_text)
         add_arguments(parser)
         return _execute(name, run, parser.parse_args(argv))
 

@@ -183,7 +183,33 @@ def read_app_settings(config_uri: str) -> dict[str, str]:
             f"{path} has no [app:{name}] section; name the section as {path}#NAME"
         ) from exc
     except (configparser.Error, ValueError) as exc:
-        raise ConfigError(f"{path} is not a valid ini file: {exc}") from exc
+        raise ConfigError(f"{path} is not a valid ini file: {ini_problem(exc)}") from exc
+
+
+def _unrepr(text: str) -> str:
+    """ParsingError keeps each bad line as its repr (Python 3.11/3.12) or as is."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def ini_problem(exc: Exception) -> str:
+    """configparser's multi-line complaint as one line: where, and what is wrong there."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {line}: {exc.line.strip()!r} comes before any [section] header"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {line}: section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {line}: {exc.option} appears twice in [{exc.section}]"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        return "; ".join(f"line {number}: cannot read {_unrepr(text).strip()!r}"
+                         for number, text in exc.errors)
+    return " ".join(str(exc).split())
 
 
 def _sections(path: str) -> list[str]:

@@ -168,7 +168,7 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     """
     planner = _compare(config, options, clients, code, progress, strict=True)
     return Plan("create", options.function_name, clients.region, planner.desired.account,
-                planner.steps, planner.warnings, planner.notes)
+                planner.steps, planner.warnings, planner.notes, planner.drift)
 
 
 def plan_delete(config: PypicloudConfig, options: DeployOptions,

@@ -168,6 +168,8 @@ class Planner:
         self.rows: list[ResourceStatus] = []
         self.warnings: list[str] = []
         self.notes: list[str] = []
+        #: What differs and stays so without ``force`` (see Plan.drift).
+        self.drift: list[str] = []
         self.fname = options.function_name
         #: False in status mode: a state create must refuse becomes a drifted row.
         self.strict = strict
@@ -394,6 +396,7 @@ class Planner:
                      f"{a.function.get('CodeSha256')} ({have_arch})")
         if not o.force:
             if changed:
+                self.drift.append(f"function {self.fname}: {', '.join(changed)}")
                 self.warnings.append(
                     f"function {self.fname} differs from the config ({', '.join(changed)}); "
                     "run with -f to update it in place"
