@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test demo docs lint bench clean
+.PHONY: test demo docs lint bench dist clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/handler_throughput.py
 	$(PY) benchmarks/reconcile.py
 	$(PY) benchmarks/bundle.py
+
+# The wheel and sdist to install next to pypicloud (docs/installation.rst), in dist/.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
