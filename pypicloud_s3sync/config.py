@@ -47,7 +47,7 @@ FUNCTION_STORAGE_KEYS = (
 #: describes each).  A key not listed here is a typo until proven otherwise: settings
 #: that are silently ignored are how a deploy ends up other than the operator wrote.
 SETTINGS: dict[str, str] = {
-    "function_name": "create, delete, status, bundle, admin",
+    "function_name": "create, delete, status, bundle (its zip's name), admin",
     "force": "create, admin",
     "role_arn": "create, delete, status, admin",
     "region": "create, delete, status, admin",
@@ -58,14 +58,14 @@ SETTINGS: dict[str, str] = {
     "timeout": "create, status, admin",
     "subnet_ids": "create, status, admin",
     "security_group_ids": "create, status, admin",
-    "delivery": "create, delete, status, admin",
+    "delivery": "create, status, admin",
     "retry_attempts": "create, status, admin",
     "max_event_age": "create, status, admin",
     "on_failure": "create, status, admin",
     "db_password": "create, status, admin",
     "bundle": "create, status, admin",
-    "reconcile_every": "create, delete, status, admin",
-    "verify_after": "the function (create copies it into PYPICLOUD_SETTINGS)",
+    "reconcile_every": "create, status, admin",
+    "verify_after": "the function (create and bundle copy it into PYPICLOUD_SETTINGS)",
     "admin.wait": "the admin endpoint",
     "admin.allowed_origins": "the admin endpoint",
 }

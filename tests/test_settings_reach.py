@@ -132,3 +132,13 @@ def test_create_refuses_a_zip_built_for_another_target(
     assert cli.main(["create", ini, "--runtime", "3.12", "--arch", "arm64"]) == 0
     assert boto3.client("lambda", region_name=REGION).get_function_configuration(
         FunctionName="pypicloud_s3_sync")["Architectures"] == ["arm64"]
+
+
+def test_configuration_rst_documents_every_setting() -> None:
+    """The reference operators read lists each key the code accepts, and no other."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "configuration.rst").read_text()
+    table = text[text.index(".. _s3sync-settings:"):text.index("What the function receives")]
+    documented = set(re.findall(r"``s3sync\.([a-z_.]+)``", table))
+    assert documented == set(SETTINGS)
