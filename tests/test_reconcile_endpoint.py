@@ -76,3 +76,22 @@ def test_the_flag_wins_over_storage_endpoint_url(
     bucket = uploaded.settings["storage.bucket"]
     assert boto3.client("s3", endpoint_url=moto_server).list_objects_v2(
         Bucket=bucket)["KeyCount"] == 1
+
+
+def test_the_admin_endpoints_reconcile_goes_where_s3sync_endpoint_url_says(
+        aws: None, pypicloud_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own S3 is moto in process; s3sync.endpoint_url names a port where
+    nothing listens, and the reconcile started through the endpoint must try that one."""
+    import json
+
+    from .pypicloud_app import ADMIN, basic_auth
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = pypicloud_factory(cache="sqlite", bucket="admin-endpoint",
+                               **{"s3sync.endpoint_url": "http://127.0.0.1:9"})
+    res = server.app.post("/admin/s3sync/reconcile", params=json.dumps({}),
+                          content_type="application/json", status="*",
+                          extra_environ=basic_auth(ADMIN))
+    assert res.status_int == 504, res.text
+    assert res.json["error"] == "aws_unreachable"
+    assert "127.0.0.1:9" in res.json["message"]
