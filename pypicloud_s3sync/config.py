@@ -43,32 +43,20 @@ FUNCTION_STORAGE_KEYS = (
 )
 
 
-#: Every ``s3sync.*`` setting, with the commands that read it (docs/configuration.rst
-#: describes each).  A key not listed here is a typo until proven otherwise: settings
-#: that are silently ignored are how a deploy ends up other than the operator wrote.
-SETTINGS: dict[str, str] = {
-    "function_name": "create, delete, status, bundle (its zip's name), admin",
-    "force": "create, admin",
-    "role_arn": "create, delete, status, admin",
-    "region": "create, delete, status, admin",
-    "endpoint_url": "create, delete, status, reconcile, admin",
-    "runtime": "create, status, bundle, admin",
-    "arch": "create, status, bundle, admin",
-    "memory": "create, status, admin",
-    "timeout": "create, status, admin",
-    "subnet_ids": "create, status, admin",
-    "security_group_ids": "create, status, admin",
-    "delivery": "create, status, admin",
-    "retry_attempts": "create, status, admin",
-    "max_event_age": "create, status, admin",
-    "on_failure": "create, status, admin",
-    "db_password": "create, status, admin",
-    "bundle": "create, status, admin",
-    "reconcile_every": "create, status, admin",
-    "verify_after": "the function (create and bundle copy it into PYPICLOUD_SETTINGS)",
-    "admin.wait": "the admin endpoint",
-    "admin.allowed_origins": "the admin endpoint",
-}
+#: Every ``s3sync.*`` setting (docs/configuration.rst says, for each, its flag, default
+#: and which commands read it; a test keeps the two equal).  A key not listed here is a
+#: typo until proven otherwise: a silently ignored setting is how a deploy ends up other
+#: than the operator wrote it.
+SETTINGS = (
+    # the deploy's options (provision.options.DeployOptions)
+    "function_name", "force", "role_arn", "region", "endpoint_url", "runtime", "arch",
+    "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
+    "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
+    # read by the function itself
+    "verify_after",
+    # the admin endpoint's own
+    "admin.wait", "admin.allowed_origins",
+)
 
 #: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.
 FUNCTION_OWN_KEYS = (PREFIX + "verify_after",)
