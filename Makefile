@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: test demo docs lint bench clean
+.PHONY: test demo docs lint bench dist clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) demo/two_regions.py
 
 docs: $(VENV)/.installed
-	$(PY) -m sphinx -W -q -b html docs docs/_build/html
+	$(PY) -m sphinx -W -n -q -b html docs docs/_build/html
 
 # Speed is measured here, never in the tests: each prints ours, pypicloud's own code and
 # the floor side by side from one run.
@@ -29,6 +29,11 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/handler_throughput.py
 	$(PY) benchmarks/reconcile.py
 	$(PY) benchmarks/bundle.py
+
+# The wheel and sdist to install next to pypicloud (docs/installation.rst), in dist/.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 # pyramid (under pypicloud) imports pkg_resources, whose deprecation warning would open
 # every command's output; it says nothing the operator can act on.
@@ -35,6 +35,13 @@ EXIT_AWS = 1
 EXIT_DRIFT = 3
 #: Exit status when the reconcile could not finish (S3 or the cache failed).
 EXIT_ERROR = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
@@ -61,13 +68,14 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
              "pypicloud_s3_sync.zip unless set)",
     )
     parser.add_argument(
-        "--runtime", default=DEFAULT_RUNTIME, metavar="RUNTIME",
+        "--runtime", metavar="RUNTIME",
         help=f"Lambda runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
-             f"default {DEFAULT_RUNTIME})",
+             f"default s3sync.runtime, else {DEFAULT_RUNTIME})",
     )
     parser.add_argument(
-        "--arch", default="x86_64", metavar="ARCH",
-        help=f"Lambda architecture: {' or '.join(ARCHITECTURES)} (default x86_64)",
+        "--arch", metavar="ARCH",
+        help=f"Lambda architecture: {' or '.join(ARCHITECTURES)} "
+             "(default s3sync.arch, else x86_64)",
     )
     parser.add_argument(
         "--include-boto3", action="store_true",
@@ -79,11 +87,18 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     import json
 
-    from .bundle.builder import build_bundle, default_output
+    from .bundle.builder import (
+        DEFAULT_RUNTIME,
+        arch_name,
+        build_bundle,
+        default_output,
+        runtime_name,
+    )
 
     config = load(args)
-    runtime = args.runtime if args.runtime.startswith("python") else f"python{args.runtime}"
-    arch = {"aarch64": "arm64", "amd64": "x86_64"}.get(args.arch, args.arch)
+    # The same precedence create uses, so that create --bundle finds the zip it expects.
+    runtime = runtime_name(args.runtime or config.option("runtime") or DEFAULT_RUNTIME)
+    arch = arch_name(args.arch or config.option("arch") or "x86_64")
 
     def progress(message: str) -> None:
         if not args.quiet:
@@ -111,6 +126,13 @@ def run_bundle(args: argparse.Namespace) -> int:
 # -- create / delete / status -------------------------------------------------------------
 
 
+def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """The one flag every command that talks to AWS takes, with the same meaning."""
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="send every AWS call to this endpoint, e.g. a moto server "
+                             "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
+
+
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags that say which function, where: shared by create, delete and status."""
     _config_argument(parser)
@@ -121,8 +143,7 @@ def _target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the function as this existing IAM role and create none")
     parser.add_argument("-r", "--region", metavar="REGION",
                         help="AWS region of the function (default: storage.region_name)")
-    parser.add_argument("--endpoint-url", metavar="URL",
-                        help="send every AWS call to this endpoint (e.g. a moto server)")
+    _endpoint_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the plan / report as JSON on stdout (progress on stderr)")
 
@@ -132,10 +153,12 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
     from .provision.deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
 
     group = parser.add_argument_group("function")
-    group.add_argument("--runtime", choices=RUNTIMES,
-                       help="Lambda Python runtime (default: s3sync.runtime or the newest "
-                            "one the bundle builder supports)")
-    group.add_argument("--arch", choices=ARCHITECTURES, help="CPU architecture (x86_64)")
+    group.add_argument("--runtime", metavar="RUNTIME",
+                       help=f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just "
+                            "3.12...; default: s3sync.runtime or the newest one)")
+    group.add_argument("--arch", metavar="ARCH",
+                       help=f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: "
+                            "s3sync.arch or x86_64)")
     group.add_argument("--memory", type=int, metavar="MB", help="memory in MB (256)")
     group.add_argument("--timeout", type=int, metavar="SECONDS", help="timeout (60)")
     group.add_argument("--subnet-ids", metavar="IDS",
@@ -295,6 +318,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
+    _endpoint_argument(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would change; change nothing")
     parser.add_argument("--deep", action="store_true",
@@ -349,7 +373,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        s3 = s3_client(config.settings, min_pool_connections=args.workers)
+        s3 = s3_client(config.settings, min_pool_connections=args.workers,
+                       endpoint_url=config.endpoint_url(args.endpoint_url))
         check_bucket(s3, config.target)
         cache = open_cache(config.settings)
         report = reconcile(cache, s3, config.target, deep=args.deep,
@@ -395,7 +420,7 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -408,7 +433,7 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``ppc-s3sync COMMAND config.ini [options]``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ppc-s3sync",
         description="Keep a pypicloud cache in sync with its S3 bucket through AWS Lambda.",
     )
@@ -426,7 +451,7 @@ def _standalone(name: str, command: str) -> Callable[[Sequence[str] | None], int
     help_text, add_arguments, run = COMMANDS[command]
 
     def entry(argv: Sequence[str] | None = None) -> int:
-        parser = argparse.ArgumentParser(prog=name, description=help_text)
+        parser = _Parser(prog=name, description=help_text)
         add_arguments(parser)
         return _execute(name, run, parser.parse_args(argv))
 

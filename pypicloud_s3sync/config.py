@@ -10,6 +10,7 @@ no second configuration system; we only add our own keys under ``s3sync.``.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,25 @@ FUNCTION_STORAGE_KEYS = (
     "storage.use_accelerate_endpoint",
     "storage.payload_signing_enabled",
 )
+
+
+#: Every ``s3sync.*`` setting (docs/configuration.rst says, for each, its flag, default
+#: and which commands read it; a test keeps the two equal).  A key not listed here is a
+#: typo until proven otherwise: a silently ignored setting is how a deploy ends up other
+#: than the operator wrote it.
+SETTINGS = (
+    # the deploy's options (provision.options.DeployOptions)
+    "function_name", "force", "role_arn", "region", "endpoint_url", "runtime", "arch",
+    "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
+    "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
+    # read by the function itself
+    "verify_after",
+    # the admin endpoint's own
+    "admin.wait", "admin.allowed_origins",
+)
+
+#: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.
+FUNCTION_OWN_KEYS = (PREFIX + "verify_after",)
 
 
 class ConfigError(ValueError):
@@ -88,6 +108,41 @@ class PypicloudConfig:
         """An ``s3sync.<name>`` setting (environment override ``PPC_S3SYNC_<NAME>`` wins)."""
         return self.settings.get(PREFIX + name, default)
 
+    def endpoint_url(self, given: str | None = None) -> str | None:
+        """Where every AWS call goes: ``--endpoint-url``, else ``s3sync.endpoint_url``.
+
+        None leaves each client at its default (S3 at ``storage.endpoint_url``).
+        """
+        return given or self.option("endpoint_url") or None
+
+
+def check_setting_names(settings: Mapping[str, Any]) -> None:
+    """Refuse an ``s3sync.*`` key that nothing reads, naming the closest one that is."""
+    known = set(SETTINGS)
+    for key in sorted(settings):
+        if not key.startswith(PREFIX) or key[len(PREFIX):] in known:
+            continue
+        close = difflib.get_close_matches(key[len(PREFIX):], known, n=1, cutoff=0.6)
+        hint = (f"did you mean {PREFIX}{close[0]}?" if close
+                else "configuration.rst lists the settings there are")
+        raise ConfigError(f"{key} is not a setting of pypicloud-s3sync; {hint}")
+
+
+def parse_verify_after(value: Any, default: float) -> float | None:
+    """Seconds after which the function re-checks a slow write; None means never."""
+    if value is None or str(value).strip() == "":
+        return default
+    if str(value).strip().lower() in ("off", "never", "false", "no"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{PREFIX}verify_after = {value!r}; give seconds (e.g. 0.05) or off") from exc
+    if seconds < 0:
+        raise ConfigError(f"{PREFIX}verify_after must not be negative")
+    return seconds
+
 
 def split_config_uri(config_uri: str) -> tuple[str, str]:
     """``config.ini#name`` -> (path, app name); the name defaults to ``main`` as in pserve."""
@@ -116,7 +171,33 @@ def read_app_settings(config_uri: str) -> dict[str, str]:
             f"{path} has no [app:{name}] section; name the section as {path}#NAME"
         ) from exc
     except (configparser.Error, ValueError) as exc:
-        raise ConfigError(f"{path} is not a valid ini file: {exc}") from exc
+        raise ConfigError(f"{path} is not a valid ini file: {ini_problem(exc)}") from exc
+
+
+def _unrepr(text: str) -> str:
+    """ParsingError keeps each bad line as its repr (Python 3.11/3.12) or as is."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def ini_problem(exc: Exception) -> str:
+    """configparser's multi-line complaint as one line: where, and what is wrong there."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {line}: {exc.line.strip()!r} comes before any [section] header"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {line}: section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {line}: {exc.option} appears twice in [{exc.section}]"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        return "; ".join(f"line {number}: cannot read {_unrepr(text).strip()!r}"
+                         for number, text in exc.errors)
+    return " ".join(str(exc).split())
 
 
 def _sections(path: str) -> list[str]:
@@ -321,7 +402,7 @@ def function_settings(settings: EnvironSettings) -> FunctionSettings:
             )
             continue
         values[key] = value
-    for key in FUNCTION_STORAGE_KEYS:
+    for key in FUNCTION_STORAGE_KEYS + FUNCTION_OWN_KEYS:
         value = settings.get(key)
         if value not in (None, ""):
             values[key] = str(value)
@@ -349,6 +430,8 @@ def load_config(
     """
     compat.apply()
     settings = load_settings(source, environ)
+    check_setting_names(settings)
+    parse_verify_after(settings.get(FUNCTION_OWN_KEYS[0]), 0.0)
     if configure_logging and isinstance(source, str):
         setup_logging(source)
     target = read_target(settings)

@@ -222,6 +222,7 @@ RESOLVERS: dict[str, Resolver] = {
     "s3.ListObjectsV2": _list_bucket,
     "s3.ListObjects": _list_bucket,
     "s3.HeadBucket": _s3("s3:ListBucket", _bucket),
+    "s3.GetBucketLocation": _s3("s3:GetBucketLocation", _bucket),
     "s3.GetBucketNotificationConfiguration": _s3("s3:GetBucketNotification", _bucket),
     "s3.PutBucketNotificationConfiguration": _s3("s3:PutBucketNotification", _bucket),
     # DynamoDB: the table, or the index a Query/Scan names.

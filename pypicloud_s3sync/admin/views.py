@@ -224,7 +224,8 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     from ..function.reconcile import DEFAULT_WORKERS, check_bucket, open_cache, reconcile
     from ..function.s3 import s3_client
 
-    s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS)
+    s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS,
+                   endpoint_url=config.endpoint_url())
     check_bucket(s3, config.target)
     cache = open_cache(config.settings)
     try:

@@ -42,6 +42,8 @@ from .runtimes import RUNTIMES, RuntimeRetired, check_runtime
 DEFAULT_RUNTIME = RUNTIMES[-1]
 #: Lambda's architecture names (the wheel tags say ``aarch64`` for ``arm64``).
 ARCHITECTURES = ("x86_64", "arm64")
+#: Other names for an architecture (``uname -m``, Docker's), as Lambda spells them.
+ARCH_ALIASES = {"aarch64": "arm64", "amd64": "x86_64"}
 #: What to give Lambda as the function's handler.
 HANDLER = "pypicloud_s3sync.handler.handle_event"
 
@@ -65,7 +67,7 @@ _ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
 #: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "8"
+BUILDER_VERSION = "9"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -774,8 +776,9 @@ def find_interpreter(target: Target) -> tuple[str, str] | None:
 
 # -- the zip ------------------------------------------------------------------------------
 
-def _write_zip(tree: Path, destination: Path) -> int:
-    """Deterministic zip of the tree; returns the unzipped size."""
+def _write_zip(tree: Path, destination: Path, target: Target | None = None) -> int:
+    """Deterministic zip of the tree, recording ``target`` (see :func:`built_for`);
+    returns the unzipped size."""
     files = sorted(
         (path.relative_to(tree).as_posix(), path) for path in tree.rglob("*") if path.is_file()
     )
@@ -784,6 +787,10 @@ def _write_zip(tree: Path, destination: Path) -> int:
     fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
     os.close(fd)
     with zipfile.ZipFile(tmp, "w") as archive:
+        if target is not None:
+            archive.comment = json.dumps(
+                {"pypicloud-s3sync": __version__, "runtime": target.runtime,
+                 "arch": target.arch}, sort_keys=True).encode("utf-8")
         for name, path in files:
             data = path.read_bytes()
             total += len(data)
@@ -848,6 +855,36 @@ def check_native_files(path: Path, target: Target) -> None:
 
 
 # -- the public entry point ---------------------------------------------------------------
+
+def runtime_name(value: str) -> str:
+    """``3.12`` -> ``python3.12``: every command and setting accepts either spelling."""
+    value = str(value).strip()
+    return value if value.startswith("python") else f"python{value}"
+
+
+def arch_name(value: str) -> str:
+    """``aarch64`` -> ``arm64``, ``amd64`` -> ``x86_64``; Lambda's names unchanged."""
+    value = str(value).strip()
+    return ARCH_ALIASES.get(value, value)
+
+
+def built_for(path: str | Path) -> tuple[str, str] | None:
+    """``(runtime, arch)`` a zip of ours records, or None for a zip that does not say.
+
+    The record is the zip's comment, so it adds no file to the function and survives a
+    copy; a zip made or repacked by other tools has none.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            comment = archive.comment
+    except (OSError, zipfile.BadZipFile):
+        return None
+    try:
+        record = json.loads(comment.decode("utf-8"))
+        return str(record["runtime"]), str(record["arch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
 
 def default_output(config: PypicloudConfig) -> Path:
     """``<function name>.zip`` in the current directory."""
@@ -991,7 +1028,7 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
                 "function will compile its modules on each cold start (slower)")
         say("writing the zip...")
         scratch = Path(tmp) / "bundle.zip"
-        _write_zip(tree, scratch)
+        _write_zip(tree, scratch, target)
         check_native_files(scratch, target)
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(scratch), cached)

@@ -327,21 +327,13 @@ def _stale_connection(exc: BaseException) -> bool:
 
 
 def _verify_after(value: str | None) -> float | None:
+    from ..config import ConfigError, parse_verify_after
     from .sync import VERIFY_AFTER_SECONDS
 
-    if value is None or value == "":
-        return VERIFY_AFTER_SECONDS
-    if str(value).strip().lower() in ("off", "never", "false", "no"):
-        return None
     try:
-        seconds = float(value)
-    except ValueError as exc:
-        raise HandlerConfigError(
-            f"{SETTINGS_VAR}: {VERIFY_OPTION} = {value!r}; give seconds (e.g. 0.05) or off"
-        ) from exc
-    if seconds < 0:
-        raise HandlerConfigError(f"{SETTINGS_VAR}: {VERIFY_OPTION} must not be negative")
-    return seconds
+        return parse_verify_after(value, VERIFY_AFTER_SECONDS)
+    except ConfigError as exc:
+        raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
 
 
 def _log_record(record: Record, action: str, reason: str, ms: float) -> None:

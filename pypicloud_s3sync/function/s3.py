@@ -49,8 +49,13 @@ def _client_options(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, client
 
 
-def s3_client(settings: Any, *, min_pool_connections: int = 0) -> Any:
+def s3_client(settings: Any, *, min_pool_connections: int = 0,
+              endpoint_url: str | None = None) -> Any:
     """An S3 client that reaches the bucket the way the pypicloud server does.
+
+    ``endpoint_url`` (the commands' ``--endpoint-url`` or ``s3sync.endpoint_url``)
+    replaces ``storage.endpoint_url``, as it does for every other AWS call the commands
+    make, so that one option points the whole run at a moto server.
 
     ``min_pool_connections`` is for callers that share the client between threads
     (reconcile's parallel HEADs): the pool then holds at least one connection per
@@ -64,6 +69,8 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0) -> Any:
     from botocore.endpoint import MAX_POOL_CONNECTIONS
 
     config, client = _client_options(settings)
+    if endpoint_url:
+        client["endpoint_url"] = endpoint_url
     pool = config.get("max_pool_connections", MAX_POOL_CONNECTIONS)
     if min_pool_connections > pool:
         config["max_pool_connections"] = min_pool_connections

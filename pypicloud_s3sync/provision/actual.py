@@ -37,6 +37,8 @@ class Actual:
     invoke_config: dict[str, Any] | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
+    #: The region the bucket is in (GetBucketLocation), which the plan's must match.
+    bucket_region: str | None = None
     rule: dict[str, Any] | None = None
     rule_tags: dict[str, str] = field(default_factory=dict)
     rule_targets: list[dict[str, Any]] = field(default_factory=list)
@@ -89,6 +91,8 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
                 actual.statements[statement.get("Sid", "")] = statement
     s3 = clients.client("s3")
     try:
+        actual.bucket_region = bucket_region(
+            s3.get_bucket_location(Bucket=config.target.bucket).get("LocationConstraint"))
         actual.notification = notifications.clean(
             s3.get_bucket_notification_configuration(Bucket=config.target.bucket)
         )
@@ -119,6 +123,12 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
     return actual
+
+
+def bucket_region(location_constraint: str | None) -> str:
+    """The region GetBucketLocation means: none is us-east-1, and ``EU`` is eu-west-1."""
+    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(
+        location_constraint, location_constraint or "us-east-1")
 
 
 def parse_role_arn(arn: str) -> tuple[str, str] | None:

@@ -23,6 +23,7 @@ from ..bundle.builder import (
     HANDLER,
     MAX_ZIPPED,
     RUNTIMES,
+    built_for,
     zip_sha256,
 )
 from ..bundle.runtimes import RuntimeRetired, check_runtime
@@ -73,6 +74,15 @@ class ZipBundle:
             size, sha256 = path.stat().st_size, zip_sha256(path)
         except OSError as exc:
             raise DeployError(f"cannot read the bundle {path}: {exc.strerror}") from exc
+        recorded = built_for(path)
+        if recorded is not None and recorded != (runtime, arch):
+            raise DeployError(
+                f"the bundle {path} was built for {recorded[0]} on {recorded[1]}, but the "
+                f"function is to run {runtime} on {arch}: rebuild it with "
+                f"ppc-build-lambda-bundle --runtime {runtime} --arch {arch}",
+                Fix(f"--runtime {recorded[0]} --arch {recorded[1]}",
+                    f"s3sync.runtime = {recorded[0]} and s3sync.arch = {recorded[1]}",
+                    "or deploy it as built with {}"))
         return cls(path=path, sha256=sha256, size=size, runtime=runtime, arch=arch,
                    handler=handler)
 
@@ -158,7 +168,7 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     """
     planner = _compare(config, options, clients, code, progress, strict=True)
     return Plan("create", options.function_name, clients.region, planner.desired.account,
-                planner.steps, planner.warnings, planner.notes)
+                planner.steps, planner.warnings, planner.notes, planner.drift)
 
 
 def plan_delete(config: PypicloudConfig, options: DeployOptions,

@@ -175,8 +175,10 @@ OPERATOR_FUNCTION_ACTIONS = [
     "lambda:PutFunctionEventInvokeConfig", "lambda:RemovePermission", "lambda:TagResource",
     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
 ]
-#: ... to the bucket's notification document (merged, never replaced).
-OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
+#: ... to the bucket's notification document (merged, never replaced), and its region
+#: (S3 only notifies a function in the bucket's own region).
+OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:GetBucketNotification",
+                           "s3:PutBucketNotification"]
 #: ... to the two EventBridge rules (delivery and schedule), read on every plan so that
 #: dropping an option removes its rule.
 OPERATOR_RULE_ACTIONS = [

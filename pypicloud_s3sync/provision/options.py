@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
+from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES, arch_name, runtime_name
 from . import iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression
@@ -108,6 +108,10 @@ class DeployOptions:
                     raise OptionsError(f"s3sync.{key} = {value!r} is not a whole number") from exc
             elif key in ("subnet_ids", "security_group_ids"):
                 value = _as_list(value)
+            elif key == "runtime":
+                value = runtime_name(value)
+            elif key == "arch":
+                value = arch_name(value)
             else:
                 value = str(value)
             converted[key] = value

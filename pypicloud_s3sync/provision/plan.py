@@ -101,6 +101,9 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     #: What the plan deliberately leaves alone, and why.
     notes: list[str] = field(default_factory=list)
+    #: Resources that differ from the config and stay so, because updating them in place
+    #: needs ``force``: an empty plan with these is not "up to date".
+    drift: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -117,11 +120,15 @@ class Plan:
             "steps": [step.to_json() for step in self.steps],
             "warnings": list(self.warnings),
             "notes": list(self.notes),
+            "drift": list(self.drift),
         }
 
     def describe(self) -> str:
         what = f"{self.function_name} in {self.region} (account {self.account})"
-        if self.is_empty:
+        if self.is_empty and self.drift:
+            lines = [f"Nothing to {self.command} without -f: {what} differs from the config "
+                     f"({', '.join(self.drift)}); run with -f to update it in place."]
+        elif self.is_empty:
             lines = [f"Nothing to {self.command}: {what} is "
                      + ("up to date." if self.command == "create" else "not deployed.")]
         else:
@@ -164,6 +171,12 @@ class StatusReport:
     def in_sync(self) -> bool:
         return all(row.in_sync for row in self.rows)
 
+    @property
+    def function_differs(self) -> bool:
+        """True when an existing function drifted, which only ``create -f`` changes."""
+        return any(row.resource in ("function", "function-code") and not row.in_sync
+                   and row.actual != "missing" for row in self.rows)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "function": self.function_name, "region": self.region, "account": self.account,
@@ -183,7 +196,9 @@ class StatusReport:
                 lines.append(f"        actual:  {row.actual}")
         lines += [f"warning: {warning}" for warning in self.warnings]
         if not self.in_sync:
-            lines.append("Run 'ppc-create-s3-sync CONFIG -f' to bring it back in line.")
+            # -f is for updating a function in place; create alone makes what is missing.
+            force = " -f" if self.function_differs else ""
+            lines.append(f"Run 'ppc-create-s3-sync CONFIG{force}' to bring it back in line.")
         return "\n".join(lines)
 
 

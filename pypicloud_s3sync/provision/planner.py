@@ -25,6 +25,7 @@ from .errors import (
     FORCE,
     FUNCTION_NAME,
     OMIT_DB_PASSWORD,
+    REGION,
     ROLE_ARN,
     VPC,
     DeployError,
@@ -167,6 +168,8 @@ class Planner:
         self.rows: list[ResourceStatus] = []
         self.warnings: list[str] = []
         self.notes: list[str] = []
+        #: What differs and stays so without ``force`` (see Plan.drift).
+        self.drift: list[str] = []
         self.fname = options.function_name
         #: False in status mode: a state create must refuse becomes a drifted row.
         self.strict = strict
@@ -182,8 +185,25 @@ class Planner:
         self.rows.append(ResourceStatus(resource, name, desired, actual,
                                         desired == actual if in_sync is None else in_sync))
 
+    def check_region(self) -> None:
+        """Refuse a plan for another region than the bucket's, before any step.
+
+        S3 notifies only functions in the bucket's own region: on AWS such a plan would
+        create the role and the function, then fail at the notification.
+        """
+        bucket_region, region = self.actual.bucket_region, self.clients.region
+        if bucket_region is None or bucket_region == region:
+            return
+        raise DeployError(
+            f"bucket {self.config.target.bucket} is in {bucket_region}, but the sync "
+            f"would be set up in {region}; S3 only notifies functions in the bucket's own "
+            "region",
+            Fix(*REGION, f"set storage.region_name = {bucket_region} in the ini, or "
+                         f"{{}} {bucket_region}"))
+
     def create(self, code: Callable[[], CodeArtifact]) -> None:
         """Walk every resource create manages, in dependency order."""
+        self.check_region()
         if self.strict:
             self.role()
         else:
@@ -376,6 +396,7 @@ class Planner:
                      f"{a.function.get('CodeSha256')} ({have_arch})")
         if not o.force:
             if changed:
+                self.drift.append(f"function {self.fname}: {', '.join(changed)}")
                 self.warnings.append(
                     f"function {self.fname} differs from the config ({', '.join(changed)}); "
                     "run with -f to update it in place"
@@ -730,6 +751,7 @@ class Planner:
     def teardown(self) -> None:
         """Steps that remove what create made: our entry or rule, the function (and with it
         its permissions), the role if it is ours and holds nothing of anyone else's."""
+        self.check_region()
         a, d, fname, target = self.actual, self.desired, self.fname, self.config.target
         options = self.options
         ours = notifications.find_ours(a.notification, fname, d.function_arn)
