@@ -49,13 +49,14 @@ def interpreter(runtime: str) -> str | None:
 
 def make_plain_venv(venv: Path) -> Path:
     """A server venv made as the install docs say, with nothing upgraded: for Python
-    3.11 that is pip 23.2 and setuptools 65.5, whose pkg_resources cannot run on 3.12+."""
+    3.11 that is pip 23.2 and setuptools 65.5, whose pkg_resources cannot run on 3.12+.
+    (``--no-compile``: the builder compiles bytecode for the target itself.)"""
     marker = venv / ".installed"
     if not marker.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         proc = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", "-e", f"{REPO}[all]"],
+             "--disable-pip-version-check", "--no-compile", "-e", f"{REPO}[all]"],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:
