@@ -2,7 +2,7 @@
 
 Building 30 zips (5 backends x 3 target Pythons x 2 server venvs), making a plain server
 venv and installing each target's runtime packages is minutes of work that needs no
-test state, so it starts in one background thread when the session starts (only if
+test state, so it starts in background threads when the session starts (only if
 those tests were collected; they run last).  Each piece is a subprocess, so the GIL is
 no bottleneck.
 
@@ -95,7 +95,9 @@ class Prepared:
         self.results = root / "results" / run_id
         self.results.mkdir(parents=True, exist_ok=True)
         self.futures: dict[tuple[str, ...], Future] = {}
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-prep")
+        # Two lanes: the plain venv's pip install and builds need not wait for the
+        # development venv's builds, and the run ends when the last zip is ready.
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lambda-prep")
         self.started = False
         self.owner = False
 
