@@ -149,6 +149,19 @@ def test_aws_direct_s3_event_with_sequencer() -> None:
                                                              "0055AED6DCD90281E5")
 
 
+@pytest.mark.parametrize("event_name", ["LifecycleExpiration:Delete",
+                                        "LifecycleExpiration:DeleteMarkerCreated"])
+def test_lifecycle_expiry_removes_like_a_delete(event_name: str) -> None:
+    """AWS's documented record for an object a lifecycle rule expired."""
+    event = {"Records": [{
+        "eventVersion": "2.3", "eventSource": "aws:s3", "eventName": event_name,
+        "s3": {"bucket": {"name": "packages"},
+               "object": {"key": "pkgs/ab12/my+pkg/my+pkg-1.0%2Blocal.tar.gz",
+                          "sequencer": "0055AED6DCD90281E5"}}}]}
+    [record] = parse_event(event).records
+    assert (record.key, record.action, record.event_name) == (KEY, REMOVED, event_name)
+
+
 @pytest.mark.parametrize("event, reason", [
     ({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "packages"}, "s3:TestEvent"),
     ({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]},

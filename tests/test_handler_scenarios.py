@@ -150,6 +150,18 @@ def seed_cache(settings: dict[str, str], name: str, version: str, key: str) -> N
         close_cache(cache)
 
 
+def test_lifecycle_expiry(env: Env) -> None:
+    """A lifecycle rule expired the object; S3 says so with its own event name."""
+    key, created = env.bucket.put_package("expiring", "1.0")
+    env.deliver(created)
+    assert "expiring-1.0.tar.gz" in env.cached()
+    expired = env.bucket.delete(key)  # moto runs no lifecycle: AWS's record names it
+    for record in expired.body["Records"]:
+        record["eventName"] = "LifecycleExpiration:Delete"
+    env.deliver(expired)
+    assert env.cached() == {}
+
+
 def test_put_delete_put_with_the_delete_event_last(env: Env) -> None:
     key, first = env.bucket.put_package("zeta", "1.0", summary="first")
     deleted = env.bucket.delete(key)
