@@ -29,6 +29,7 @@ BUCKET = "packages"
 AWS_KEY_ID = "AKIAVIEWSLEAKCHECK01"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/viewsLEAKcheckKEY"
 DB_PASSWORD = "Pg-pass-views-0xC0FFEE"
+ENDPOINT_PASSWORD = "Endpoint-pass-views-0xBEEF"
 
 
 def call(app: Any, method: str, user: tuple[str, str] | None = ADMIN,
@@ -419,6 +420,7 @@ def test_unreachable_aws_is_a_gateway_timeout(
 def test_no_answer_and_no_log_line_contains_a_secret(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
         cache_settings: Callable[[str], dict[str, str]], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from urllib.parse import urlsplit
 
@@ -467,6 +469,19 @@ def test_no_answer_and_no_log_line_contains_a_secret(
     assert DB_PASSWORD in environment["PYPICLOUD_SETTINGS"]  # it was there to leak
     answers.append(call(server.app, "delete", ADMIN, {}))
     assert answers[-1].status_int == 200
+
+    # An AWS error quotes the endpoint it could not reach, userinfo and all.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    server = pypicloud_factory(**{
+        "s3sync.endpoint_url": f"http://ops:{ENDPOINT_PASSWORD}@127.0.0.1:9",
+        "s3sync.bundle": str(function_zip),
+    })
+    for method in ("get", "post"):
+        answers.append(call(server.app, method, ADMIN, {}))
+        assert answers[-1].status_int == 504, answers[-1].text
+        assert "http://ops:***@127.0.0.1:9" in answers[-1].json["message"]
+    secrets.append(ENDPOINT_PASSWORD)
+    assert "***@127.0.0.1:9" in caplog.text  # the traceback was logged, scrubbed
     for answer in answers:
         for secret in secrets:
             assert secret not in answer.text, (answer.request.method, answer.text)
