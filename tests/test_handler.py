@@ -347,9 +347,8 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     use_settings({**sqlite_settings, **read_only_keys})
     deleted_elsewhere = {"Records": [{**created.aws_body()["Records"][0],
                                       "eventName": "ObjectRemoved:Delete"}]}
-    with enable_iam_authentication():
-        with pytest.raises(handler.SyncError) as info:
-            handler.handle_event(deleted_elsewhere, None)
+    with enable_iam_authentication(), pytest.raises(handler.SyncError) as info:
+        handler.handle_event(deleted_elsewhere, None)
     assert key in str(info.value) and "AccessDenied" in str(info.value)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == [key]
