@@ -15,7 +15,6 @@ from pypicloud_s3sync.function.events import (
     decode_key,
     iter_keys,
     parse_event,
-    sequencer_key,
 )
 
 KEY = "pkgs/ab12/my pkg/my pkg-1.0+local.tar.gz"
@@ -50,12 +49,6 @@ def test_decode_key_handles_aws_and_moto_forms() -> None:
     assert decode_key("pkgs/ab12/my+pkg/my+pkg-1.0%2Blocal.tar.gz") == KEY  # AWS
     assert decode_key("pkgs%2Fab12%2Fmy+pkg%2Fmy+pkg-1.0%2Blocal.tar.gz") == KEY  # moto
     assert decode_key("na%C3%AFve-1.0.tar.gz") == "naïve-1.0.tar.gz"
-
-
-def test_sequencer_orders_one_key_like_aws() -> None:
-    # Shorter sequencers are right-padded before comparing.
-    assert sequencer_key("0A1B2C3D4E5F678901") > sequencer_key("0A1B2C3D4E5F6789")
-    assert sequencer_key("0055AED6DCD90281E6") < sequencer_key("0055AED6DCD90281E7")
 
 
 def test_moto_s3_to_sqs(clients: tuple[Any, Any]) -> None:
