@@ -284,3 +284,24 @@ def test_only_a_schedules_event_is_taken_for_a_reconcile() -> None:
     assert not is_scheduled_event({"detail-type": "Object Created", "source": "aws.s3"})
     assert not is_scheduled_event([{"detail-type": "Scheduled Event"}])
     assert not is_scheduled_event({})
+
+
+def test_an_sns_body_and_a_record_without_names_are_reported_as_such() -> None:
+    from pypicloud_s3sync.function.events import Skipped
+
+    unnamed = {"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"},
+                                               "object": {"key": "k.whl"}}}
+    event = {"Records": [
+        {"eventSource": "aws:sqs", "body": json.dumps({"Type": "Notification",
+                                                       "Message": "{bad"})},
+        {"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps(
+            {"Records": [unnamed]})},
+    ]}
+    parsed = parse_event(event)
+    assert parsed.sqs_message_ids == ["", "m1"]
+    assert parsed.skipped == [
+        Skipped("SNS message is not JSON (Expecting property name enclosed in double quotes: "
+                "line 1 column 2 (char 1))", ""),
+        Skipped("unnamed event does not create or remove objects", "m1", key="k.whl",
+                bucket="b"),
+    ]
