@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: test demo docs lint bench clean
+.PHONY: test demo docs lint bench mutate clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/handler_throughput.py
 	$(PY) benchmarks/reconcile.py
 	$(PY) benchmarks/bundle.py
+
+# Mutation testing of the modules where a wrong answer loses or leaks data; long, so not
+# part of test. MODULES=events (or sync, handler, ...) runs some of them.
+mutate: $(VENV)/.installed
+	$(PY) -m tests.mutation $(MODULES)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
