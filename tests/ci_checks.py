@@ -4,8 +4,9 @@
   skips because an extra is not installed (``importorskip``) or because of any other
   guard fails instead, naming the reason.  Only a Lambda target whose interpreter this
   machine cannot have stays a skip (no package installs python3.14 here).
-* Those targets are named on one line at the end of the run, so nobody reads the run
-  as having tested them.
+* Those targets, and the runtimes we support that the Lambda tests do not even list
+  (python3.14, the default), are named on one line at the end of the run, so nobody
+  reads the run as having tested them.
 * Hypothesis runs derandomized in CI: a failure found there comes back on every re-run
   and on a developer's machine with the same command.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -80,15 +81,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     return report
 
 
-def untested_targets(reports: Iterable[pytest.TestReport]) -> list[str]:
-    """Every Lambda target some test skipped for want of its interpreter, sorted."""
-    found = {missing_interpreter(skip_reason(r)) for r in reports}
+#: The file whose tests run bundles under each Lambda target's interpreter.
+LAMBDA_TESTS = "test_bundle_lambda.py"
+
+
+def untested_targets(stats: dict[str, list[Any]]) -> list[str]:
+    """Every Lambda target this run could not run, sorted by version.
+
+    That is each target a test skipped for want of its interpreter and, when the run
+    includes the Lambda tests, each runtime we support (``bundle.runtimes.RUNTIMES``)
+    that none of them ran: the Lambda tests only list the targets this machine can have.
+    """
+    from pypicloud_s3sync.bundle.runtimes import RUNTIMES
+
+    found = {missing_interpreter(skip_reason(r)) for r in stats.get("skipped", [])}
     found.discard(None)
-    return sorted(found, key=lambda name: tuple(int(p) for p in name[6:].split(".")))
+    lambda_reports = [r for kind in ("passed", "failed", "skipped")
+                      for r in stats.get(kind, []) if LAMBDA_TESTS in r.nodeid]
+    if lambda_reports:
+        ran = {m.group(0) for r in lambda_reports if not r.skipped
+               for m in re.finditer(r"python3\.\d+", r.nodeid)}
+        found.update(set(RUNTIMES) - ran)
+    return sorted(found, key=lambda name: int(name.removeprefix("python3.")))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    targets = untested_targets(terminalreporter.stats.get("skipped", []))
+    targets = untested_targets(terminalreporter.stats)
     if targets:
         terminalreporter.write_line(
             f"Lambda targets NOT tested (no interpreter on this machine): {', '.join(targets)}",

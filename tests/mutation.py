@@ -64,7 +64,8 @@ TARGETS: dict[str, Target] = {
                        only=("*planner.xǁPlannerǁteardown__*",)),
     "security": Target("pypicloud_s3sync/admin/security.py",
                        ("tests/test_admin.py", "tests/test_views.py", "-k",
-                        "not slow and not building_the_zip"),
+                        "test_admin or cross_site or origin or bad_bodies or secret "
+                        "or other_methods or only_admins"),
                        only=("*security.x_secret_values__*", "*security.x_scrub__*",
                              "*security.x_normalise_origin__*",
                              "*security.x__host_without_default_port__*",

@@ -32,15 +32,30 @@ SAMPLE = textwrap.dedent('''
 ''')
 
 
-def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+LAMBDA_SAMPLE = textwrap.dedent('''
+    import pytest
+
+    @pytest.mark.parametrize("runtime", ["python3.11", "python3.12"])
+    def test_bundle(runtime):
+        if runtime != "python3.11":
+            pytest.skip(f"no {runtime} interpreter on this machine")
+''')
+
+
+def run(tmp_path: Path, lambda_tests: bool = False,
+        **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_sample.py").write_text(SAMPLE)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    files = [tmp_path / "test_sample.py"]
+    if lambda_tests:
+        files.append(tmp_path / "test_bundle_lambda.py")
+        files[-1].write_text(LAMBDA_SAMPLE)
     environ = {k: v for k, v in os.environ.items()
                if k not in ("PPC_S3SYNC_REQUIRE_SERVICES", "PPC_S3SYNC_HYPOTHESIS_PROFILE")}
     environ.update(env, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.ci_checks", "-p", "no:cacheprovider",
-         "-c", str(tmp_path / "pytest.ini"), "-rA", str(tmp_path / "test_sample.py")],
+         "-c", str(tmp_path / "pytest.ini"), "-rA", *(str(p) for p in files)],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
 
 
@@ -68,3 +83,16 @@ def test_in_ci_a_missing_extra_fails_and_hypothesis_is_derandomized(
     assert "1 failed, 1 passed, 2 skipped" in proc.stdout
     assert ("Lambda targets NOT tested (no interpreter on this machine): "
             "python3.99, python3.100") in proc.stdout
+
+
+def test_with_the_lambda_tests_every_supported_runtime_they_did_not_run_is_named(
+        tmp_path: Path) -> None:
+    from pypicloud_s3sync.bundle.runtimes import RUNTIMES
+
+    proc = run(tmp_path, lambda_tests=True, EXPECT="ci", PPC_S3SYNC_REQUIRE_SERVICES="1")
+    assert "1 failed, 2 passed, 3 skipped" in proc.stdout  # the extra only
+    named = sorted({*RUNTIMES, "python3.12", "python3.99", "python3.100"} - {"python3.11"},
+                   key=lambda r: int(r.removeprefix("python3.")))
+    assert ("Lambda targets NOT tested (no interpreter on this machine): "
+            f"{', '.join(named)}") in proc.stdout
+    assert "python3.14" in named
