@@ -236,8 +236,10 @@ def test_clear_filename_keeps_an_entry_of_another_key(
         close_cache(cache)
 
 
-@pytest.mark.parametrize("path", ["a/Other-Folder/omega-1.0.tar.gz", None],
-                         ids=["key-folder-is-not-the-name", "entry-without-path"])
+@pytest.mark.parametrize("path", ["a/Other-Folder/omega-1.0.tar.gz", None,
+                                  "omega-1.0.tar.gz"],
+                         ids=["key-folder-is-not-the-name", "entry-without-path",
+                              "key-at-the-bucket-root"])
 def test_clear_filename_clears_entries_the_key_does_not_describe(
     aws: None, cache_backend: str, cache_settings: Any, path: str | None
 ) -> None:
@@ -379,3 +381,42 @@ def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry
     assert isinstance(info.value.__cause__, KeepsChanging)
     assert key in str(info.value) and f"{MAX_ATTEMPTS} times" in str(info.value)
     assert len(heads) == 2 * MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "dynamo"])
+def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
+    aws: None, backend: str, cache_settings: Any
+) -> None:
+    """The delete path the handler takes for every removed object: one statement or
+    call, its condition doing the path check that a read would otherwise do."""
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    key = "a/omega/omega-1.0.tar.gz"
+    calls: list[str] = []
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path=key))
+        if backend == "dynamo":
+            cache.engine.dynamo.client.meta.events.register(
+                "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        else:
+            from sqlalchemy import event
+
+            event.listen(cache.db.get_bind(), "before_cursor_execute",
+                         lambda *args: calls.append(args[2].split()[0]))
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", key) == "cleared"
+        assert cached(settings) == {}
+        if backend == "dynamo":
+            # The Query (and the write it may lead to) is pypicloud's summary upkeep.
+            assert calls.count("DeleteItem") == 1 and "GetItem" not in calls, calls
+        else:
+            assert calls == ["DELETE"]
+    finally:
+        close_cache(cache)
