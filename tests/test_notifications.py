@@ -166,3 +166,34 @@ def test_an_overlap_names_the_entry_its_destination_and_the_shared_events() -> N
                                              "Events": ["s3:ObjectCreated:*"]}]}
     [found] = notifications.overlaps(lam, "", "sync", ARN)
     assert (found.kind, found.destination) == ("Lambda function", ARN + "2")
+
+
+def test_entries_with_parts_missing_are_read_as_s3_means_them() -> None:
+    """Hand-written documents (the console, scripts) leave out what S3 would add."""
+    ours = notifications.our_entry(ARN, "sync", "")
+    assert notifications.find_ours({}, "sync", ARN) == []
+    assert notifications.with_eventbridge({}, False) == {}
+    assert notifications.same_entry({"Id": "x"}, {"Id": "x"})
+    no_value = {**ours, "Filter": {"Key": {"FilterRules": [{"Name": "prefix"},
+                                                           {"Name": "suffix"}]}}}
+    assert notifications.same_entry(no_value, ours)
+    assert notifications.overlaps({"QueueConfigurations": [{"Id": "q", "QueueArn": QUEUE}]},
+                                  "", "sync", ARN) == []
+
+
+def test_our_entry_aimed_at_an_older_arn_is_still_ours() -> None:
+    """Our Id marks the entry even when it points at a function since replaced."""
+    stale = {**notifications.our_entry(ARN + "-old", "sync", ""), "Id": "pypicloud-s3sync-sync"}
+    config = {"LambdaFunctionConfigurations": [stale]}
+    assert notifications.overlaps(config, "", "sync", ARN) == []
+    assert notifications.without_ours(config, "sync", ARN) == {}
+    ours = notifications.our_entry(ARN, "sync", "")
+    assert notifications.with_ours(config, ours, "sync", ARN) == {
+        "LambdaFunctionConfigurations": [ours]}
+
+
+def test_an_overlap_after_an_entry_that_does_not_overlap_is_found() -> None:
+    config = {"QueueConfigurations": [
+        {"Id": "restore", "QueueArn": QUEUE, "Events": ["s3:ObjectRestore:*"]},
+        {"Id": "created", "QueueArn": QUEUE, "Events": ["s3:ObjectCreated:*"]}]}
+    assert [o.id for o in notifications.overlaps(config, "", "sync", ARN)] == ["created"]
