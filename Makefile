@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: test demo docs lint bench dist clean
+.PHONY: test demo docs lint bench dist mutate clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(VENV)/.installed
 dist: $(VENV)/.installed
 	rm -rf dist
 	$(PY) -m build --outdir dist .
+
+# Mutation testing of the modules where a wrong answer loses or leaks data; long, so not
+# part of test. MODULES=events (or sync, handler, ...) runs some of them.
+mutate: $(VENV)/.installed
+	$(PY) -m tests.mutation $(MODULES)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -34,6 +34,8 @@ TEST_REQUIRES = [
     "parliament>=1.6",
     # Lambda's runtime interface client: the tests run every bundle under it.
     "awslambdaric>=3",
+    # make mutate (tests/mutation.py): mutation testing, not run by make test.
+    "mutmut>=3.8,<4",
 ]
 
 setup(

@@ -68,12 +68,16 @@ _RUN_ID = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist, give each worker a temporary directory of its own.
+    """Load the hypothesis profile (see ci_checks) and, under pytest-xdist, give each
+    worker a temporary directory of its own.
 
     The admin endpoint's provisioning lock is a file per bucket in the temporary
     directory, machine-wide as it must be on a server; two workers testing the endpoint
     on the same bucket name would otherwise find each other "busy".
     """
+    from .ci_checks import register_hypothesis_profiles
+
+    register_hypothesis_profiles()
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         config.stash[_RUN_ID] = uuid.uuid4().hex
@@ -299,3 +303,11 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
         yield gate
     finally:
         gate.release.set()  # never leave a provisioning thread hanging
+
+
+# CI's checks on the run itself (no silent skips, untested Lambda targets named,
+# derandomized hypothesis): see ci_checks.
+from .ci_checks import (  # noqa: E402
+    pytest_runtest_makereport,  # noqa: F401
+    pytest_terminal_summary,  # noqa: F401
+)

@@ -548,6 +548,31 @@ def test_delete_keeps_a_role_someone_else_added_policies_to(bucket, tmp_path, co
         "extra"]
 
 
+def test_delete_leaves_a_function_with_our_name_that_we_did_not_create(bucket, tmp_path):
+    """Only our invoke permission is taken off someone else's function of that name."""
+    from pypicloud_s3sync.provision.planner import statement_id
+
+    role = boto3.client("iam").create_role(
+        RoleName="theirs", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))["Role"]["Arn"]
+    lam = boto3.client("lambda", region_name=REGION)
+    theirs = lam.create_function(
+        FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="app.handle",
+        Code={"ZipFile": write_zip(tmp_path / "theirs.zip").read_bytes()},
+        Tags={"team": "platform"})
+    ours = statement_id("s3", BUCKET)
+    for sid in (ours, "their-own"):
+        lam.add_permission(FunctionName=FUNCTION, StatementId=sid, Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com")
+    recorder = Recorder()
+    plan = delete(make_config(tmp_path), recorder)
+    assert "DeleteFunction" not in recorder.calls
+    assert any(f"function {FUNCTION} was not created" in note for note in plan.notes)
+    after = lam.get_function(FunctionName=FUNCTION)
+    assert after["Configuration"]["CodeSha256"] == theirs["CodeSha256"]
+    statements = json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])["Statement"]
+    assert [s["Sid"] for s in statements] == ["their-own"]
+
+
 def test_missing_bucket_is_a_clear_error(aws, tmp_path, code):
     with pytest.raises(deploy.DeployError, match="bucket packages does not exist"):
         create(make_config(tmp_path), code=code)

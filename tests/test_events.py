@@ -15,7 +15,6 @@ from pypicloud_s3sync.function.events import (
     decode_key,
     iter_keys,
     parse_event,
-    sequencer_key,
 )
 
 KEY = "pkgs/ab12/my pkg/my pkg-1.0+local.tar.gz"
@@ -50,12 +49,6 @@ def test_decode_key_handles_aws_and_moto_forms() -> None:
     assert decode_key("pkgs/ab12/my+pkg/my+pkg-1.0%2Blocal.tar.gz") == KEY  # AWS
     assert decode_key("pkgs%2Fab12%2Fmy+pkg%2Fmy+pkg-1.0%2Blocal.tar.gz") == KEY  # moto
     assert decode_key("na%C3%AFve-1.0.tar.gz") == "naïve-1.0.tar.gz"
-
-
-def test_sequencer_orders_one_key_like_aws() -> None:
-    # Shorter sequencers are right-padded before comparing.
-    assert sequencer_key("0A1B2C3D4E5F678901") > sequencer_key("0A1B2C3D4E5F6789")
-    assert sequencer_key("0055AED6DCD90281E6") < sequencer_key("0055AED6DCD90281E7")
 
 
 def test_moto_s3_to_sqs(clients: tuple[Any, Any]) -> None:
@@ -149,6 +142,19 @@ def test_aws_direct_s3_event_with_sequencer() -> None:
                                                              "0055AED6DCD90281E5")
 
 
+@pytest.mark.parametrize("event_name", ["LifecycleExpiration:Delete",
+                                        "LifecycleExpiration:DeleteMarkerCreated"])
+def test_lifecycle_expiry_removes_like_a_delete(event_name: str) -> None:
+    """AWS's documented record for an object a lifecycle rule expired."""
+    event = {"Records": [{
+        "eventVersion": "2.3", "eventSource": "aws:s3", "eventName": event_name,
+        "s3": {"bucket": {"name": "packages"},
+               "object": {"key": "pkgs/ab12/my+pkg/my+pkg-1.0%2Blocal.tar.gz",
+                          "sequencer": "0055AED6DCD90281E5"}}}]}
+    [record] = parse_event(event).records
+    assert (record.key, record.action, record.event_name) == (KEY, REMOVED, event_name)
+
+
 @pytest.mark.parametrize("event, reason", [
     ({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "packages"}, "s3:TestEvent"),
     ({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {}}]},
@@ -189,3 +195,113 @@ def test_records_group_by_key_in_first_seen_order() -> None:
                                       record("b-1.whl", "ObjectRemoved:Delete")]})
     groups = [(key, [r.action for r in records]) for key, records in iter_keys(parsed.records)]
     assert groups == [(("b", "b-1.whl"), [CREATED, REMOVED]), (("b", "a-1.whl"), [CREATED])]
+
+
+def _s3(key: Any, bucket: Any = "b", name: str = "ObjectCreated:Put",
+        **obj: Any) -> dict[str, Any]:
+    return {"eventSource": "aws:s3", "eventName": name,
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, **obj}}}
+
+
+def _bridge(detail_type: str, key: Any = "k-1.0.tar.gz", source: str = "aws.s3",
+            **detail: Any) -> dict[str, Any]:
+    return {"detail-type": detail_type, "source": source,
+            "detail": {"bucket": {"name": "b"}, "object": {"key": key}, **detail}}
+
+
+def test_every_skip_and_record_names_its_message_and_what_it_was() -> None:
+    """One SQS batch of every odd thing an operator could find in the log: each skip and
+    record carries the SQS message it came from, and the skip says exactly why."""
+    from pypicloud_s3sync.function.events import Record, Skipped
+
+    bodies: list[Any] = [
+        json.dumps(["a", "list"]),
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}),
+        json.dumps({"Message": "not from SNS"}),
+        json.dumps({"Type": "Notification", "Message": "[1]"}),
+        json.dumps({"Records": ["text", {"Sns": "not an object"},
+                                {"Sns": {"Message": "{bad"}}]}),
+        json.dumps({"Records": [_s3(""), _s3("k.whl", bucket=""), _s3("k.whl", bucket=5),
+                                _s3("k.whl", name="ObjectTagging:Put"),
+                                _s3("k.whl", name=""),
+                                {"eventSource": "aws:s3", "eventName": "s3:ObjectCreated:Put"}]}),
+        json.dumps({"Records": [_s3("a+b-1.0.tar.gz", name="s3:ObjectRemoved:Delete")]}),
+        json.dumps(_bridge("Object Created", source="aws.ec2")),
+        json.dumps(_bridge("Object Created", key="")),
+        json.dumps(_bridge("Object Tags Added")),
+        json.dumps(_bridge("Object Deleted")),
+        {"Records": [_s3("dict-1.0.tar.gz", sequencer="00B")]},  # a body already parsed
+    ]
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": f"m{i}", "body": body}
+                         for i, body in enumerate(bodies)]}
+    parsed = parse_event(event)
+    assert parsed.sqs_message_ids == [f"m{i}" for i in range(len(bodies))]
+    malformed = "malformed S3 record (TypeError('bucket name and key must be non-empty strings'))"
+    assert parsed.skipped == [
+        Skipped("payload is not a JSON object", "m0"),
+        Skipped("s3:TestEvent (sent when a notification configuration is saved)", "m1",
+                bucket="b", event_name="s3:TestEvent"),
+        Skipped("not an S3, SNS, SQS or EventBridge event", "m2"),
+        Skipped("payload is not a JSON object", "m3"),
+        Skipped("record is not an object", "m4"),
+        Skipped("payload is not a JSON object", "m4"),
+        Skipped("SNS message is not JSON (Expecting property name enclosed in double quotes: "
+                "line 1 column 2 (char 1))", "m4"),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
+        Skipped("ObjectTagging:Put does not create or remove objects", "m5", key="k.whl",
+                bucket="b", event_name="ObjectTagging:Put"),
+        Skipped("unnamed event does not create or remove objects", "m5", key="k.whl",
+                bucket="b"),
+        Skipped("malformed S3 record (KeyError('s3'))", "m5", event_name="ObjectCreated:Put"),
+        Skipped("not an S3, SNS, SQS or EventBridge event", "m7"),
+        Skipped("malformed EventBridge event (TypeError('bucket name and key must be "
+                "non-empty strings'))", "m8", event_name="Object Created"),
+        Skipped("EventBridge 'Object Tags Added' does not create or remove objects", "m9",
+                key="k-1.0.tar.gz", bucket="b", event_name="Object Tags Added"),
+    ]
+    assert parsed.records == [
+        Record(bucket="b", key="a b-1.0.tar.gz", action=REMOVED,
+               event_name="ObjectRemoved:Delete", raw_key="a+b-1.0.tar.gz", message_id="m6"),
+        Record(bucket="b", key="k-1.0.tar.gz", action=REMOVED, event_name="Object Deleted",
+               raw_key="k-1.0.tar.gz", message_id="m10"),
+        Record(bucket="b", key="dict-1.0.tar.gz", action=CREATED,
+               event_name="ObjectCreated:Put", raw_key="dict-1.0.tar.gz", sequencer="00B",
+               message_id="m11"),
+    ]
+
+
+def test_what_is_not_an_object_is_named() -> None:
+    assert parse_event(["a"]).skipped[0].reason == "event is a list, not an object"
+    assert parse_event(None).skipped[0].reason == "event is a NoneType, not an object"
+
+
+def test_only_a_schedules_event_is_taken_for_a_reconcile() -> None:
+    from pypicloud_s3sync.function.events import is_scheduled_event
+
+    assert is_scheduled_event({"detail-type": "Scheduled Event", "source": "aws.events"})
+    assert not is_scheduled_event({"detail-type": "Object Created", "source": "aws.s3"})
+    assert not is_scheduled_event([{"detail-type": "Scheduled Event"}])
+    assert not is_scheduled_event({})
+
+
+def test_an_sns_body_and_a_record_without_names_are_reported_as_such() -> None:
+    from pypicloud_s3sync.function.events import Skipped
+
+    unnamed = {"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"},
+                                               "object": {"key": "k.whl"}}}
+    event = {"Records": [
+        {"eventSource": "aws:sqs", "body": json.dumps({"Type": "Notification",
+                                                       "Message": "{bad"})},
+        {"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps(
+            {"Records": [unnamed]})},
+    ]}
+    parsed = parse_event(event)
+    assert parsed.sqs_message_ids == ["", "m1"]
+    assert parsed.skipped == [
+        Skipped("SNS message is not JSON (Expecting property name enclosed in double quotes: "
+                "line 1 column 2 (char 1))", ""),
+        Skipped("unnamed event does not create or remove objects", "m1", key="k.whl",
+                bucket="b"),
+    ]

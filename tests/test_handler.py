@@ -94,18 +94,24 @@ def test_seed_contract_only_cache_settings(
 
 
 def test_bootstrap_never_creates_or_heads_the_bucket(
-    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import boto3
+    import botocore.handlers
 
     s3 = boto3.client("s3", region_name="us-east-1")
     use_settings({**sqlite_settings, "storage.bucket": "not-created-yet"})
     calls: list[str] = []
+    # Hooked into every botocore session made from now on, so the client the bootstrap
+    # builds reports its calls from its very first one.
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [
+        *botocore.handlers.BUILTIN_HANDLERS,
+        ("before-call.s3", lambda model, **_: calls.append(model.name))])
     handler.handle_event({"Service": "Amazon S3", "Event": "s3:TestEvent"}, None)
-    handler.runtime().s3.meta.events.register(
-        "before-call.s3", lambda model, **_: calls.append(model.name))
-    assert "not-created-yet" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert handler.runtime().s3 is not None
     assert calls == []
+    assert "not-created-yet" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
 def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
@@ -230,8 +236,10 @@ def test_clear_filename_keeps_an_entry_of_another_key(
         close_cache(cache)
 
 
-@pytest.mark.parametrize("path", ["a/Other-Folder/omega-1.0.tar.gz", None],
-                         ids=["key-folder-is-not-the-name", "entry-without-path"])
+@pytest.mark.parametrize("path", ["a/Other-Folder/omega-1.0.tar.gz", None,
+                                  "omega-1.0.tar.gz"],
+                         ids=["key-folder-is-not-the-name", "entry-without-path",
+                              "key-at-the-bucket-root"])
 def test_clear_filename_clears_entries_the_key_does_not_describe(
     aws: None, cache_backend: str, cache_settings: Any, path: str | None
 ) -> None:
@@ -308,3 +316,107 @@ def test_a_scheduled_reconciles_answer_stays_small_and_the_log_has_every_name(ca
     in_log = [n for line in logged if line["action"] == "reconcile-added"
               for n in line["filenames"]]
     assert sorted(result["added"] + in_log) == names
+
+
+@pytest.fixture
+def read_only_keys(aws: None) -> dict[str, str]:
+    """Keys of an IAM user that may list the bucket but not read its objects."""
+    import boto3
+
+    iam = boto3.client("iam")
+    iam.create_user(UserName="lister")
+    iam.put_user_policy(UserName="lister", PolicyName="list-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="lister")["AccessKey"]
+    return {"storage.aws_access_key_id": key["AccessKeyId"],
+            "storage.aws_secret_access_key": key["SecretAccessKey"]}
+
+
+def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    read_only_keys: dict[str, str],
+) -> None:
+    """Only "not there" may clear an entry: AccessDenied means "we do not know"."""
+    from moto.core import enable_iam_authentication
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, created = bucket.put_package("kappa", "1.0")
+    use_settings(sqlite_settings)
+    handler.handle_event(created.aws_body(), None)
+    assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
+
+    use_settings({**sqlite_settings, **read_only_keys})
+    deleted_elsewhere = {"Records": [{**created.aws_body()["Records"][0],
+                                      "eventName": "ObjectRemoved:Delete"}]}
+    with enable_iam_authentication(), pytest.raises(handler.SyncError) as info:
+        handler.handle_event(deleted_elsewhere, None)
+    assert key in str(info.value) and "AccessDenied" in str(info.value)
+    assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
+    assert bucket.keys() == [key]
+
+
+def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """Each verifying HEAD sees another upload: after the last attempt the event fails
+    (Lambda redelivers it) instead of reporting a state nobody verified."""
+    from pypicloud_s3sync.function.sync import MAX_ATTEMPTS, KeepsChanging
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, created = bucket.put_package("lambda", "1.0")
+    use_settings({**sqlite_settings, "s3sync.verify_after": "0"})  # every write is "slow"
+    runtime = handler.runtime()
+    heads: list[str] = []
+
+    def upload_again_after_each_head(**_: Any) -> None:
+        heads.append(key)
+        if len(heads) % 2:  # between an attempt's HEAD and its verification
+            bucket.put_package("lambda", "1.0", summary=f"upload {len(heads)}",
+                               expect_event=False)
+
+    runtime.s3.meta.events.register("after-call.s3.HeadObject", upload_again_after_each_head)
+    with pytest.raises(handler.SyncError) as info:
+        handler.handle_event(created.aws_body(), None)
+    assert isinstance(info.value.__cause__, KeepsChanging)
+    assert key in str(info.value) and f"{MAX_ATTEMPTS} times" in str(info.value)
+    assert len(heads) == 2 * MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "dynamo"])
+def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
+    aws: None, backend: str, cache_settings: Any
+) -> None:
+    """The delete path the handler takes for every removed object: one statement or
+    call, its condition doing the path check that a read would otherwise do."""
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    key = "a/omega/omega-1.0.tar.gz"
+    calls: list[str] = []
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path=key))
+        if backend == "dynamo":
+            cache.engine.dynamo.client.meta.events.register(
+                "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        else:
+            from sqlalchemy import event
+
+            event.listen(cache.db.get_bind(), "before_cursor_execute",
+                         lambda *args: calls.append(args[2].split()[0]))
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", key) == "cleared"
+        assert cached(settings) == {}
+        if backend == "dynamo":
+            # The Query (and the write it may lead to) is pypicloud's summary upkeep.
+            assert calls.count("DeleteItem") == 1 and "GetItem" not in calls, calls
+        else:
+            assert calls == ["DELETE"]
+    finally:
+        close_cache(cache)

@@ -154,3 +154,51 @@ def test_s3_goes_away_fails_loudly_and_writes_nothing(
     finally:
         handler.reset()
         s3_server.stop()
+
+
+def _kill_connections(admin_url: str, database_url: str) -> int:
+    """End every server session on our test database, as a database restart or an idle
+    timeout does to a frozen Lambda container's pooled connection."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(database_url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                rows = conn.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+                return len(rows.fetchall())
+            ids = [row[0] for row in conn.execute(text(
+                "SELECT id FROM information_schema.processlist WHERE db = :name "
+                "AND id <> CONNECTION_ID()"), {"name": name})]
+            for session_id in ids:
+                conn.execute(text(f"KILL {int(session_id)}"))
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_pooled_connection_the_server_ended_is_replaced_without_failing_the_event(
+    aws: None, backend: str, cache_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from . import services
+
+    settings = {**cache_settings(backend), "storage.bucket": BUCKET,
+                "storage.region_name": "us-east-1"}
+    bucket = SyncBucket.create(settings)
+    _, first = bucket.put_package("one", "1.0")
+    key, second = bucket.put_package("two", "1.0")
+    monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps(settings))
+    handler.reset()
+    try:
+        handler.handle_event(first.aws_body(), None)  # warm: a connection in the pool
+        admin = services.POSTGRES_ADMIN if backend == "postgresql" else services.MYSQL_ADMIN
+        assert _kill_connections(admin, settings["db.url"]) >= 1
+        assert handler.handle_event(second.aws_body(), None) is None  # no SyncError
+        assert cached(settings)["two-1.0.tar.gz"]["path"] == key
+    finally:
+        handler.reset()

@@ -40,7 +40,7 @@ operations = st.lists(
 
 
 @pytest.mark.slow
-@settings(max_examples=20, deadline=None, derandomize=False,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(ops=operations, data=st.data())

@@ -124,9 +124,41 @@ def test_delete_of_entry_the_web_app_created(
 
 
 def test_delete_arriving_before_its_create(env: Env) -> None:
+    """The upload's entry is in the cache (the web app wrote it); the object is deleted
+    and its two events arrive the wrong way round: the entry must go all the same."""
     key, created = env.bucket.put_package("epsilon", "1.0")
+    seed_cache(env.settings, "epsilon", "1.0", key)
+    assert set(env.cached()) == {"epsilon-1.0.tar.gz"}
     deleted = env.bucket.delete(key)
     env.deliver(deleted, created)
+    assert env.cached() == {}
+
+
+def seed_cache(settings: dict[str, str], name: str, version: str, key: str) -> None:
+    """An entry written through pypicloud's own cache, as its server does on upload."""
+    from pypicloud_s3sync.function.sync import committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    cache = build_cache({**settings, "pypi.storage": "file", "storage.dir": "/tmp"})
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package(
+                name, version, key.rsplit("/", 1)[-1], path=key))
+    finally:
+        close_cache(cache)
+
+
+def test_lifecycle_expiry(env: Env) -> None:
+    """A lifecycle rule expired the object; S3 says so with its own event name."""
+    key, created = env.bucket.put_package("expiring", "1.0")
+    env.deliver(created)
+    assert "expiring-1.0.tar.gz" in env.cached()
+    expired = env.bucket.delete(key)  # moto runs no lifecycle: AWS's record names it
+    for record in expired.body["Records"]:
+        record["eventName"] = "LifecycleExpiration:Delete"
+    env.deliver(expired)
     assert env.cached() == {}
 
 

@@ -85,15 +85,6 @@ def decode_key(raw: str) -> str:
     return unquote_plus(raw)
 
 
-def sequencer_key(sequencer: str) -> int:
-    """A sortable value for an S3 ``sequencer``: for one key, greater means later.
-
-    AWS compares sequencers as hex strings right-padded to the same length; turning the
-    padded string into an int does that comparison.
-    """
-    return int(sequencer.ljust(32, "0")[:32], 16)
-
-
 def parse_event(event: Any) -> ParsedEvent:
     """Every record in ``event``, whichever envelope it came in."""
     parsed = ParsedEvent()
@@ -235,5 +226,4 @@ __all__ = [
     "decode_key",
     "iter_keys",
     "parse_event",
-    "sequencer_key",
 ]

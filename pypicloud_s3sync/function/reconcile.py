@@ -8,7 +8,8 @@ entry; on a large index that is minutes of S3 calls to learn that nothing change
 This module compares names instead of contents: one paginated listing of the bucket
 under ``storage.prefix`` against the cache's filenames, read in bulk per backend.  Only
 the difference costs per-object calls, and those go through the same per-object step
-as the Lambda handler (:func:`pypicloud_s3sync.function.sync.read_package`), so a key ends up in
+as the Lambda handler (:func:`~pypicloud_s3sync.function.sync.head_object`, then
+:func:`~pypicloud_s3sync.function.sync.package_from_state`), so a key ends up in
 the same cache state whichever path noticed it.  ``deep`` additionally re-reads every
 object's metadata, for when objects were overwritten behind the cache's back.
 

@@ -100,27 +100,6 @@ def package_from_state(
     return S3Storage.package_from_object(state, new_package)
 
 
-def read_package(
-    s3_client: Any, bucket: str, key: str, new_package: Callable[..., Package]
-) -> Package | None:
-    """The package the cache should hold for ``key``, from one HEAD; None if none.
-
-    None means "the cache must not have an entry for this key": the object is absent
-    (404, delete marker) *or* it exists but is not a package pypicloud would list
-    (``package_from_object`` returned None).  Callers that want to tell the two apart
-    use :func:`head_object` and :func:`package_from_state`.  Errors other than 404
-    (access denied, throttling, network) are raised, never turned into None, because
-    None leads to deleting a cache entry.
-
-    ``new_package`` must be the cache's own ``cache.new_package``: SQL and DynamoDB only
-    save their own package classes.
-    """
-    state = head_object(s3_client, bucket, key)
-    if state is None:
-        return None
-    return package_from_state(state, new_package)
-
-
 # -- writing to the cache -------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -417,7 +396,6 @@ __all__ = [
     "head_object",
     "is_package_key",
     "package_from_state",
-    "read_package",
     "save_package",
     "sync_key",
 ]
