@@ -15,7 +15,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -38,6 +37,8 @@ from pypicloud_s3sync.bundle.builder import (
 )
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
+
+from .builder_cache import cache_copy
 
 pytestmark = pytest.mark.slow
 
@@ -281,20 +282,6 @@ def test_every_native_file_fits_the_target(
     assert (bundle.runtime, bundle.arch) == (runtime, arch)
     assert_fits_target(bundle, 10 if cache == "postgresql" else 2)
     assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
-
-
-def cache_copy(cache: Path, to: Path, *, pure_builds: bool) -> Path:
-    """A builder cache holding the session's downloaded wheels and nothing built: no
-    bundles, no probes and, unless ``pure_builds``, no wheels we built ourselves.
-
-    Downloads are the same bytes whichever cache fetched them, so a test that needs a
-    real build from scratch starts from this copy instead of the package index.
-    (The session's cache is shared with other workers: never delete from it.)
-    """
-    skip = {"logs"} | (set() if pure_builds else {"pure"})
-    shutil.copytree(cache / "wheels", to / "wheels",
-                    ignore=lambda _, names: [n for n in names if n in skip])
-    return to
 
 
 def test_two_builds_are_byte_identical(

@@ -334,11 +334,15 @@ def test_a_slow_status_frees_the_worker_and_is_computed_once(
 @pytest.mark.slow
 def test_building_the_zip_on_the_server_does_not_hold_the_worker(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ``s3sync.bundle``: the server builds the zip itself (cold cache, the slow case)."""
+        monkeypatch: pytest.MonkeyPatch, builder_cache_dir: Path) -> None:
+    """No ``s3sync.bundle``: the server builds the zip itself (nothing built yet, the
+    slow case; the wheels the run already downloaded are copied in)."""
     import sys
 
-    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(tmp_path / "bundle-cache"))
+    from .builder_cache import cache_copy
+
+    monkeypatch.setenv("PPC_S3SYNC_CACHE_DIR", str(
+        cache_copy(builder_cache_dir, tmp_path / "bundle-cache", pure_builds=False)))
     server = pypicloud_factory(**{"s3sync.runtime": f"python3.{sys.version_info.minor}",
                                   "s3sync.admin.wait": "1"})
     res = call(server.app, "post", ADMIN, {})
