@@ -322,7 +322,7 @@ def get_status(request: Request) -> dict[str, Any]:
     runs: StatusRuns = request.registry.s3sync_status
     run = runs.get(lambda progress: _status(config, progress),
                    lambda exc: _report_failure("s3sync status", exc, secrets),
-                   _wait_seconds(request))
+                   _wait_seconds(request), log.finished)
     if not run.done.is_set():
         return _answer(request, {
             "state": "computing", "progress": list(run.progress), "operation": operation,
