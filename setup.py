@@ -34,6 +34,8 @@ TEST_REQUIRES = [
     "parliament>=1.6",
     # Lambda's runtime interface client: the tests run every bundle under it.
     "awslambdaric>=3",
+    # Drives the system's Chromium (never its own browser downloads) for the sync page.
+    "playwright>=1.40",
 ]
 
 setup(
@@ -46,6 +48,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pypicloud_s3sync", "pypicloud_s3sync.*"]),
     include_package_data=True,
+    # The admin page's template: the server reads it at request time.
+    package_data={"pypicloud_s3sync.admin": ["page.html"]},
     install_requires=[
         "pypicloud==1.3.12",
         "SQLAlchemy>=1.4,<2",
