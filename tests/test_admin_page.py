@@ -63,8 +63,10 @@ def browser() -> Iterator[Any]:
     except ImportError as exc:
         no_browser(f"playwright is not installed ({exc})")
     path = chromium_path()
-    if path is None or not os.path.exists(path):
+    if path is None:
         no_browser("no chromium executable on PATH")
+    if not os.path.exists(path):
+        no_browser(f"{path} does not exist")
     with sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=path, headless=True)
