@@ -217,6 +217,11 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert functions(aws) == []
     page.shot("dry-run")
 
+    # A second admin tab, opened before the apply starts.
+    other = page.context.new_page()
+    other.goto(f"{site}/admin/s3sync")
+    other.locator("#status-banner").get_by_text("Drift:").wait_for()
+
     # Apply, held inside its first AWS change: the page shows it running, with progress,
     # and offers no second action meanwhile.
     page.click("#apply")
@@ -225,6 +230,12 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     page.locator("#operation pre.progress").get_by_text("[1/").wait_for()
     assert page.is_disabled("#apply") and page.is_disabled("#reconcile")
     page.shot("apply-running")
+    # The other tab's reconcile is refused (409), and that tab follows the running apply.
+    other.click("#reconcile")
+    other.locator("#notice").get_by_text("another s3sync operation is running").wait_for()
+    wait_for_operation(other, "Provision", "running")
+    assert other.is_disabled("#reconcile")
+    other.close()
     gate.release.set()
     wait_for_operation(page, "Provision")
     banner.get_by_text("In sync").wait_for()
