@@ -99,3 +99,14 @@ def test_the_page_names_the_target_and_quotes_no_secret(server: Pypicloud) -> No
     assert boot["target"]["cache"] == "sql"
     for secret in (AWS_SECRET, "AKIAPAGELEAKCHECK001"):
         assert secret not in html
+
+
+def test_a_server_whose_config_cannot_sync_still_serves_the_page_with_the_reason(
+        aws: None, pypicloud_factory: Callable[..., Pypicloud], tmp_path: Path) -> None:
+    server = pypicloud_factory(**{"pypi.storage": "file", "storage.dir": str(tmp_path / "f")})
+    res = get(server, BROWSER, ADMIN)
+    assert res.status_int == 200
+    boot = json.loads(re.search(
+        r'<script type="application/json" id="boot">(.*?)</script>', res.text, re.S).group(1))
+    assert boot["target"] is None
+    assert "pypi.storage = s3" in boot["config_error"]

@@ -36,11 +36,10 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..config import ConfigError, PypicloudConfig, load_config
+from . import page
 from .errors import ApiError
 from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
 from .jobs import ProgressLines as _ProgressLines
-from .page import PREDICATE as PAGE_PREDICATE
-from .page import PagePredicate
 from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -413,8 +412,6 @@ def get_page(request: Request) -> Response:
     pypicloud's login page instead of getting the 401 meant for pip and scripts; the
     ``admin`` permission is then checked here, against pypicloud's own policy.
     """
-    from . import page
-
     if request.authenticated_userid is None:
         return page.login_redirect(request)
     if not request.has_permission("admin"):
@@ -446,9 +443,9 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     common = {"context": AdminResource, "name": VIEW_NAME, "permission": "admin",
               "subpath": ()}
     config.add_view(get_status, request_method="GET", renderer="json", **common)
-    config.add_view_predicate(PAGE_PREDICATE, PagePredicate)
+    config.add_view_predicate(page.PREDICATE, page.PagePredicate)
     config.add_view(get_page, request_method="GET",
-                    **{**common, "permission": NO_PERMISSION_REQUIRED, PAGE_PREDICATE: True})
+                    **{**common, "permission": NO_PERMISSION_REQUIRED, page.PREDICATE: True})
     config.add_view(post_provision, request_method="POST", renderer="json", **common)
     config.add_view(delete_teardown, request_method="DELETE", renderer="json", **common)
     config.add_view(method_not_allowed, **common)
