@@ -36,6 +36,8 @@ TEST_REQUIRES = [
     "awslambdaric>=3",
     # make mutate (tests/mutation.py): mutation testing, not run by make test.
     "mutmut>=3.8,<4",
+    # Drives the system's Chromium (never its own browser downloads) for the sync page.
+    "playwright>=1.40",
 ]
 
 setup(
@@ -48,6 +50,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pypicloud_s3sync", "pypicloud_s3sync.*"]),
     include_package_data=True,
+    # The admin page's template: the server reads it at request time.
+    package_data={"pypicloud_s3sync.admin": ["page.html"]},
     install_requires=[
         "pypicloud==1.3.12",
         "SQLAlchemy>=1.4,<2",

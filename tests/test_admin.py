@@ -227,3 +227,42 @@ def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
     error = error_for(caught.value)
     assert (error.status, error.error) == (500, "bundle")
     assert "python3.10" in error.message and "s3sync.bundle" in error.message
+
+
+def _blocking_status(release: threading.Event, calls: list[int]):
+    def compute(progress):
+        calls.append(1)
+        assert release.wait(30)
+        return {"in_sync": True, "run": len(calls)}
+    return compute
+
+
+def test_a_status_that_outlasts_every_wait_is_still_answered_to_the_next_poll():
+    from pypicloud_s3sync.admin.jobs import StatusRuns
+
+    runs, release, calls = StatusRuns(), threading.Event(), []
+    compute = _blocking_status(release, calls)
+    first = runs.get(compute, lambda exc: None, wait=0.01)
+    assert not first.done.is_set()  # the GET answered 202
+    release.set()
+    assert first.done.wait(30)
+    # It finished between two polls: the next poll gets it, nothing is recomputed.
+    second = runs.get(compute, lambda exc: None, wait=0.01)
+    assert second is first and second.result == {"in_sync": True, "run": 1}
+    # Once answered, the next GET reads AWS again.
+    third = runs.get(compute, lambda exc: None, wait=5)
+    assert third.result == {"in_sync": True, "run": 2}
+
+
+def test_a_status_begun_before_an_operation_ended_is_not_reused():
+    from pypicloud_s3sync.admin.jobs import StatusRuns
+
+    runs, release, calls = StatusRuns(), threading.Event(), []
+    compute = _blocking_status(release, calls)
+    before = runs.get(compute, lambda exc: None, wait=0.01, generation=0)
+    # An apply finished meanwhile: what "before" reads may predate it.
+    after = runs.get(compute, lambda exc: None, wait=0.01, generation=1)
+    assert after is not before
+    release.set()
+    assert before.done.wait(30) and after.done.wait(30)
+    assert runs.get(compute, lambda exc: None, wait=5, generation=1) is after

@@ -34,11 +34,12 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_make_dist_builds_a_wheel_and_an_sdist_with_every_module(dist: Path) -> None:
+def test_make_dist_builds_a_wheel_and_an_sdist_with_every_module_and_template(dist: Path) -> None:
     wheels = list(dist.glob("pypicloud_s3sync-*-py3-none-any.whl"))
     assert len(wheels) == 1 and len(list(dist.glob("pypicloud_s3sync-*.tar.gz"))) == 1
     source = {path.relative_to(ROOT).as_posix()
-              for path in (ROOT / "pypicloud_s3sync").rglob("*.py")}
+              for pattern in ("*.py", "*.html")
+              for path in (ROOT / "pypicloud_s3sync").rglob(pattern)}
     with zipfile.ZipFile(wheels[0]) as wheel:
         assert source <= set(wheel.namelist())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class OperationLog:
 
     def __init__(self) -> None:
         self._last: Operation | None = None
+        #: How many operations have finished: what they changed makes older status stale.
+        self.finished = 0
         #: The last reconcile, kept apart so a later provisioning does not hide its report.
         self.last_reconcile: Operation | None = None
 
@@ -153,6 +156,7 @@ def run_operation(log: OperationLog, op: Operation, config: PypicloudConfig, *,
             op.failure = explain(exc)
         finally:
             op.finished_at = _now()
+            log.finished += 1
             lock.__exit__(None, None, None)
             # Only now: a poller that sees the operation finished may start the next one.
             op.state = state
@@ -182,6 +186,26 @@ class StatusRun:
     failure: ApiError | None = None
     progress: list[str] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: ``OperationLog.finished`` when it started: a run from before an operation ended
+    #: describes a state that no longer exists.
+    generation: int = 0
+    #: When it finished (``time.monotonic()``), and whether any GET has answered with it.
+    finished: float | None = None
+    delivered: bool = False
+
+    def usable(self, generation: int, now: float) -> bool:
+        """Still running, or finished after every GET waiting for it gave up and recently:
+        the next GET gets it instead of starting a run that may outlast its wait too."""
+        if self.generation != generation:
+            return False
+        if not self.done.is_set():
+            return True
+        return (not self.delivered and self.finished is not None
+                and now - self.finished < UNCLAIMED_SECONDS)
+
+
+#: How long a status nobody has seen yet is kept for the next GET (seconds).
+UNCLAIMED_SECONDS = 60.0
 
 
 class StatusRuns:
@@ -189,7 +213,9 @@ class StatusRuns:
 
     Comparing the function's code means building (or reading the cached) zip, which can
     take long the first time; GETs arriving meanwhile wait for the same run instead of
-    starting builds of their own.
+    starting builds of their own. A run that ends between two polls is kept for the next
+    one: otherwise a status that always takes longer than ``s3sync.admin.wait`` would be
+    recomputed by every poll and never answered.
     """
 
     def __init__(self) -> None:
@@ -197,15 +223,20 @@ class StatusRuns:
         self._current: StatusRun | None = None
 
     def get(self, compute: Callable[[Callable[[str], None]], dict[str, Any]],
-            explain: Explain, wait: float) -> StatusRun:
-        """The run in progress, or a new one of ``compute``; waits at most ``wait`` s."""
+            explain: Explain, wait: float, generation: int = 0) -> StatusRun:
+        """The run in progress, or a new one of ``compute``; waits at most ``wait`` s.
+
+        ``generation`` is the number of operations finished so far: a run begun before
+        the last one ended is not reused.
+        """
         with self._lock:
             run = self._current
-            if run is None or run.done.is_set():
-                run = self._current = StatusRun()
+            if run is None or not run.usable(generation, time.monotonic()):
+                run = self._current = StatusRun(generation=generation)
                 threading.Thread(target=self._compute, args=(run, compute, explain),
                                  name="s3sync-status", daemon=True).start()
-        run.done.wait(wait)
+        if run.done.wait(wait):
+            run.delivered = True
         return run
 
     @staticmethod
@@ -216,4 +247,5 @@ class StatusRuns:
         except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
             run.failure = explain(exc)
         finally:
+            run.finished = time.monotonic()
             run.done.set()

@@ -18,7 +18,9 @@ and a mutating endpoint that talks to AWS needs (the mechanics live in
 All real work is the CLI's code: :func:`pypicloud_s3sync.provision.operation.run` plans
 and applies, and ``POST /admin/s3sync/reconcile`` runs
 :func:`pypicloud_s3sync.function.reconcile.reconcile` under the same guards (it writes the
-cache), with ``GET`` on the same URL to poll it.
+cache), with ``GET`` on the same URL to poll it. A browser asking for HTML gets the sync
+page (:mod:`~pypicloud_s3sync.admin.page`) from ``GET /admin/s3sync``, which calls these
+views like any other client.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid.httpexceptions import HTTPMethodNotAllowed
 from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..config import ConfigError, PypicloudConfig, load_config
+from . import page
 from .errors import ApiError
 from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
 from .jobs import ProgressLines as _ProgressLines
@@ -322,7 +327,7 @@ def get_status(request: Request) -> dict[str, Any]:
     runs: StatusRuns = request.registry.s3sync_status
     run = runs.get(lambda progress: _status(config, progress),
                    lambda exc: _report_failure("s3sync status", exc, secrets),
-                   _wait_seconds(request))
+                   _wait_seconds(request), log.finished)
     if not run.done.is_set():
         return _answer(request, {
             "state": "computing", "progress": list(run.progress), "operation": operation,
@@ -400,6 +405,25 @@ def get_reconcile(request: Request) -> dict[str, Any]:
     return _answer(request, last.to_json())
 
 
+def get_page(request: Request) -> Response:
+    """The sync page, for a browser that asks for HTML; it calls the views above.
+
+    It carries no permission of its own so that an anonymous browser can be sent to
+    pypicloud's login page instead of getting the 401 meant for pip and scripts; the
+    ``admin`` permission is then checked here, against pypicloud's own policy.
+    """
+    if request.authenticated_userid is None:
+        return page.login_redirect(request)
+    if not request.has_permission("admin"):
+        return page.forbidden(request)
+    secrets = _secrets(request)
+    try:
+        target, problem = scrub(page.target(_config(request)), secrets), None
+    except Exception as exc:  # noqa: BLE001 - shown on the page, logged scrubbed
+        target, problem = None, _report_failure("s3sync page", exc, secrets).message
+    return page.page(request, f"{request.script_name}/admin/{VIEW_NAME}", target, problem)
+
+
 def method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
     """PUT, PATCH...: say which methods exist instead of a bare 404."""
     response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST, DELETE"})
@@ -419,6 +443,9 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     common = {"context": AdminResource, "name": VIEW_NAME, "permission": "admin",
               "subpath": ()}
     config.add_view(get_status, request_method="GET", renderer="json", **common)
+    config.add_view_predicate(page.PREDICATE, page.PagePredicate)
+    config.add_view(get_page, request_method="GET",
+                    **{**common, "permission": NO_PERMISSION_REQUIRED, page.PREDICATE: True})
     config.add_view(post_provision, request_method="POST", renderer="json", **common)
     config.add_view(delete_teardown, request_method="DELETE", renderer="json", **common)
     config.add_view(method_not_allowed, **common)
