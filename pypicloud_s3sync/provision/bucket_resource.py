@@ -87,11 +87,11 @@ def apply_request(event: dict[str, Any], s3: Any) -> str:
             s3.put_bucket_notification_configuration(Bucket=bucket,
                                                      NotificationConfiguration=want)
         return physical_id(properties)
+    bucket = properties["BucketName"]
     previous = None
     old = event.get("OldResourceProperties")
     if kind == "Update" and old and old.get("BucketName") == bucket:
         previous = old
-    bucket = properties["BucketName"]
     current = notifications.clean(s3.get_bucket_notification_configuration(Bucket=bucket))
     want = desired_configuration(current, properties, previous)
     if want != current:
