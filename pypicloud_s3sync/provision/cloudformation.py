@@ -146,7 +146,6 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
             logical, permission = rules[p["Name"]]
             if "EventPattern" in p:
                 p["EventPattern"] = json.loads(p["EventPattern"])
-            p.pop("Tags")  # a stack's resources carry the stack's tags instead
             add(logical, "AWS::Events::Rule", p, DependsOn=permission)
         elif call == "events.put_targets":
             resources[rules[p["Rule"]][0]]["Properties"]["Targets"] = p["Targets"]
