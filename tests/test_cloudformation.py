@@ -170,6 +170,15 @@ def test_given_role_is_referenced_not_created(aws, tmp_path):
     assert resources["Function"]["Properties"]["Role"] == arn
 
 
+def test_copied_password_is_called_out_for_the_template_file(tmp_path, code):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    options = deploy.DeployOptions.from_config(config, db_password="copy")
+    written = cloudformation.export(config, options, REGION, code, tmp_path / "out")
+    assert "secret" in written.template.read_text()
+    assert any("template holds that password" in w for w in written.warnings)
+
+
 def test_withheld_password_is_refused_as_create_refuses(tmp_path):
     config = make_config(tmp_path, **{"pypi.db": "sql",
                                       "db.url": "postgresql://app:secret@cache.internal/pypi"})

@@ -264,6 +264,10 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
     directory.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
     template = render(config, options, region, warnings)
+    if options.db_password == "copy" and config.function.withheld:
+        warnings.append("the template holds that password in plain text: keep it out of "
+                        "version control, or use --omit-db-password and set it on the "
+                        "function yourself")
     bundle = add_resource_modules(Path(code.path), directory / f"{options.function_name}.zip")
     path = directory / TEMPLATE_NAME
     path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
