@@ -32,6 +32,8 @@ TEST_REQUIRES = [
     "sphinx>=7",
     # IAM policy linter; its AWS action tables ship inside the package (works offline).
     "parliament>=1.6",
+    # Lints the exported CloudFormation template (its resource schemas ship inside).
+    "cfn-lint>=1",
     # Lambda's runtime interface client: the tests run every bundle under it.
     "awslambdaric>=3",
     # make mutate (tests/mutation.py): mutation testing, not run by make test.

@@ -397,6 +397,51 @@ def run_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.in_sync else EXIT_DRIFT
 
 
+# -- export ------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("cloudformation",)
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    _target_arguments(parser)
+    _function_arguments(parser)
+    parser.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS,
+                        default="cloudformation",
+                        help="what to write: a CloudFormation template (the default)")
+    parser.add_argument("-o", "--output", dest="output", metavar="DIR", required=True,
+                        help="directory for the template and the function's zip")
+    parser.set_defaults(prog="ppc-s3sync export")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write what create would make as a template, for a reviewed deploy; no AWS call."""
+    from .provision import cloudformation
+    from .provision.deploy import ZipBundle
+    from .provision.errors import REGION, Fix, OptionsError
+
+    config = load(args)
+    options = _options(args, config)
+    region = options.region or config.target.region
+    if not region:
+        raise OptionsError("no AWS region for the template (the bucket's region)",
+                           Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
+    if options.bundle:
+        code = ZipBundle.from_path(options.bundle, options.runtime, options.arch)
+    else:
+        from .bundle.builder import build_bundle
+
+        code = build_bundle(config, runtime=options.runtime, arch=options.arch,
+                            progress=_progress)
+    written = cloudformation.export(config, options, region, code, args.output)
+    for warning in written.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Wrote {written.template} and {written.bundle}. Deploy them with:")
+    for command in written.commands():
+        print(f"  {command}")
+    print("(CODE_BUCKET: any bucket of yours in the same region to hold the zip)")
+    return 0
+
+
 # -- wiring ------------------------------------------------------------------------------
 
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
@@ -411,6 +456,8 @@ COMMANDS: dict[str, Command] = {
     "bundle": ("Build the Lambda function's zip", add_bundle_arguments, run_bundle),
     "reconcile": ("Make the cache list exactly the packages in the bucket",
                   add_reconcile_arguments, run_reconcile),
+    "export": ("Write what create would make as a template, for a reviewed deploy",
+               add_export_arguments, run_export),
 }
 
 

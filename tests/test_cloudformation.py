@@ -1,0 +1,332 @@
+"""The exported template against what ``create`` makes on moto, field by field.
+
+An operator who deploys the template instead of running create must get the same role
+policy, function, environment, permissions, rules and async settings; the template is
+resolved as CloudFormation would (pseudo parameters, Ref, GetAtt) and compared with
+what AWS (moto) holds after create.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import boto3
+import pytest
+
+from pypicloud_s3sync.provision import bucket_resource, cloudformation, deploy, iam
+from pypicloud_s3sync.provision.planner import SCHEDULE_PRINCIPAL, statement_id
+
+from . import moto_gaps
+from .deploy_helpers import BUCKET, PREFIX, REGION, clients_for, make_config, write_zip
+
+FUNCTION = "pypicloud_s3_sync"
+QUEUE = f"arn:aws:sqs:{REGION}:123456789012:failed-events"
+CACHES = {
+    "redis": {},
+    "sql": {"pypi.db": "sql", "db.url": "postgresql://cache.internal/pypi"},
+    "dynamo": {"pypi.db": "dynamo", "db.url": None, "db.region_name": REGION,
+               "db.namespace": "team-"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _moto_returns_eventbridge() -> None:
+    moto_gaps.apply()
+
+
+@pytest.fixture
+def code(tmp_path):
+    return deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
+
+
+class Resolver:
+    """CloudFormation's intrinsic functions, for the values one account would see."""
+
+    def __init__(self, account: str, function_arn: str, role_arn: str):
+        self.account, self.function_arn, self.role_arn = account, function_arn, role_arn
+
+    def __call__(self, value):
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"}:
+            return {"Function": FUNCTION}.get(value["Ref"], value)  # parameters stay
+        if set(value) == {"Fn::GetAtt"}:
+            return {("Function", "Arn"): self.function_arn,
+                    ("Role", "Arn"): self.role_arn}.get(tuple(value["Fn::GetAtt"]), value)
+        if set(value) == {"Fn::Sub"}:
+            return (value["Fn::Sub"].replace("${AWS::AccountId}", self.account)
+                    .replace("${AWS::Partition}", "aws").replace("${AWS::Region}", REGION))
+        return {k: self(v) for k, v in value.items()}
+
+
+def _create(config, code, **options):
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts)
+    deploy.apply(deploy.plan_create(config, opts, clients, code=code), clients,
+                 sleep=lambda s: None)
+    return opts, clients.account
+
+
+@pytest.mark.parametrize("cache", sorted(CACHES))
+@pytest.mark.parametrize("prefix", [PREFIX, ""])
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery, prefix,
+                                                  cache):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    config = make_config(tmp_path, **{"storage.prefix": prefix or None}, **CACHES[cache])
+    options, account = _create(config, code, delivery=delivery, reconcile_every="12h",
+                               on_failure=QUEUE, retry_attempts="1")
+    template = cloudformation.render(config, options, REGION)
+    resources = template["Resources"]
+
+    lam, iam_client = boto3.client("lambda", region_name=REGION), boto3.client("iam")
+    events = boto3.client("events", region_name=REGION)
+    function = lam.get_function_configuration(FunctionName=FUNCTION)
+    role = iam_client.get_role(RoleName=iam.role_name(FUNCTION, REGION))["Role"]
+    resolve = Resolver(account, function["FunctionArn"], role["Arn"])
+
+    # The role: name, path, trust, tags and the one inline policy.
+    want = resolve(resources["Role"]["Properties"])
+    assert want["RoleName"] == role["RoleName"] and want["Path"] == role["Path"]
+    assert iam.same_policy(want["AssumeRolePolicyDocument"], role["AssumeRolePolicyDocument"])
+    assert want["Description"] == role["Description"]
+    assert want["Tags"] == role["Tags"]
+    [policy] = want["Policies"]
+    held = iam_client.get_role_policy(RoleName=role["RoleName"],
+                                      PolicyName=policy["PolicyName"])["PolicyDocument"]
+    assert iam.parse_document(held) == policy["PolicyDocument"]
+
+    # The function: every field create sets, the environment to the byte.
+    want = resolve(resources["Function"]["Properties"])
+    for field in ("FunctionName", "Runtime", "Handler", "Role", "Timeout", "MemorySize",
+                  "Description", "Environment", "Architectures", "PackageType"):
+        assert want[field] == function[field], field
+    tags = lam.list_tags(Resource=function["FunctionArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in want["Tags"]} == tags
+    assert want["Code"] == {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}}
+
+    # Async settings.
+    want = resolve(resources["AsyncConfig"]["Properties"])
+    held = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+    assert want.pop("Qualifier") == "$LATEST" and want.pop("FunctionName") == FUNCTION
+    assert want == {k: held[k] for k in want}
+
+    # Invoke permissions: the same set, each with the same principal and conditions.
+    statements = {s["Sid"]: s for s in json.loads(lam.get_policy(
+        FunctionName=FUNCTION)["Policy"])["Statement"]}
+    logical = {statement_id("s3", BUCKET): "S3InvokePermission",
+               statement_id("events", BUCKET): "DeliveryRuleInvokePermission",
+               statement_id(SCHEDULE_PRINCIPAL, BUCKET): "ScheduleInvokePermission"}
+    assert {logical[sid] for sid in statements} == {
+        k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Permission"}
+    for sid, statement in statements.items():
+        want = resolve(resources[logical[sid]]["Properties"])
+        assert want["Principal"] == statement["Principal"]["Service"]
+        assert want["Action"] == statement["Action"]
+        assert want["FunctionName"] == FUNCTION
+        assert statement["Resource"] == function["FunctionArn"]
+        assert want["SourceArn"] == statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+        assert want.get("SourceAccount") == statement["Condition"].get(
+            "StringEquals", {}).get("AWS:SourceAccount")
+
+    # Rules: the same set, each with the same pattern or schedule and target.
+    rules = {r["Name"]: r for r in events.list_rules()["Rules"]}
+    templated = {v["Properties"]["Name"]: v for v in resources.values()
+                 if v["Type"] == "AWS::Events::Rule"}
+    assert set(templated) == set(rules)
+    for name, resource in templated.items():
+        want = resolve(resource["Properties"])
+        held = events.describe_rule(Name=name)
+        for field in ("State", "Description", "ScheduleExpression"):
+            assert want.get(field) == held.get(field), field
+        assert want.get("EventPattern") == (json.loads(held["EventPattern"])
+                                            if "EventPattern" in held else None)
+        tags = events.list_tags_for_resource(ResourceARN=held["Arn"])["Tags"]
+        assert {t["Key"]: t["Value"] for t in want["Tags"]} == {
+            t["Key"]: t["Value"] for t in tags}
+        targets = events.list_targets_by_rule(Rule=name)["Targets"]
+        assert want["Targets"] == [{"Id": t["Id"], "Arn": t["Arn"]} for t in targets]
+
+    # The bucket: the custom resource writes what create wrote.
+    props = resolve(resources["BucketNotification"]["Properties"])
+    assert props["Delivery"] == delivery and props["Prefix"] == prefix
+    held = s3.get_bucket_notification_configuration(Bucket=BUCKET)
+    held.pop("ResponseMetadata")
+    assert bucket_resource.desired_configuration({}, props) == held
+
+
+def test_given_role_is_referenced_not_created(aws, tmp_path):
+    config = make_config(tmp_path)
+    arn = "arn:aws:iam::123456789012:role/ops/pypicloud-sync"
+    options = deploy.DeployOptions.from_config(config, role_arn=arn)
+    resources = cloudformation.render(config, options, REGION)["Resources"]
+    assert "Role" not in resources
+    assert resources["Function"]["Properties"]["Role"] == arn
+
+
+def test_copied_password_is_called_out_for_the_template_file(tmp_path, code):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    options = deploy.DeployOptions.from_config(config, db_password="copy")
+    written = cloudformation.export(config, options, REGION, code, tmp_path / "out")
+    assert "secret" in written.template.read_text()
+    assert any("template holds that password" in w for w in written.warnings)
+
+
+def test_withheld_password_is_refused_as_create_refuses(tmp_path):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    options = deploy.DeployOptions.from_config(config)
+    with pytest.raises(deploy.DeployError, match="password"):
+        cloudformation.render(config, options, REGION)
+
+
+# -- cfn-lint -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"delivery": "eventbridge", "reconcile_every": "1d", "on_failure": QUEUE},
+    {"subnet_ids": "subnet-0123456789abcdef0", "security_group_ids": "sg-0123456789abcdef0",
+     "role_arn":
+     "arn:aws:iam::123456789012:role/given"},
+], ids=["direct", "eventbridge-schedule", "vpc-given-role"])
+def test_template_passes_cfn_lint(tmp_path, options):
+    config = make_config(tmp_path, **CACHES["dynamo"])
+    template = cloudformation.render(
+        config, deploy.DeployOptions.from_config(config, **options), REGION)
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(template), config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})"
+            for m in matches] == []
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def test_export_writes_template_and_zip_and_prints_deploy_commands(tmp_path, capsys):
+    from pypicloud_s3sync import cli
+
+    config = make_config(tmp_path, **{"s3sync.memory": "512"})
+    zip_path = write_zip(tmp_path / "function.zip")
+    out = tmp_path / "out"
+    status = cli.main(["export", config.config_uri, "--format", "cloudformation",
+                       "-o", str(out), "--bundle", str(zip_path), "--timeout", "90",
+                       "--delivery", "eventbridge"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    template = json.loads((out / cloudformation.TEMPLATE_NAME).read_text())
+    function = template["Resources"]["Function"]["Properties"]
+    assert (function["MemorySize"], function["Timeout"]) == (512, 90)
+    assert "DeliveryRule" in template["Resources"]
+    with zipfile.ZipFile(out / f"{FUNCTION}.zip") as archive:
+        names = set(archive.namelist())
+    assert "pypicloud_s3sync/handler.py" in names
+    assert "pypicloud_s3sync/provision/bucket_resource.py" in names
+    assert f"aws s3 cp {out / FUNCTION}.zip s3://" in printed
+    assert "aws cloudformation deploy --stack-name pypicloud-s3sync-pypicloud-s3-sync" in printed
+    assert "CAPABILITY_NAMED_IAM" in printed
+
+
+def test_resource_modules_run_from_the_exported_zip_alone(tmp_path):
+    """The custom resource's handler imports from the zip, without the server's code."""
+    zipped = cloudformation.add_resource_modules(write_zip(tmp_path / "f.zip"),
+                                                 tmp_path / "exported.zip")
+    with zipfile.ZipFile(zipped, "a") as archive:
+        archive.writestr("pypicloud_s3sync/version.py", "__version__ = '0'\n")
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(tmp_path / "run")
+    run = subprocess.run([sys.executable, "-I", "-c",
+                          "import sys; sys.path.insert(0, '.');"
+                          "import pypicloud_s3sync.provision.bucket_resource as r;"
+                          "print(r.HANDLER); print(sorted(m for m in sys.modules "
+                          "if m.startswith('pypicloud_s3sync')))"],
+                         cwd=tmp_path / "run", capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == bucket_resource.HANDLER
+    assert "pypicloud_s3sync.provision.planner" not in run.stdout
+
+
+def test_export_refuses_unknown_format(tmp_path, capsys):
+    from pypicloud_s3sync import cli
+
+    config = make_config(tmp_path)
+    with pytest.raises(SystemExit):
+        cli.main(["export", config.config_uri, "--format", "terraform", "-o",
+                  str(tmp_path / "out")])
+    assert "cloudformation" in capsys.readouterr().err
+
+
+# -- the template on moto's CloudFormation ------------------------------------------------
+
+#: Resource types moto's CloudFormation cannot create: it has no EventInvokeConfig, and it
+#: runs a custom resource's function only in Docker.  Both are covered above instead.
+MOTO_UNSUPPORTED = ("AWS::Lambda::EventInvokeConfig", "Custom::BucketNotification")
+
+
+@pytest.fixture
+def _moto_stack_policies_as_json(monkeypatch):
+    """moto 5.2.5's CloudFormation stores a role's inline policy as the Python dict
+    (GetRolePolicy then answers its repr); IAM stores the JSON document."""
+    from moto.iam.models import Role
+
+    original = Role.put_policy
+
+    def put_policy(self, name, document):
+        if isinstance(document, dict):
+            document = json.dumps(document)
+        return original(self, name, document)
+
+    monkeypatch.setattr(Role, "put_policy", put_policy)
+
+
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delivery,
+                                                      _moto_stack_policies_as_json):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.create_bucket(Bucket="deploy-artifacts")
+    s3.put_object(Bucket="deploy-artifacts", Key="sync.zip", Body=code.read_bytes())
+    config = make_config(tmp_path)
+    options = deploy.DeployOptions.from_config(config, delivery=delivery,
+                                               reconcile_every="1d", force=True)
+    template = cloudformation.render(config, options, REGION)
+    skipped = {k: v for k, v in template["Resources"].items()
+               if v["Type"] in MOTO_UNSUPPORTED}
+    for logical in skipped:
+        del template["Resources"][logical]
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(StackName="sync", TemplateBody=json.dumps(template),
+                     Capabilities=["CAPABILITY_NAMED_IAM"], Parameters=[
+                         {"ParameterKey": "CodeBucket", "ParameterValue": "deploy-artifacts"},
+                         {"ParameterKey": "CodeKey", "ParameterValue": "sync.zip"}])
+    assert cfn.describe_stacks(StackName="sync")["Stacks"][0]["StackStatus"] == (
+        "CREATE_COMPLETE")
+    # What CloudFormation would then ask the custom resource to do.
+    lam = boto3.client("lambda", region_name=REGION)
+    function_arn = lam.get_function_configuration(FunctionName=FUNCTION)["FunctionArn"]
+    props = skipped["BucketNotification"]["Properties"]
+    bucket_resource.apply_request({"RequestType": "Create", "ResourceProperties": {
+        **props, "FunctionName": FUNCTION, "FunctionArn": function_arn}}, s3)
+
+    report = deploy.status(config, options, clients_for(config, options), code=code)
+    rows = {(row.resource, row.name): row for row in report.rows}
+    drifted = sorted(f"{resource} {name}" for (resource, name), row in rows.items()
+                     if not row.in_sync)
+    # The async settings were skipped above; CloudFormation names its permission
+    # statements itself, which status does not recognise yet.
+    assert all(d.startswith(("async-config", "permission")) for d in drifted), drifted
+    assert any(r == "function-code" and row.in_sync for (r, _), row in rows.items())
+    principals = {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["AWS:SourceArn"]
+                  for s in json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])[
+                      "Statement"]}
+    templated = {v["Properties"]["Principal"] for v in template["Resources"].values()
+                 if v["Type"] == "AWS::Lambda::Permission"}
+    assert set(principals) == templated
