@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from .config import ConfigError, PypicloudConfig, load_config  # noqa: E402
+from .urlsecrets import redact_text  # noqa: E402
 from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
@@ -234,10 +235,10 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
         try:
             return run(args)
         except AwsError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {redact_text(str(exc))}", file=sys.stderr)
             return EXIT_AWS
         except (BotoCoreError, ClientError) as exc:
-            print(f"{prog}: error: AWS: {exc}", file=sys.stderr)
+            print(f"{prog}: error: AWS: {redact_text(str(exc))}", file=sys.stderr)
             return EXIT_AWS
 
     return wrapper
@@ -384,7 +385,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
         if bar is not None:
             bar.close()
-        print(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0],
+        print(redact_text(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}"
+                          .splitlines()[0]),
               file=sys.stderr)
         print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
               "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
@@ -420,7 +422,8 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except ConfigError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        print(f"{prog}: error: {redact_text(' '.join(str(exc).splitlines()))}",
+              file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

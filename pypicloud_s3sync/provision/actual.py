@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .options import DeployOptions
 
 
+#: ``Actual.db_secret`` of a secret that does not exist.
+MISSING = "\0missing"
+
 #: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
 BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
 
@@ -53,6 +56,9 @@ class Actual:
     #: Other EventBridge rules that mention the bucket (they still need its delivery);
     #: listed only when our rule says we turned that delivery on.
     other_bucket_rules: list[str] = field(default_factory=list)
+    #: The value of ``s3sync.db_url_secret`` (read once, never shown); None when there
+    #: is none to read, and :data:`MISSING` when the secret does not exist.
+    db_secret: str | None = field(default=None, repr=False)
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -114,6 +120,7 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         if actual.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us":
             actual.other_bucket_rules = _other_bucket_rules(events, rule_name,
                                                             config.target.bucket)
+    actual.db_secret = _read_db_secret(config, clients)
     schedule = (read_or_none(events.describe_rule, Name=schedule_rule_name)
                 if schedule_rule_name else None)
     if schedule:
@@ -123,6 +130,30 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
     return actual
+
+
+def _read_db_secret(config: PypicloudConfig, clients: AwsClients) -> str | None:
+    """The secret's value, when it is one this plan can use: a malformed reference or
+    one in another region is the planner's to report, without a read."""
+    from ..function.dbsecret import SecretError, parse_ref, read_value
+
+    reference = config.option("db_url_secret")
+    if not reference:
+        return None
+    try:
+        ref = parse_ref(str(reference))
+    except SecretError:
+        return None
+    if ref.region != clients.region:
+        return None
+    try:
+        value = read_or_none(read_value, ref=ref,
+                             client=lambda service, _region: clients.client(service))
+    except SecretError:
+        return ""  # binary: the planner reports it as no URL
+    if value is None:
+        return MISSING
+    return value
 
 
 def bucket_region(location_constraint: str | None) -> str:

@@ -58,7 +58,11 @@ UNTRACED_ACTIONS = {
     "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
     "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
+    "kms:Decrypt": "Secrets Manager or SSM decrypts the secret with the customer key for the "
+                   "function (kms:ViaService)",
 }
+#: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
+SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
 #: What Lambda does with a VPC function's role to attach its network interfaces (the
 #: actions of AWS's managed AWSLambdaVPCAccessExecutionRole), split by what each one
 #: can be narrowed to: the interfaces in this region and account, plus the function's
@@ -156,7 +160,39 @@ def role_policy(
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
+    statements += secret_statements(config)
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def secret_statements(config: PypicloudConfig) -> list[dict[str, Any]]:
+    """Reading the one secret ``s3sync.db_url_secret`` names, and decrypting it with the
+    customer key ``s3sync.db_url_secret_kms_key`` only through that secret's service.
+
+    Nothing without a reference; an unparsable one is the planner's error to report, so
+    it grants nothing here either.
+    """
+    from ..function.dbsecret import SecretError, parse_ref
+
+    reference = config.option("db_url_secret")
+    if not reference:
+        return []
+    try:
+        ref = parse_ref(str(reference))
+    except SecretError:
+        return []
+    statements: list[dict[str, Any]] = [{
+        "Sid": "DatabaseSecret", "Effect": "Allow",
+        "Action": [SECRET_ACTIONS[ref.service]], "Resource": ref.arn,
+    }]
+    key = config.option("db_url_secret_kms_key")
+    if key:
+        statements.append({
+            "Sid": "DatabaseSecretKey", "Effect": "Allow", "Action": ["kms:Decrypt"],
+            "Resource": str(key),
+            "Condition": {"StringEquals": {
+                "kms:ViaService": f"{ref.service}.{ref.region}.amazonaws.com"}},
+        })
+    return statements
 
 
 #: What the operator's commands do to the function's role (without ``-a``): read it
@@ -250,6 +286,8 @@ def operator_policy(
     if subnet_ids:
         statements.append({"Sid": "VpcChecks", "Effect": "Allow",
                            "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
+    # create reads the secret once, to refuse one the function could not use.
+    statements += secret_statements(config)
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
+from ..urlsecrets import without_secrets
 from . import iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
 from .aws import tag_dict
 from .errors import (
     ALLOW_DB_PASSWORD,
+    DB_URL_SECRET,
     DELIVERY_EVENTBRIDGE,
     FORCE,
     FUNCTION_NAME,
@@ -201,9 +203,39 @@ class Planner:
             Fix(*REGION, f"set storage.region_name = {bucket_region} in the ini, or "
                          f"{{}} {bucket_region}"))
 
+    def check_db_secret(self) -> None:
+        """Refuse a ``s3sync.db_url_secret`` the function could not use, before any step:
+        on AWS the function would be deployed and then fail every cold start.
+
+        The messages never quote the secret's value (it may be the password).
+        """
+        from ..function.dbsecret import SecretError, database_url, parse_ref
+        from .actual import MISSING
+
+        reference = self.config.option("db_url_secret")
+        if not reference:
+            return
+        try:
+            ref = parse_ref(str(reference))
+            if ref.region != self.clients.region:
+                raise SecretError(
+                    f"{ref.kind} {ref.arn} is in {ref.region}, but the function would be in "
+                    f"{self.clients.region}; copy the secret to {self.clients.region} (a "
+                    "function reads its secret in its own region)")
+            if self.actual.db_secret == MISSING:
+                raise SecretError(f"{ref.kind} {ref.arn} does not exist; create it (see "
+                                  "docs/credentials.rst) or correct the ARN")
+            db = self.config.settings.clone()
+            db.read_prefix_from_environ("db.")
+            database_url(self.actual.db_secret or "",
+                         without_secrets(str(db.get("db.url") or "")) or None, ref)
+        except SecretError as exc:
+            raise DeployError(str(exc), Fix(*DB_URL_SECRET)) from None
+
     def create(self, code: Callable[[], CodeArtifact]) -> None:
         """Walk every resource create manages, in dependency order."""
         self.check_region()
+        self.check_db_secret()
         if self.strict:
             self.role()
         else:
