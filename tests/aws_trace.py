@@ -251,6 +251,12 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"events.{op}": _events(op, "ResourceARN") for op in (
         "ListTagsForResource", "TagResource", "UntagResource")},
     "events.ListRules": _one("events:ListRules", lambda c: "*"),
+    # The database's secret (the function reads it; create reads it once to check it).
+    "secretsmanager.GetSecretValue": _one("secretsmanager:GetSecretValue",
+                                          lambda c: c.params["SecretId"]),
+    "ssm.GetParameter": _one("ssm:GetParameter", lambda c: c.params["Name"] if c.params[
+        "Name"].startswith("arn:") else f"arn:{PARTITION}:ssm:{c.region}:{ACCOUNT}:parameter/"
+        + c.params["Name"].lstrip("/")),
     # Needs no permission: AWS answers it for any valid credentials.
     "sts.GetCallerIdentity": lambda c: [],
 }

@@ -164,6 +164,8 @@ class Runtime:
     #: Where the cache's settings came from, to reopen it with a rotated password.
     settings: Any = None
     db_secret: str | None = field(default=None, repr=False)
+    #: ``db.url`` as the settings give it (without the password the secret adds).
+    db_url_base: str | None = None
 
     @classmethod
     def from_settings(cls, raw: Mapping[str, str],
@@ -197,7 +199,8 @@ class Runtime:
             raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
         storage_kwargs = _storage_settings(settings)
         verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
-        db_secret = _resolve_db_url(settings)
+        db_url_base = settings.get("db.url")
+        db_secret = _resolve_db_url(settings, db_url_base)
         # pypicloud's ICache.configure builds a storage; open_cache gives it one that makes
         # no AWS call (see offline_storage) instead of HEADing, or even creating, the bucket.
         cache = open_cache(settings)
@@ -212,6 +215,7 @@ class Runtime:
             verify_after=verify_after,
             settings=settings,
             db_secret=db_secret,
+            db_url_base=db_url_base,
         )
 
     def refresh_secret(self, exc: BaseException) -> bool:
@@ -223,7 +227,7 @@ class Runtime:
         if self.db_secret is None or not is_auth_failure(exc):
             return False
         before = self.settings.get("db.url")
-        fresh = _resolve_db_url(self.settings)
+        fresh = _resolve_db_url(self.settings, self.db_url_base)
         if self.settings.get("db.url") == before:
             log_line(action="secret", reason="the database refused the password; the "
                      "secret still holds the same one")
@@ -370,7 +374,7 @@ def _small_result(result: dict[str, Any]) -> dict[str, Any]:
     return small
 
 
-def _resolve_db_url(settings: Any) -> str | None:
+def _resolve_db_url(settings: Any, db_url: str | None) -> str | None:
     """Put the URL ``s3sync.db_url_secret`` leads to into ``db.url``; the secret's value.
 
     None without a reference.  Every reading of the URL's secrets is remembered, so that
@@ -385,7 +389,7 @@ def _resolve_db_url(settings: Any) -> str | None:
         ref = parse_ref(str(reference))
         value = read_value(ref, boto3_client)
         _LOG_SECRETS.update(v for v in {value.strip()} if len(v) >= 4)
-        url = database_url(value, settings.get("db.url"), ref)
+        url = database_url(value, db_url, ref)
     except SecretError as exc:
         raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
     _LOG_SECRETS.update(url_secrets(url))
