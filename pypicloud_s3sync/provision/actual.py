@@ -10,13 +10,15 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import iam, notifications
+from . import dbstore, iam, notifications
 from .aws import error_code, read_or_none, tag_dict
 from .errors import DeployError
+from .plan import ENV_VAR
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from .aws import AwsClients
+    from .dbstore import SecretState, StoredSecret
     from .options import DeployOptions
 
 
@@ -59,6 +61,10 @@ class Actual:
     #: The value of ``s3sync.db_url_secret`` (read once, never shown); None when there
     #: is none to read, and :data:`MISSING` when the secret does not exist.
     db_secret: str | None = field(default=None, repr=False)
+    #: The secret create keeps db.url in (``--store-db-password``, or the one the
+    #: deployed function names by our naming), and its state (None: missing).
+    stored: StoredSecret | None = None
+    stored_state: SecretState | None = field(default=None, repr=False)
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -95,6 +101,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):
                 actual.statements[statement.get("Sid", "")] = statement
+    actual.stored = _stored_secret(options, clients, actual.function)
+    if actual.stored is not None:
+        actual.stored_state = dbstore.read_state(actual.stored, clients)
     s3 = clients.client("s3")
     try:
         actual.bucket_region = bucket_region(
@@ -130,6 +139,24 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
     return actual
+
+
+def _stored_secret(options: DeployOptions, clients: AwsClients,
+                   function: dict[str, Any] | None) -> StoredSecret | None:
+    """The secret to compare (create with ``--store-db-password``) or to remove (the
+    deployed function names one of ours)."""
+    if options.store_db_password:
+        return dbstore.StoredSecret.for_function(
+            options.store_db_password, options.function_name, clients.region,
+            clients.account, clients.partition)
+    variables = ((function or {}).get("Environment") or {}).get("Variables") or {}
+    try:
+        settings = json.loads(variables.get(ENV_VAR, "{}"))
+    except ValueError:
+        return None
+    reference = settings.get("s3sync.db_url_secret") if isinstance(settings, dict) else None
+    return dbstore.from_reference(reference, options.function_name, clients.region,
+                                  clients.account, clients.partition)
 
 
 def _read_db_secret(config: PypicloudConfig, clients: AwsClients) -> str | None:

@@ -126,8 +126,12 @@ def role_policy(
     security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
     partition: str = "aws",
+    stored_db_secret: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The inline policy: exactly what the handler and reconcile touch, nothing more.
+
+    ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
+    database URL in (``--store-db-password``).
 
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
@@ -160,7 +164,12 @@ def role_policy(
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
-    statements += secret_statements(config)
+    if stored_db_secret:
+        statements.append({"Sid": "DatabaseSecret", "Effect": "Allow",
+                           "Action": [SECRET_ACTIONS[stored_db_secret[0]]],
+                           "Resource": stored_db_secret[1]})
+    else:
+        statements += secret_statements(config)
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -77,6 +77,9 @@ def public_params(params: dict[str, Any], code: CodeArtifact | None) -> dict[str
             shown["Code"] = {"ZipFile": summary}
         else:
             shown["ZipFile"] = summary
+    for key in ("SecretString", "Value"):  # a secret's value, stored by create
+        if key in shown:
+            shown[key] = "***"
     env = shown.get("Environment", {}).get("Variables", {})
     for key, value in list(env.items()):
         if key == ENV_VAR:
