@@ -194,6 +194,9 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                         const="omit",
                         help="deploy without that db.url; you set PPC_DB_URL on the "
                              "function yourself")
+    group.add_argument("--kms-key-arn", metavar="ARN",
+                       help="encrypt the function's environment with this customer "
+                            "managed KMS key (the role may decrypt with it)")
     choice.add_argument("--store-db-password", choices=("secretsmanager", "ssm"),
                         help="keep db.url in a secret create makes and owns (named after "
                              "the function and region); the function reads it from there")
@@ -206,7 +209,7 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
     names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
              "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
-             "store_db_password",
+             "store_db_password", "kms_key_arn",
              "reconcile_every")
     overrides = {name: getattr(args, name, None) for name in names}
     if overrides["force"] is False:

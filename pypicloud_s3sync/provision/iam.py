@@ -58,8 +58,8 @@ UNTRACED_ACTIONS = {
     "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
     "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
-    "kms:Decrypt": "Secrets Manager or SSM decrypts the secret with the customer key for the "
-                   "function (kms:ViaService)",
+    "kms:Decrypt": "Secrets Manager or SSM (kms:ViaService), or Lambda for the environment, "
+                   "decrypts with the customer key for the function",
 }
 #: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
 SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
@@ -127,11 +127,13 @@ def role_policy(
     on_failure: str | None = None,
     partition: str = "aws",
     stored_db_secret: tuple[str, str] | None = None,
+    environment_key: str | None = None,
 ) -> dict[str, Any]:
     """The inline policy: exactly what the handler and reconcile touch, nothing more.
 
     ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
-    database URL in (``--store-db-password``).
+    database URL in (``--store-db-password``); ``environment_key`` the customer managed
+    key that encrypts the function's environment (``--kms-key-arn``).
 
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
@@ -164,6 +166,9 @@ def role_policy(
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
+    if environment_key:
+        statements.append({"Sid": "EnvironmentKey", "Effect": "Allow",
+                           "Action": ["kms:Decrypt"], "Resource": environment_key})
     if stored_db_secret:
         statements.append({"Sid": "DatabaseSecret", "Effect": "Allow",
                            "Action": [SECRET_ACTIONS[stored_db_secret[0]]],

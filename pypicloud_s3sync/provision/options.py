@@ -74,6 +74,8 @@ class DeployOptions:
     db_password: str = "refuse"
     #: Keep db.url in a secret create owns: ``secretsmanager`` or ``ssm`` (see dbstore).
     store_db_password: str | None = None
+    #: A customer managed KMS key for the function's environment (the role may decrypt).
+    kms_key_arn: str | None = None
     #: A pre-built function zip to deploy instead of building one.
     bundle: str | None = None
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
@@ -154,6 +156,10 @@ class DeployOptions:
             raise OptionsError(
                 "a function in a VPC needs both subnet ids and security group ids ({0})",
                 Fix(*VPC))
+        if self.kms_key_arn and not (self.kms_key_arn.startswith("arn:")
+                                     and ":kms:" in self.kms_key_arn):
+            raise bad("kms_key_arn", self.kms_key_arn,
+                      "give the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)")
         if self.on_failure and not self.on_failure.startswith("arn:"):
             raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
         if not self.function_name or len(self.function_name) > 64:

@@ -325,7 +325,7 @@ class Planner:
                                  security_group_ids=o.security_group_ids,
                                  on_failure=o.on_failure, partition=d.partition,
                                  stored_db_secret=(d.stored.store, d.stored.policy_resource)
-                                 if d.stored else None)
+                                 if d.stored else None, environment_key=o.kms_key_arn)
         if a.role is None:
             self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")
             self.step(
@@ -409,6 +409,8 @@ class Planner:
             "Description": DESCRIPTION,
             "Environment": {"Variables": {ENV_VAR: json.dumps(d.env, sort_keys=True)}},
         }
+        if o.kms_key_arn:
+            params["KMSKeyArn"] = o.kms_key_arn
         if o.vpc:
             params["VpcConfig"] = {"SubnetIds": list(o.subnet_ids),
                                    "SecurityGroupIds": list(o.security_group_ids)}
@@ -426,6 +428,10 @@ class Planner:
             have_env = None
         if have_env != self.desired.env:
             changed.append("Environment")
+        if (have.get("KMSKeyArn") or "") != want.get("KMSKeyArn", ""):
+            changed.append("KMSKeyArn")
+            # "" goes back to Lambda's own key when the option was dropped.
+            want = {**want, "KMSKeyArn": want.get("KMSKeyArn", "")}
         have_vpc = have.get("VpcConfig") or {}
         want_vpc = want.get("VpcConfig", {})
         if (sorted(have_vpc.get("SubnetIds") or []) != sorted(want_vpc.get("SubnetIds", []))
