@@ -236,6 +236,15 @@ OPERATOR_RULE_ACTIONS = [
     "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
     "events:RemoveTargets", "events:TagResource",
 ]
+#: ... to the secret ``--store-db-password`` keeps (tagged when made, so TagResource /
+#: AddTagsToResource come with the create call).
+OPERATOR_STORE_ACTIONS = {
+    "secretsmanager": ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+                       "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                       "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
+    "ssm": ["ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter",
+            "ssm:ListTagsForResource", "ssm:PutParameter"],
+}
 #: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
 OPERATOR_LIST_ACTIONS = ["events:ListRules"]
 #: Lambda checks a VPC function's subnets and groups with the caller's rights.
@@ -253,8 +262,12 @@ def operator_policy(
     given_role: str | None = None,
     subnet_ids: Sequence[str] = (),
     partition: str = "aws",
+    store_db_password: str | None = None,
 ) -> dict[str, Any]:
     """What an operator (or the admin server's credentials) needs for every command.
+
+    ``store_db_password`` (default: the ini's ``s3sync.store_db_password``) adds keeping
+    the secret create owns: make, read, update and delete that one secret or parameter.
 
     create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
     status for this one function in ``region``, reconcile of this config's bucket and
@@ -302,6 +315,14 @@ def operator_policy(
                            "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
     # create reads the secret once, to refuse one the function could not use.
     statements += secret_statements(config)
+    store = store_db_password or config.option("store_db_password")
+    if store in OPERATOR_STORE_ACTIONS:
+        from .dbstore import StoredSecret
+
+        stored = StoredSecret.for_function(store, function_name, region, account, partition)
+        statements.append({"Sid": "StoredDatabaseSecret", "Effect": "Allow",
+                           "Action": list(OPERATOR_STORE_ACTIONS[store]),
+                           "Resource": stored.policy_resource})
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
