@@ -41,7 +41,7 @@ from .test_function_policy import (
 )
 
 FIRST, SECOND = "first-Pass-1", "second-Pass-2"
-KINDS = ("secretsmanager-url", "secretsmanager-json", "ssm-password")
+KINDS = ("secretsmanager-url", "secretsmanager-json", "ssm-password", "ssm-customer-key")
 READS = {"secretsmanager.GetSecretValue", "ssm.GetParameter"}
 
 
@@ -89,10 +89,11 @@ def tracer(aws: None) -> Iterator[aws_trace.Tracer]:
 
 def store(kind: str, user: RedisUser, password: str, arn: str | None = None) -> str:
     """Put the password (the way ``kind`` holds it) in Secrets Manager or SSM; the ARN."""
-    if kind == "ssm-password":
+    if kind.startswith("ssm"):
         ssm = boto3.client("ssm", region_name=REGION)
+        key = {"KeyId": customer_key()} if kind == "ssm-customer-key" else {}
         ssm.put_parameter(Name="/pypi/db-password", Value=password, Type="SecureString",
-                          Overwrite=True)
+                          Overwrite=True, **key)
         return ssm.get_parameter(Name="/pypi/db-password")["Parameter"]["ARN"]
     value = (user.url(password) if kind == "secretsmanager-url"
              else json.dumps({"username": user.name, "password": password, "engine": "redis"}))
@@ -103,13 +104,27 @@ def store(kind: str, user: RedisUser, password: str, arn: str | None = None) -> 
     return secrets.create_secret(Name="pypi-db", SecretString=value)["ARN"]
 
 
+def customer_key() -> str:
+    """The one customer managed key of the test account (made on first use)."""
+    kms = boto3.client("kms", region_name=REGION)
+    aliases = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/pypi-db"]
+    if aliases:
+        return kms.describe_key(KeyId="alias/pypi-db")["KeyMetadata"]["Arn"]
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName="alias/pypi-db", TargetKeyId=arn)
+    return arn
+
+
 def deploy_settings(tmp_path: Path, user: RedisUser, arn: str,
-                    monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], dict[str, str]]:
+                    monkeypatch: pytest.MonkeyPatch,
+                    kind: str = "") -> tuple[dict[str, Any], dict[str, str]]:
     """(the role's policy, the function's settings) as create writes them, for a server
     whose own ini holds the password in db.url."""
     ini = tmp_path / "pypicloud.ini"
+    key = ({"s3sync.db_url_secret_kms_key": customer_key()} if kind == "ssm-customer-key"
+           else {})
     write_ini(ini, {"pypi.db": "redis", "db.url": user.url(FIRST), "storage.bucket": BUCKET,
-                    "s3sync.db_url_secret": arn})
+                    "s3sync.db_url_secret": arn, **key})
     config = load_config(str(ini))
     environment = function_environment(config, DeployOptions.from_config(config))
     monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps(environment, sort_keys=True))
@@ -123,10 +138,16 @@ def test_the_function_bootstraps_from_the_secret_and_its_role_allows_just_that_r
         kind: str, tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(kind, redis_user, FIRST)
-    policy, environment = deploy_settings(tmp_path, redis_user, arn, monkeypatch)
+    policy, environment = deploy_settings(tmp_path, redis_user, arn, monkeypatch, kind)
     assert FIRST not in json.dumps(environment)
     secret_grants = [s for s in policy["Statement"] if s.get("Sid") == "DatabaseSecret"]
     assert [s["Resource"] for s in secret_grants] == [arn]
+    key_grants = [s for s in policy["Statement"] if s.get("Sid") == "DatabaseSecretKey"]
+    if kind == "ssm-customer-key":
+        assert [(s["Resource"], s["Condition"]) for s in key_grants] == [(customer_key(), {
+            "StringEquals": {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}})]
+    else:
+        assert key_grants == []
     server = {"pypi.db": "redis", "db.url": redis_user.url(FIRST), "storage.bucket": BUCKET}
     bucket = SyncBucket.create(server)
 
@@ -143,7 +164,7 @@ def test_a_rotated_password_is_read_again_after_the_database_refuses_the_old_one
         kind: str, tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(kind, redis_user, FIRST)
-    policy, _ = deploy_settings(tmp_path, redis_user, arn, monkeypatch)
+    policy, _ = deploy_settings(tmp_path, redis_user, arn, monkeypatch, kind)
     server = {"pypi.db": "redis", "db.url": redis_user.url(FIRST), "storage.bucket": BUCKET}
     bucket = SyncBucket.create(server)
     log = io.StringIO()
