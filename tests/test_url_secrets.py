@@ -8,6 +8,7 @@ import io
 import json
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -133,3 +134,35 @@ def test_no_output_shows_a_secret_of_the_url(
     # ...and still names the database (urlsplit of the original would not, for a
     # password holding "/").
     assert urlsplit(environment["db.url"]).hostname in ("db.internal", "cache.internal")
+
+
+@pytest.mark.parametrize("query", ["password=Admin-Query-1", "sslpassword=Admin-Ssl-2&password"
+                                   "=Admin-Query-3"])
+def test_the_admin_endpoint_answers_and_logs_no_query_string_password(
+        query: str, aws: None, pypicloud_factory: Any, cache_settings: Any,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The real endpoint, copying the password into the function as the operator chose:
+    the plan carries it to AWS, and no answer or log line shows it."""
+    from .pypicloud_app import ADMIN, basic_auth
+
+    moto_gaps.apply()
+    secrets = [v.split("=")[1] for v in query.split("&")]
+    url = f"{cache_settings('postgresql')['db.url']}?{query}"  # the server trusts: ignored
+    caplog.set_level(logging.INFO)
+    server = pypicloud_factory(cache="postgresql", **{
+        "db.url": url, "s3sync.db_password": "copy",
+        "s3sync.bundle": str(write_zip(tmp_path / "function.zip"))})
+    answers = []
+    for method, body in (("post", {"dry_run": True}), ("post", {}), ("get", None),
+                         ("delete", {"dry_run": True})):
+        kwargs: dict[str, Any] = {"status": "*", "extra_environ": basic_auth(ADMIN)}
+        if body is not None:
+            kwargs.update(params=json.dumps(body), content_type="application/json")
+        answers.append(getattr(server.app, method)("/admin/s3sync", **kwargs))
+    assert answers[1].status_int == 200, answers[1].text
+    copied = boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName="pypicloud_s3_sync")["Environment"]["Variables"]["PYPICLOUD_SETTINGS"]
+    assert all(secret in copied for secret in secrets)  # it was there to leak
+    for answer in answers:
+        assert_hidden(answer.text, secrets, f"{answer.request.method} answer")
+    assert_hidden(caplog.text, secrets, "the server's log")
