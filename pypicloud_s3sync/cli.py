@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from .config import ConfigError, PypicloudConfig, load_config  # noqa: E402
+from .urlsecrets import redact_text  # noqa: E402
 from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
@@ -193,6 +194,12 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                         const="omit",
                         help="deploy without that db.url; you set PPC_DB_URL on the "
                              "function yourself")
+    group.add_argument("--kms-key-arn", metavar="ARN",
+                       help="encrypt the function's environment with this customer "
+                            "managed KMS key (the role may decrypt with it)")
+    choice.add_argument("--store-db-password", choices=("secretsmanager", "ssm"),
+                        help="keep db.url in a secret create makes and owns (named after "
+                             "the function and region); the function reads it from there")
 
 
 def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions:
@@ -202,6 +209,7 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
     names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
              "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
+             "store_db_password", "kms_key_arn",
              "reconcile_every")
     overrides = {name: getattr(args, name, None) for name in names}
     if overrides["force"] is False:
@@ -234,10 +242,10 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
         try:
             return run(args)
         except AwsError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {redact_text(str(exc))}", file=sys.stderr)
             return EXIT_AWS
         except (BotoCoreError, ClientError) as exc:
-            print(f"{prog}: error: AWS: {exc}", file=sys.stderr)
+            print(f"{prog}: error: AWS: {redact_text(str(exc))}", file=sys.stderr)
             return EXIT_AWS
 
     return wrapper
@@ -384,7 +392,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
         if bar is not None:
             bar.close()
-        print(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0],
+        print(redact_text(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}"
+                          .splitlines()[0]),
               file=sys.stderr)
         print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
               "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
@@ -467,7 +476,8 @@ def _execute(prog: str, run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except ConfigError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        print(f"{prog}: error: {redact_text(' '.join(str(exc).splitlines()))}",
+              file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -15,11 +15,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pypicloud.util import EnvironSettings
 
 from . import compat
+from .urlsecrets import has_secret, redact, without_secrets
 
 #: Our own settings live under this prefix in pypicloud's ini (``s3sync.function_name``...).
 PREFIX = "s3sync."
@@ -52,14 +52,15 @@ SETTINGS = (
     "function_name", "force", "role_arn", "region", "endpoint_url", "runtime", "arch",
     "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
     "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
+    "db_url_secret_kms_key", "store_db_password", "kms_key_arn",
     # read by the function itself
-    "verify_after",
+    "verify_after", "db_url_secret",
     # the admin endpoint's own
     "admin.wait", "admin.allowed_origins",
 )
 
 #: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.
-FUNCTION_OWN_KEYS = (PREFIX + "verify_after",)
+FUNCTION_OWN_KEYS = (PREFIX + "verify_after", PREFIX + "db_url_secret")
 
 
 class ConfigError(ValueError):
@@ -371,12 +372,8 @@ def _is_credential(key: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with every password, key and token replaced by ``***``, for messages."""
+    return redact(url)
 
 
 def function_settings(settings: EnvironSettings) -> FunctionSettings:
@@ -384,8 +381,11 @@ def function_settings(settings: EnvironSettings) -> FunctionSettings:
 
     ``db.*`` comes with the environment overrides applied (as the cache's configure
     would see them); keys that hold credentials are dropped; a URL with a password is
-    withheld and reported so that the operator chooses how the function gets it.
+    withheld and reported so that the operator chooses how the function gets it, unless
+    ``s3sync.db_url_secret`` says where the function reads it: then the URL goes without
+    its secrets, which the function fills in from there.
     """
+    from_secret = bool(settings.get(PREFIX + "db_url_secret"))
     db = settings.clone()
     db.read_prefix_from_environ("db.")
     values: dict[str, str] = {"pypi.db": str(db.get("pypi.db", "sql")), "pypi.storage": "s3"}
@@ -394,7 +394,10 @@ def function_settings(settings: EnvironSettings) -> FunctionSettings:
         value = str(db[key])
         if _is_credential(key):
             continue
-        if urlsplit(value).password:
+        if has_secret(value) and from_secret:
+            values[key] = without_secrets(value)
+            continue
+        if has_secret(value):
             withheld[key] = (
                 f"{key} holds a password ({redact_url(value)}); it is not copied into the "
                 "function's environment. Set it on the function yourself (for example as "

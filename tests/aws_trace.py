@@ -215,6 +215,36 @@ def _events(operation: str, key: str = "Name") -> Resolver:
     return resolve
 
 
+#: Secrets Manager authorizes a secret's full ARN, whose last six characters it chose;
+#: a call that names the secret gets this stand-in suffix.
+SECRET_SUFFIX = "-Ab12Cd"
+
+
+def _secret(operation: str, key: str = "SecretId") -> Resolver:
+    def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
+        value = c.params[key]
+        arn = value if value.startswith("arn:") else (
+            f"arn:{PARTITION}:secretsmanager:{c.region}:{ACCOUNT}:secret:{value}"
+            f"{SECRET_SUFFIX}")
+        found = [(f"secretsmanager:{operation}", arn, {})]
+        if operation == "CreateSecret" and c.params.get("Tags"):
+            found.append(("secretsmanager:TagResource", arn, {}))
+        return found
+    return resolve
+
+
+def _parameter(operation: str, key: str = "Name") -> Resolver:
+    def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
+        value = c.params[key]
+        arn = value if value.startswith("arn:") else (
+            f"arn:{PARTITION}:ssm:{c.region}:{ACCOUNT}:parameter/{value.lstrip('/')}")
+        found = [(f"ssm:{operation}", arn, {})]
+        if operation == "PutParameter" and c.params.get("Tags"):
+            found.append(("ssm:AddTagsToResource", arn, {}))
+        return found
+    return resolve
+
+
 RESOLVERS: dict[str, Resolver] = {
     # S3: HEAD is authorized as GetObject, HeadBucket as ListBucket.
     "s3.HeadObject": _s3("s3:GetObject", _object),
@@ -251,6 +281,14 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"events.{op}": _events(op, "ResourceARN") for op in (
         "ListTagsForResource", "TagResource", "UntagResource")},
     "events.ListRules": _one("events:ListRules", lambda c: "*"),
+    # The database's secret (the function reads it; create reads it once to check it, or
+    # keeps its own with --store-db-password).
+    **{f"secretsmanager.{op}": _secret(op) for op in (
+        "GetSecretValue", "DescribeSecret", "PutSecretValue", "DeleteSecret")},
+    "secretsmanager.CreateSecret": _secret("CreateSecret", key="Name"),
+    **{f"ssm.{op}": _parameter(op) for op in ("GetParameter", "PutParameter",
+                                              "DeleteParameter")},
+    "ssm.ListTagsForResource": _parameter("ListTagsForResource", key="ResourceId"),
     # Needs no permission: AWS answers it for any valid credentials.
     "sts.GetCallerIdentity": lambda c: [],
 }
@@ -276,7 +314,9 @@ def iam_requests(calls: Iterable[Call]) -> list[Request]:
 def _permitted(policy: dict[str, Any], request: Request) -> bool:
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
-    result = IAMPolicy(json.dumps(policy)).is_action_permitted(
+    # IAM's "?" is any one character; moto's evaluator reads patterns as regular
+    # expressions, where "." is.
+    result = IAMPolicy(json.dumps(policy).replace("?", ".")).is_action_permitted(
         request.action, request.resource,
         incoming_condition_values=dict(request.conditions) or None)
     return result == PermissionResult.PERMITTED

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import PREFIX
+from ..urlsecrets import redact_text, url_secrets
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -230,10 +231,7 @@ def secret_values(settings: Mapping[str, Any],
         if _SECRET_KEY.search(key):
             found.add(value)
         for word in value.split():
-            with contextlib.suppress(ValueError):
-                password = urlsplit(word).password
-                if password:
-                    found.add(password)
+            found.update(url_secrets(word))
     for name in _SECRET_ENVIRON:
         if environ.get(name):
             found.add(environ[name])
@@ -243,21 +241,19 @@ def secret_values(settings: Mapping[str, Any],
             continue
         if _SECRET_KEY.search(name[4:].lower().replace("_", ".", 1)):
             found.add(value)
-        with contextlib.suppress(ValueError):
-            password = urlsplit(value).password
-            if password:
-                found.add(password)
+        for word in value.split():
+            found.update(url_secrets(word))
     return frozenset(v.strip() for v in found if len(v.strip()) >= _MIN_SECRET_LENGTH)
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:
     """``value`` (str, or JSON-like containers of them) with every secret replaced."""
     ordered = sorted(secrets, key=len, reverse=True)
-    if not ordered:
-        return value
 
     def clean(item: Any) -> Any:
         if isinstance(item, str):
+            # Structurally first: a URL's password may be too short to replace by value.
+            item = redact_text(item)
             for secret in ordered:
                 if secret in item:
                     item = item.replace(secret, "***")

@@ -11,8 +11,9 @@ works is the original's contract, ``pypi.db`` plus the ``db.*`` keys: every reco
 bucket is then read and no prefix is filtered.  ``storage.bucket``, ``storage.prefix``,
 ``storage.region_name`` and ``storage.endpoint_url`` narrow and direct that when given,
 and the S3 client honours the other ``storage.*`` client settings as pypicloud does.
-``PPC_*`` environment variables override settings exactly as in pypicloud (for example
-``PPC_DB_URL`` for a database URL that holds a password).
+``PPC_*`` environment variables override settings exactly as in pypicloud.  A database
+password never needs to be in the environment: ``s3sync.db_url_secret`` names a Secrets
+Manager secret or SSM parameter that holds it (see :mod:`.dbsecret`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import compat
+from ..urlsecrets import redact_text, url_secrets
 from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
 
 #: The environment variable that carries the settings.
@@ -79,10 +81,25 @@ def _setup_logging() -> None:
     LOG.propagate = False
 
 
+#: The database's secrets as this container knows them: no log line may carry one.
+_LOG_SECRETS: set[str] = set()
+
+
+def _clean(value: Any) -> Any:
+    """A field without any URL's password or any known secret (a driver's error message
+    may quote the connection URL or the password)."""
+    if not isinstance(value, str):
+        return value
+    value = redact_text(value)
+    for secret in sorted(_LOG_SECRETS, key=len, reverse=True):
+        value = value.replace(secret, "***")
+    return value
+
+
 def log_line(**fields: Any) -> None:
     """One JSON object per line, so CloudWatch Logs Insights can query the fields."""
     if LOG.isEnabledFor(logging.INFO):
-        LOG.info(json.dumps({k: v for k, v in fields.items() if v is not None},
+        LOG.info(json.dumps({k: _clean(v) for k, v in fields.items() if v is not None},
                             sort_keys=True, default=str))
 
 
@@ -144,6 +161,11 @@ class Runtime:
     bucket: str | None
     prefix: str
     verify_after: float | None
+    #: Where the cache's settings came from, to reopen it with a rotated password.
+    settings: Any = None
+    db_secret: str | None = field(default=None, repr=False)
+    #: ``db.url`` as the settings give it (without the password the secret adds).
+    db_url_base: str | None = None
 
     @classmethod
     def from_settings(cls, raw: Mapping[str, str],
@@ -177,6 +199,8 @@ class Runtime:
             raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
         storage_kwargs = _storage_settings(settings)
         verify_after = _verify_after(settings.get(VERIFY_OPTION))  # checked before connecting
+        db_url_base = settings.get("db.url")
+        db_secret = _resolve_db_url(settings, db_url_base)
         # pypicloud's ICache.configure builds a storage; open_cache gives it one that makes
         # no AWS call (see offline_storage) instead of HEADing, or even creating, the bucket.
         cache = open_cache(settings)
@@ -189,7 +213,31 @@ class Runtime:
             bucket=storage_kwargs.get("bucket") or None,
             prefix=storage_kwargs.get("bucket_prefix") or "",
             verify_after=verify_after,
+            settings=settings,
+            db_secret=db_secret,
+            db_url_base=db_url_base,
         )
+
+    def refresh_secret(self, exc: BaseException) -> bool:
+        """After the database refused the password: read the secret again, and reopen
+        the cache when it changed (rotated).  False when there is nothing new to try."""
+        from .cache import open_cache
+        from .dbsecret import is_auth_failure
+
+        if self.db_secret is None or not is_auth_failure(exc):
+            return False
+        before = self.settings.get("db.url")
+        fresh = _resolve_db_url(self.settings, self.db_url_base)
+        if self.settings.get("db.url") == before:
+            log_line(action="secret", reason="the database refused the password; the "
+                     "secret still holds the same one")
+            return False
+        self.db_secret = fresh
+        self.close()
+        self.cache = open_cache(self.settings)
+        log_line(action="secret", reason="the database refused the password; read the "
+                 "secret again and reconnected with the new one")
+        return True
 
     def close(self) -> None:
         """Give back database connections (a SQL engine keeps a pool open)."""
@@ -239,7 +287,12 @@ class Runtime:
             raise HandlerConfigError(
                 f"{SETTINGS_VAR}: a scheduled reconcile needs storage.bucket (the bucket to list)"
             )
-        result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+        try:
+            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+        except Exception as exc:
+            if not self.refresh_secret(exc):
+                raise
+            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
         return _small_result(result)
 
     def apply(self, bucket: str, key: str, records: list[Record]) -> None:
@@ -262,7 +315,7 @@ class Runtime:
                                        alt_keys=first.alt_keys,
                                        verify_after=self.verify_after)
                 except Exception as exc:
-                    if not _stale_connection(exc):
+                    if not (_stale_connection(exc) or self.refresh_secret(exc)):
                         raise
                     # A pooled SQL connection died while the container was frozen; the
                     # pool has dropped it, so one more try runs on a fresh connection.
@@ -319,6 +372,29 @@ def _small_result(result: dict[str, Any]) -> dict[str, Any]:
     if len(duplicates) > RESULT_NAMES:
         log_line(action="reconcile-duplicates", duplicates=dict(duplicates[RESULT_NAMES:]))
     return small
+
+
+def _resolve_db_url(settings: Any, db_url: str | None) -> str | None:
+    """Put the URL ``s3sync.db_url_secret`` leads to into ``db.url``; the secret's value.
+
+    None without a reference.  Every reading of the URL's secrets is remembered, so that
+    no log line of this container can carry one.
+    """
+    from .dbsecret import OPTION, SecretError, boto3_client, database_url, parse_ref, read_value
+
+    reference = settings.get(OPTION)
+    if not reference:
+        return None
+    try:
+        ref = parse_ref(str(reference))
+        value = read_value(ref, boto3_client)
+        _LOG_SECRETS.update(v for v in {value.strip()} if len(v) >= 4)
+        url = database_url(value, db_url, ref)
+    except SecretError as exc:
+        raise HandlerConfigError(f"{SETTINGS_VAR}: {exc}") from exc
+    _LOG_SECRETS.update(url_secrets(url))
+    settings["db.url"] = url
+    return value
 
 
 def _stale_connection(exc: BaseException) -> bool:

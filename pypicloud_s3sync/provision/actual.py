@@ -10,15 +10,20 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import iam, notifications
+from . import dbstore, iam, notifications
 from .aws import error_code, read_or_none, tag_dict
 from .errors import DeployError
+from .plan import ENV_VAR
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from .aws import AwsClients
+    from .dbstore import SecretState, StoredSecret
     from .options import DeployOptions
 
+
+#: ``Actual.db_secret`` of a secret that does not exist.
+MISSING = "\0missing"
 
 #: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
 BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
@@ -53,6 +58,13 @@ class Actual:
     #: Other EventBridge rules that mention the bucket (they still need its delivery);
     #: listed only when our rule says we turned that delivery on.
     other_bucket_rules: list[str] = field(default_factory=list)
+    #: The value of ``s3sync.db_url_secret`` (read once, never shown); None when there
+    #: is none to read, and :data:`MISSING` when the secret does not exist.
+    db_secret: str | None = field(default=None, repr=False)
+    #: The secret create keeps db.url in (``--store-db-password``, or the one the
+    #: deployed function names by our naming), and its state (None: missing).
+    stored: StoredSecret | None = None
+    stored_state: SecretState | None = field(default=None, repr=False)
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -89,6 +101,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):
                 actual.statements[statement.get("Sid", "")] = statement
+    actual.stored = _stored_secret(options, clients, actual.function)
+    if actual.stored is not None:
+        actual.stored_state = dbstore.read_state(actual.stored, clients)
     s3 = clients.client("s3")
     try:
         actual.bucket_region = bucket_region(
@@ -114,6 +129,7 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         if actual.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us":
             actual.other_bucket_rules = _other_bucket_rules(events, rule_name,
                                                             config.target.bucket)
+    actual.db_secret = _read_db_secret(config, clients)
     schedule = (read_or_none(events.describe_rule, Name=schedule_rule_name)
                 if schedule_rule_name else None)
     if schedule:
@@ -123,6 +139,48 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
     return actual
+
+
+def _stored_secret(options: DeployOptions, clients: AwsClients,
+                   function: dict[str, Any] | None) -> StoredSecret | None:
+    """The secret to compare (create with ``--store-db-password``) or to remove (the
+    deployed function names one of ours)."""
+    if options.store_db_password:
+        return dbstore.StoredSecret.for_function(
+            options.store_db_password, options.function_name, clients.region,
+            clients.account, clients.partition)
+    variables = ((function or {}).get("Environment") or {}).get("Variables") or {}
+    try:
+        settings = json.loads(variables.get(ENV_VAR, "{}"))
+    except ValueError:
+        return None
+    reference = settings.get("s3sync.db_url_secret") if isinstance(settings, dict) else None
+    return dbstore.from_reference(reference, options.function_name, clients.region,
+                                  clients.account, clients.partition)
+
+
+def _read_db_secret(config: PypicloudConfig, clients: AwsClients) -> str | None:
+    """The secret's value, when it is one this plan can use: a malformed reference or
+    one in another region is the planner's to report, without a read."""
+    from ..function.dbsecret import SecretError, parse_ref, read_value
+
+    reference = config.option("db_url_secret")
+    if not reference:
+        return None
+    try:
+        ref = parse_ref(str(reference))
+    except SecretError:
+        return None
+    if ref.region != clients.region:
+        return None
+    try:
+        value = read_or_none(read_value, ref=ref,
+                             client=lambda service, _region: clients.client(service))
+    except SecretError:
+        return ""  # binary: the planner reports it as no URL
+    if value is None:
+        return MISSING
+    return value
 
 
 def bucket_region(location_constraint: str | None) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Head")
 #: Error codes that mean "does not exist" rather than "refused".
 MISSING_CODES = frozenset({"NoSuchEntity", "ResourceNotFoundException",
-                           "NoSuchEntityException", "NoSuchBucket"})
+                           "NoSuchEntityException", "NoSuchBucket", "ParameterNotFound"})
 
 
 def error_code(exc: Exception) -> str:

@@ -94,5 +94,6 @@ REGION = "-r", "s3sync.region"
 DELIVERY_EVENTBRIDGE = "--delivery eventbridge", "s3sync.delivery = eventbridge"
 ALLOW_DB_PASSWORD = "--allow-db-password", "s3sync.db_password = copy"
 OMIT_DB_PASSWORD = "--omit-db-password", "s3sync.db_password = omit"
+DB_URL_SECRET = "s3sync.db_url_secret (in the ini)", "s3sync.db_url_secret"
 VPC = ("--subnet-ids and --security-group-ids",
        "s3sync.subnet_ids and s3sync.security_group_ids")

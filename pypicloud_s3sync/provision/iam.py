@@ -58,7 +58,11 @@ UNTRACED_ACTIONS = {
     "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
     "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
+    "kms:Decrypt": "Secrets Manager or SSM (kms:ViaService), or Lambda for the environment, "
+                   "decrypts with the customer key for the function",
 }
+#: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
+SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
 #: What Lambda does with a VPC function's role to attach its network interfaces (the
 #: actions of AWS's managed AWSLambdaVPCAccessExecutionRole), split by what each one
 #: can be narrowed to: the interfaces in this region and account, plus the function's
@@ -122,8 +126,14 @@ def role_policy(
     security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
     partition: str = "aws",
+    stored_db_secret: tuple[str, str] | None = None,
+    environment_key: str | None = None,
 ) -> dict[str, Any]:
     """The inline policy: exactly what the handler and reconcile touch, nothing more.
+
+    ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
+    database URL in (``--store-db-password``); ``environment_key`` the customer managed
+    key that encrypts the function's environment (``--kms-key-arn``).
 
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
@@ -156,7 +166,47 @@ def role_policy(
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
+    if environment_key:
+        statements.append({"Sid": "EnvironmentKey", "Effect": "Allow",
+                           "Action": ["kms:Decrypt"], "Resource": environment_key})
+    if stored_db_secret:
+        statements.append({"Sid": "DatabaseSecret", "Effect": "Allow",
+                           "Action": [SECRET_ACTIONS[stored_db_secret[0]]],
+                           "Resource": stored_db_secret[1]})
+    else:
+        statements += secret_statements(config)
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def secret_statements(config: PypicloudConfig) -> list[dict[str, Any]]:
+    """Reading the one secret ``s3sync.db_url_secret`` names, and decrypting it with the
+    customer key ``s3sync.db_url_secret_kms_key`` only through that secret's service.
+
+    Nothing without a reference; an unparsable one is the planner's error to report, so
+    it grants nothing here either.
+    """
+    from ..function.dbsecret import SecretError, parse_ref
+
+    reference = config.option("db_url_secret")
+    if not reference:
+        return []
+    try:
+        ref = parse_ref(str(reference))
+    except SecretError:
+        return []
+    statements: list[dict[str, Any]] = [{
+        "Sid": "DatabaseSecret", "Effect": "Allow",
+        "Action": [SECRET_ACTIONS[ref.service]], "Resource": ref.arn,
+    }]
+    key = config.option("db_url_secret_kms_key")
+    if key:
+        statements.append({
+            "Sid": "DatabaseSecretKey", "Effect": "Allow", "Action": ["kms:Decrypt"],
+            "Resource": str(key),
+            "Condition": {"StringEquals": {
+                "kms:ViaService": f"{ref.service}.{ref.region}.amazonaws.com"}},
+        })
+    return statements
 
 
 #: What the operator's commands do to the function's role (without ``-a``): read it
@@ -186,6 +236,15 @@ OPERATOR_RULE_ACTIONS = [
     "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
     "events:RemoveTargets", "events:TagResource",
 ]
+#: ... to the secret ``--store-db-password`` keeps (tagged when made, so TagResource /
+#: AddTagsToResource come with the create call).
+OPERATOR_STORE_ACTIONS = {
+    "secretsmanager": ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+                       "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                       "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
+    "ssm": ["ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter",
+            "ssm:ListTagsForResource", "ssm:PutParameter"],
+}
 #: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
 OPERATOR_LIST_ACTIONS = ["events:ListRules"]
 #: Lambda checks a VPC function's subnets and groups with the caller's rights.
@@ -203,8 +262,12 @@ def operator_policy(
     given_role: str | None = None,
     subnet_ids: Sequence[str] = (),
     partition: str = "aws",
+    store_db_password: str | None = None,
 ) -> dict[str, Any]:
     """What an operator (or the admin server's credentials) needs for every command.
+
+    ``store_db_password`` (default: the ini's ``s3sync.store_db_password``) adds keeping
+    the secret create owns: make, read, update and delete that one secret or parameter.
 
     create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
     status for this one function in ``region``, reconcile of this config's bucket and
@@ -250,6 +313,16 @@ def operator_policy(
     if subnet_ids:
         statements.append({"Sid": "VpcChecks", "Effect": "Allow",
                            "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
+    # create reads the secret once, to refuse one the function could not use.
+    statements += secret_statements(config)
+    store = store_db_password or config.option("store_db_password")
+    if store in OPERATOR_STORE_ACTIONS:
+        from .dbstore import StoredSecret
+
+        stored = StoredSecret.for_function(store, function_name, region, account, partition)
+        statements.append({"Sid": "StoredDatabaseSecret", "Effect": "Allow",
+                           "Action": list(OPERATOR_STORE_ACTIONS[store]),
+                           "Resource": stored.policy_resource})
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -72,6 +72,10 @@ class DeployOptions:
     on_failure: str | None = None
     #: ``refuse`` (default), ``copy`` or ``omit`` a db.url that holds a password.
     db_password: str = "refuse"
+    #: Keep db.url in a secret create owns: ``secretsmanager`` or ``ssm`` (see dbstore).
+    store_db_password: str | None = None
+    #: A customer managed KMS key for the function's environment (the role may decrypt).
+    kms_key_arn: str | None = None
     #: A pre-built function zip to deploy instead of building one.
     bundle: str | None = None
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
@@ -112,6 +116,8 @@ class DeployOptions:
                 value = runtime_name(value)
             elif key == "arch":
                 value = arch_name(value)
+            elif key == "store_db_password" and str(value).lower() in ("off", "none"):
+                continue
             else:
                 value = str(value)
             converted[key] = value
@@ -139,10 +145,21 @@ class DeployOptions:
             raise bad("delivery", self.delivery, "choose direct or eventbridge")
         if self.db_password not in DB_PASSWORD_CHOICES:
             raise bad("db_password", self.db_password, "choose refuse, copy or omit")
+        if self.store_db_password not in (None, "secretsmanager", "ssm"):
+            raise bad("store_db_password", self.store_db_password,
+                      "choose secretsmanager or ssm (or off)")
+        if self.store_db_password and self.db_password != "refuse":
+            raise OptionsError("store_db_password and db_password = "
+                               f"{self.db_password} both say where the password goes; "
+                               "choose one")
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             raise OptionsError(
                 "a function in a VPC needs both subnet ids and security group ids ({0})",
                 Fix(*VPC))
+        if self.kms_key_arn and not (self.kms_key_arn.startswith("arn:")
+                                     and ":kms:" in self.kms_key_arn):
+            raise bad("kms_key_arn", self.kms_key_arn,
+                      "give the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)")
         if self.on_failure and not self.on_failure.startswith("arn:"):
             raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
         if not self.function_name or len(self.function_name) > 64:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import redact_url
+from ..urlsecrets import redact_text
 
 #: The function's one environment variable of ours (shown parsed, URLs redacted).
 ENV_VAR = "PYPICLOUD_SETTINGS"
@@ -57,7 +58,7 @@ class Step:
             "resource": self.resource,
             "action": self.action,
             "name": self.name,
-            "summary": self.summary,
+            "summary": redact_text(self.summary),
             "call": f"{self.service}.{self.operation}",
             "params": public_params(self.params, self.code),
             **({"details": self.details} if self.details else {}),
@@ -76,6 +77,9 @@ def public_params(params: dict[str, Any], code: CodeArtifact | None) -> dict[str
             shown["Code"] = {"ZipFile": summary}
         else:
             shown["ZipFile"] = summary
+    for key in ("SecretString", "Value"):  # a secret's value, stored by create
+        if key in shown:
+            shown[key] = "***"
     env = shown.get("Environment", {}).get("Variables", {})
     for key, value in list(env.items()):
         if key == ENV_VAR:
@@ -118,8 +122,8 @@ class Plan:
             "account": self.account,
             "is_empty": self.is_empty,
             "steps": [step.to_json() for step in self.steps],
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
+            "warnings": [redact_text(w) for w in self.warnings],
+            "notes": [redact_text(n) for n in self.notes],
             "drift": list(self.drift),
         }
 
@@ -137,7 +141,7 @@ class Plan:
             lines += [f"  {step.describe()}" for step in self.steps]
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"warning: {warning}" for warning in self.warnings]
-        return "\n".join(lines)
+        return redact_text("\n".join(lines))
 
 
 @dataclass
@@ -181,7 +185,8 @@ class StatusReport:
         return {
             "function": self.function_name, "region": self.region, "account": self.account,
             "in_sync": self.in_sync, "resources": [row.to_json() for row in self.rows],
-            "warnings": list(self.warnings), "fix": [step.to_json() for step in self.steps],
+            "warnings": [redact_text(w) for w in self.warnings],
+            "fix": [step.to_json() for step in self.steps],
         }
 
     def describe(self) -> str:
@@ -199,7 +204,7 @@ class StatusReport:
             # -f is for updating a function in place; create alone makes what is missing.
             force = " -f" if self.function_differs else ""
             lines.append(f"Run 'ppc-create-s3-sync CONFIG{force}' to bring it back in line.")
-        return "\n".join(lines)
+        return redact_text("\n".join(lines))
 
 
 

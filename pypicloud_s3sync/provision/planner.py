@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
-from . import iam, notifications
+from ..urlsecrets import without_secrets
+from . import dbstore, iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
 from .aws import tag_dict
 from .errors import (
     ALLOW_DB_PASSWORD,
+    DB_URL_SECRET,
     DELIVERY_EVENTBRIDGE,
     FORCE,
     FUNCTION_NAME,
@@ -72,16 +74,32 @@ def managed(tags: Mapping[str, str]) -> bool:
     return tags.get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
 
 
-def function_environment(config: PypicloudConfig, options: DeployOptions) -> dict[str, str]:
+def function_environment(config: PypicloudConfig, options: DeployOptions,
+                         stored_reference: str | None = None) -> dict[str, str]:
     """``PYPICLOUD_SETTINGS`` values: the loader's credential-free settings, plus a
-    withheld ``db.url`` only when the operator chose to copy it."""
+    withheld ``db.url`` only when the operator chose to copy it.
+
+    ``stored_reference`` names the secret create keeps ``db.url`` in: the function reads
+    the password from there, so the URL goes without it.
+    """
     values = dict(config.function.values)
-    if options.db_password == "copy":
-        db = config.settings.clone()
-        db.read_prefix_from_environ("db.")
+    db = config.settings.clone()
+    db.read_prefix_from_environ("db.")
+    if stored_reference:
+        values["s3sync.db_url_secret"] = stored_reference
+        for key in config.function.withheld:
+            values[key] = without_secrets(str(db[key]))
+    elif options.db_password == "copy":
         for key in config.function.withheld:
             values[key] = str(db[key])
     return values
+
+
+def stored_db_url(config: PypicloudConfig) -> str:
+    """What ``--store-db-password`` keeps: ``db.url`` as the server uses it."""
+    db = config.settings.clone()
+    db.read_prefix_from_environ("db.")
+    return str(db.get("db.url") or "")
 
 
 def _local_stand_in(endpoint_url: str | None) -> bool:
@@ -99,7 +117,14 @@ def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
                           warnings: list[str], *, strict: bool = True) -> None:
     """Stop on a withheld password (unless chosen), warn about caches Lambda cannot reach."""
     withheld = config.function.withheld
-    if withheld and options.db_password == "refuse" and strict:
+    if options.store_db_password and config.option("db_url_secret"):
+        raise DeployError("s3sync.db_url_secret names a secret of yours and "
+                          "--store-db-password asks create to keep one; choose one")
+    if options.store_db_password and not str(config.settings.get("db.url") or ""):
+        raise DeployError("--store-db-password keeps db.url in a secret, but this cache "
+                          "has no db.url")
+    if withheld and options.db_password == "refuse" and strict \
+            and not options.store_db_password:
         key, reason = next(iter(withheld.items()))
         raise DeployError(
             reason.split(";")[0],
@@ -141,11 +166,18 @@ class Desired:
     function_arn: str
     rule_arn: str
     env: dict[str, str]
+    #: Where create keeps db.url (``--store-db-password``), else None.
+    stored: dbstore.StoredSecret | None = None
 
 
 def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsClients) -> Desired:
     account, partition = clients.account, clients.partition
+    stored = (dbstore.StoredSecret.for_function(options.store_db_password,
+                                                options.function_name, clients.region,
+                                                account, partition)
+              if options.store_db_password else None)
     return Desired(
+        stored=stored,
         account=account,
         partition=partition,
         role_arn=options.role_arn
@@ -153,7 +185,7 @@ def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsC
         function_arn=(f"arn:{partition}:lambda:{clients.region}:{account}:"
                       f"function:{options.function_name}"),
         rule_arn=f"arn:{partition}:events:{clients.region}:{account}:rule/{rule_name(options)}",
-        env=function_environment(config, options),
+        env=function_environment(config, options, stored.reference if stored else None),
     )
 
 
@@ -201,9 +233,40 @@ class Planner:
             Fix(*REGION, f"set storage.region_name = {bucket_region} in the ini, or "
                          f"{{}} {bucket_region}"))
 
+    def check_db_secret(self) -> None:
+        """Refuse a ``s3sync.db_url_secret`` the function could not use, before any step:
+        on AWS the function would be deployed and then fail every cold start.
+
+        The messages never quote the secret's value (it may be the password).
+        """
+        from ..function.dbsecret import SecretError, database_url, parse_ref
+        from .actual import MISSING
+
+        reference = self.config.option("db_url_secret")
+        if not reference:
+            return
+        try:
+            ref = parse_ref(str(reference))
+            if ref.region != self.clients.region:
+                raise SecretError(
+                    f"{ref.kind} {ref.arn} is in {ref.region}, but the function would be in "
+                    f"{self.clients.region}; copy the secret to {self.clients.region} (a "
+                    "function reads its secret in its own region)")
+            if self.actual.db_secret == MISSING:
+                raise SecretError(f"{ref.kind} {ref.arn} does not exist; create it (see "
+                                  "docs/credentials.rst) or correct the ARN")
+            db = self.config.settings.clone()
+            db.read_prefix_from_environ("db.")
+            database_url(self.actual.db_secret or "",
+                         without_secrets(str(db.get("db.url") or "")) or None, ref)
+        except SecretError as exc:
+            raise DeployError(str(exc), Fix(*DB_URL_SECRET)) from None
+
     def create(self, code: Callable[[], CodeArtifact]) -> None:
         """Walk every resource create manages, in dependency order."""
         self.check_region()
+        self.check_db_secret()
+        self.db_store()
         if self.strict:
             self.role()
         else:
@@ -219,6 +282,36 @@ class Planner:
         self.delivery()
         self.schedule()
 
+    # stored secret ------------------------------------------------------------
+    def db_store(self) -> None:
+        """Keep the ini's db.url in the secret create owns; never show its value."""
+        stored, state = self.desired.stored, self.actual.stored_state
+        if stored is None:
+            return
+        value = stored_db_url(self.config)
+        if state is None:
+            self.row("db-secret", stored.name, "holds db.url", "missing")
+            service, operation, params = dbstore.create_call(stored, value, self.fname)
+            self.step(resource="db-secret", action="create", name=stored.name,
+                      summary=f"store db.url in {stored.kind} {stored.name} (tagged "
+                      f"{iam.MANAGED_TAG}; the value is not shown)",
+                      service=service, operation=operation, params=params)
+            return
+        if not state.ours:
+            raise DeployError(
+                f"{stored.kind} {stored.name} exists but was not created by "
+                f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag); set s3sync.db_url_secret = "
+                f"{state.arn} to use it as it is, or delete it")
+        same = state.value == value
+        self.row("db-secret", stored.name, "holds db.url",
+                 "holds db.url" if same else "holds another value", same)
+        if not same:
+            service, operation, params = dbstore.update_call(stored, state, value)
+            self.step(resource="db-secret", action="update", name=stored.name,
+                      summary=f"update {stored.kind} {stored.name}: db.url in the ini "
+                      "changed (the value is not shown)",
+                      service=service, operation=operation, params=params)
+
     # role ------------------------------------------------------------------
     def role(self) -> None:
         o, a, d = self.options, self.actual, self.desired
@@ -230,7 +323,9 @@ class Planner:
         policy = iam.role_policy(self.config, account=d.account, region=self.clients.region,
                                  function_name=self.fname, subnet_ids=o.subnet_ids,
                                  security_group_ids=o.security_group_ids,
-                                 on_failure=o.on_failure, partition=d.partition)
+                                 on_failure=o.on_failure, partition=d.partition,
+                                 stored_db_secret=(d.stored.store, d.stored.policy_resource)
+                                 if d.stored else None, environment_key=o.kms_key_arn)
         if a.role is None:
             self.row("role", name, "exists, trusts lambda.amazonaws.com", "missing")
             self.step(
@@ -314,6 +409,8 @@ class Planner:
             "Description": DESCRIPTION,
             "Environment": {"Variables": {ENV_VAR: json.dumps(d.env, sort_keys=True)}},
         }
+        if o.kms_key_arn:
+            params["KMSKeyArn"] = o.kms_key_arn
         if o.vpc:
             params["VpcConfig"] = {"SubnetIds": list(o.subnet_ids),
                                    "SecurityGroupIds": list(o.security_group_ids)}
@@ -331,6 +428,10 @@ class Planner:
             have_env = None
         if have_env != self.desired.env:
             changed.append("Environment")
+        if (have.get("KMSKeyArn") or "") != want.get("KMSKeyArn", ""):
+            changed.append("KMSKeyArn")
+            # "" goes back to Lambda's own key when the option was dropped.
+            want = {**want, "KMSKeyArn": want.get("KMSKeyArn", "")}
         have_vpc = have.get("VpcConfig") or {}
         want_vpc = want.get("VpcConfig", {})
         if (sorted(have_vpc.get("SubnetIds") or []) != sorted(want_vpc.get("SubnetIds", []))
@@ -748,6 +849,18 @@ class Planner:
                           " (scheduled reconcile)")
 
     # teardown --------------------------------------------------------------
+    def _delete_stored_secret(self) -> None:
+        stored, state = self.actual.stored, self.actual.stored_state
+        if stored is None or state is None:
+            return
+        if not state.ours:
+            self.notes.append(f"{stored.kind} {stored.name} is not ours; left alone")
+            return
+        service, operation, params = dbstore.delete_call(stored, state)
+        self.step(resource="db-secret", action="delete", name=stored.name,
+                  summary=f"delete {stored.kind} {stored.name} (created to hold db.url)",
+                  service=service, operation=operation, params=params)
+
     def teardown(self) -> None:
         """Steps that remove what create made: our entry or rule, the function (and with it
         its permissions), the role if it is ours and holds nothing of anyone else's."""
@@ -785,6 +898,7 @@ class Planner:
                 self._delete_schedule(name)
             else:
                 self.notes.append(f"EventBridge rule {name} is not ours; left alone")
+        self._delete_stored_secret()
         if a.function is not None:
             if managed(a.function_tags):
                 self.step(
