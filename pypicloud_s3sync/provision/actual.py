@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
 BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
+#: The tag CloudFormation puts on what a stack made (the function always; IAM roles not).
+STACK_TAG = "aws:cloudformation:stack-name"
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Actual:
     #: Other EventBridge rules that mention the bucket (they still need its delivery);
     #: listed only when our rule says we turned that delivery on.
     other_bucket_rules: list[str] = field(default_factory=list)
+    #: The CloudFormation stack that made these resources, from their tags: a stack
+    #: undoes by-hand changes on its next update, so create and delete leave them alone.
+    stack: str | None = None
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -122,6 +127,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
+    actual.stack = next((tags[STACK_TAG] for tags in (
+        actual.function_tags, tag_dict((actual.role or {}).get("Tags")), actual.rule_tags,
+        actual.schedule_tags) if tags.get(STACK_TAG)), None)
     return actual
 
 
