@@ -36,6 +36,9 @@ class Actual:
     role_attached: list[str] = field(default_factory=list)
     function: dict[str, Any] | None = None
     function_tags: dict[str, str] = field(default_factory=dict)
+    #: The CloudFormation stack that made these resources, from their tags: a stack
+    #: undoes by-hand changes on its next update, so create and delete leave them alone.
+    stack: str | None = None
     invoke_config: dict[str, Any] | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
@@ -55,9 +58,6 @@ class Actual:
     #: Other EventBridge rules that mention the bucket (they still need its delivery);
     #: listed only when our rule says we turned that delivery on.
     other_bucket_rules: list[str] = field(default_factory=list)
-    #: The CloudFormation stack that made these resources, from their tags: a stack
-    #: undoes by-hand changes on its next update, so create and delete leave them alone.
-    stack: str | None = None
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,

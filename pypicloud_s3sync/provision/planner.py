@@ -185,22 +185,6 @@ class Planner:
         self.rows.append(ResourceStatus(resource, name, desired, actual,
                                         desired == actual if in_sync is None else in_sync))
 
-    def check_region(self) -> None:
-        """Refuse a plan for another region than the bucket's, before any step.
-
-        S3 notifies only functions in the bucket's own region: on AWS such a plan would
-        create the role and the function, then fail at the notification.
-        """
-        bucket_region, region = self.actual.bucket_region, self.clients.region
-        if bucket_region is None or bucket_region == region:
-            return
-        raise DeployError(
-            f"bucket {self.config.target.bucket} is in {bucket_region}, but the sync "
-            f"would be set up in {region}; S3 only notifies functions in the bucket's own "
-            "region",
-            Fix(*REGION, f"set storage.region_name = {bucket_region} in the ini, or "
-                         f"{{}} {bucket_region}"))
-
     def check_stack(self, instead: str) -> None:
         """Leave a stack's resources to the stack: refuse (saying what to do ``instead``),
         or in status mode report the stack and compare as usual.
@@ -220,11 +204,27 @@ class Planner:
             "(ppc-s3sync export), remove it with aws cloudformation delete-stack "
             f"--stack-name {stack}")
 
+    def check_region(self) -> None:
+        """Refuse a plan for another region than the bucket's, before any step.
+
+        S3 notifies only functions in the bucket's own region: on AWS such a plan would
+        create the role and the function, then fail at the notification.
+        """
+        bucket_region, region = self.actual.bucket_region, self.clients.region
+        if bucket_region is None or bucket_region == region:
+            return
+        raise DeployError(
+            f"bucket {self.config.target.bucket} is in {bucket_region}, but the sync "
+            f"would be set up in {region}; S3 only notifies functions in the bucket's own "
+            "region",
+            Fix(*REGION, f"set storage.region_name = {bucket_region} in the ini, or "
+                         f"{{}} {bucket_region}"))
+
     def create(self, code: Callable[[], CodeArtifact]) -> None:
         """Walk every resource create manages, in dependency order."""
-        self.check_region()
         self.check_stack("change the stack instead: export a new template with "
                          "ppc-s3sync export and deploy it")
+        self.check_region()
         if self.strict:
             self.role()
         else:
@@ -777,9 +777,9 @@ class Planner:
     def teardown(self) -> None:
         """Steps that remove what create made: our entry or rule, the function (and with it
         its permissions), the role if it is ours and holds nothing of anyone else's."""
-        self.check_region()
         self.check_stack("delete the stack instead (aws cloudformation delete-stack "
                          f"--stack-name {self.actual.stack})")
+        self.check_region()
         a, d, fname, target = self.actual, self.desired, self.fname, self.config.target
         options = self.options
         ours = notifications.find_ours(a.notification, fname, d.function_arn)
