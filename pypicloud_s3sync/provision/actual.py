@@ -27,6 +27,8 @@ MISSING = "\0missing"
 
 #: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
 BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
+#: The tag CloudFormation puts on what a stack made (the function always; IAM roles not).
+STACK_TAG = "aws:cloudformation:stack-name"
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Actual:
     role_attached: list[str] = field(default_factory=list)
     function: dict[str, Any] | None = None
     function_tags: dict[str, str] = field(default_factory=dict)
+    #: The CloudFormation stack that made these resources, from their tags: a stack
+    #: undoes by-hand changes on its next update, so create and delete leave them alone.
+    stack: str | None = None
     invoke_config: dict[str, Any] | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +143,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
+    actual.stack = next((tags[STACK_TAG] for tags in (
+        actual.function_tags, tag_dict((actual.role or {}).get("Tags")), actual.rule_tags,
+        actual.schedule_tags) if tags.get(STACK_TAG)), None)
     return actual
 
 

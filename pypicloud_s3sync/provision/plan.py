@@ -200,7 +200,12 @@ class StatusReport:
                 lines.append(f"        desired: {row.desired}")
                 lines.append(f"        actual:  {row.actual}")
         lines += [f"warning: {warning}" for warning in self.warnings]
-        if not self.in_sync:
+        stack = next((row.name for row in self.rows
+                      if row.resource == "cloudformation-stack"), None)
+        if not self.in_sync and stack:  # create refuses to touch a stack's resources
+            lines.append(f"Deploy a template exported from this config to stack {stack} "
+                         "to bring it back in line.")
+        elif not self.in_sync:
             # -f is for updating a function in place; create alone makes what is missing.
             force = " -f" if self.function_differs else ""
             lines.append(f"Run 'ppc-create-s3-sync CONFIG{force}' to bring it back in line.")

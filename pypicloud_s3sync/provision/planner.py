@@ -217,6 +217,25 @@ class Planner:
         self.rows.append(ResourceStatus(resource, name, desired, actual,
                                         desired == actual if in_sync is None else in_sync))
 
+    def check_stack(self, instead: str) -> None:
+        """Leave a stack's resources to the stack: refuse (saying what to do ``instead``),
+        or in status mode report the stack and compare as usual.
+
+        A change made here would be drift the stack reverts on its next update, and a
+        delete would leave the stack failing to delete what is gone.
+        """
+        stack = self.actual.stack
+        if stack is None:
+            return
+        managed_by = f"managed by CloudFormation stack {stack}"
+        if self.strict:
+            raise DeployError(f"function {self.fname} is {managed_by}; {instead}")
+        self.row("cloudformation-stack", stack, "left to the stack", managed_by, True)
+        self.warnings.append(
+            f"{self.fname} is {managed_by}: change it by deploying a new template "
+            "(ppc-s3sync export), remove it with aws cloudformation delete-stack "
+            f"--stack-name {stack}")
+
     def check_region(self) -> None:
         """Refuse a plan for another region than the bucket's, before any step.
 
@@ -264,6 +283,8 @@ class Planner:
 
     def create(self, code: Callable[[], CodeArtifact]) -> None:
         """Walk every resource create manages, in dependency order."""
+        self.check_stack("change the stack instead: export a new template with "
+                         "ppc-s3sync export and deploy it")
         self.check_region()
         self.check_db_secret()
         self.db_store()
@@ -585,6 +606,11 @@ class Planner:
         condition: dict[str, Any] = {"ArnLike": {"AWS:SourceArn": source_arn}}
         if source_account:
             condition["StringEquals"] = {"AWS:SourceAccount": source_account}
+        if have is None and self.actual.stack:  # CloudFormation picks its own Sids
+            sid, have = next(((k, s) for k, s in self.actual.statements.items()
+                              if (s.get("Principal") or {}).get("Service") == principal
+                              and iam.normalize(s.get("Condition", {}))
+                              == iam.normalize(condition)), (sid, None))
         matches = bool(have) and (
             (have.get("Principal") or {}).get("Service") == principal
             and iam.normalize(have.get("Condition", {})) == iam.normalize(condition))
@@ -864,6 +890,8 @@ class Planner:
     def teardown(self) -> None:
         """Steps that remove what create made: our entry or rule, the function (and with it
         its permissions), the role if it is ours and holds nothing of anyone else's."""
+        self.check_stack("delete the stack instead (aws cloudformation delete-stack "
+                         f"--stack-name {self.actual.stack})")
         self.check_region()
         a, d, fname, target = self.actual, self.desired, self.fname, self.config.target
         options = self.options
