@@ -196,6 +196,37 @@ def test_withheld_password_is_refused_as_create_refuses(tmp_path):
         cloudformation.render(config, options, REGION)
 
 
+def test_a_secret_reference_and_an_environment_key_are_templated_without_reading_aws(
+        tmp_path):
+    """No AWS call at export: the secret is named, never read, and the role may read
+    exactly that secret and decrypt with exactly that key."""
+    secret = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:pypi-db-AbCdEf"
+    key = f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app@cache.internal/pypi",
+                                      "s3sync.db_url_secret": secret})
+    options = deploy.DeployOptions.from_config(config, kms_key_arn=key)
+    resources = cloudformation.render(config, options, REGION)["Resources"]
+    function = resources["Function"]["Properties"]
+    assert function["KMSKeyArn"] == key
+    settings = json.loads(function["Environment"]["Variables"]["PYPICLOUD_SETTINGS"])
+    assert settings["s3sync.db_url_secret"] == secret
+    statements = resources["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    grants = {s["Resource"]: s["Action"] for s in statements
+              if isinstance(s["Resource"], str)}
+    assert grants[secret] == ["secretsmanager:GetSecretValue"]
+    assert grants[key] == ["kms:Decrypt"]
+
+
+def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_path):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    options = deploy.DeployOptions.from_config(config, store_db_password="secretsmanager")
+    with pytest.raises(deploy.DeployError, match="s3sync.db_url_secret") as info:
+        cloudformation.render(config, options, REGION)
+    assert "secret@" not in str(info.value)
+
+
 # -- cfn-lint -----------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..bundle.builder import HANDLER
 from . import bucket_resource, iam, notifications
 from .actual import Actual
+from .errors import DeployError
 from .planner import (
     DESCRIPTION,
     SCHEDULE_PRINCIPAL,
@@ -100,6 +101,11 @@ def create_steps(config: PypicloudConfig, options: DeployOptions, region: str,
 def render(config: PypicloudConfig, options: DeployOptions, region: str,
            warnings: list[str] | None = None) -> dict[str, Any]:
     """The template for ``config`` + ``options`` in ``region``."""
+    if options.store_db_password:
+        raise DeployError(
+            "export cannot keep db.url in a secret for you: the template would carry the "
+            "password; create the secret yourself and name it with s3sync.db_url_secret "
+            "(see docs/credentials.rst)")
     steps, planner = create_steps(config, options, region, warnings)
     desired, target = planner.desired, config.target
     fname = options.function_name
@@ -266,8 +272,8 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
     template = render(config, options, region, warnings)
     if options.db_password == "copy" and config.function.withheld:
         warnings.append("the template holds that password in plain text: keep it out of "
-                        "version control, or use --omit-db-password and set it on the "
-                        "function yourself")
+                        "version control, or keep db.url in a secret and name it with "
+                        "s3sync.db_url_secret (docs/credentials.rst)")
     bundle = add_resource_modules(Path(code.path), directory / f"{options.function_name}.zip")
     path = directory / TEMPLATE_NAME
     path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")

@@ -271,6 +271,8 @@ class Planner:
                     f"{ref.kind} {ref.arn} is in {ref.region}, but the function would be in "
                     f"{self.clients.region}; copy the secret to {self.clients.region} (a "
                     "function reads its secret in its own region)")
+            if self.actual.db_secret is None:
+                return  # not read: a template is rendered without calling AWS
             if self.actual.db_secret == MISSING:
                 raise SecretError(f"{ref.kind} {ref.arn} does not exist; create it (see "
                                   "docs/credentials.rst) or correct the ARN")
