@@ -65,6 +65,9 @@ class Skipped:
     key: str | None = None
     bucket: str | None = None
     event_name: str | None = None
+    #: Not readable as an event at all (as opposed to an event with nothing to apply):
+    #: an SQS message like that is reported failed, so the queue keeps it for inspection.
+    unreadable: bool = False
 
 
 @dataclass
@@ -118,14 +121,16 @@ def _parse_body(body: Any, message_id: str | None, parsed: ParsedEvent, what: st
     try:
         payload = json.loads(body) if isinstance(body, str | bytes) else body
     except ValueError as exc:
-        parsed.skipped.append(Skipped(f"{what} is not JSON ({exc})", message_id))
+        parsed.skipped.append(Skipped(f"{what} is not JSON ({exc})", message_id,
+                                      unreadable=True))
         return
     _parse_payload(payload, message_id, parsed)
 
 
 def _parse_payload(payload: Any, message_id: str | None, parsed: ParsedEvent) -> None:
     if not isinstance(payload, Mapping):
-        parsed.skipped.append(Skipped("payload is not a JSON object", message_id))
+        parsed.skipped.append(Skipped("payload is not a JSON object", message_id,
+                                      unreadable=True))
         return
     if payload.get("Event") == "s3:TestEvent":
         parsed.skipped.append(Skipped(
@@ -140,11 +145,12 @@ def _parse_payload(payload: Any, message_id: str | None, parsed: ParsedEvent) ->
         return
     records = payload.get("Records")
     if not isinstance(records, list):
-        parsed.skipped.append(Skipped("not an S3, SNS, SQS or EventBridge event", message_id))
+        parsed.skipped.append(Skipped("not an S3, SNS, SQS or EventBridge event", message_id,
+                                      unreadable=True))
         return
     for record in records:
         if not isinstance(record, Mapping):
-            parsed.skipped.append(Skipped("record is not an object", message_id))
+            parsed.skipped.append(Skipped("record is not an object", message_id, unreadable=True))
         elif "Sns" in record:
             sns = record["Sns"]
             body = sns.get("Message") if isinstance(sns, Mapping) else None
@@ -173,7 +179,7 @@ def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
         bucket, raw_key = _bucket_and_key(s3)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed S3 record ({exc!r})", message_id,
-                                      event_name=event_name or None))
+                                      event_name=event_name or None, unreadable=True))
         return
     key = decode_key(raw_key)
     action = S3_ACTIONS.get(event_name.split(":", 1)[0])
@@ -196,7 +202,7 @@ def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
         bucket, raw_key = _bucket_and_key(detail)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed EventBridge event ({exc!r})", message_id,
-                                      event_name=detail_type))
+                                      event_name=detail_type, unreadable=True))
         return
     key = decode_key(raw_key)
     action = EVENTBRIDGE_ACTIONS.get(detail_type)

@@ -204,9 +204,16 @@ class Runtime:
         if is_scheduled_event(event):
             return self.reconcile(event)
         parsed = parse_event(event)
-        for skipped in parsed.skipped:
-            _log_skipped(skipped)
         failed_messages: set[str] = set()
+        for skipped in parsed.skipped:
+            if parsed.sqs_message_ids is not None and skipped.unreadable:
+                # Deleting it would lose it; failed, the queue's redrive policy moves it
+                # to the dead-letter queue, where someone can read what was sent.
+                failed_messages.add(skipped.message_id or "")
+                _log_skipped(skipped, "failed", " (reported in batchItemFailures: left on "
+                             "the queue for its redrive policy)")
+            else:
+                _log_skipped(skipped)
         error: SyncError | None = None
         for (bucket, key), records in iter_keys(parsed.records):
             if error is not None:
@@ -342,9 +349,10 @@ def _log_record(record: Record, action: str, reason: str, ms: float) -> None:
              message_id=record.message_id, filename=posixpath.basename(record.key))
 
 
-def _log_skipped(skipped: Skipped) -> None:
-    log_line(key=skipped.key, bucket=skipped.bucket, action="skipped", reason=skipped.reason,
-             ms=0, event=skipped.event_name, message_id=skipped.message_id)
+def _log_skipped(skipped: Skipped, action: str = "skipped", note: str = "") -> None:
+    log_line(key=skipped.key, bucket=skipped.bucket, action=action,
+             reason=skipped.reason + note, ms=0, event=skipped.event_name,
+             message_id=skipped.message_id)
 
 
 # -- the entry point ------------------------------------------------------------------------
