@@ -279,7 +279,8 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
                 ms = (time.perf_counter() - started) * 1000
                 for record in records:
-                    _log_record(record, "failed", f"{type(exc).__name__}: {exc}", ms)
+                    _log_record(record, "failed",
+                                f"{type(exc).__name__}: {exc}{_no_route_hint(exc)}", ms)
                 raise SyncError(bucket, key, exc) from exc
             action, reason = outcome.action, outcome.reason
             if outcome.key != key:
@@ -326,6 +327,16 @@ def _small_result(result: dict[str, Any]) -> dict[str, Any]:
     if len(duplicates) > RESULT_NAMES:
         log_line(action="reconcile-duplicates", duplicates=dict(duplicates[RESULT_NAMES:]))
     return small
+
+
+def _no_route_hint(exc: BaseException) -> str:
+    """What to check when S3 could not be reached at all (the usual cause on Lambda)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+        return ("; S3 is unreachable from the function: in a VPC, its subnets need an S3 "
+                "gateway endpoint or a NAT route")
+    return ""
 
 
 def _stale_connection(exc: BaseException) -> bool:
