@@ -157,7 +157,7 @@ def test_unreadable_sqs_messages_are_reported_failed_and_the_rest_applied(
     assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz"}
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     failed = {line["message_id"]: line["reason"] for line in lines
-              if line["action"] == "failed"}
+              if line.get("action") == "failed"}
     assert set(failed) == {"garbage", "sns", "hello"}
     assert "not JSON" in failed["garbage"] and "redrive policy" in failed["garbage"]
     # Only unreadable messages: every one is reported, nothing raises.

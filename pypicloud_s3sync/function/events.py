@@ -54,6 +54,8 @@ class Record:
     message_id: str | None = None
     #: Other spellings of the key to try when ``key`` is not in the bucket (EventBridge).
     alt_keys: tuple[str, ...] = ()
+    #: When S3 made the change (ISO 8601, as the event says it), for the lag metric.
+    event_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,12 @@ def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
     sequencer = s3["object"].get("sequencer")
     parsed.records.append(Record(
         bucket=bucket, key=key, action=action, event_name=event_name, raw_key=raw_key,
-        sequencer=str(sequencer) if sequencer else None, message_id=message_id))
+        sequencer=str(sequencer) if sequencer else None, message_id=message_id,
+        event_time=_text(record.get("eventTime"))))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
@@ -217,7 +224,8 @@ def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
         bucket=bucket, key=key, action=action,
         event_name=f"{detail_type}:{reason}" if reason else detail_type,
         raw_key=raw_key, sequencer=str(sequencer) if sequencer else None,
-        message_id=message_id, alt_keys=(raw_key,) if raw_key != key else ()))
+        message_id=message_id, alt_keys=(raw_key,) if raw_key != key else (),
+        event_time=_text(payload.get("time"))))
 
 
 def iter_keys(records: list[Record]) -> Iterator[tuple[tuple[str, str], list[Record]]]:

@@ -27,11 +27,12 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import compat
 from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
+from .metrics import InvocationMetrics
 
 #: The environment variable that carries the settings.
 SETTINGS_VAR = "PYPICLOUD_SETTINGS"
@@ -144,6 +145,8 @@ class Runtime:
     bucket: str | None
     prefix: str
     verify_after: float | None
+    #: The outcomes of the invocation under way (see :mod:`.metrics`).
+    metrics: InvocationMetrics = field(default_factory=InvocationMetrics)
 
     @classmethod
     def from_settings(cls, raw: Mapping[str, str],
@@ -203,6 +206,14 @@ class Runtime:
         # one of a cold start should not pay for a module only schedules use.
         if is_scheduled_event(event):
             return self.reconcile(event)
+        self.metrics = InvocationMetrics()
+        try:
+            return self._handle(event)
+        finally:
+            # Also when the invocation fails: the failures are what an alarm watches.
+            self.metrics.emit()
+
+    def _handle(self, event: Any) -> dict[str, Any] | None:
         parsed = parse_event(event)
         failed_messages: set[str] = set()
         for skipped in parsed.skipped:
@@ -210,17 +221,18 @@ class Runtime:
                 # Deleting it would lose it; failed, the queue's redrive policy moves it
                 # to the dead-letter queue, where someone can read what was sent.
                 failed_messages.add(skipped.message_id or "")
-                _log_skipped(skipped, "failed", " (reported in batchItemFailures: left on "
-                             "the queue for its redrive policy)")
+                self._log_skipped(skipped, "failed", " (reported in batchItemFailures: "
+                                  "left on the queue for its redrive policy)")
             else:
-                _log_skipped(skipped)
+                self._log_skipped(skipped)
         error: SyncError | None = None
         for (bucket, key), records in iter_keys(parsed.records):
             if error is not None:
                 # The backend just failed: do not wait for it once per remaining key.
                 failed_messages.update(r.message_id for r in records if r.message_id)
                 for record in records:
-                    _log_record(record, "failed", "not attempted after an earlier failure", 0)
+                    self._log_record(record, "failed",
+                                     "not attempted after an earlier failure", 0)
                 continue
             try:
                 self.apply(bucket, key, records)
@@ -279,16 +291,24 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
                 ms = (time.perf_counter() - started) * 1000
                 for record in records:
-                    _log_record(record, "failed",
-                                f"{type(exc).__name__}: {exc}{_no_route_hint(exc)}", ms)
+                    self._log_record(record, "failed",
+                                     f"{type(exc).__name__}: {exc}{_no_route_hint(exc)}", ms)
                 raise SyncError(bucket, key, exc) from exc
             action, reason = outcome.action, outcome.reason
             if outcome.key != key:
                 reason += f" (found as {outcome.key!r})"
         ms = (time.perf_counter() - started) * 1000
         for index, record in enumerate(records):
-            _log_record(record, action, reason if index == 0 else
-                        f"{reason} (same key as an earlier record; read once)", ms)
+            self._log_record(record, action, reason if index == 0 else
+                             f"{reason} (same key as an earlier record; read once)", ms)
+
+    def _log_record(self, record: Record, action: str, reason: str, ms: float) -> None:
+        self.metrics.add(action, record.event_time)
+        _log_record(record, action, reason, ms)
+
+    def _log_skipped(self, skipped: Skipped, action: str = "skipped", note: str = "") -> None:
+        self.metrics.add(action)
+        _log_skipped(skipped, action, note)
 
 
 #: Filenames per kind in a scheduled reconcile's return value.  A first reconcile of a
