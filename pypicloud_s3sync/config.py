@@ -52,6 +52,7 @@ SETTINGS = (
     "function_name", "force", "role_arn", "region", "endpoint_url", "runtime", "arch",
     "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
     "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
+    "reserved_concurrency",
     # read by the function itself
     "verify_after",
     # the admin endpoint's own

@@ -35,6 +35,8 @@ class Actual:
     function: dict[str, Any] | None = None
     function_tags: dict[str, str] = field(default_factory=dict)
     invoke_config: dict[str, Any] | None = None
+    #: The function's reserved concurrency; None when it has none.
+    reserved_concurrency: int | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
     #: The region the bucket is in (GetBucketLocation), which the plan's must match.
@@ -85,6 +87,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.function_tags = function.get("Tags") or {}
         actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
+        if options.reserved_concurrency is not None:
+            actual.reserved_concurrency = lam.get_function_concurrency(
+                FunctionName=options.function_name).get("ReservedConcurrentExecutions")
         policy = read_or_none(lam.get_policy, FunctionName=options.function_name)
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):

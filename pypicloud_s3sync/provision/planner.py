@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
-from . import iam, notifications
+from . import concurrency, iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
 from .aws import tag_dict
 from .errors import (
@@ -475,6 +475,7 @@ class Planner:
                 operation="put_function_event_invoke_config",
                 params={"FunctionName": self.fname, **want},
             )
+        concurrency.plan(self)
 
     # permissions -----------------------------------------------------------
     def permission(self, principal: str, source_arn: str, wanted: bool,
