@@ -178,6 +178,9 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                        help="async retries after a failed invocation, 0-2 (2)")
     group.add_argument("--max-event-age", type=int, metavar="SECONDS",
                        help="drop events older than this, 60-21600 (21600)")
+    group.add_argument("--reserved-concurrency", metavar="N",
+                       help="at most N containers at once (each holds one cache "
+                            "connection); throttled events wait and are retried; off: no cap")
     group.add_argument("--on-failure", metavar="ARN",
                        help="SQS queue or SNS topic ARN for events that still failed")
     group.add_argument("--reconcile-every", metavar="INTERVAL",
@@ -210,7 +213,7 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
              "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
              "store_db_password", "kms_key_arn",
-             "reconcile_every")
+             "reconcile_every", "reserved_concurrency")
     overrides = {name: getattr(args, name, None) for name in names}
     if overrides["force"] is False:
         overrides["force"] = None  # not given: the ini may say s3sync.force

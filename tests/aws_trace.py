@@ -266,6 +266,7 @@ RESOLVERS: dict[str, Resolver] = {
         "GetFunction", "GetFunctionConfiguration", "CreateFunction", "DeleteFunction",
         "UpdateFunctionCode", "UpdateFunctionConfiguration", "GetPolicy", "AddPermission",
         "RemovePermission", "GetFunctionEventInvokeConfig", "PutFunctionEventInvokeConfig",
+        "GetFunctionConcurrency", "PutFunctionConcurrency",
         "UpdateFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig")},
     **{f"lambda.{op}": _lambda(op, "Resource") for op in (
         "TagResource", "UntagResource", "ListTags")},

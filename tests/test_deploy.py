@@ -822,3 +822,53 @@ def test_a_runtime_aws_is_retiring_is_refused_for_a_new_function_and_warned_abou
     plan = create(config, recorder, code, runtime="python3.11")
     assert any("AWS deprecates python3.11 on 2027-06-30" in w for w in plan.warnings)
     assert "CreateFunction" in recorder.mutating
+
+
+SQL = {"pypi.db": "sql", "db.url": "postgresql://pypicloud@db.internal/pypicloud"}
+
+
+def test_reserved_concurrency_is_a_planned_resource(bucket, tmp_path, code):
+    lam = boto3.client("lambda", region_name=REGION)
+    config = make_config(tmp_path, **SQL)
+    first = create(config, code=code, reserved_concurrency="5")
+    assert "concurrency" in {step.resource for step in first.steps}
+    assert lam.get_function_concurrency(FunctionName=FUNCTION)[
+        "ReservedConcurrentExecutions"] == 5
+    assert any("at most 5 containers x 1 connection = 5 connections" in n for n in first.notes)
+    assert not [w for w in first.warnings if "not capped" in w]
+    again = create(config, code=code, reserved_concurrency="5")
+    assert again.is_empty
+    opts = deploy.DeployOptions.from_config(config, reserved_concurrency="5")
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert [(r.desired, r.actual, r.in_sync) for r in report.rows
+            if r.resource == "concurrency"] == [("reserved 5", "reserved 5", True)]
+    lower = create(config, code=code, reserved_concurrency="3")
+    assert [(s.action, s.params["ReservedConcurrentExecutions"]) for s in lower.steps] == [
+        ("update", 3)]
+    assert lam.get_function_concurrency(FunctionName=FUNCTION)[
+        "ReservedConcurrentExecutions"] == 3
+    assert create(config, code=code, reserved_concurrency="3").is_empty
+
+
+def test_a_sql_cache_without_a_cap_is_warned_about(bucket, tmp_path, code):
+    plan = create(make_config(tmp_path, **SQL), code=code)
+    [warning] = [w for w in plan.warnings if "not capped" in w]
+    assert "--reserved-concurrency N (s3sync.reserved_concurrency)" in warning
+    assert "max_connections" in warning
+    assert "concurrency" not in {step.resource for step in plan.steps}
+    redis = create(make_config(tmp_path, name="redis.ini"), code=code)
+    assert not [w for w in redis.warnings if "not capped" in w]
+
+
+@pytest.mark.parametrize(("given", "expected"), [("8", 8), ("off", None), ("", None)])
+def test_reserved_concurrency_values(given, expected):
+    assert deploy.DeployOptions.build(reserved_concurrency=given).reserved_concurrency == (
+        expected)
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "many"])
+def test_reserved_concurrency_refuses_what_would_stop_the_function(given):
+    from pypicloud_s3sync.provision.errors import OptionsError
+
+    with pytest.raises(OptionsError, match="reserved_concurrency"):
+        deploy.DeployOptions.build(reserved_concurrency=given)

@@ -174,7 +174,7 @@ def test_odd_payloads_are_skipped_with_a_reason(event: Any, reason: str) -> None
     assert [s for s in parsed.skipped if reason in s.reason], parsed.skipped
 
 
-def test_bad_sqs_body_is_skipped_but_the_batch_goes_on() -> None:
+def test_bad_sqs_body_is_marked_unreadable_and_the_batch_goes_on() -> None:
     good = json.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                                     "s3": {"bucket": {"name": "b"},
                                            "object": {"key": "a-1.0.tar.gz"}}}]})
@@ -182,6 +182,7 @@ def test_bad_sqs_body_is_skipped_but_the_batch_goes_on() -> None:
     assert parsed.sqs_message_ids == ["m0", "m1"]
     assert [(s.message_id, s.reason.split(" (")[0]) for s in parsed.skipped] == [
         ("m0", "SQS message body is not JSON")]
+    assert parsed.skipped[0].unreadable
     assert [r.message_id for r in parsed.records] == ["m1"]
 
 

@@ -136,6 +136,42 @@ def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
     assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
 
 
+def test_unreadable_sqs_messages_are_reported_failed_and_the_rest_applied(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A message that is no event stays on the queue (its redrive policy then keeps it
+    in the dead-letter queue); a readable event with nothing to apply is acknowledged."""
+    bucket = SyncBucket.create(sqlite_settings)
+    _, created = bucket.put_package("alpha", "1.0")
+    use_settings(sqlite_settings)
+    tagging = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectTagging:Put",
+                            "s3": {"bucket": {"name": BUCKET},
+                                   "object": {"key": "x/alpha-1.0.tar.gz"}}}]}
+    sns_garbage = {"Type": "Notification", "Message": "{truncated"}
+    batch = {"Records": [
+        {"eventSource": "aws:sqs", "messageId": "garbage", "body": "{not json"},
+        created.sqs_record("good"),
+        {"eventSource": "aws:sqs", "messageId": "sns", "body": json.dumps(sns_garbage)},
+        {"eventSource": "aws:sqs", "messageId": "tagging", "body": json.dumps(tagging)},
+        {"eventSource": "aws:sqs", "messageId": "hello", "body": '{"hello": "world"}'},
+    ]}
+    answer = handler.handle_event(batch, None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "garbage"},
+                                            {"itemIdentifier": "sns"},
+                                            {"itemIdentifier": "hello"}]}
+    assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz"}
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    failed = {line["message_id"]: line["reason"] for line in lines
+              if line.get("action") == "failed"}
+    assert set(failed) == {"garbage", "sns", "hello"}
+    assert "not JSON" in failed["garbage"] and "redrive policy" in failed["garbage"]
+    # Only unreadable messages: every one is reported, nothing raises.
+    only_garbage = {"Records": batch["Records"][:1]}
+    assert handler.handle_event(only_garbage, None) == {
+        "batchItemFailures": [{"itemIdentifier": "garbage"}]}
+
+
 def test_eventbridge_key_with_plus_is_found(
     aws: None, use_settings: Any, sqlite_settings: dict[str, str]
 ) -> None:

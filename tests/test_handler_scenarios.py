@@ -61,8 +61,9 @@ def env(aws: None, cache_backend: str, cache_settings: Any, encoding: str,
 
 
 def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The per-record lines (not the metrics line, see test_metrics)."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()
-            if line.startswith("{")]
+            if line.startswith("{") and not line.startswith('{"_aws"')]
 
 
 def test_plain_create(env: Env, capsys: pytest.CaptureFixture[str]) -> None:

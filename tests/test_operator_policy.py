@@ -109,7 +109,8 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
                 {**iam.trust_policy()["Statement"][0],
                  "Principal": {"Service": "edgelambda.amazonaws.com"}}]}))
     op.run("status", "--bundle", zip_two, expect=3)
-    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1")
+    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1",
+           "--reserved-concurrency", "4")
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--delivery",
            "eventbridge", "--reconcile-every", "1d", "--on-failure", dead_letters)
     op.run("status", "--bundle", zip_two, "--memory", "512", "--delivery", "eventbridge",

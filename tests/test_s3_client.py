@@ -212,3 +212,81 @@ def test_function_cli_and_admin_send_requests_as_pypicloud_does(
 
     assert function == command == admin == pypicloud
 
+
+
+def test_the_client_fails_fast_unless_the_settings_say_otherwise(aws_env: None) -> None:
+    config = default_client().meta.config
+    assert (config.connect_timeout, config.read_timeout) == (2, 10)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+    chosen = s3_client(settings(connect_timeout="5", read_timeout="30")).meta.config
+    assert (chosen.connect_timeout, chosen.read_timeout) == (5, 30)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[tuple[str, list[Any]]]:
+    """An endpoint that accepts connections and never answers (a route into nowhere)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[Any] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def test_an_s3_that_never_answers_fails_after_three_attempts(aws_env: None) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    with silent_server() as (url, accepted):
+        client = s3_client(settings(endpoint_url=url, read_timeout="1",
+                                    region_name="us-east-1"))
+        with pytest.raises(ReadTimeoutError):
+            client.head_object(Bucket=BUCKET, Key="a/a-1.0.tar.gz")
+        assert len(accepted) == 3  # standard retry mode; botocore's legacy mode tries 5
+
+
+def test_unreachable_s3_fails_the_invocation_with_a_line_naming_the_route(
+    aws_env: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from pypicloud_s3sync.function import handler
+
+    with socket.socket() as probe:  # a port nobody listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps({
+        "pypi.db": "sql", "db.url": f"sqlite:///{tmp_path / 'cache.sqlite'}",
+        "storage.bucket": BUCKET, "storage.region_name": "us-east-1",
+        "storage.endpoint_url": closed}))
+    handler.reset()
+    key = "60af/alpha/alpha-1.0.tar.gz"
+    event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                          "s3": {"bucket": {"name": BUCKET}, "object": {"key": key}}}]}
+    try:
+        with pytest.raises(handler.SyncError, match=key):
+            handler.handle_event(event, None)
+    finally:
+        handler.reset()
+    *_, line = (json.loads(x) for x in capsys.readouterr().out.splitlines() if '"action"' in x)
+    assert line["action"] == "failed" and line["key"] == key
+    assert "S3 gateway endpoint or a NAT route" in line["reason"]

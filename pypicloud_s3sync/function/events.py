@@ -54,6 +54,8 @@ class Record:
     message_id: str | None = None
     #: Other spellings of the key to try when ``key`` is not in the bucket (EventBridge).
     alt_keys: tuple[str, ...] = ()
+    #: When S3 made the change (ISO 8601, as the event says it), for the lag metric.
+    event_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class Skipped:
     key: str | None = None
     bucket: str | None = None
     event_name: str | None = None
+    #: Not readable as an event at all (as opposed to an event with nothing to apply):
+    #: an SQS message like that is reported failed, so the queue keeps it for inspection.
+    unreadable: bool = False
 
 
 @dataclass
@@ -109,14 +114,16 @@ def _parse_body(body: Any, message_id: str | None, parsed: ParsedEvent, what: st
     try:
         payload = json.loads(body) if isinstance(body, str | bytes) else body
     except ValueError as exc:
-        parsed.skipped.append(Skipped(f"{what} is not JSON ({exc})", message_id))
+        parsed.skipped.append(Skipped(f"{what} is not JSON ({exc})", message_id,
+                                      unreadable=True))
         return
     _parse_payload(payload, message_id, parsed)
 
 
 def _parse_payload(payload: Any, message_id: str | None, parsed: ParsedEvent) -> None:
     if not isinstance(payload, Mapping):
-        parsed.skipped.append(Skipped("payload is not a JSON object", message_id))
+        parsed.skipped.append(Skipped("payload is not a JSON object", message_id,
+                                      unreadable=True))
         return
     if payload.get("Event") == "s3:TestEvent":
         parsed.skipped.append(Skipped(
@@ -131,11 +138,12 @@ def _parse_payload(payload: Any, message_id: str | None, parsed: ParsedEvent) ->
         return
     records = payload.get("Records")
     if not isinstance(records, list):
-        parsed.skipped.append(Skipped("not an S3, SNS, SQS or EventBridge event", message_id))
+        parsed.skipped.append(Skipped("not an S3, SNS, SQS or EventBridge event", message_id,
+                                      unreadable=True))
         return
     for record in records:
         if not isinstance(record, Mapping):
-            parsed.skipped.append(Skipped("record is not an object", message_id))
+            parsed.skipped.append(Skipped("record is not an object", message_id, unreadable=True))
         elif "Sns" in record:
             sns = record["Sns"]
             body = sns.get("Message") if isinstance(sns, Mapping) else None
@@ -164,7 +172,7 @@ def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
         bucket, raw_key = _bucket_and_key(s3)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed S3 record ({exc!r})", message_id,
-                                      event_name=event_name or None))
+                                      event_name=event_name or None, unreadable=True))
         return
     key = decode_key(raw_key)
     action = S3_ACTIONS.get(event_name.split(":", 1)[0])
@@ -176,7 +184,12 @@ def _parse_s3_record(record: Mapping[str, Any], message_id: str | None,
     sequencer = s3["object"].get("sequencer")
     parsed.records.append(Record(
         bucket=bucket, key=key, action=action, event_name=event_name, raw_key=raw_key,
-        sequencer=str(sequencer) if sequencer else None, message_id=message_id))
+        sequencer=str(sequencer) if sequencer else None, message_id=message_id,
+        event_time=_text(record.get("eventTime"))))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
@@ -187,7 +200,7 @@ def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
         bucket, raw_key = _bucket_and_key(detail)
     except (KeyError, TypeError) as exc:
         parsed.skipped.append(Skipped(f"malformed EventBridge event ({exc!r})", message_id,
-                                      event_name=detail_type))
+                                      event_name=detail_type, unreadable=True))
         return
     key = decode_key(raw_key)
     action = EVENTBRIDGE_ACTIONS.get(detail_type)
@@ -202,7 +215,8 @@ def _parse_eventbridge(payload: Mapping[str, Any], message_id: str | None,
         bucket=bucket, key=key, action=action,
         event_name=f"{detail_type}:{reason}" if reason else detail_type,
         raw_key=raw_key, sequencer=str(sequencer) if sequencer else None,
-        message_id=message_id, alt_keys=(raw_key,) if raw_key != key else ()))
+        message_id=message_id, alt_keys=(raw_key,) if raw_key != key else (),
+        event_time=_text(payload.get("time"))))
 
 
 def iter_keys(records: list[Record]) -> Iterator[tuple[tuple[str, str], list[Record]]]:

@@ -34,6 +34,7 @@ from typing import Any
 from .. import compat
 from ..urlsecrets import redact_text, url_secrets
 from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
+from .metrics import InvocationMetrics
 
 #: The environment variable that carries the settings.
 SETTINGS_VAR = "PYPICLOUD_SETTINGS"
@@ -166,6 +167,8 @@ class Runtime:
     db_secret: str | None = field(default=None, repr=False)
     #: ``db.url`` as the settings give it (without the password the secret adds).
     db_url_base: str | None = None
+    #: The outcomes of the invocation under way (see :mod:`.metrics`).
+    metrics: InvocationMetrics = field(default_factory=InvocationMetrics)
 
     @classmethod
     def from_settings(cls, raw: Mapping[str, str],
@@ -251,17 +254,33 @@ class Runtime:
         # one of a cold start should not pay for a module only schedules use.
         if is_scheduled_event(event):
             return self.reconcile(event)
+        self.metrics = InvocationMetrics()
+        try:
+            return self._handle(event)
+        finally:
+            # Also when the invocation fails: the failures are what an alarm watches.
+            self.metrics.emit()
+
+    def _handle(self, event: Any) -> dict[str, Any] | None:
         parsed = parse_event(event)
-        for skipped in parsed.skipped:
-            _log_skipped(skipped)
         failed_messages: set[str] = set()
+        for skipped in parsed.skipped:
+            if parsed.sqs_message_ids is not None and skipped.unreadable:
+                # Deleting it would lose it; failed, the queue's redrive policy moves it
+                # to the dead-letter queue, where someone can read what was sent.
+                failed_messages.add(skipped.message_id or "")
+                self._log_skipped(skipped, "failed", " (reported in batchItemFailures: "
+                                  "left on the queue for its redrive policy)")
+            else:
+                self._log_skipped(skipped)
         error: SyncError | None = None
         for (bucket, key), records in iter_keys(parsed.records):
             if error is not None:
                 # The backend just failed: do not wait for it once per remaining key.
                 failed_messages.update(r.message_id for r in records if r.message_id)
                 for record in records:
-                    _log_record(record, "failed", "not attempted after an earlier failure", 0)
+                    self._log_record(record, "failed",
+                                     "not attempted after an earlier failure", 0)
                 continue
             try:
                 self.apply(bucket, key, records)
@@ -325,15 +344,24 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
                 ms = (time.perf_counter() - started) * 1000
                 for record in records:
-                    _log_record(record, "failed", f"{type(exc).__name__}: {exc}", ms)
+                    self._log_record(record, "failed",
+                                     f"{type(exc).__name__}: {exc}{_no_route_hint(exc)}", ms)
                 raise SyncError(bucket, key, exc) from exc
             action, reason = outcome.action, outcome.reason
             if outcome.key != key:
                 reason += f" (found as {outcome.key!r})"
         ms = (time.perf_counter() - started) * 1000
         for index, record in enumerate(records):
-            _log_record(record, action, reason if index == 0 else
-                        f"{reason} (same key as an earlier record; read once)", ms)
+            self._log_record(record, action, reason if index == 0 else
+                             f"{reason} (same key as an earlier record; read once)", ms)
+
+    def _log_record(self, record: Record, action: str, reason: str, ms: float) -> None:
+        self.metrics.add(action, record.event_time)
+        _log_record(record, action, reason, ms)
+
+    def _log_skipped(self, skipped: Skipped, action: str = "skipped", note: str = "") -> None:
+        self.metrics.add(action)
+        _log_skipped(skipped, action, note)
 
 
 #: Filenames per kind in a scheduled reconcile's return value.  A first reconcile of a
@@ -397,6 +425,16 @@ def _resolve_db_url(settings: Any, db_url: str | None) -> str | None:
     return value
 
 
+def _no_route_hint(exc: BaseException) -> str:
+    """What to check when S3 could not be reached at all (the usual cause on Lambda)."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+        return ("; S3 is unreachable from the function: in a VPC, its subnets need an S3 "
+                "gateway endpoint or a NAT route")
+    return ""
+
+
 def _stale_connection(exc: BaseException) -> bool:
     """True for a SQL error that means "this pooled connection was dead" (now discarded)."""
     return bool(getattr(exc, "connection_invalidated", False))
@@ -418,9 +456,10 @@ def _log_record(record: Record, action: str, reason: str, ms: float) -> None:
              message_id=record.message_id, filename=posixpath.basename(record.key))
 
 
-def _log_skipped(skipped: Skipped) -> None:
-    log_line(key=skipped.key, bucket=skipped.bucket, action="skipped", reason=skipped.reason,
-             ms=0, event=skipped.event_name, message_id=skipped.message_id)
+def _log_skipped(skipped: Skipped, action: str = "skipped", note: str = "") -> None:
+    log_line(key=skipped.key, bucket=skipped.bucket, action=action,
+             reason=skipped.reason + note, ms=0, event=skipped.event_name,
+             message_id=skipped.message_id)
 
 
 # -- the entry point ------------------------------------------------------------------------

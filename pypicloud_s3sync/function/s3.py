@@ -12,6 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Seconds to wait for a connection and for each read when ``storage.connect_timeout`` /
+#: ``storage.read_timeout`` are not set.  botocore's own 60 s each, times its legacy five
+#: attempts, would let a function with no route to S3 (in a VPC without an S3 gateway
+#: endpoint or NAT) hang until Lambda kills it, with nothing in the log saying why.
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 10
+
+#: botocore's standard retry mode: three attempts in all, with jittered backoff, and
+#: throttling and transient errors retried the same way by every caller.  A missing route
+#: then fails within about 3 x CONNECT_TIMEOUT plus the backoff, well inside the
+#: function's timeout.
+RETRIES = {"mode": "standard", "total_max_attempts": 3}
+
 #: Credential settings pypicloud hands to boto3 when set (else boto3's default chain).
 CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
@@ -60,6 +73,10 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0,
     ``min_pool_connections`` is for callers that share the client between threads
     (reconcile's parallel HEADs): the pool then holds at least one connection per
     thread, so none is thrown away, whatever ``storage.max_pool_connections`` says.
+
+    Unlike pypicloud's client, ours fails fast: :data:`CONNECT_TIMEOUT` and
+    :data:`READ_TIMEOUT` unless ``storage.connect_timeout`` / ``storage.read_timeout``
+    say otherwise, and botocore's standard retry mode (:data:`RETRIES`).
     The client has a session of its own, whose listings parse timestamps quickly (see
     :func:`fast_timestamp`).
     """
@@ -69,6 +86,9 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0,
     from botocore.endpoint import MAX_POOL_CONNECTIONS
 
     config, client = _client_options(settings)
+    config.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    config.setdefault("read_timeout", READ_TIMEOUT)
+    config.setdefault("retries", dict(RETRIES))
     if endpoint_url:
         client["endpoint_url"] = endpoint_url
     pool = config.get("max_pool_connections", MAX_POOL_CONNECTIONS)

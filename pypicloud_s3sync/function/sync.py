@@ -185,8 +185,21 @@ def _clear_sql(cache: ICache, filename: str, key: str | None) -> str:
     recorded = (stored.data or {}).get("path")
     if key is not None and recorded and recorded != key:
         return "other-path"
-    cache.clear(stored)
-    return "cleared"
+    # By statement, not pypicloud's ``clear`` (an ORM delete): a concurrent container
+    # may have deleted the row since the fetch, which is "absent", not SQLAlchemy's
+    # "expected to delete 1 row(s); 0 were matched" warning.
+    cache.db.expunge(stored)
+    deleted = cache.db.execute(_delete_by_filename(), {"filename": filename})
+    return "cleared" if deleted.rowcount else "absent"
+
+
+@functools.cache
+def _delete_by_filename() -> Any:
+    from pypicloud.cache.sql import SQLPackage
+    from sqlalchemy import bindparam, delete
+
+    table = SQLPackage.__table__
+    return delete(table).where(table.c.filename == bindparam("filename"))
 
 
 #: SQL dialects whose JSON functions SQLAlchemy can compile against pypicloud's text column.
@@ -297,6 +310,35 @@ VERIFY_AFTER_SECONDS = 0.05
 #: How often one key is re-applied when it keeps changing under us before we give up.
 MAX_ATTEMPTS = 3
 
+#: PostgreSQL (SQLSTATE) and MySQL/MariaDB (error number) codes of a transaction that
+#: lost to a concurrent one: serialization failure, deadlock.
+_CONFLICT_CODES = frozenset({"40001", "40P01", "1213"})
+
+
+def write_conflict(cache: ICache, exc: BaseException) -> bool:
+    """True when a SQL write failed only because another container wrote the same row.
+
+    pypicloud's ``save`` is SQLAlchemy's ``merge``: a SELECT, then an INSERT or an
+    UPDATE.  Two containers saving one filename both find no row and both INSERT (the
+    second fails on the primary key); a save that found the row loses it to a
+    concurrent delete (the UPDATE matches nothing).  Neither says anything about the
+    object, and since the apply is state-based, applying the key again is the answer.
+    """
+    if backend_of(cache) != "sql":
+        return False
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    if isinstance(exc, IntegrityError | StaleDataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "pgcode", None)
+        if code is None and getattr(orig, "args", None):
+            code = orig.args[0]
+        return str(code) in _CONFLICT_CODES
+    return False
+
 
 class KeepsChanging(RuntimeError):
     """The object changed during every attempt; a retry later will read it again."""
@@ -356,11 +398,14 @@ def sync_key(
     Concurrent invocations: a write can only be overtaken by a newer event's write if
     our HEAD-to-commit window is longer than S3 takes to deliver that newer event, so
     when the window exceeds ``verify_after`` seconds we HEAD again and re-apply if the
-    object changed meanwhile (``None`` never verifies, ``0`` always does).  The fast path
-    stays one HEAD and one write.  Errors propagate; nothing is retried here.
+    object changed meanwhile (``None`` never verifies, ``0`` always does).  A SQL write
+    that lost to another container's write of the same row (:func:`write_conflict`) is
+    rolled back and the key applied again from a new HEAD.  The fast path stays one HEAD
+    and one write.  Other errors propagate; nothing else is retried here.
     """
     heads = 0
-    for _attempt in range(MAX_ATTEMPTS):
+    conflicts = 0
+    for attempt in range(MAX_ATTEMPTS):
         started = time.monotonic()
         state = head_object(s3_client, bucket, key)
         heads += 1
@@ -373,7 +418,16 @@ def sync_key(
                     found_key = alt
                     break
         absent_keys = (key, *alt_keys) if state is None else (found_key,)
-        action, reason = _make_cache_agree(cache, state, found_key, absent_keys)
+        try:
+            action, reason = _make_cache_agree(cache, state, found_key, absent_keys)
+        except Exception as exc:
+            # Rolled back already (committing); the last attempt's error propagates.
+            if attempt + 1 == MAX_ATTEMPTS or not write_conflict(cache, exc):
+                raise
+            conflicts += 1
+            continue
+        if conflicts:
+            reason += f" (applied again after {conflicts} concurrent write(s) of the same row)"
         wrote = action != "skipped"
         if not wrote or verify_after is None or time.monotonic() - started < verify_after:
             return Outcome(action, reason, found_key, heads)
@@ -398,4 +452,5 @@ __all__ = [
     "package_from_state",
     "save_package",
     "sync_key",
+    "write_conflict",
 ]

@@ -45,6 +45,8 @@ class Actual:
     #: undoes by-hand changes on its next update, so create and delete leave them alone.
     stack: str | None = None
     invoke_config: dict[str, Any] | None = None
+    #: The function's reserved concurrency; None when it has none.
+    reserved_concurrency: int | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
     #: The region the bucket is in (GetBucketLocation), which the plan's must match.
@@ -102,6 +104,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.function_tags = function.get("Tags") or {}
         actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
+        if options.reserved_concurrency is not None:
+            actual.reserved_concurrency = lam.get_function_concurrency(
+                FunctionName=options.function_name).get("ReservedConcurrentExecutions")
         policy = read_or_none(lam.get_policy, FunctionName=options.function_name)
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):

@@ -221,8 +221,10 @@ OPERATOR_ROLE_ACTIONS = [
 #: async settings and its invoke permissions, delete.
 OPERATOR_FUNCTION_ACTIONS = [
     "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
-    "lambda:GetFunction", "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy",
-    "lambda:PutFunctionEventInvokeConfig", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:GetFunction", "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy",
+    "lambda:PutFunctionConcurrency", "lambda:PutFunctionEventInvokeConfig",
+    "lambda:RemovePermission", "lambda:TagResource",
     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
 ]
 #: ... to the bucket's notification document (merged, never replaced), and its region

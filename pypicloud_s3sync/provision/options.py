@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES, arch_name, runtime_name
-from . import iam
+from . import concurrency, iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression
 
@@ -81,6 +81,8 @@ class DeployOptions:
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
     #: or ``off`` (see :mod:`.schedule`).
     reconcile_every: str | None = None
+    #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
+    reserved_concurrency: int | None = None
 
     @classmethod
     def from_config(cls, config: PypicloudConfig, **overrides: Any) -> DeployOptions:
@@ -112,6 +114,8 @@ class DeployOptions:
                     raise OptionsError(f"s3sync.{key} = {value!r} is not a whole number") from exc
             elif key in ("subnet_ids", "security_group_ids"):
                 value = _as_list(value)
+            elif key == "reserved_concurrency":
+                value = concurrency.parse(value)
             elif key == "runtime":
                 value = runtime_name(value)
             elif key == "arch":

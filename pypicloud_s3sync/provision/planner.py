@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
 from ..urlsecrets import without_secrets
-from . import dbstore, iam, notifications
+from . import concurrency, dbstore, iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
 from .aws import tag_dict
 from .errors import (
@@ -599,6 +599,7 @@ class Planner:
                 operation="put_function_event_invoke_config",
                 params={"FunctionName": self.fname, **want},
             )
+        concurrency.plan(self)
 
     # permissions -----------------------------------------------------------
     def permission(self, principal: str, source_arn: str, wanted: bool,
