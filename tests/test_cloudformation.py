@@ -208,7 +208,7 @@ def test_a_secret_reference_and_an_environment_key_are_templated_without_reading
     options = deploy.DeployOptions.from_config(config, kms_key_arn=key)
     resources = cloudformation.render(config, options, REGION)["Resources"]
     function = resources["Function"]["Properties"]
-    assert function["KMSKeyArn"] == key
+    assert function["KmsKeyArn"] == key
     settings = json.loads(function["Environment"]["Variables"]["PYPICLOUD_SETTINGS"])
     assert settings["s3sync.db_url_secret"] == secret
     statements = resources["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
@@ -216,6 +216,18 @@ def test_a_secret_reference_and_an_environment_key_are_templated_without_reading
               if isinstance(s["Resource"], str)}
     assert grants[secret] == ["secretsmanager:GetSecretValue"]
     assert grants[key] == ["kms:Decrypt"]
+
+
+def test_reserved_concurrency_caps_the_templated_function(aws, tmp_path, code):
+    """The cap create would put on the function is the function's own property here."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    config = make_config(tmp_path, **CACHES["sql"])
+    options, _ = _create(config, code, reserved_concurrency="4")
+    made = boto3.client("lambda", region_name=REGION).get_function_concurrency(
+        FunctionName=options.function_name)["ReservedConcurrentExecutions"]
+    resources = cloudformation.render(config, options, REGION)["Resources"]
+    assert resources["Function"]["Properties"]["ReservedConcurrentExecutions"] == made == 4
 
 
 def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_path):
@@ -236,7 +248,9 @@ def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_p
     {"subnet_ids": "subnet-0123456789abcdef0", "security_group_ids": "sg-0123456789abcdef0",
      "role_arn":
      "arn:aws:iam::123456789012:role/given"},
-], ids=["direct", "eventbridge-schedule", "vpc-given-role"])
+    {"reserved_concurrency": "4", "kms_key_arn":
+     f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+], ids=["direct", "eventbridge-schedule", "vpc-given-role", "capped-own-key"])
 def test_template_passes_cfn_lint(tmp_path, options):
     config = make_config(tmp_path, **CACHES["dynamo"])
     template = cloudformation.render(

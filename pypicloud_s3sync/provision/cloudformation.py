@@ -140,6 +140,8 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
                 p.pop(key)
             p["Tags"] = [{"Key": k, "Value": v} for k, v in p["Tags"].items()]
             p["Code"] = {"S3Bucket": {"Ref": CODE_BUCKET}, "S3Key": {"Ref": CODE_KEY}}
+            if "KMSKeyArn" in p:  # the API's spelling; CloudFormation's is KmsKeyArn
+                p["KmsKeyArn"] = p.pop("KMSKeyArn")
             add(FUNCTION, "AWS::Lambda::Function", p)
         elif call == "lambda.put_function_event_invoke_config":
             p["FunctionName"] = {"Ref": FUNCTION}
@@ -155,6 +157,9 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
             add(logical, "AWS::Events::Rule", p, DependsOn=permission)
         elif call == "events.put_targets":
             resources[rules[p["Rule"]][0]]["Properties"]["Targets"] = p["Targets"]
+        elif call == "lambda.put_function_concurrency":
+            resources[FUNCTION]["Properties"]["ReservedConcurrentExecutions"] = (
+                p["ReservedConcurrentExecutions"])
         elif call == "s3.put_bucket_notification_configuration":
             _notification(add, options, target.bucket, target.prefix)
         else:  # pragma: no cover - a new kind of step must be rendered, not dropped
