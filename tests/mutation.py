@@ -99,16 +99,21 @@ def run(name: str, target: Target) -> dict[str, object]:
     _prepare(work, target)
     with open(work / "run.log", "wb") as log:
         subprocess.run([*_MUTMUT, "run", "--max-children", "1", *target.only], cwd=work,
-                       env=_env(), stdout=log, stderr=subprocess.STDOUT, check=True)
+                       env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
     return summarize(name, target)
 
 
 _MUTMUT = [sys.executable, "-m", "mutmut"]
 
 
-def _env() -> dict[str, str]:
-    """The mutated copy must be what the tests import: no path to the real tree."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+def _env(work: Path) -> dict[str, str]:
+    """The mutated copy must be what the tests import: no path to the real tree.  A
+    temporary directory of its own keeps the admin endpoint's lock files apart from
+    another test run's on the same machine (they would answer 409 busy)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    (work / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(work / "tmp")
+    return env
 
 
 def _prepare(work: Path, target: Target) -> None:
@@ -125,7 +130,8 @@ def _prepare(work: Path, target: Target) -> None:
 def summarize(name: str, target: Target) -> dict[str, object]:
     """The counts of a run, also of one stopped part way ("not checked" then)."""
     listed = subprocess.run([*_MUTMUT, "results", "--all", "true"], cwd=WORK / name,
-                            env=_env(), capture_output=True, text=True, check=True).stdout
+                            env=_env(WORK / name), capture_output=True, text=True,
+                            check=True).stdout
     statuses: dict[str, str] = {}
     for line in listed.splitlines():
         match = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
