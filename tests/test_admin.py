@@ -55,6 +55,32 @@ def test_origins_compare_as_browsers_send_them():
     assert normalise_origin("HTTPS://Example.COM:443/") == "https://example.com"
     assert normalise_origin("http://example.com:8080") == "http://example.com:8080"
     assert normalise_origin("null") == ""
+    assert normalise_origin("http://Example.com:80/") == "http://example.com"
+    assert normalise_origin("http://example.com:81") == "http://example.com:81"
+    assert normalise_origin("https://example.com:80") == "https://example.com:80"
+    assert normalise_origin("ftp://example.com") == ""
+
+
+@pytest.mark.parametrize(("host", "origin", "allowed"), [
+    ("pypi.example.com:443", "https://pypi.example.com", True),
+    ("pypi.example.com:80", "http://pypi.example.com", True),
+    ("pypi.example.com:8443", "https://pypi.example.com", False),
+    ("localhost", "ftp://localhost", False),  # not a scheme a browser page has
+])
+def test_the_servers_own_origin_is_recognised_whatever_port_the_host_names(
+        host, origin, allowed):
+    from pyramid.request import Request
+
+    from pypicloud_s3sync.admin.errors import ApiError
+    from pypicloud_s3sync.admin.security import AdminSettings, check_same_origin
+
+    request = Request.blank("/admin/s3sync", headers={"Host": host, "Origin": origin})
+    if allowed:
+        check_same_origin(request, AdminSettings())
+    else:
+        with pytest.raises(ApiError) as info:
+            check_same_origin(request, AdminSettings())
+        assert info.value.status == 403
 
 
 # -- the lock ----------------------------------------------------------------------------
