@@ -80,7 +80,26 @@ def test_the_servers_own_origin_is_recognised_whatever_port_the_host_names(
     else:
         with pytest.raises(ApiError) as info:
             check_same_origin(request, AdminSettings())
-        assert info.value.status == 403
+        assert (info.value.status, info.value.error) == (403, "cross_origin")
+        assert origin in info.value.message  # what to add, and where
+        assert ("provisioning can only be triggered from the server's own origin or an API "
+                "client (add the origin to s3sync.admin.allowed_origins if it is yours)"
+                ) in info.value.message
+
+
+def test_a_browser_that_only_says_cross_site_is_refused_with_that_reason():
+    from pyramid.request import Request
+
+    from pypicloud_s3sync.admin.errors import ApiError
+    from pypicloud_s3sync.admin.security import AdminSettings, check_same_origin
+
+    request = Request.blank("/admin/s3sync", headers={"Sec-Fetch-Site": "cross-site"})
+    with pytest.raises(ApiError) as info:
+        check_same_origin(request, AdminSettings())
+    assert (info.value.status, info.value.error, info.value.message) == (
+        403, "cross_origin", "refused: the browser reports this request as cross-site")
+    check_same_origin(Request.blank("/", headers={"Sec-Fetch-Site": "same-origin"}),
+                      AdminSettings())
 
 
 # -- the lock ----------------------------------------------------------------------------
