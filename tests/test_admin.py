@@ -272,3 +272,15 @@ def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
     error = error_for(caught.value)
     assert (error.status, error.error) == (500, "bundle")
     assert "python3.10" in error.message and "s3sync.bundle" in error.message
+
+
+def test_secrets_are_found_wherever_they_stand_among_other_settings():
+    """A number, an unparsable URL or an unrelated variable before a secret must not
+    end the search for it."""
+    settings = {"pyramid.reload": 5, "storage.endpoint_url": "http://[::1",
+                "storage.aws_secret_access_key": "behind-a-number-1"}
+    environ = {"HOME": "/root", "PPC_DB_URL": "postgresql://u:pw-behind-home@db/x",
+               "PPC_USER_ADMIN": "admin-hash-from-env"}
+    found = secret_values(settings, environ=environ)
+    assert {"behind-a-number-1", "pw-behind-home", "admin-hash-from-env"} <= found
+    assert "/root" not in found
