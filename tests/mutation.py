@@ -12,6 +12,7 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
 
     python -m tests.mutation              # every module
     python -m tests.mutation events sync  # some of them
+    python -m tests.mutation --results    # the counts of the last runs, run nothing
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
@@ -36,7 +37,8 @@ WORK = ROOT / "build" / "mutation"
 #: ``clear_filename`` and the stale-connection retry keep their own backends.
 HANDLER_TESTS = ["tests/test_handler.py", "tests/test_handler_faults.py",
                  "tests/test_handler_scenarios.py", "-m", "not slow", "-k",
-                 "pooled or clear_filename or not (mysql or postgresql or dynamo or redis)"]
+                 "pooled or clear_filename or (sqlite and aws) "
+                 "or not (mysql or postgresql or dynamo or redis or sqlite)"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ TARGETS: dict[str, Target] = {
                        only=("*planner.xǁPlannerǁteardown__*",)),
     "security": Target("pypicloud_s3sync/admin/security.py",
                        ("tests/test_admin.py", "tests/test_views.py", "-k",
-                        "test_admin or cross_site or origin or bad_bodies or secret "
-                        "or other_methods or only_admins"),
+                        "test_admin or cross_site or origin or bad_bodies or other_methods "
+                        "or only_admins"),
                        only=("*security.x_secret_values__*", "*security.x_scrub__*",
                              "*security.x_normalise_origin__*",
                              "*security.x__host_without_default_port__*",
@@ -94,6 +96,27 @@ def _setup_cfg(target: Target) -> str:
 
 def run(name: str, target: Target) -> dict[str, object]:
     work = WORK / name
+    _prepare(work, target)
+    with open(work / "run.log", "wb") as log:
+        subprocess.run([*_MUTMUT, "run", "--max-children", "1", *target.only], cwd=work,
+                       env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
+    return summarize(name, target)
+
+
+_MUTMUT = [sys.executable, "-m", "mutmut"]
+
+
+def _env(work: Path) -> dict[str, str]:
+    """The mutated copy must be what the tests import: no path to the real tree.  A
+    temporary directory of its own keeps the admin endpoint's lock files apart from
+    another test run's on the same machine (they would answer 409 busy)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    (work / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(work / "tmp")
+    return env
+
+
+def _prepare(work: Path, target: Target) -> None:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -102,14 +125,13 @@ def run(name: str, target: Target) -> dict[str, object]:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "pytest.ini", work / "pytest.ini")
     (work / "setup.cfg").write_text(_setup_cfg(target))
-    # The mutated copy must be what the tests import: no path to the real tree.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    mutmut = [sys.executable, "-m", "mutmut"]
-    with open(work / "run.log", "wb") as log:
-        subprocess.run([*mutmut, "run", "--max-children", "1", *target.only], cwd=work,
-                       env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    listed = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env,
-                            capture_output=True, text=True, check=True).stdout
+
+
+def summarize(name: str, target: Target) -> dict[str, object]:
+    """The counts of a run, also of one stopped part way ("not checked" then)."""
+    listed = subprocess.run([*_MUTMUT, "results", "--all", "true"], cwd=WORK / name,
+                            env=_env(WORK / name), capture_output=True, text=True,
+                            check=True).stdout
     statuses: dict[str, str] = {}
     for line in listed.splitlines():
         match = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
@@ -133,7 +155,8 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(TARGETS)
+    only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
+    names = [a for a in argv if a != "--results"] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
@@ -143,7 +166,7 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        scores[name] = run(name, TARGETS[name])
+        scores[name] = (summarize if only_results else run)(name, TARGETS[name])
         result = scores[name]
         print(f"   {result['killed']}/{result['total']} killed ({result['score']}%), "
               f"{result['counts']}", flush=True)

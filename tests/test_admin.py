@@ -55,6 +55,51 @@ def test_origins_compare_as_browsers_send_them():
     assert normalise_origin("HTTPS://Example.COM:443/") == "https://example.com"
     assert normalise_origin("http://example.com:8080") == "http://example.com:8080"
     assert normalise_origin("null") == ""
+    assert normalise_origin("http://Example.com:80/") == "http://example.com"
+    assert normalise_origin("http://example.com:81") == "http://example.com:81"
+    assert normalise_origin("https://example.com:80") == "https://example.com:80"
+    assert normalise_origin("ftp://example.com") == ""
+
+
+@pytest.mark.parametrize(("host", "origin", "allowed"), [
+    ("pypi.example.com:443", "https://pypi.example.com", True),
+    ("pypi.example.com:80", "http://pypi.example.com", True),
+    ("pypi.example.com:8443", "https://pypi.example.com", False),
+    ("localhost", "ftp://localhost", False),  # not a scheme a browser page has
+])
+def test_the_servers_own_origin_is_recognised_whatever_port_the_host_names(
+        host, origin, allowed):
+    from pyramid.request import Request
+
+    from pypicloud_s3sync.admin.errors import ApiError
+    from pypicloud_s3sync.admin.security import AdminSettings, check_same_origin
+
+    request = Request.blank("/admin/s3sync", headers={"Host": host, "Origin": origin})
+    if allowed:
+        check_same_origin(request, AdminSettings())
+    else:
+        with pytest.raises(ApiError) as info:
+            check_same_origin(request, AdminSettings())
+        assert (info.value.status, info.value.error) == (403, "cross_origin")
+        assert origin in info.value.message  # what to add, and where
+        assert ("provisioning can only be triggered from the server's own origin or an API "
+                "client (add the origin to s3sync.admin.allowed_origins if it is yours)"
+                ) in info.value.message
+
+
+def test_a_browser_that_only_says_cross_site_is_refused_with_that_reason():
+    from pyramid.request import Request
+
+    from pypicloud_s3sync.admin.errors import ApiError
+    from pypicloud_s3sync.admin.security import AdminSettings, check_same_origin
+
+    request = Request.blank("/admin/s3sync", headers={"Sec-Fetch-Site": "cross-site"})
+    with pytest.raises(ApiError) as info:
+        check_same_origin(request, AdminSettings())
+    assert (info.value.status, info.value.error, info.value.message) == (
+        403, "cross_origin", "refused: the browser reports this request as cross-site")
+    check_same_origin(Request.blank("/", headers={"Sec-Fetch-Site": "same-origin"}),
+                      AdminSettings())
 
 
 # -- the lock ----------------------------------------------------------------------------
@@ -266,3 +311,15 @@ def test_a_status_begun_before_an_operation_ended_is_not_reused():
     release.set()
     assert before.done.wait(30) and after.done.wait(30)
     assert runs.get(compute, lambda exc: None, wait=5, generation=1) is after
+
+
+def test_secrets_are_found_wherever_they_stand_among_other_settings():
+    """A number, an unparsable URL or an unrelated variable before a secret must not
+    end the search for it."""
+    settings = {"pyramid.reload": 5, "storage.endpoint_url": "http://[::1",
+                "storage.aws_secret_access_key": "behind-a-number-1"}
+    environ = {"HOME": "/root", "PPC_DB_URL": "postgresql://u:pw-behind-home@db/x",
+               "PPC_USER_ADMIN": "admin-hash-from-env"}
+    found = secret_values(settings, environ=environ)
+    assert {"behind-a-number-1", "pw-behind-home", "admin-hash-from-env"} <= found
+    assert "/root" not in found

@@ -141,7 +141,9 @@ def test_a_cross_site_form_post_with_an_admin_session_changes_nothing(
         res = app.post(URL, params={"dry_run": "false"} if "form" in content_type else "{}",
                        content_type=content_type, status="*")
         assert res.status_int == 415, res
-        assert "application/json" in res.json["message"]
+        assert res.json["error"] == "unsupported_media_type"
+        assert res.json["message"].startswith(
+            "send the request with 'Content-Type: application/json' and a JSON object body")
     res = app.delete(URL, status="*")
     assert res.status_int == 415
 
