@@ -321,7 +321,7 @@ def run_status(args: argparse.Namespace) -> int:
         _print_json(report.to_json())
     else:
         print(report.describe())
-    return 0 if report.in_sync else EXIT_DRIFT
+    return 0 if report.healthy else EXIT_DRIFT
 
 
 # -- reconcile ---------------------------------------------------------------------------

@@ -255,6 +255,12 @@ RESOLVERS: dict[str, Resolver] = {
     "s3.GetBucketLocation": _s3("s3:GetBucketLocation", _bucket),
     "s3.GetBucketNotificationConfiguration": _s3("s3:GetBucketNotification", _bucket),
     "s3.PutBucketNotificationConfiguration": _s3("s3:PutBucketNotification", _bucket),
+    "s3.GetBucketVersioning": _s3("s3:GetBucketVersioning", _bucket),
+    "s3.GetBucketReplication": _s3("s3:GetReplicationConfiguration", _bucket),
+    # Status's path checks: EC2 describe calls and CloudWatch reads name no resource.
+    **{f"ec2.{op}": _one(f"ec2:{op}", lambda c: "*") for op in (
+        "DescribeSubnets", "DescribeVpcEndpoints", "DescribeRouteTables")},
+    "cloudwatch.GetMetricStatistics": _one("cloudwatch:GetMetricStatistics", lambda c: "*"),
     # DynamoDB: the table, or the index a Query/Scan names.
     **{f"dynamodb.{op}": _ddb(op) for op in (
         "DescribeTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",

@@ -11,6 +11,10 @@ moto 5.2.5 also appends every ``PutFunctionEventInvokeConfig`` to a list and ans
 ``GetFunctionEventInvokeConfig`` with the first entry, so after a change of retries or
 on-failure destination it keeps reporting the old settings; AWS overwrites the one
 configuration a function has.  The patch makes the put replace what is stored.
+
+moto 5.2.5 answers ``GetBucketReplication`` with every rule's ``Filter`` as prefix ""
+and ``DeleteMarkerReplication`` as Disabled, whatever was put; status judges exactly
+those two fields, so the patch returns the stored ones, as AWS does.
 """
 
 from __future__ import annotations
@@ -38,6 +42,20 @@ def _replace_invoke_config() -> None:
     LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
 
 
+def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stored = response.backend.get_bucket_replication(response.bucket_name)["Rule"]
+    by_id = {rule.get("ID"): rule for rule in (stored if isinstance(stored, list)
+                                               else [stored])}
+    fixed = []
+    for rule in rules:
+        put = by_id.get(rule["ID"], {})
+        fixed.append({**rule,
+                      "Filter": put.get("Filter") or {"Prefix": put.get("Prefix") or ""},
+                      "DeleteMarkerReplication": put.get("DeleteMarkerReplication")
+                      or rule["DeleteMarkerReplication"]})
+    return fixed
+
+
 def apply() -> None:
     """Make moto answer as AWS does where our planner compares what it reads back."""
     global _PATCHED
@@ -55,6 +73,10 @@ def apply() -> None:
                 and isinstance(result, dict) and "EventBridgeConfiguration" not in result
                 and _has_eventbridge(self)):
             action_result = ActionResult({**result, "EventBridgeConfiguration": {}})
+        if self.data.get("Action") == "GetBucketReplication" and isinstance(result, dict):
+            config = result["ReplicationConfiguration"]
+            action_result = ActionResult({"ReplicationConfiguration": {
+                **config, "Rules": _stored_rules(self, config["Rules"])}})
         return original(self, action_result)
 
     S3Response.serialized = serialized

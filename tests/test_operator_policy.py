@@ -122,15 +122,22 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     op.run("reconcile", "--deep", expect=3)  # one removed
     op.run("reconcile")
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512")  # back to direct
-    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--subnet-ids",
-           "subnet-1", "--security-group-ids", "sg-1")
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="sync",
+                                      Description="sync")["GroupId"]
+    in_vpc = ("--bundle", zip_two, "--memory", "512", "--subnet-ids", subnet,
+              "--security-group-ids", group)
+    op.run("create", "-f", *in_vpc)
+    op.run("status", *in_vpc, expect=3)  # 3: no gateway endpoint, no NAT
     op.run("delete", "--dry-run")
     op.run("delete")
     op.run("delete")
 
     config = load_config(str(ini))
     policy = iam.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
-                                 function_name=FUNCTION, subnet_ids=["subnet-1"])
+                                 function_name=FUNCTION, subnet_ids=[subnet])
     op.check(policy)
     unused = aws_trace.unused_grants(policy, op.requests())
     assert not unused, f"granted but never needed by a traced command: {unused}"

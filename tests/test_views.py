@@ -245,6 +245,11 @@ def test_provision_then_status_in_sync_then_teardown_leaves_the_account_as_it_wa
     assert res.status_int == 200
     assert res.json["in_sync"] is True, res.json["resources"]
     assert all(row["in_sync"] for row in res.json["resources"])
+    # The path checks come with it, as status --json prints them.
+    checks = {check["check"]: check for check in res.json["checks"]}
+    assert checks["function"]["status"] == "ok"
+    assert checks["replication"]["status"] == "warn"  # the test bucket replicates nowhere
+    assert res.json["healthy"] is True
     assert res.json["operation"]["id"] == created["id"]
     assert aws_state() == after_create  # GET changed nothing
 

@@ -28,6 +28,7 @@ from ..bundle.builder import (
 )
 from ..bundle.runtimes import RuntimeRetired, check_runtime
 from ..config import PypicloudConfig
+from . import pathchecks
 from .actual import read_actual
 from .aws import AwsClients, is_mutating
 from .errors import ApplyError, AwsError, DeployError, Fix, OptionsError, ProvisionError
@@ -193,8 +194,10 @@ def status(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
 
     The create plan with ``-f`` in reporting mode: what create would refuse becomes a
     drifted row, and the report's ``steps`` are what ``create -f`` would do about it.
+    Its ``checks`` follow the path beyond our resources (:mod:`.pathchecks`).
     """
     forced = replace(options, force=True)
     planner = _compare(config, forced, clients, code, progress, strict=False)
     return StatusReport(forced.function_name, clients.region, planner.desired.account,
-                        planner.rows, planner.warnings, planner.steps)
+                        planner.rows, planner.warnings, planner.steps,
+                        pathchecks.plan(planner))

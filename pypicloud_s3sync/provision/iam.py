@@ -228,8 +228,10 @@ OPERATOR_FUNCTION_ACTIONS = [
     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
 ]
 #: ... to the bucket's notification document (merged, never replaced), and its region
-#: (S3 only notifies a function in the bucket's own region).
+#: (S3 only notifies a function in the bucket's own region); status reads its
+#: versioning and replication rules.
 OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:GetBucketNotification",
+                           "s3:GetBucketVersioning", "s3:GetReplicationConfiguration",
                            "s3:PutBucketNotification"]
 #: ... to the two EventBridge rules (delivery and schedule), read on every plan so that
 #: dropping an option removes its rule.
@@ -249,9 +251,12 @@ OPERATOR_STORE_ACTIONS = {
 }
 #: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
 OPERATOR_LIST_ACTIONS = ["events:ListRules"]
-#: Lambda checks a VPC function's subnets and groups with the caller's rights.
-OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
-                        "ec2:DescribeVpcs"]
+#: Lambda checks a VPC function's subnets and groups with the caller's rights; status
+#: looks for the subnets' route to S3.
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs"]
+#: status reads the function's last day of metrics; CloudWatch names no resource here.
+OPERATOR_METRIC_ACTIONS = ["cloudwatch:GetMetricStatistics"]
 
 
 
@@ -275,7 +280,8 @@ def operator_policy(
     status for this one function in ``region``, reconcile of this config's bucket and
     cache, and bundle (which calls no AWS API).  ``given_role`` is ``-a``'s role: it is
     then only read and passed to the function, never changed.  Every resource is named;
-    only ``events:ListRules`` (and a VPC function's EC2 describe calls) take ``"*"``,
+    only ``events:ListRules``, ``cloudwatch:GetMetricStatistics`` (and a VPC function's
+    EC2 describe calls) take ``"*"``,
     the one form AWS accepts for them.
     """
     from .planner import delivery_rule_name
@@ -306,6 +312,8 @@ def operator_policy(
         {"Sid": "Rules", "Effect": "Allow", "Action": list(OPERATOR_RULE_ACTIONS),
          "Resource": rules},
         {"Sid": "ListRules", "Effect": "Allow", "Action": list(OPERATOR_LIST_ACTIONS),
+         "Resource": "*"},
+        {"Sid": "Metrics", "Effect": "Allow", "Action": list(OPERATOR_METRIC_ACTIONS),
          "Resource": "*"},
         # reconcile reads the bucket and writes the cache as the function does.
         *_package_statements(config, partition),

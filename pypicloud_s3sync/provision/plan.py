@@ -11,10 +11,13 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import redact_url
 from ..urlsecrets import redact_text
+
+if TYPE_CHECKING:
+    from .pathchecks import Check
 
 #: The function's one environment variable of ours (shown parsed, URLs redacted).
 ENV_VAR = "PYPICLOUD_SETTINGS"
@@ -170,10 +173,17 @@ class StatusReport:
     warnings: list[str] = field(default_factory=list)
     #: The steps ``create -f`` would take to remove the drift.
     steps: list[Step] = field(default_factory=list)
+    #: The path beyond our resources (:mod:`.pathchecks`), each ok, warn or fail.
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:
         return all(row.in_sync for row in self.rows)
+
+    @property
+    def healthy(self) -> bool:
+        """In sync and no check failed: ``status`` exits 0 only then."""
+        return self.in_sync and all(check.status != "fail" for check in self.checks)
 
     @property
     def function_differs(self) -> bool:
@@ -187,6 +197,8 @@ class StatusReport:
             "in_sync": self.in_sync, "resources": [row.to_json() for row in self.rows],
             "warnings": [redact_text(w) for w in self.warnings],
             "fix": [step.to_json() for step in self.steps],
+            "healthy": self.healthy,
+            "checks": [check.to_json() for check in self.checks],
         }
 
     def describe(self) -> str:
@@ -199,6 +211,9 @@ class StatusReport:
             if not row.in_sync:
                 lines.append(f"        desired: {row.desired}")
                 lines.append(f"        actual:  {row.actual}")
+        if self.checks:
+            lines.append("Path checks:")
+            lines += [check.describe() for check in self.checks]
         lines += [f"warning: {warning}" for warning in self.warnings]
         stack = next((row.name for row in self.rows
                       if row.resource == "cloudformation-stack"), None)
