@@ -239,26 +239,27 @@ def test_every_skip_and_record_names_its_message_and_what_it_was() -> None:
     assert parsed.sqs_message_ids == [f"m{i}" for i in range(len(bodies))]
     malformed = "malformed S3 record (TypeError('bucket name and key must be non-empty strings'))"
     assert parsed.skipped == [
-        Skipped("payload is not a JSON object", "m0"),
+        Skipped("payload is not a JSON object", "m0", unreadable=True),
         Skipped("s3:TestEvent (sent when a notification configuration is saved)", "m1",
                 bucket="b", event_name="s3:TestEvent"),
-        Skipped("not an S3, SNS, SQS or EventBridge event", "m2"),
-        Skipped("payload is not a JSON object", "m3"),
-        Skipped("record is not an object", "m4"),
-        Skipped("payload is not a JSON object", "m4"),
+        Skipped("not an S3, SNS, SQS or EventBridge event", "m2", unreadable=True),
+        Skipped("payload is not a JSON object", "m3", unreadable=True),
+        Skipped("record is not an object", "m4", unreadable=True),
+        Skipped("payload is not a JSON object", "m4", unreadable=True),
         Skipped("SNS message is not JSON (Expecting property name enclosed in double quotes: "
-                "line 1 column 2 (char 1))", "m4"),
-        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
-        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
-        Skipped(malformed, "m5", event_name="ObjectCreated:Put"),
+                "line 1 column 2 (char 1))", "m4", unreadable=True),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put", unreadable=True),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put", unreadable=True),
+        Skipped(malformed, "m5", event_name="ObjectCreated:Put", unreadable=True),
         Skipped("ObjectTagging:Put does not create or remove objects", "m5", key="k.whl",
                 bucket="b", event_name="ObjectTagging:Put"),
         Skipped("unnamed event does not create or remove objects", "m5", key="k.whl",
                 bucket="b"),
-        Skipped("malformed S3 record (KeyError('s3'))", "m5", event_name="ObjectCreated:Put"),
-        Skipped("not an S3, SNS, SQS or EventBridge event", "m7"),
+        Skipped("malformed S3 record (KeyError('s3'))", "m5", event_name="ObjectCreated:Put",
+                unreadable=True),
+        Skipped("not an S3, SNS, SQS or EventBridge event", "m7", unreadable=True),
         Skipped("malformed EventBridge event (TypeError('bucket name and key must be "
-                "non-empty strings'))", "m8", event_name="Object Created"),
+                "non-empty strings'))", "m8", event_name="Object Created", unreadable=True),
         Skipped("EventBridge 'Object Tags Added' does not create or remove objects", "m9",
                 key="k-1.0.tar.gz", bucket="b", event_name="Object Tags Added"),
     ]
@@ -302,7 +303,7 @@ def test_an_sns_body_and_a_record_without_names_are_reported_as_such() -> None:
     assert parsed.sqs_message_ids == ["", "m1"]
     assert parsed.skipped == [
         Skipped("SNS message is not JSON (Expecting property name enclosed in double quotes: "
-                "line 1 column 2 (char 1))", ""),
+                "line 1 column 2 (char 1))", "", unreadable=True),
         Skipped("unnamed event does not create or remove objects", "m1", key="k.whl",
                 bucket="b"),
     ]
