@@ -858,6 +858,10 @@ def test_a_sql_cache_without_a_cap_is_warned_about(bucket, tmp_path, code):
     assert "concurrency" not in {step.resource for step in plan.steps}
     redis = create(make_config(tmp_path, name="redis.ini"), code=code)
     assert not [w for w in redis.warnings if "not capped" in w]
+    # SQLite has no server whose connections could run out (the demo's cache).
+    sqlite = create(make_config(tmp_path, name="sqlite.ini", **{
+        "pypi.db": "sql", "db.url": f"sqlite:///{tmp_path / 'cache.sqlite'}"}), code=code)
+    assert not [w for w in sqlite.warnings if "not capped" in w]
 
 
 @pytest.mark.parametrize(("given", "expected"), [("8", 8), ("off", None), ("", None)])

@@ -5,7 +5,8 @@ containers as the account allows, each opening its own connection to a SQL cache
 past the server's ``max_connections``.  Reserved concurrency caps that; throttled
 asynchronous events are kept by Lambda and retried within ``--max-event-age``, so the
 cap slows a burst down without losing it.  Redis and DynamoDB take any number of
-clients, so only SQL caches get the warning.
+clients, and SQLite has no server whose connections could run out, so only SQL caches on
+a database server get the warning.
 """
 
 from __future__ import annotations
@@ -42,11 +43,19 @@ def parse(value: Any) -> int | None:
     return cap
 
 
+def _on_a_server(planner: Planner) -> bool:
+    """A SQL cache whose server counts connections (not SQLite's file)."""
+    if planner.config.cache_backend != "sql":
+        return False
+    url = str(planner.config.settings.get("db.url") or "")
+    return not url.lower().startswith("sqlite")
+
+
 def plan(planner: Planner) -> None:
     """The row, the step and the warning for the function's reserved concurrency."""
     cap, have = planner.options.reserved_concurrency, planner.actual.reserved_concurrency
     name = planner.fname
-    if planner.config.cache_backend == "sql":
+    if _on_a_server(planner):
         if cap is None:
             planner.warnings.append(
                 f"the cache is SQL and the function's concurrency is not capped: a burst of "
