@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from pypicloud_s3sync.config import load_config
-from pypicloud_s3sync.provision import deploy
+from pypicloud_s3sync.provision import deploy, iam
 
 from .pypicloud_app import write_ini
 
@@ -91,3 +91,36 @@ def snapshot(bucket: str = BUCKET, endpoint_url: str | None = None) -> dict[str,
     rules = {r["Name"]: r.get("EventPattern") for r in events.list_rules()["Rules"]}
     return {"roles": roles, "functions": functions, "notification": notification,
             "rules": rules}
+
+
+def foreign_destinations(tmp_path: Path) -> dict[str, Any]:
+    """A Lambda function, an SQS queue, an SNS topic and EventBridge, owned by others."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="audit")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
+    role = boto3.client("iam").create_role(
+        RoleName="thumbnailer", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
+        "Role"]["Arn"]
+    fn_arn = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="thumbnailer", Runtime="python3.12", Role=role, Handler="x.y",
+        Code={"ZipFile": write_zip(tmp_path / "other.zip").read_bytes()})["FunctionArn"]
+
+    def rule(name, value):
+        return {"Key": {"FilterRules": [{"Name": name, "Value": value}]}}
+
+    return {
+        "LambdaFunctionConfigurations": [
+            {"Id": "thumbs", "LambdaFunctionArn": fn_arn, "Events": ["s3:ObjectCreated:*"],
+             "Filter": rule("prefix", "images/")}],
+        "QueueConfigurations": [
+            {"Id": "audit-log", "QueueArn": queue_arn, "Events": ["s3:ObjectRemoved:*"],
+             "Filter": rule("prefix", "audit/")},
+            {"Id": "restores", "QueueArn": queue_arn, "Events": ["s3:ObjectRestore:*"]}],
+        "TopicConfigurations": [
+            {"Id": "big-uploads", "TopicArn": topic_arn, "Events": ["s3:ObjectCreated:Put"],
+             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "isos/"},
+                                                {"Name": "suffix", "Value": ".iso"}]}}}],
+        "EventBridgeConfiguration": {},
+    }

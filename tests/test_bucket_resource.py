@@ -19,8 +19,14 @@ import pytest
 from pypicloud_s3sync.provision import bucket_resource, deploy, iam, notifications
 
 from . import moto_gaps
-from .deploy_helpers import BUCKET, REGION, clients_for, make_config, write_zip
-from .test_deploy import _foreign_destinations
+from .deploy_helpers import (
+    BUCKET,
+    REGION,
+    clients_for,
+    foreign_destinations,
+    make_config,
+    write_zip,
+)
 
 FUNCTION = "pypicloud_s3_sync"
 ENTRY_ID = notifications.entry_id(FUNCTION)
@@ -112,7 +118,7 @@ def ours(config):
 
 
 def test_create_update_delete_touch_only_our_entry(bucket, tmp_path, responses):
-    foreign = _foreign_destinations(tmp_path)
+    foreign = foreign_destinations(tmp_path)
     boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
         Bucket=BUCKET, NotificationConfiguration=foreign)
     before = bucket_notification()

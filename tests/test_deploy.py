@@ -18,6 +18,7 @@ from .deploy_helpers import (
     REGION,
     Recorder,
     clients_for,
+    foreign_destinations,
     make_config,
     snapshot,
     write_zip,
@@ -360,43 +361,10 @@ def test_invoke_permission_is_scoped_to_bucket_and_account(bucket, tmp_path, cod
         "StringEquals": {"AWS:SourceAccount": "123456789012"}}
 
 
-def _foreign_destinations(tmp_path):
-    """A Lambda function, an SQS queue, an SNS topic and EventBridge, owned by others."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue = sqs.create_queue(QueueName="audit")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
-    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
-    role = boto3.client("iam").create_role(
-        RoleName="thumbnailer", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
-        "Role"]["Arn"]
-    fn_arn = boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName="thumbnailer", Runtime="python3.12", Role=role, Handler="x.y",
-        Code={"ZipFile": write_zip(tmp_path / "other.zip").read_bytes()})["FunctionArn"]
-
-    def rule(name, value):
-        return {"Key": {"FilterRules": [{"Name": name, "Value": value}]}}
-
-    return {
-        "LambdaFunctionConfigurations": [
-            {"Id": "thumbs", "LambdaFunctionArn": fn_arn, "Events": ["s3:ObjectCreated:*"],
-             "Filter": rule("prefix", "images/")}],
-        "QueueConfigurations": [
-            {"Id": "audit-log", "QueueArn": queue_arn, "Events": ["s3:ObjectRemoved:*"],
-             "Filter": rule("prefix", "audit/")},
-            {"Id": "restores", "QueueArn": queue_arn, "Events": ["s3:ObjectRestore:*"]}],
-        "TopicConfigurations": [
-            {"Id": "big-uploads", "TopicArn": topic_arn, "Events": ["s3:ObjectCreated:Put"],
-             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "isos/"},
-                                                {"Name": "suffix", "Value": ".iso"}]}}}],
-        "EventBridgeConfiguration": {},
-    }
-
-
 @pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
 def test_foreign_notifications_of_every_kind_survive_create_and_delete(
         bucket, tmp_path, code, delivery):
-    foreign = _foreign_destinations(tmp_path)
+    foreign = foreign_destinations(tmp_path)
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration=foreign)
     before_all = snapshot()
