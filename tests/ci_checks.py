@@ -43,7 +43,8 @@ def register_hypothesis_profiles() -> str:
     """
     from hypothesis import settings
 
-    settings.register_profile("dev")
+    # Explicit: hypothesis derandomizes by itself wherever CI is set in the environment.
+    settings.register_profile("dev", derandomize=False)
     settings.register_profile("ci", derandomize=True, print_blob=True)
     name = os.environ.get(PROFILE_VAR) or ("ci" if services_required() else "dev")
     settings.load_profile(name)
