@@ -110,6 +110,13 @@ class PypicloudConfig:
         """An ``s3sync.<name>`` setting (environment override ``PPC_S3SYNC_<NAME>`` wins)."""
         return self.settings.get(PREFIX + name, default)
 
+    @property
+    def sqlite_cache(self) -> bool:
+        """A SQL cache in a SQLite file: on this machine only, and with no server whose
+        connections could run out."""
+        url = str(self.settings.get("db.url") or "")
+        return self.cache_backend == "sql" and url.lower().startswith("sqlite")
+
     def endpoint_url(self, given: str | None = None) -> str | None:
         """Where every AWS call goes: ``--endpoint-url``, else ``s3sync.endpoint_url``.
 

@@ -43,19 +43,11 @@ def parse(value: Any) -> int | None:
     return cap
 
 
-def _on_a_server(planner: Planner) -> bool:
-    """A SQL cache whose server counts connections (not SQLite's file)."""
-    if planner.config.cache_backend != "sql":
-        return False
-    url = str(planner.config.settings.get("db.url") or "")
-    return not url.lower().startswith("sqlite")
-
-
 def plan(planner: Planner) -> None:
     """The row, the step and the warning for the function's reserved concurrency."""
     cap, have = planner.options.reserved_concurrency, planner.actual.reserved_concurrency
     name = planner.fname
-    if _on_a_server(planner):
+    if planner.config.cache_backend == "sql" and not planner.config.sqlite_cache:
         if cap is None:
             planner.warnings.append(
                 f"the cache is SQL and the function's concurrency is not capped: a burst of "

@@ -146,7 +146,7 @@ def check_cache_reachable(config: PypicloudConfig, options: DeployOptions,
     url = str(config.settings.get("db.url", ""))
     if _local_stand_in(options.endpoint_url):
         return  # AWS played on this machine (moto): its function runs here too
-    if config.cache_backend == "sql" and url.startswith("sqlite"):
+    if config.sqlite_cache:
         warnings.append(
             f"db.url = {url} is a SQLite file on this machine; the Lambda function cannot "
             "reach it and will fail on every event. Use PostgreSQL, MySQL, Redis or DynamoDB"
