@@ -3,8 +3,9 @@ every AWS call the commands make, and grants nothing they do not need.
 
 The commands run as operators run them (``ppc-s3sync ...`` in process, moto underneath)
 through create with direct and EventBridge delivery, ``--reconcile-every``,
-``--on-failure``, ``--alarm-topic`` (made, changed, then dropped), a VPC, updates with ``-f``, status, reconcile (plain and deep), delete, with
-the role made by create or given with ``-a``; every call is traced
+``--on-failure``, ``--alarm-topic`` (made, changed, then dropped), a VPC, updates with
+``-f``, status, reconcile (plain and deep), delete, with the role made by create or
+given with ``-a``; every call is traced
 (tests/aws_trace.py) and judged by moto's IAM evaluator against the policy.
 """
 
