@@ -88,7 +88,7 @@ def alarm_states(planner: Planner) -> list[Check]:
 #: The first thing to do when an alarm fires (docs/operating.rst has the rest).
 ALARM_RUNBOOK = {
     "errors": "read the failed invocations' log lines: aws logs tail /aws/lambda/{fname} "
-              "--since 1h --filter-pattern ERROR (docs/operating.rst, Alarms)",
+              "--since 1h --filter-pattern failed (docs/operating.rst, Alarms)",
     "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
            "replication backlog in the activity check (docs/operating.rst, Alarms)",
 }
