@@ -107,6 +107,13 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
     assert recorder.mutating == ["PutMetricAlarm"]
     assert held()[LAG]["Threshold"] == 120.0
     assert held()[LAG]["AlarmArn"] == lag["AlarmArn"]
+    # Another topic: both alarms are updated in place, nothing else.
+    other = boto3.client("sns", region_name=REGION).create_topic(Name="oncall")["TopicArn"]
+    plan = create(config, code, alarm_topic=other, alarm_lag="120")
+    assert [(s.action, s.details["changed"]) for s in plan.steps] == [
+        ("update", ["AlarmActions", "OKActions"])] * 2
+    assert {a["AlarmActions"][0] for a in held().values()} == {other}
+    create(config, code, alarm_topic=topic, alarm_lag="120")
     report = status(config, code, alarm_topic=topic)  # the ini's default again: drift
     [drifted] = [r for r in report.rows if not r.in_sync]
     assert (drifted.name, drifted.actual) == (
@@ -204,8 +211,9 @@ def test_status_shows_each_alarms_state_and_warns_past_the_lag_threshold(
 
 
 def test_the_admin_status_shows_the_alarms(topic, pypicloud_factory, tmp_path):
-    server = pypicloud_factory(**{"s3sync.alarm_topic": topic,
-                                  "s3sync.bundle": str(write_zip(tmp_path / "f.zip"))})
+    # A bucket of its own: the endpoint's provisioning lock is machine-wide, per bucket.
+    server = pypicloud_factory(bucket="alarm-packages", **{
+        "s3sync.alarm_topic": topic, "s3sync.bundle": str(write_zip(tmp_path / "f.zip"))})
     answer = server.app.post("/admin/s3sync", params="{}", content_type="application/json",
                              extra_environ=basic_auth(ADMIN), status="*")
     assert answer.status_int == 200, answer.text
@@ -256,3 +264,10 @@ def test_alarm_settings_and_their_defaults():
     alone = deploy.DeployOptions.build(alarm_lag="300")
     assert (alone.alarm_topic, alone.lag_threshold) == (None, 300.0)
     assert deploy.DeployOptions.build().lag_threshold is None
+
+
+def test_alarm_names_stay_within_cloudwatchs_limit_and_apart():
+    longest = "f" * 64  # Lambda's longest function name
+    names = alarms.alarm_names(longest)
+    assert len(set(names)) == 2 and all(len(name) <= 255 for name in names)
+    assert set(names).isdisjoint(alarms.alarm_names(longest[:-1] + "g"))
