@@ -141,8 +141,10 @@ def summary(alarm: dict[str, Any]) -> str:
     symbol = _SYMBOLS.get(alarm.get("ComparisonOperator", ""),
                           alarm.get("ComparisonOperator", "?"))
     actions = ", ".join(alarm.get("AlarmActions") or []) or "no topic"
+    threshold = alarm.get("Threshold")  # absent on an alarm changed to a band or math
     return (f"{alarm.get('Namespace')} {alarm.get('MetricName')} "
-            f"{alarm.get('Statistic')} {symbol} {alarm.get('Threshold', 0):g} per "
+            f"{alarm.get('Statistic')} {symbol} "
+            f"{'?' if threshold is None else format(threshold, 'g')} per "
             f"{alarm.get('Period')} s -> {actions}")
 
 
