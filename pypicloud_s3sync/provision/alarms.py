@@ -128,6 +128,8 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
 
 
 def _fields(alarm: dict[str, Any]) -> dict[str, Any]:
+    """What we set, in one shape for both sides: DescribeAlarms returns many more fields
+    (state, timestamps, ARNs) that must not count as drift."""
     found = {key: alarm.get(key) for key in COMPARED}
     if found["Threshold"] is not None:
         found["Threshold"] = float(found["Threshold"])
@@ -149,6 +151,8 @@ def summary(alarm: dict[str, Any]) -> str:
 
 
 def ours(planner: Planner, name: str) -> bool:
+    """Our tag, not the name, says whose an alarm is: anyone may have made one of our
+    name, and deleting theirs would silence their monitoring without a word."""
     return planner.actual.alarm_tags.get(name, {}).get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
 
 
@@ -200,9 +204,10 @@ def plan(planner: Planner) -> None:
         planner.row("alarm", name, want, have, alarm is not None and not changed)
         if alarm is None or changed:
             verb = "update" if alarm is not None else "create"
+            what = f" ({', '.join(changed)})" if changed else ""
             planner.step(
                 resource="alarm", action=verb, name=name,
-                summary=f"{verb} CloudWatch alarm {name}: {want}",
+                summary=f"{verb} CloudWatch alarm {name}{what}: {want}",
                 service="cloudwatch", operation="put_metric_alarm", params=params,
                 details={"changed": changed} if changed else {})
 
