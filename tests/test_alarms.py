@@ -10,7 +10,7 @@ metric the lag alarm watches is CloudWatch Logs' job, which moto does not do eit
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -188,7 +188,9 @@ def test_status_shows_each_alarms_state_and_warns_past_the_lag_threshold(
     cloudwatch.put_metric_data(Namespace=metrics.NAMESPACE, MetricData=[
         {"MetricName": metrics.LAG, "Dimensions": [{"Name": metrics.DIMENSION,
                                                     "Value": FUNCTION}],
-         "Timestamp": datetime.now(UTC), "Values": [2.0, 75.0], "Unit": "Seconds"}])
+         # a minute back: moto's EndTime is cut to the second and exclusive
+         "Timestamp": datetime.now(UTC) - timedelta(minutes=1), "Values": [2.0, 75.0],
+         "Unit": "Seconds"}])
     capsys.readouterr()
     assert main(["status", ini, "--bundle", bundle]) == 0  # an alarm is a warning
     text = capsys.readouterr().out
