@@ -187,6 +187,13 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also reconcile the cache with the bucket on a schedule: 1d, "
                             "12h, 30m, or an EventBridge rate(...)/cron(...) expression; "
                             "'off' removes a schedule set in the ini")
+    group = parser.add_argument_group("alarms")
+    group.add_argument("--alarm-topic", metavar="SNS_ARN",
+                       help="keep CloudWatch alarms on the function's errors and lag that "
+                            "notify this SNS topic (same region); 'off' removes ours")
+    group.add_argument("--alarm-lag", metavar="SECONDS",
+                       help="lag from S3 event to cache write above which the lag alarm "
+                            "fires and status warns (900)")
     group = parser.add_argument_group("cache credentials")
     choice = group.add_mutually_exclusive_group()
     choice.add_argument("--allow-db-password", dest="db_password", action="store_const",
@@ -213,7 +220,7 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
              "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
              "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
              "store_db_password", "kms_key_arn",
-             "reconcile_every", "reserved_concurrency")
+             "reconcile_every", "reserved_concurrency", "alarm_topic", "alarm_lag")
     overrides = {name: getattr(args, name, None) for name in names}
     if overrides["force"] is False:
         overrides["force"] = None  # not given: the ini may say s3sync.force

@@ -53,7 +53,7 @@ SETTINGS = (
     "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
     "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
     "db_url_secret_kms_key", "store_db_password", "kms_key_arn",
-    "reserved_concurrency",
+    "reserved_concurrency", "alarm_topic", "alarm_lag",
     # read by the function itself
     "verify_after", "db_url_secret",
     # the admin endpoint's own

@@ -215,6 +215,24 @@ def _events(operation: str, key: str = "Name") -> Resolver:
     return resolve
 
 
+def _alarm(call: Call, name: str) -> str:
+    return name if name.startswith("arn:") else (
+        f"arn:{PARTITION}:cloudwatch:{call.region}:{ACCOUNT}:alarm:{name}")
+
+
+def _alarms(operation: str) -> Resolver:
+    """CloudWatch authorizes each alarm a call names (DescribeAlarms and DeleteAlarms
+    take a list); PutMetricAlarm with Tags is also cloudwatch:TagResource."""
+    def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
+        p = c.params
+        names = p.get("AlarmNames") or [p.get("AlarmName") or p.get("ResourceARN")]
+        found = [(f"cloudwatch:{operation}", _alarm(c, name), {}) for name in names]
+        if operation == "PutMetricAlarm" and p.get("Tags"):
+            found.append(("cloudwatch:TagResource", _alarm(c, p["AlarmName"]), {}))
+        return found
+    return resolve
+
+
 #: Secrets Manager authorizes a secret's full ARN, whose last six characters it chose;
 #: a call that names the secret gets this stand-in suffix.
 SECRET_SUFFIX = "-Ab12Cd"
@@ -261,6 +279,9 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"ec2.{op}": _one(f"ec2:{op}", lambda c: "*") for op in (
         "DescribeSubnets", "DescribeVpcEndpoints", "DescribeRouteTables")},
     "cloudwatch.GetMetricStatistics": _one("cloudwatch:GetMetricStatistics", lambda c: "*"),
+    # The alarms of --alarm-topic, by name.
+    **{f"cloudwatch.{op}": _alarms(op) for op in (
+        "DescribeAlarms", "PutMetricAlarm", "DeleteAlarms", "ListTagsForResource")},
     # DynamoDB: the table, or the index a Query/Scan names.
     **{f"dynamodb.{op}": _ddb(op) for op in (
         "DescribeTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",

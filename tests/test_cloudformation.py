@@ -33,6 +33,7 @@ from .deploy_helpers import (
 
 FUNCTION = "pypicloud_s3_sync"
 QUEUE = f"arn:aws:sqs:{REGION}:123456789012:failed-events"
+TOPIC = f"arn:aws:sns:{REGION}:123456789012:ops"
 CACHES = {
     "redis": {},
     "sql": {"pypi.db": "sql", "db.url": "postgresql://cache.internal/pypi"},
@@ -230,6 +231,32 @@ def test_reserved_concurrency_caps_the_templated_function(aws, tmp_path, code):
     assert resources["Function"]["Properties"]["ReservedConcurrentExecutions"] == made == 4
 
 
+def test_alarms_are_templated_as_create_makes_them(aws, tmp_path, code):
+    """Every field create sets on each alarm, the function by reference."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    config = make_config(tmp_path)
+    options, _ = _create(config, code, alarm_topic=TOPIC, alarm_lag="120")
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    made = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    resources = cloudformation.render(config, options, REGION)["Resources"]
+    templated = {v["Properties"]["AlarmName"]: v["Properties"] for v in resources.values()
+                 if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(templated) == set(made) == {"pypicloud-s3sync-pypicloud_s3_sync-errors",
+                                           "pypicloud-s3sync-pypicloud_s3_sync-lag"}
+    for name, want in templated.items():
+        assert [d["Value"] for d in want["Dimensions"]] == [{"Ref": "Function"}]
+        held = made[name]
+        assert [d["Value"] for d in held["Dimensions"]] == [FUNCTION]
+        for field in ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+                      "Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods",
+                      "DatapointsToAlarm", "Threshold", "ComparisonOperator",
+                      "TreatMissingData"):
+            assert want[field] == held[field], field
+        tags = cloudwatch.list_tags_for_resource(ResourceARN=held["AlarmArn"])["Tags"]
+        assert want["Tags"] == tags
+
+
 def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_path):
     config = make_config(tmp_path, **{"pypi.db": "sql",
                                       "db.url": "postgresql://app:secret@cache.internal/pypi"})
@@ -250,7 +277,8 @@ def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_p
      "arn:aws:iam::123456789012:role/given"},
     {"reserved_concurrency": "4", "kms_key_arn":
      f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-], ids=["direct", "eventbridge-schedule", "vpc-given-role", "capped-own-key"])
+    {"alarm_topic": TOPIC, "alarm_lag": "300"},
+], ids=["direct", "eventbridge-schedule", "vpc-given-role", "capped-own-key", "alarms"])
 def test_template_passes_cfn_lint(tmp_path, options):
     config = make_config(tmp_path, **CACHES["dynamo"])
     template = cloudformation.render(

@@ -3,8 +3,9 @@ every AWS call the commands make, and grants nothing they do not need.
 
 The commands run as operators run them (``ppc-s3sync ...`` in process, moto underneath)
 through create with direct and EventBridge delivery, ``--reconcile-every``,
-``--on-failure``, a VPC, updates with ``-f``, status, reconcile (plain and deep), delete, with
-the role made by create or given with ``-a``; every call is traced
+``--on-failure``, ``--alarm-topic`` (made, changed, then dropped), a VPC, updates with
+``-f``, status, reconcile (plain and deep), delete, with the role made by create or
+given with ``-a``; every call is traced
 (tests/aws_trace.py) and judged by moto's IAM evaluator against the policy.
 """
 
@@ -94,6 +95,7 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="dead-letters")
     dead_letters = f"arn:aws:sqs:{REGION}:{aws_trace.ACCOUNT}:dead-letters"
     assert queue["QueueUrl"].endswith("dead-letters")
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="ops")["TopicArn"]
     zip_one = str(write_zip(tmp_path / "one.zip"))
     zip_two = str(write_zip(tmp_path / "two.zip", "def handle_event(e, c):\n    return 1\n"))
 
@@ -110,7 +112,11 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
                  "Principal": {"Service": "edgelambda.amazonaws.com"}}]}))
     op.run("status", "--bundle", zip_two, expect=3)
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1",
-           "--reserved-concurrency", "4")
+           "--reserved-concurrency", "4", "--alarm-topic", topic)
+    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1",
+           "--reserved-concurrency", "4", "--alarm-topic", topic, "--alarm-lag", "60")
+    op.run("status", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1",
+           "--reserved-concurrency", "4", "--alarm-topic", topic, "--alarm-lag", "60")
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--delivery",
            "eventbridge", "--reconcile-every", "1d", "--on-failure", dead_letters)
     op.run("status", "--bundle", zip_two, "--memory", "512", "--delivery", "eventbridge",

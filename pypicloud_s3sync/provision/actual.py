@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import dbstore, iam, notifications
+from . import alarms, dbstore, iam, notifications
 from .aws import error_code, read_or_none, tag_dict
 from .errors import DeployError
 from .plan import ENV_VAR
@@ -72,6 +72,10 @@ class Actual:
     #: deployed function names by our naming), and its state (None: missing).
     stored: StoredSecret | None = None
     stored_state: SecretState | None = field(default=None, repr=False)
+    #: Our CloudWatch alarms by name (read whether wanted or not, so that dropping
+    #: ``--alarm-topic`` removes them), and each one's tags.
+    alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    alarm_tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
@@ -148,6 +152,8 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
         actual.schedule_targets = events.list_targets_by_rule(
             Rule=schedule_rule_name)["Targets"]
+    actual.alarms, actual.alarm_tags = alarms.read(clients.client("cloudwatch"),
+                                                   options.function_name)
     actual.stack = next((tags[STACK_TAG] for tags in (
         actual.function_tags, tag_dict((actual.role or {}).get("Tags")), actual.rule_tags,
         actual.schedule_tags) if tags.get(STACK_TAG)), None)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
-from . import bucket_resource, iam, notifications
+from . import alarms, bucket_resource, iam, notifications
 from .actual import Actual
 from .errors import DeployError
 from .planner import (
@@ -57,6 +57,8 @@ ROLE, FUNCTION, ASYNC = "Role", "Function", "AsyncConfig"
 S3_PERMISSION, DELIVERY_PERMISSION, SCHEDULE_PERMISSION = (
     "S3InvokePermission", "DeliveryRuleInvokePermission", "ScheduleInvokePermission")
 DELIVERY_RULE, SCHEDULE_RULE = "DeliveryRule", "ScheduleRule"
+#: The alarms of ``--alarm-topic``, by kind.
+ALARMS = {"errors": "ErrorsAlarm", "lag": "LagAlarm"}
 NOTIFICATION, NOTIFICATION_FUNCTION, NOTIFICATION_ROLE = (
     "BucketNotification", "BucketNotificationFunction", "BucketNotificationRole")
 
@@ -118,6 +120,7 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
         statement_id("events", target.bucket): DELIVERY_PERMISSION,
         statement_id(SCHEDULE_PRINCIPAL, target.bucket): SCHEDULE_PERMISSION,
     }
+    alarm_ids = {alarms.alarm_name(fname, kind): logical for kind, logical in ALARMS.items()}
     rules = {delivery_rule_name(fname): (DELIVERY_RULE, DELIVERY_PERMISSION),
              schedule_rule_name(fname): (SCHEDULE_RULE, SCHEDULE_PERMISSION)}
 
@@ -160,6 +163,9 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
         elif call == "lambda.put_function_concurrency":
             resources[FUNCTION]["Properties"]["ReservedConcurrentExecutions"] = (
                 p["ReservedConcurrentExecutions"])
+        elif call == "cloudwatch.put_metric_alarm":
+            p["Dimensions"] = [{**d, "Value": {"Ref": FUNCTION}} for d in p["Dimensions"]]
+            add(alarm_ids[p["AlarmName"]], "AWS::CloudWatch::Alarm", p)
         elif call == "s3.put_bucket_notification_configuration":
             _notification(add, options, target.bucket, target.prefix)
         else:  # pragma: no cover - a new kind of step must be rendered, not dropped

@@ -257,6 +257,11 @@ OPERATOR_VPC_ACTIONS = ["ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
                         "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs"]
 #: status reads the function's last day of metrics; CloudWatch names no resource here.
 OPERATOR_METRIC_ACTIONS = ["cloudwatch:GetMetricStatistics"]
+#: ... to the two alarms of ``--alarm-topic``, by name: read on every plan (so that
+#: dropping the option removes them), made with our tag, updated, deleted.
+OPERATOR_ALARM_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
+                          "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
+                          "cloudwatch:TagResource"]
 
 
 
@@ -284,6 +289,7 @@ def operator_policy(
     EC2 describe calls) take ``"*"``,
     the one form AWS accepts for them.
     """
+    from .alarms import alarm_names
     from .planner import delivery_rule_name
     from .schedule import schedule_rule_name
 
@@ -292,6 +298,8 @@ def operator_policy(
     function = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
     rules = [f"arn:{partition}:events:{region}:{account}:rule/{name}"
              for name in (delivery_rule_name(function_name), schedule_rule_name(function_name))]
+    alarms = [f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"
+              for name in alarm_names(function_name)]
     statements: list[dict[str, Any]] = []
     if ours:
         statements.append({"Sid": "FunctionRole", "Effect": "Allow",
@@ -315,6 +323,8 @@ def operator_policy(
          "Resource": "*"},
         {"Sid": "Metrics", "Effect": "Allow", "Action": list(OPERATOR_METRIC_ACTIONS),
          "Resource": "*"},
+        {"Sid": "Alarms", "Effect": "Allow", "Action": list(OPERATOR_ALARM_ACTIONS),
+         "Resource": alarms},
         # reconcile reads the bucket and writes the cache as the function does.
         *_package_statements(config, partition),
     ]

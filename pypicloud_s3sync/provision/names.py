@@ -14,6 +14,8 @@ import hashlib
 MAX_NAME = 64
 #: Lambda permission statement ids.
 MAX_STATEMENT_ID = 100
+#: CloudWatch alarm names.
+MAX_ALARM_NAME = 255
 #: Hex characters of the digest a shortened name ends with.
 DIGEST_CHARS = 8
 

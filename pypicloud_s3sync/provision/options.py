@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES, arch_name, runtime_name
-from . import concurrency, iam
+from . import alarms, concurrency, iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression
 
@@ -83,6 +83,12 @@ class DeployOptions:
     reconcile_every: str | None = None
     #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
     reserved_concurrency: int | None = None
+    #: An SNS topic ARN: create keeps CloudWatch alarms on errors and lag that notify it
+    #: (see :mod:`.alarms`); None: no alarms (ours are removed).
+    alarm_topic: str | None = None
+    #: Seconds of lag above which the lag alarm fires (and status warns); None: the
+    #: default with a topic, no threshold without.
+    alarm_lag: float | None = None
 
     @classmethod
     def from_config(cls, config: PypicloudConfig, **overrides: Any) -> DeployOptions:
@@ -116,6 +122,10 @@ class DeployOptions:
                 value = _as_list(value)
             elif key == "reserved_concurrency":
                 value = concurrency.parse(value)
+            elif key == "alarm_topic":
+                value = alarms.parse_topic(value)
+            elif key == "alarm_lag":
+                value = alarms.parse_lag(value)
             elif key == "runtime":
                 value = runtime_name(value)
             elif key == "arch":
@@ -174,6 +184,14 @@ class DeployOptions:
     def reconcile_schedule(self) -> str | None:
         """The EventBridge expression for ``reconcile_every``, or None for no schedule."""
         return schedule_expression(self.reconcile_every)
+
+    @property
+    def lag_threshold(self) -> float | None:
+        """The lag (seconds) that alarms and makes status warn: ``alarm_lag``, else the
+        default when alarms are on, else None."""
+        if self.alarm_lag is not None:
+            return self.alarm_lag
+        return alarms.DEFAULT_LAG if self.alarm_topic else None
 
     @property
     def vpc(self) -> bool:

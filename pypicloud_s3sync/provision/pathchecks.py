@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..function import metrics
+from . import alarms
 from .aws import error_code
 
 if TYPE_CHECKING:
@@ -55,8 +56,42 @@ def plan(planner: Planner) -> list[Check]:
         route = s3_route(planner.clients.client("ec2"), function, planner.clients.region)
         if route is not None:
             checks.append(route)
-        checks.append(activity(planner.clients.client("cloudwatch"), planner.fname))
+        checks.append(activity(planner.clients.client("cloudwatch"), planner.fname,
+                               lag_limit=planner.options.lag_threshold))
+    if planner.options.alarm_topic:
+        checks += alarm_states(planner)
     return checks
+
+
+def alarm_states(planner: Planner) -> list[Check]:
+    """Each of our alarms' current state, read with the alarms themselves (no extra
+    call).  A missing or foreign alarm is a drifted resource row already."""
+    found = []
+    for kind in alarms.KINDS:
+        name = alarms.alarm_name(planner.fname, kind)
+        alarm = planner.actual.alarms.get(name)
+        if alarm is None or not alarms.ours(planner, name):
+            continue
+        state = alarm.get("StateValue") or "INSUFFICIENT_DATA"
+        check = f"{kind}-alarm"
+        if state == "ALARM":
+            found.append(Check(check, WARN, f"{name} is ALARM: {alarm.get('StateReason', '')}"
+                               .rstrip(": "), ALARM_RUNBOOK[kind].format(fname=planner.fname)))
+        elif state == "OK":
+            found.append(Check(check, OK, f"{name} is OK"))
+        else:
+            found.append(Check(check, OK, f"{name} is {state}: no data in its last period "
+                                          "yet (missing data counts as not breaching)"))
+    return found
+
+
+#: The first thing to do when an alarm fires (docs/operating.rst has the rest).
+ALARM_RUNBOOK = {
+    "errors": "read the failed invocations' log lines: aws logs tail /aws/lambda/{fname} "
+              "--since 1h --filter-pattern failed (docs/operating.rst, Alarms)",
+    "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
+           "replication backlog in the activity check (docs/operating.rst, Alarms)",
+}
 
 
 def versioning(s3: Any, bucket: str) -> Check:
@@ -223,9 +258,10 @@ def _nat_route(table: dict[str, Any]) -> bool:
 
 
 def activity(cloudwatch: Any, function_name: str,
-             now: datetime | None = None) -> Check:
+             now: datetime | None = None, lag_limit: float | None = None) -> Check:
     """The last day's invocations, errors and throttles (Lambda's metrics) and the
-    largest replication lag (the function's own, see :mod:`..function.metrics`)."""
+    largest replication lag (the function's own, see :mod:`..function.metrics`), warned
+    about above ``lag_limit`` (the lag alarm's threshold)."""
     end = now or datetime.now(UTC)
     start = end - timedelta(hours=METRICS_HOURS)
 
@@ -254,6 +290,9 @@ def activity(cloudwatch: Any, function_name: str,
         return Check("activity", WARN, detail,
                      "throttled events are retried within --max-event-age; raise "
                      "--reserved-concurrency if the lag keeps growing")
+    if lag is not None and lag_limit is not None and lag > lag_limit:
+        return Check("activity", WARN, f"{detail}, above the {lag_limit:g} s threshold",
+                     ALARM_RUNBOOK["lag"])
     return Check("activity", OK, detail)
 
 

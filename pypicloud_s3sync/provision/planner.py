@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bundle.builder import HANDLER
 from ..urlsecrets import without_secrets
-from . import concurrency, dbstore, iam, notifications
+from . import alarms, concurrency, dbstore, iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
 from .aws import tag_dict
 from .errors import (
@@ -304,6 +304,7 @@ class Planner:
             self.function(code)
         self.delivery()
         self.schedule()
+        alarms.plan(self)
 
     # stored secret ------------------------------------------------------------
     def db_store(self) -> None:
@@ -929,6 +930,7 @@ class Planner:
                 self._delete_schedule(name)
             else:
                 self.notes.append(f"EventBridge rule {name} is not ours; left alone")
+        alarms.teardown(self)
         self._delete_stored_secret()
         if a.function is not None:
             if managed(a.function_tags):

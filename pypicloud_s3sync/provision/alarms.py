@@ -1,0 +1,247 @@
+"""``--alarm-topic``: CloudWatch alarms that tell an operator the sync broke or fell behind.
+
+Opt-in, because an alarm needs somewhere to send it.  With a topic, create keeps two
+metric alarms, both notifying the topic when they go to ALARM and when they come back
+to OK:
+
+``errors``
+    Lambda's own ``AWS/Lambda`` ``Errors`` for the function: one failed invocation in
+    five minutes.  A failure Lambda retries is still an error here: a retried event that
+    then succeeds clears the alarm on the next quiet period.
+``lag``
+    The function's own ``LagSeconds`` (:mod:`..function.metrics`, same namespace and
+    dimension): the slowest write in five minutes took more than ``--alarm-lag``
+    seconds from the S3 event to the cache.
+
+Missing data is not breaching: a sync that had no uploads in a period is healthy, not
+INSUFFICIENT_DATA for ever.  Each alarm carries our tag, so delete and a create without
+the option remove only alarms we made; one of the same name made by anyone else is
+refused (create) or left alone (delete).  Only the fields we set are compared, so a
+re-run with the same settings plans nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..function import metrics
+from . import iam
+from .errors import FUNCTION_NAME, DeployError, Fix, OptionsError
+from .names import MAX_ALARM_NAME, bounded
+
+if TYPE_CHECKING:
+    from .planner import Planner
+
+TOPIC_FLAG, TOPIC_SETTING = "--alarm-topic", "s3sync.alarm_topic"
+LAG_FLAG, LAG_SETTING = "--alarm-lag", "s3sync.alarm_lag"
+ALARM_TOPIC = TOPIC_FLAG, TOPIC_SETTING
+#: Seconds of lag above which the lag alarm fires when ``--alarm-lag`` is not given:
+#: well past a healthy sync's seconds, well inside Lambda's retries of a failed event.
+DEFAULT_LAG = 900.0
+#: The period both alarms judge, in seconds.
+PERIOD = 300
+KINDS = ("errors", "lag")
+#: The fields of an alarm we set and compare; everything else AWS returns is its own.
+COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+            "Namespace", "MetricName", "Statistic", "Dimensions", "Period",
+            "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
+            "TreatMissingData")
+_OFF = ("", "off", "none")
+_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_.-]{1,256}$")
+_SYMBOLS = {"GreaterThanOrEqualToThreshold": ">=", "GreaterThanThreshold": ">"}
+
+
+def parse_topic(value: Any) -> str | None:
+    """The topic's ARN; None (no alarms) for nothing or ``off``."""
+    if value is None or str(value).strip().lower() in _OFF:
+        return None
+    text = str(value).strip()
+    if not _TOPIC.match(text):
+        raise OptionsError(
+            f"alarm_topic = {text!r} is not valid: give an SNS topic ARN "
+            "(arn:aws:sns:REGION:ACCOUNT:NAME), or off for no alarms")
+    return text
+
+
+def parse_lag(value: Any) -> float | None:
+    """Seconds, above 0; None for nothing (the default applies when alarms are on)."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        lag = float(value)
+    except (TypeError, ValueError):
+        lag = math.nan
+    if not math.isfinite(lag) or lag <= 0:
+        raise OptionsError(
+            f"alarm_lag = {value!r} is not valid: give the seconds of lag above which "
+            f"to alarm, a number above 0 (default {DEFAULT_LAG:g})")
+    return lag
+
+
+def topic_region(topic: str) -> str:
+    match = _TOPIC.match(topic)
+    return match.group(1) if match else ""
+
+
+def alarm_name(function_name: str, kind: str) -> str:
+    """Stable per function, within CloudWatch's 255 characters."""
+    return bounded(f"pypicloud-s3sync-{function_name}-{kind}", MAX_ALARM_NAME)
+
+
+def alarm_names(function_name: str) -> list[str]:
+    return [alarm_name(function_name, kind) for kind in KINDS]
+
+
+def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, Any]]:
+    """PutMetricAlarm's parameters for each alarm, by kind."""
+    common = {
+        "ActionsEnabled": True, "AlarmActions": [topic], "OKActions": [topic],
+        "Period": PERIOD, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
+        "TreatMissingData": "notBreaching",
+        "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
+    }
+    return {
+        "errors": {
+            "AlarmName": alarm_name(function_name, "errors"),
+            "AlarmDescription": f"pypicloud-s3sync: function {function_name} failed at "
+            f"least one invocation in {PERIOD // 60} minutes; its log says which key and "
+            "why (docs/operating.rst, Alarms)",
+            "Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum",
+            "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            **common,
+        },
+        "lag": {
+            "AlarmName": alarm_name(function_name, "lag"),
+            "AlarmDescription": f"pypicloud-s3sync: function {function_name} wrote a "
+            f"package to the cache more than {lag:g} s after its S3 event "
+            "(docs/operating.rst, Alarms)",
+            "Namespace": metrics.NAMESPACE, "MetricName": metrics.LAG,
+            "Statistic": "Maximum",
+            "Dimensions": [{"Name": metrics.DIMENSION, "Value": function_name}],
+            "Threshold": float(lag), "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+    }
+
+
+def _fields(alarm: dict[str, Any]) -> dict[str, Any]:
+    """What we set, in one shape for both sides: DescribeAlarms returns many more fields
+    (state, timestamps, ARNs) that must not count as drift."""
+    found = {key: alarm.get(key) for key in COMPARED}
+    if found["Threshold"] is not None:
+        found["Threshold"] = float(found["Threshold"])
+    for key in ("AlarmActions", "OKActions"):
+        found[key] = sorted(found[key] or [])
+    return found
+
+
+def summary(alarm: dict[str, Any]) -> str:
+    """One line for a status row: metric, rule, topic."""
+    symbol = _SYMBOLS.get(alarm.get("ComparisonOperator", ""),
+                          alarm.get("ComparisonOperator", "?"))
+    actions = ", ".join(alarm.get("AlarmActions") or []) or "no topic"
+    threshold = alarm.get("Threshold")  # absent on an alarm changed to a band or math
+    return (f"{alarm.get('Namespace')} {alarm.get('MetricName')} "
+            f"{alarm.get('Statistic')} {symbol} "
+            f"{'?' if threshold is None else format(threshold, 'g')} per "
+            f"{alarm.get('Period')} s -> {actions}")
+
+
+def ours(planner: Planner, name: str) -> bool:
+    """Our tag, not the name, says whose an alarm is: anyone may have made one of our
+    name, and deleting theirs would silence their monitoring without a word."""
+    return planner.actual.alarm_tags.get(name, {}).get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
+
+
+def plan(planner: Planner) -> None:
+    """The rows and steps for both alarms: made or updated with ``--alarm-topic``,
+    removed (ours only) without it."""
+    options, found = planner.options, planner.actual.alarms
+    topic = options.alarm_topic
+    if topic is None:
+        for name in alarm_names(planner.fname):
+            alarm = found.get(name)
+            if alarm is None:
+                continue
+            if not ours(planner, name):
+                planner.notes.append(f"CloudWatch alarm {name} was not created by "
+                                     "pypicloud-s3sync; left alone")
+                continue
+            planner.row("alarm", name, "none (no --alarm-topic)", summary(alarm), False)
+            _delete(planner, name, ": --alarm-topic is no longer set")
+        return
+    region = topic_region(topic)
+    if region != planner.clients.region:
+        raise DeployError(
+            f"SNS topic {topic} is in {region}, but the function and its alarms would be "
+            f"in {planner.clients.region}; CloudWatch alarms notify topics in their own "
+            "region only",
+            Fix(*ALARM_TOPIC, f"give {{}} a topic in {planner.clients.region}"))
+    lag = options.lag_threshold or DEFAULT_LAG
+    for params in desired(planner.fname, topic, lag).values():
+        name = params["AlarmName"]
+        alarm = found.get(name)
+        want = summary(params)
+        if alarm is not None and not ours(planner, name):
+            if planner.strict:
+                raise DeployError(
+                    f"CloudWatch alarm {name} exists but was not created by "
+                    f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag)",
+                    Fix(*FUNCTION_NAME, "delete or rename it, or choose another function "
+                                        "name with {}"))
+            planner.row("alarm", name, want, "exists, not created by pypicloud-s3sync",
+                        False)
+            continue
+        changed = ([] if alarm is None else
+                   [key for key, value in _fields(params).items()
+                    if _fields(alarm)[key] != value])
+        have = "missing" if alarm is None else summary(alarm)
+        if changed and have == want:
+            have += f" (differs in {', '.join(changed)})"
+        planner.row("alarm", name, want, have, alarm is not None and not changed)
+        if alarm is None or changed:
+            verb = "update" if alarm is not None else "create"
+            what = f" ({', '.join(changed)})" if changed else ""
+            planner.step(
+                resource="alarm", action=verb, name=name,
+                summary=f"{verb} CloudWatch alarm {name}{what}: {want}",
+                service="cloudwatch", operation="put_metric_alarm", params=params,
+                details={"changed": changed} if changed else {})
+
+
+def teardown(planner: Planner) -> None:
+    """Remove our alarms, whatever the options say; leave anyone else's."""
+    for name in alarm_names(planner.fname):
+        if name not in planner.actual.alarms:
+            continue
+        if ours(planner, name):
+            _delete(planner, name)
+        else:
+            planner.notes.append(f"CloudWatch alarm {name} was not created by "
+                                 "pypicloud-s3sync; left alone")
+
+
+def _delete(planner: Planner, name: str, why: str = "") -> None:
+    planner.step(resource="alarm", action="delete", name=name,
+                 summary=f"delete CloudWatch alarm {name}{why}",
+                 service="cloudwatch", operation="delete_alarms",
+                 params={"AlarmNames": [name]})
+
+
+def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our two alarms by name, and their tags (read for every plan, so that dropping the
+    option or deleting the sync removes them)."""
+    from .aws import tag_dict
+
+    found = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms(
+        AlarmNames=alarm_names(function_name))["MetricAlarms"]}
+    tags = {name: tag_dict(cloudwatch.list_tags_for_resource(
+        ResourceARN=alarm["AlarmArn"]).get("Tags")) for name, alarm in found.items()}
+    return found, tags
+
+
+__all__ = ["DEFAULT_LAG", "KINDS", "alarm_name", "alarm_names", "desired", "parse_lag",
+           "parse_topic", "plan", "read", "teardown"]
