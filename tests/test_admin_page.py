@@ -207,6 +207,11 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert "missing" in page.locator("#checks tr[data-resource=function]").inner_text()
     assert "changes:" in page.inner_text("#plan")
     assert "logged in as admin" in page.inner_text("header")
+    # The path beyond our resources, each check with its fix: no function yet.
+    missing = page.locator("#path tr[data-check=function]")
+    assert missing.locator(".mark.fail").count() == 1
+    assert "does not exist" in missing.inner_text()
+    assert "Fix: run 'ppc-create-s3-sync CONFIG'" in missing.inner_text()
     page.shot("status-drift")
 
     # Dry run: the plan as the operation's result, and nothing in AWS.
@@ -242,6 +247,12 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert "applied" in page.inner_text("#operation")
     assert page.locator("#checks tbody tr[data-resource] .mark.ok").count() == checks.count()
     assert functions(aws) == [FUNCTION]
+    # The function now checks out; the bucket is not versioned, so nothing replicates
+    # into it, and the page names the command that fixes that.
+    page.locator("#path tr[data-check=function] .mark.ok").wait_for()
+    versioning = page.locator("#path tr[data-check=versioning]")
+    assert versioning.locator(".mark.warn").count() == 1
+    assert f"put-bucket-versioning --bucket {BUCKET}" in versioning.inner_text()
     page.shot("applied")
 
     # Reconcile: delta, uploaded elsewhere, is now served here too.
