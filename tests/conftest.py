@@ -24,7 +24,6 @@ from . import services
 from .aws_gate import Gate
 from .pypicloud_app import Pypicloud, create_dynamo_tables, make_app, write_ini
 
-CACHE_BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
 REGION = "us-east-1"
 
 
@@ -243,7 +242,7 @@ def restore_dynamo_models() -> Iterator[None]:
     DynamoPackage.meta_.name, PackageSummary.meta_.name = names
 
 
-@pytest.fixture(params=CACHE_BACKENDS)
+@pytest.fixture(params=services.CACHE_BACKENDS)
 def cache_backend(request: pytest.FixtureRequest) -> str:
     """Run the test once per cache backend."""
     return request.param

@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+#: Every cache backend pypicloud has, each tested against its real server (DynamoDB on moto).
+CACHE_BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
+
 POSTGRES_ADMIN = os.environ.get(
     "PPC_S3SYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -1,9 +1,14 @@
-"""What the cache holds after each kind of bucket change, on every backend and key encoding.
+"""What the cache holds after each kind of bucket change, on every backend and both event
+encodings.
 
 Each test changes a moto bucket through pypicloud's own S3 storage code, takes the
 notifications moto itself produced (S3 -> SQS), delivers them to
 ``pypicloud_s3sync.handler.handle_event`` (as Lambda's SQS event, or re-encoded the way
 AWS sends a direct S3 invocation), and then checks what pypicloud's own cache holds.
+
+Every backend gets the SQS encoding; the direct-invocation encoding runs on SQLite only.
+The encoding is read down to bucket and key before any cache is touched, so running it
+on every backend again would repeat the same parse four more times.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 
 from pypicloud_s3sync.function import handler
 
+from .services import CACHE_BACKENDS
 from .sync_harness import SyncBucket, cached, deliver
 
 BUCKET = "packages"
@@ -43,9 +49,23 @@ def function_settings(cache_settings: dict[str, str], **storage: str) -> dict[st
             **storage}
 
 
-@pytest.fixture(params=["moto", "aws"])
-def encoding(request: pytest.FixtureRequest) -> str:
+CASES = [(backend, "moto") for backend in CACHE_BACKENDS] + [("sqlite", "aws")]
+
+
+@pytest.fixture(params=CASES, ids="-".join)
+def case(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(cache backend, event encoding)."""
     return request.param
+
+
+@pytest.fixture
+def cache_backend(case: tuple[str, str]) -> str:
+    return case[0]
+
+
+@pytest.fixture
+def encoding(case: tuple[str, str]) -> str:
+    return case[1]
 
 
 @pytest.fixture
