@@ -156,7 +156,12 @@ def log_in(page: Any, site: str, user: tuple[str, str]) -> None:
     """Through pypicloud's own login page (its Angular form), as a person would."""
     page.fill("input[placeholder=Username]", user[0])
     page.fill("input[placeholder=Password]", user[1])
-    page.click("button:has-text('Log in')")
+    # The form posts through Angular: wait for that answer first, so that a login that
+    # never left the page fails here, saying so, rather than as a navigation timeout.
+    with page.expect_response(lambda r: r.url == f"{site}/acct/login"
+                              and r.request.method == "POST") as answer:
+        page.click("button:has-text('Log in')")
+    assert answer.value.ok, f"logging in as {user[0]}: HTTP {answer.value.status}"
     page.wait_for_url(f"{site}/")  # pypicloud sends everyone home after logging in
 
 
