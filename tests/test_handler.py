@@ -371,7 +371,7 @@ def read_only_keys(aws: None) -> dict[str, str]:
 
 def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     aws: None, use_settings: Any, sqlite_settings: dict[str, str],
-    read_only_keys: dict[str, str],
+    read_only_keys: dict[str, str], capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Only "not there" may clear an entry: AccessDenied means "we do not know"."""
     from moto.core import enable_iam_authentication
@@ -390,6 +390,12 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     assert key in str(info.value) and "AccessDenied" in str(info.value)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == [key]
+    # The log line says the record failed, and why, as the error named it.
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+              if x.startswith("{") and '"ObjectRemoved:Delete"' in x]
+    assert line["action"] == "failed"
+    assert line["reason"] == ("AccessDenied: An error occurred (AccessDenied) when calling "
+                              "the HeadObject operation: Access Denied"), line
 
 
 def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry(
