@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -372,6 +373,7 @@ def read_only_keys(aws: None) -> dict[str, str]:
 def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     aws: None, use_settings: Any, sqlite_settings: dict[str, str],
     read_only_keys: dict[str, str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Only "not there" may clear an entry: AccessDenied means "we do not know"."""
     from moto.core import enable_iam_authentication
@@ -385,7 +387,11 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     use_settings({**sqlite_settings, **read_only_keys})
     deleted_elsewhere = {"Records": [{**created.aws_body()["Records"][0],
                                       "eventName": "ObjectRemoved:Delete"}]}
-    with enable_iam_authentication(), pytest.raises(handler.SyncError) as info:
+    # The handler's clock (its only use of time) says the attempt took a quarter second.
+    clock = iter([10.0, 10.25])
+    with monkeypatch.context() as patch, enable_iam_authentication(), \
+            pytest.raises(handler.SyncError) as info:
+        patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
         handler.handle_event(deleted_elsewhere, None)
     assert key in str(info.value) and "AccessDenied" in str(info.value)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
@@ -393,7 +399,7 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     # The log line says the record failed, and why, as the error named it.
     [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
               if x.startswith("{") and '"ObjectRemoved:Delete"' in x]
-    assert line["action"] == "failed"
+    assert (line["action"], line["ms"]) == ("failed", 250.0)
     assert line["reason"] == ("AccessDenied: An error occurred (AccessDenied) when calling "
                               "the HeadObject operation: Access Denied"), line
 
