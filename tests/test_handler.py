@@ -198,6 +198,70 @@ def test_eventbridge_key_with_plus_is_found(
     assert cached(sqlite_settings)["gamma-1.0+local.tar.gz"]["path"] == key
 
 
+def test_each_outcome_says_what_it_did_to_the_cache(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """The action and reason of each case, as the log line shows them to an operator."""
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("omega", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+
+    def outcome(key: str, *alt_keys: str) -> tuple[str, str, str, int]:
+        done = sync_key(runtime.cache, runtime.s3, BUCKET, key, alt_keys=alt_keys)
+        return done.action, done.reason, done.key, done.heads
+
+    elsewhere = "elsewhere/omega-1.0.tar.gz"
+    assert outcome(elsewhere, key) == ("saved", "object present; cached omega 1.0", key, 2)
+    assert outcome(elsewhere) == (
+        "skipped", "object absent; the cached entry of that filename is another key's",
+        elsewhere, 1)
+    bucket.delete(key)
+    assert outcome(key) == ("cleared", "object absent; cache entry removed", key, 1)
+    assert outcome(key) == ("skipped", "object absent; nothing cached", key, 1)
+    bucket.put_raw("pkgs/README.tar.gz")
+    assert outcome("pkgs/README.tar.gz") == (
+        "skipped", "object is not a package pypicloud would list (no name/version metadata, "
+        "unparsable filename); nothing cached", "pkgs/README.tar.gz", 1)
+    assert cached(sqlite_settings) == {}
+
+
+def test_a_save_that_lost_to_another_containers_insert_is_applied_again(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """Another container inserts the same row between our SELECT and our INSERT (the
+    merge pypicloud's save does): the key is applied again from a new HEAD, and the
+    reason says so."""
+    from sqlalchemy import event
+
+    from .pypicloud_app import build_cache
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("sigma", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    other = build_cache({**sqlite_settings, "pypi.storage": "file", "storage.dir": "/tmp"})
+    engine = runtime.cache.dbmaker.kw["bind"]
+    inserts: list[str] = []
+
+    def other_container_first(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT") and not inserts:
+            inserts.append(statement)
+            other.save(other.new_package("sigma", "1.0", "sigma-1.0.tar.gz", path=key))
+            other.db.commit()
+
+    event.listen(engine, "before_cursor_execute", other_container_first)
+    try:
+        done = sync_key(runtime.cache, runtime.s3, BUCKET, key)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_container_first)
+        other.db.close()
+    assert (done.action, done.heads) == ("saved", 2)
+    assert done.reason == ("object present; cached sigma 1.0 (applied again after 1 "
+                           "concurrent write(s) of the same row)")
+    assert cached(sqlite_settings)["sigma-1.0.tar.gz"]["summary"] == "A test package"
+
+
 def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
     """After our first HEAD, another writer deletes the object: a real interleaving of
     two invocations, staged with botocore's own event hooks."""
