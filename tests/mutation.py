@@ -13,6 +13,7 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     python -m tests.mutation              # every module
     python -m tests.mutation events sync  # some of them
     python -m tests.mutation --results    # the counts of the last runs, run nothing
+    python -m tests.mutation --survivors sync  # the last run's survivors, against the tests now
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
@@ -104,6 +105,25 @@ def run(name: str, target: Target) -> dict[str, object]:
     return summarize(name, target)
 
 
+def run_survivors(name: str, target: Target) -> dict[str, object]:
+    """Try the last run's surviving mutants again against the tests as they are now
+    (new tests written for them); the verdicts of the killed ones stand, since tests
+    are only added.  The test selection must be the one of that run: mutmut starts
+    over when it changes."""
+    work = WORK / name
+    if not (work / "mutants").exists():
+        return run(name, target)
+    shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    survivors = summarize(name, target)["not_killed"]
+    assert isinstance(survivors, list)
+    if survivors:
+        with open(work / "run.log", "ab") as log:
+            subprocess.run([*_MUTMUT, "run", "--max-children", "1", *survivors], cwd=work,
+                           env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
+    return summarize(name, target)
+
+
 _MUTMUT = [sys.executable, "-m", "mutmut"]
 
 
@@ -157,7 +177,8 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
 
 def main(argv: list[str]) -> int:
     only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
-    names = [a for a in argv if a != "--results"] or list(TARGETS)
+    again = "--survivors" in argv
+    names = [a for a in argv if a not in ("--results", "--survivors")] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
@@ -167,7 +188,8 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        scores[name] = (summarize if only_results else run)(name, TARGETS[name])
+        how = summarize if only_results else run_survivors if again else run
+        scores[name] = how(name, TARGETS[name])
         result = scores[name]
         print(f"   {result['killed']}/{result['total']} killed ({result['score']}%), "
               f"{result['counts']}", flush=True)

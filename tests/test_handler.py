@@ -445,19 +445,27 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     bucket = SyncBucket.create(sqlite_settings)
     key, created = bucket.put_package("kappa", "1.0")
     use_settings(sqlite_settings)
-    handler.handle_event(created.aws_body(), None)
+    # The handler's clock (its only use of time) says the save took half a second.
+    clock = iter([0.0, 0.5])
+    with monkeypatch.context() as patch:
+        patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+        handler.handle_event(created.aws_body(), None)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
+    [saved] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+               if x.startswith('{"action": "saved"')]
+    assert saved["ms"] == 500.0
 
     use_settings({**sqlite_settings, **read_only_keys})
     deleted_elsewhere = {"Records": [{**created.aws_body()["Records"][0],
                                       "eventName": "ObjectRemoved:Delete"}]}
-    # The handler's clock (its only use of time) says the attempt took a quarter second.
+    # This attempt took a quarter of a second.
     clock = iter([10.0, 10.25])
     with monkeypatch.context() as patch, enable_iam_authentication(), \
             pytest.raises(handler.SyncError) as info:
         patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
         handler.handle_event(deleted_elsewhere, None)
-    assert key in str(info.value) and "AccessDenied" in str(info.value)
+    assert str(info.value).startswith(f"could not sync s3://{BUCKET}/{key}: ")
+    assert "AccessDenied" in str(info.value)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == [key]
     # The log line says the record failed, and why, as the error named it.
