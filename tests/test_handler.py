@@ -262,6 +262,50 @@ def test_a_save_that_lost_to_another_containers_insert_is_applied_again(
     assert cached(sqlite_settings)["sigma-1.0.tar.gz"]["summary"] == "A test package"
 
 
+def test_settings_are_read_as_pypicloud_reads_its_ini() -> None:
+    """Values become the strings an ini would hold; null means "not set"; the messages
+    say what to give."""
+    read = handler.read_settings
+    assert read({handler.SETTINGS_VAR: json.dumps({
+        "pypi.db": "sql", "s3sync.admin.enabled": None, "pypi.allow_overwrite": True,
+        "pypi.allow_delete": False, "db.pool_size": 3, "db.url": "sqlite://"})}) == {
+        "pypi.db": "sql", "pypi.allow_overwrite": "true", "pypi.allow_delete": "false",
+        "db.pool_size": "3", "db.url": "sqlite://"}
+    with pytest.raises(handler.HandlerConfigError) as info:
+        read({})
+    assert str(info.value) == (
+        'PYPICLOUD_SETTINGS is not set: give the function a JSON object of pypicloud '
+        'settings, at least {"pypi.db": ..., "db.url": ...}')
+    with pytest.raises(handler.HandlerConfigError) as info:
+        read({handler.SETTINGS_VAR: '["pypi.db"]'})
+    assert str(info.value) == "PYPICLOUD_SETTINGS must be a JSON object of settings, not list"
+
+
+def test_slow_writes_are_verified_after_the_default_window_unless_set(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    from pypicloud_s3sync.function.sync import VERIFY_AFTER_SECONDS
+
+    use_settings(sqlite_settings)
+    assert handler.runtime().verify_after == VERIFY_AFTER_SECONDS
+    use_settings({**sqlite_settings, "s3sync.verify_after": "off"})
+    assert handler.runtime().verify_after is None
+
+
+def test_a_schedule_event_is_a_reconcile_with_its_own_options(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """EventBridge's scheduled event runs a reconcile (a deep one re-reads each object)
+    instead of being read as an S3 event."""
+    bucket = SyncBucket.create(sqlite_settings)
+    bucket.put_package("pi", "1.0")
+    use_settings(sqlite_settings)
+    scheduled = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    assert handler.handle_event(scheduled, None)["added"] == ["pi-1.0.tar.gz"]
+    deep = handler.handle_event({**scheduled, "detail": {"deep": True}}, None)
+    assert deep["in_sync"] is True and deep["s3_calls"]["HeadObject"] == 1
+
+
 def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
     """After our first HEAD, another writer deletes the object: a real interleaving of
     two invocations, staged with botocore's own event hooks."""
