@@ -116,7 +116,8 @@ def test_bootstrap_never_creates_or_heads_the_bucket(
 
 
 def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
-    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = SyncBucket.create(sqlite_settings)
     key, created = bucket.put_package("alpha", "1.0")
@@ -135,6 +136,14 @@ def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
     assert handler.runtime() is runtime and handler.runtime().cache is runtime.cache
     assert sorted(heads) == sorted([key, other.key])
     assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
+    # Every record gets its line; the ones after the first of a key say they were not
+    # read again.
+    lines = {x["message_id"]: x["reason"] for x in map(json.loads, capsys.readouterr().out
+                                                         .splitlines()) if "message_id" in x}
+    first = "object present; cached alpha 1.0"
+    assert lines == {"a": first, "c": "object present; cached beta 1.0",
+                     "b": f"{first} (same key as an earlier record; read once)",
+                     "d": f"{first} (same key as an earlier record; read once)"}
 
 
 def test_unreadable_sqs_messages_are_reported_failed_and_the_rest_applied(
