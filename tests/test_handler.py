@@ -499,7 +499,7 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     key, created = bucket.put_package("kappa", "1.0")
     use_settings(sqlite_settings)
     # The handler's clock (its only use of time) says the save took half a second.
-    clock = iter([0.0, 0.5])
+    clock = iter([2.0, 2.5])
     with monkeypatch.context() as patch:
         patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
         handler.handle_event(created.aws_body(), None)
