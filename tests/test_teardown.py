@@ -157,8 +157,12 @@ def function_names() -> list[str]:
 def test_a_direct_deployment_is_removed_and_the_other_entries_stay(tmp_path, delete):
     arn = function(tmp_path, role(), sids=(statement_id("s3", BUCKET),))
     audit = queue_entry()
-    put_notification({"LambdaFunctionConfigurations": [our_entry(arn)],
+    # pypicloud's old script left an entry aimed at the same function: it goes too.
+    old_script = {"Id": "old-script", "LambdaFunctionArn": arn,
+                  "Events": ["s3:ObjectRemoved:*"]}
+    put_notification({"LambdaFunctionConfigurations": [our_entry(arn), old_script],
                       "QueueConfigurations": [audit]})
+    before = notification()
 
     plan = delete()
     assert calls(plan) == [
@@ -171,13 +175,15 @@ def test_a_direct_deployment_is_removed_and_the_other_entries_stay(tmp_path, del
         ("role", "delete", ROLE, "iam.delete_role", {"RoleName": ROLE}),
     ]
     assert summaries(plan) == [
-        f"bucket {BUCKET} notifications: remove our entry {ENTRY_ID}; 1 other entry kept "
-        "as they are",
+        f"bucket {BUCKET} notifications: remove our entry {ENTRY_ID}, old-script; 1 other "
+        "entry kept as they are",
         f"delete function {FUNCTION} (its invoke permissions and async settings go with it)",
         f"delete inline policy {iam.POLICY_NAME} from role {ROLE}",
         f"delete IAM role {ROLE}",
     ]
     assert plan.notes == []
+    # --json shows what the configuration was, to put back by hand if need be.
+    assert plan.to_json()["steps"][0]["details"] == {"before": before}
 
     delete.apply()
     assert notification() == {"QueueConfigurations": [audit]}
@@ -233,12 +239,13 @@ def test_eventbridge_delivery_we_turned_on_stays_on_while_another_rule_uses_it(t
     arn = function(tmp_path, role())
     rule(RULE, {**OURS, BUCKET_EVENTBRIDGE_TAG: "enabled-by-us"}, arn)
     rule("audit-uploads", {})
+    rule("thumbnails", {})
     put_notification({"EventBridgeConfiguration": {}})
 
     plan = delete()
     assert "s3.put_bucket_notification_configuration" not in [c[3] for c in calls(plan)]
-    assert plan.notes == [f"EventBridge delivery on {BUCKET} stays on: rule(s) audit-uploads "
-                          "use it"]
+    assert plan.notes == [f"EventBridge delivery on {BUCKET} stays on: rule(s) audit-uploads, "
+                          "thumbnails use it"]
 
 
 def test_our_entry_goes_and_eventbridge_delivery_of_someone_else_stays(tmp_path, delete):
