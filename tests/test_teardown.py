@@ -19,7 +19,7 @@ from pypicloud_s3sync.provision.planner import SCHEDULE_PRINCIPAL, statement_id
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from . import moto_gaps
-from .deploy_helpers import BUCKET, PREFIX, REGION, make_config, write_zip
+from .deploy_helpers import BUCKET, PREFIX, REGION, make_config, new_session, write_zip
 
 FUNCTION = "pypicloud_s3_sync"
 ROLE = iam.role_name(FUNCTION, REGION)
@@ -101,31 +101,13 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return make_config(tmp_path_factory.mktemp("teardown"))
 
 
-@pytest.fixture(scope="module")
-def loader() -> Any:
-    """The service models, read once for the module instead of once per test."""
-    import botocore.loaders
-
-    return botocore.loaders.create_loader()
-
-
 @pytest.fixture
-def session(loader: Any) -> Any:
-    """A session made inside the test's moto mock (one made outside would reach AWS)."""
-    import botocore.session
-
-    core = botocore.session.get_session()
-    core.register_component("data_loader", loader)
-    return boto3.Session(botocore_session=core)
-
-
-@pytest.fixture
-def delete(config: Any, session: Any) -> Any:
+def delete(config: Any) -> Any:
     """Plan ``delete`` with the given options; ``.apply()`` it with the same clients."""
     class Delete:
         def __call__(self, **options: Any) -> deploy.Plan:
             opts = deploy.DeployOptions.from_config(config, **options)
-            self.clients = deploy.AwsClients.from_config(config, opts, session=session)
+            self.clients = deploy.AwsClients.from_config(config, opts, session=new_session())
             self.plan = deploy.plan_delete(config, opts, self.clients)
             return self.plan
 
