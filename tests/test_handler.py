@@ -556,7 +556,7 @@ def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry
     assert len(heads) == 2 * MAX_ATTEMPTS
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "dynamo"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
 def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
     aws: None, backend: str, cache_settings: Any
 ) -> None:
