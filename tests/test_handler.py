@@ -235,6 +235,23 @@ def test_each_outcome_says_what_it_did_to_the_cache(
     assert cached(sqlite_settings) == {}
 
 
+def test_a_delete_of_a_key_spelled_two_ways_clears_the_entry_of_either(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """An EventBridge key whose "+" may be a space: once neither spelling exists, the
+    entry recorded under the other spelling goes too."""
+    bucket = SyncBucket.create(sqlite_settings)
+    raw, _ = bucket.put_package("rho", "1.0+local")
+    decoded = raw.replace("+", " ")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    assert sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(raw,)).key == raw
+    bucket.delete(raw)
+    done = sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(raw,))
+    assert (done.action, done.heads) == ("cleared", 2)
+    assert cached(sqlite_settings) == {}
+
+
 def test_a_save_that_lost_to_another_containers_insert_is_applied_again(
     aws: None, use_settings: Any, sqlite_settings: dict[str, str]
 ) -> None:
