@@ -217,22 +217,78 @@ def test_each_outcome_says_what_it_did_to_the_cache(
     runtime = handler.runtime()
 
     def outcome(key: str, *alt_keys: str) -> tuple[str, str, str, int]:
-        done = sync_key(runtime.cache, runtime.s3, BUCKET, key, alt_keys=alt_keys)
+        # Every write counts as slow, so each is read again; a skip wrote nothing.
+        done = sync_key(runtime.cache, runtime.s3, BUCKET, key, alt_keys=alt_keys,
+                        verify_after=0)
         return done.action, done.reason, done.key, done.heads
 
     elsewhere = "elsewhere/omega-1.0.tar.gz"
-    assert outcome(elsewhere, key) == ("saved", "object present; cached omega 1.0", key, 2)
+    verified = " (verified after a slow write)"
+    assert outcome(elsewhere, key) == (
+        "saved", f"object present; cached omega 1.0{verified}", key, 3)
     assert outcome(elsewhere) == (
         "skipped", "object absent; the cached entry of that filename is another key's",
         elsewhere, 1)
     bucket.delete(key)
-    assert outcome(key) == ("cleared", "object absent; cache entry removed", key, 1)
+    assert outcome(key) == ("cleared", f"object absent; cache entry removed{verified}", key, 2)
     assert outcome(key) == ("skipped", "object absent; nothing cached", key, 1)
     bucket.put_raw("pkgs/README.tar.gz")
     assert outcome("pkgs/README.tar.gz") == (
         "skipped", "object is not a package pypicloud would list (no name/version metadata, "
         "unparsable filename); nothing cached", "pkgs/README.tar.gz", 1)
     assert cached(sqlite_settings) == {}
+
+
+@pytest.mark.parametrize(("failures", "error"), [
+    (["IntegrityError"] * 2, None),
+    (["IntegrityError"] * 3, "IntegrityError"),
+    (["OperationalError"], "OperationalError"),
+], ids=["lost-twice-then-saved", "lost-every-time", "not-a-conflict"])
+def test_a_write_that_loses_a_race_is_applied_again_and_nothing_else_is(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str], failures: list[str],
+    error: str | None,
+) -> None:
+    """The database answers our write with what it says when another container wrote
+    the row first (a unique-key violation) or with another error: only the former is
+    applied again from a new HEAD, at most MAX_ATTEMPTS times in all, and then the
+    database's own error fails the event."""
+    import sqlite3
+
+    from sqlalchemy import event, exc
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("tau", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    answers = list(failures)
+    heads: list[str] = []
+    runtime.s3.meta.events.register("before-call.s3.HeadObject",
+                                    lambda **_: heads.append(key))
+
+    said = {"IntegrityError": "UNIQUE constraint failed: packages.filename",
+            "OperationalError": "disk I/O error"}
+
+    def database_answers(conn: Any, cursor: Any, statement: str, params: Any,
+                         *_: Any) -> None:
+        if statement.startswith(("INSERT", "UPDATE")) and answers:
+            name = answers.pop(0)  # as SQLAlchemy raises the driver's error
+            raise getattr(exc, name)(statement, params, getattr(sqlite3, name)(said[name]))
+
+    engine = runtime.cache.dbmaker.kw["bind"]
+    event.listen(engine, "before_cursor_execute", database_answers)
+    try:
+        if error is None:
+            done = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=None)
+            assert done.reason == ("object present; cached tau 1.0 (applied again after 2 "
+                                   "concurrent write(s) of the same row)")
+            assert "tau-1.0.tar.gz" in cached(sqlite_settings)
+        else:
+            with pytest.raises(getattr(exc, error)):
+                sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=None)
+            assert cached(sqlite_settings) == {}
+    finally:
+        event.remove(engine, "before_cursor_execute", database_answers)
+    assert len(heads) == len(failures) + (error is None)
 
 
 def test_a_delete_of_a_key_spelled_two_ways_clears_the_entry_of_either(
