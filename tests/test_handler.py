@@ -494,6 +494,28 @@ def test_clear_filename_clears_entries_the_key_does_not_describe(
         close_cache(cache)
 
 
+def test_an_overwrite_in_the_key_value_cache_keeps_no_field_of_the_old_entry(
+    aws: None, cache_settings: Any
+) -> None:
+    """Redis (pypicloud's HMSET) would keep the old version's requires_python under the
+    new one; the save replaces the whole entry, as SQL and DynamoDB do."""
+    from pypicloud_s3sync.function.sync import save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings("redis"), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    try:
+        save_package(cache, cache.new_package("eta", "1.0", "eta-1.0.tar.gz",
+                                              requires_python=">=2.7", path="a/eta-1.0.tar.gz"))
+        save_package(cache, cache.new_package("eta", "1.0", "eta-1.0.tar.gz",
+                                              path="a/eta-1.0.tar.gz"))
+        assert "requires_python" not in cached(settings)["eta-1.0.tar.gz"]
+    finally:
+        close_cache(cache)
+
+
 def test_writes_commit_even_when_the_session_read_before_the_block(tmp_path):
     """A cache whose SQL session already began (a read) before ``committing`` was first
     used must still commit the block's writes: nothing may be lost silently."""
