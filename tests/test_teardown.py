@@ -176,12 +176,13 @@ def test_eventbridge_delivery_we_turned_on_is_turned_off_with_our_rules(tmp_path
     arn = function(tmp_path, role(inline=()))
     rule(RULE, {**OURS, BUCKET_EVENTBRIDGE_TAG: "enabled-by-us"}, arn)
     rule(SCHEDULE, OURS, arn, ScheduleExpression="rate(1 day)")
-    put_notification({"EventBridgeConfiguration": {}})
+    audit = queue_entry()
+    put_notification({"EventBridgeConfiguration": {}, "QueueConfigurations": [audit]})
 
     plan = delete()
     assert calls(plan) == [
         ("notification", "update", BUCKET, "s3.put_bucket_notification_configuration",
-         {"Bucket": BUCKET, "NotificationConfiguration": {}}),
+         {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]}}),
         ("eventbridge-rule", "delete", RULE, "events.remove_targets",
          {"Rule": RULE, "Ids": ["sync"]}),
         ("eventbridge-rule", "delete", RULE, "events.delete_rule", {"Name": RULE}),
@@ -195,10 +196,10 @@ def test_eventbridge_delivery_we_turned_on_is_turned_off_with_our_rules(tmp_path
         ("role", "delete", ROLE, "iam.delete_role", {"RoleName": ROLE}),
     ]
     assert summaries(plan)[0] == (f"bucket {BUCKET} notifications: turn off EventBridge "
-                                  "delivery (we turned it on); 0 other entries kept as they are")
+                                  "delivery (we turned it on); 1 other entry kept as they are")
 
     delete.apply()
-    assert notification() == {}
+    assert notification() == {"QueueConfigurations": [audit]}
     assert boto3.client("events", region_name=REGION).list_rules()["Rules"] == []
 
 
@@ -231,9 +232,11 @@ def test_eventbridge_delivery_we_turned_on_stays_on_while_another_rule_uses_it(t
 
 
 def test_our_entry_goes_and_eventbridge_delivery_of_someone_else_stays(tmp_path, delete):
-    """A direct deployment on a bucket whose EventBridge delivery others turned on."""
-    arn = function(tmp_path, role())
-    put_notification({"LambdaFunctionConfigurations": [our_entry(arn)],
+    """A direct deployment on a bucket whose EventBridge delivery others turned on; our
+    entry is known by its Id even when someone pointed it at another function."""
+    function(tmp_path, role())
+    wrapper = f"arn:aws:lambda:{REGION}:123456789012:function:sync-wrapper"
+    put_notification({"LambdaFunctionConfigurations": [our_entry(wrapper)],
                       "EventBridgeConfiguration": {}})
     plan = delete()
     assert calls(plan)[0][4]["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
