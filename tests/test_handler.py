@@ -432,7 +432,10 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
 @pytest.mark.parametrize(("recorded", "other"), [
     ("a/omega/omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz"),
     ('a/Ωmega "x" 50%_\\/omega-1.0.tar.gz', 'a/Ωmega "x" 50%_/omega-1.0.tar.gz'),
-], ids=["plain", "characters-json-escapes"])
+    # A key without a folder names no project: DynamoDB deletes as the entry is stored.
+    ("a/omega/omega-1.0.tar.gz", "omega-1.0.tar.gz"),
+    ("omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"),
+], ids=["plain", "characters-json-escapes", "other-key-at-the-root", "recorded-at-the-root"])
 def test_clear_filename_keeps_an_entry_of_another_key(
     aws: None, cache_backend: str, cache_settings: Any, recorded: str, other: str
 ) -> None:
