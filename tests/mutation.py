@@ -14,6 +14,7 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     python -m tests.mutation events sync  # some of them
     python -m tests.mutation --results    # the counts of the last runs, run nothing
     python -m tests.mutation --survivors sync  # the last run's survivors, against the tests now
+    python -m tests.mutation --survivors sync x_sync_key__mutmut_33  # some of them
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
@@ -108,11 +109,12 @@ def run(name: str, target: Target) -> dict[str, object]:
     return summarize(name, target)
 
 
-def run_survivors(name: str, target: Target) -> dict[str, object]:
+def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict[str, object]:
     """Try the last run's surviving mutants again against the tests as they are now
     (new tests written for them); the verdicts of the killed ones stand, since tests
     are only added.  The test selection must be the one of that run: mutmut starts
-    over when it changes."""
+    over when it changes.  ``only``: the survivors to try (name endings), so that the
+    equivalent ones, which run every covering test, are not tried again."""
     work = WORK / name
     if not (work / "mutants").exists():
         return run(name, target)
@@ -120,6 +122,8 @@ def run_survivors(name: str, target: Target) -> dict[str, object]:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     survivors = summarize(name, target)["not_killed"]
     assert isinstance(survivors, list)
+    if only:
+        survivors = [m for m in survivors if m.endswith(only)]
     if survivors:
         with open(work / "run.log", "ab") as log:
             subprocess.run([*_MUTMUT, "run", "--max-children", "1", *survivors], cwd=work,
@@ -181,7 +185,8 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
 def main(argv: list[str]) -> int:
     only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
     again = "--survivors" in argv
-    names = [a for a in argv if a not in ("--results", "--survivors")] or list(TARGETS)
+    mutants = tuple(a for a in argv if "__mutmut_" in a)  # with --survivors: which ones
+    names = [a for a in argv if a not in ("--results", "--survivors", *mutants)] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
@@ -191,8 +196,12 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        how = summarize if only_results else run_survivors if again else run
-        scores[name] = how(name, TARGETS[name])
+        if only_results:
+            scores[name] = summarize(name, TARGETS[name])
+        elif again:
+            scores[name] = run_survivors(name, TARGETS[name], mutants)
+        else:
+            scores[name] = run(name, TARGETS[name])
         result = scores[name]
         print(f"   {result['killed']}/{result['total']} killed ({result['score']}%), "
               f"{result['counts']}", flush=True)
