@@ -3,6 +3,7 @@ and a counter of the AWS calls a planner makes."""
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -55,9 +56,28 @@ class Recorder:
         self.calls.clear()
 
 
+@functools.cache
+def _loader() -> Any:
+    """botocore's service models, read once per test process: a new session reads them
+    again for every client, which cost the deploy tests most of their time."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
+
+
+def new_session() -> Any:
+    """A new boto3 session (made inside the test's moto mock; one made outside it would
+    reach AWS) sharing the models already read."""
+    import botocore.session
+
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader())
+    return boto3.Session(botocore_session=core)
+
+
 def clients_for(config: Any, options: deploy.DeployOptions,
                 recorder: Recorder | None = None) -> deploy.AwsClients:
-    session = boto3.Session()
+    session = new_session()
     if recorder is not None:
         session.events.register("before-call.*.*", recorder)
     return deploy.AwsClients.from_config(config, options, session=session)

@@ -13,6 +13,8 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     python -m tests.mutation              # every module
     python -m tests.mutation events sync  # some of them
     python -m tests.mutation --results    # the counts of the last runs, run nothing
+    python -m tests.mutation --survivors sync  # the last run's survivors, against the tests now
+    python -m tests.mutation --survivors sync x_sync_key__mutmut_33  # some of them
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
@@ -39,6 +41,9 @@ HANDLER_TESTS = ["tests/test_handler.py", "tests/test_handler_faults.py",
                  "tests/test_handler_scenarios.py", "-m", "not slow", "-k",
                  "pooled or clear_filename or (sqlite and aws) "
                  "or not (mysql or postgresql or dynamo or redis or sqlite)"]
+#: The per-backend deletes also against the test that counts their round trips, the
+#: only one that can tell the one-statement fast path from the read-then-delete behind it.
+CLEAR_TESTS = [*HANDLER_TESTS[:-1], f"{HANDLER_TESTS[-1]} or one_delete_and_no_read"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ TARGETS: dict[str, Target] = {
                        "sync_key"))),
     # The per-backend deletes behind clear_filename: each is a fast path in front of a
     # slower one that gives the same answer, so many survivors here only cost round trips.
-    "sync-clear": Target("pypicloud_s3sync/function/sync.py", tuple(HANDLER_TESTS),
+    "sync-clear": Target("pypicloud_s3sync/function/sync.py", tuple(CLEAR_TESTS),
                          only=("*sync.x__clear_*", "*sync.x__path_checked_delete__*")),
     "handler": Target("pypicloud_s3sync/function/handler.py", tuple(HANDLER_TESTS),
                       only=("*handler.xǁRuntimeǁhandle__*", "*handler.xǁRuntimeǁapply__*",
@@ -68,8 +73,9 @@ TARGETS: dict[str, Target] = {
                             "*handler.x__verify_after__*", "*handler.x_runtime__*")),
     "notifications": Target("pypicloud_s3sync/provision/notifications.py",
                             ("tests/test_notifications.py",)),
-    "teardown": Target("pypicloud_s3sync/provision/planner.py",
-                       ("tests/test_deploy.py", "-k", "delete or teardown or foreign"),
+    # The deploy tests build a deployment with create first (seconds per test); these
+    # set up what create leaves by hand and plan delete against it.
+    "teardown": Target("pypicloud_s3sync/provision/planner.py", ("tests/test_teardown.py",),
                        only=("*planner.xǁPlannerǁteardown__*",)),
     "security": Target("pypicloud_s3sync/admin/security.py",
                        ("tests/test_admin.py", "tests/test_views.py", "-k",
@@ -100,6 +106,28 @@ def run(name: str, target: Target) -> dict[str, object]:
     with open(work / "run.log", "wb") as log:
         subprocess.run([*_MUTMUT, "run", "--max-children", "1", *target.only], cwd=work,
                        env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
+    return summarize(name, target)
+
+
+def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict[str, object]:
+    """Try the last run's surviving mutants again against the tests as they are now
+    (new tests written for them); the verdicts of the killed ones stand, since tests
+    are only added.  The test selection must be the one of that run: mutmut starts
+    over when it changes.  ``only``: the survivors to try (name endings), so that the
+    equivalent ones, which run every covering test, are not tried again."""
+    work = WORK / name
+    if not (work / "mutants").exists():
+        return run(name, target)
+    shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    survivors = summarize(name, target)["not_killed"]
+    assert isinstance(survivors, list)
+    if only:
+        survivors = [m for m in survivors if m.endswith(only)]
+    if survivors:
+        with open(work / "run.log", "ab") as log:
+            subprocess.run([*_MUTMUT, "run", "--max-children", "1", *survivors], cwd=work,
+                           env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
     return summarize(name, target)
 
 
@@ -156,7 +184,9 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
 
 def main(argv: list[str]) -> int:
     only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
-    names = [a for a in argv if a != "--results"] or list(TARGETS)
+    again = "--survivors" in argv
+    mutants = tuple(a for a in argv if "__mutmut_" in a)  # with --survivors: which ones
+    names = [a for a in argv if a not in ("--results", "--survivors", *mutants)] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
@@ -166,7 +196,12 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        scores[name] = (summarize if only_results else run)(name, TARGETS[name])
+        if only_results:
+            scores[name] = summarize(name, TARGETS[name])
+        elif again:
+            scores[name] = run_survivors(name, TARGETS[name], mutants)
+        else:
+            scores[name] = run(name, TARGETS[name])
         result = scores[name]
         print(f"   {result['killed']}/{result['total']} killed ({result['score']}%), "
               f"{result['counts']}", flush=True)

@@ -168,8 +168,10 @@ def test_every_secret_setting_is_recognised():
         "PPC_DB_URL": "redis://:redis-password@cache:6379/0",
         "PPC_STORAGE_AWS_SECRET_ACCESS_KEY": "env-storage-secret",
         "PPC_STORAGE_BUCKET": "packages-bucket",
+        # Only the first "_" after PPC_ is the dot: session.encrypt_key.
+        "PPC_SESSION_ENCRYPT_KEY": "env-encrypt-key",
     })
-    assert from_environment == {"redis-password", "env-storage-secret"}
+    assert from_environment == {"redis-password", "env-storage-secret", "env-encrypt-key"}
     text = {"message": "could not use postgresql://pypi:db-password-1@db.internal/pypi",
             "list": ["key AKIAEXAMPLEKEY", 3]}
     assert scrub(text, secrets) == {
@@ -311,6 +313,15 @@ def test_a_status_begun_before_an_operation_ended_is_not_reused():
     release.set()
     assert before.done.wait(30) and after.done.wait(30)
     assert runs.get(compute, lambda exc: None, wait=5, generation=1) is after
+
+
+def test_a_secret_inside_a_longer_one_leaves_nothing_of_either():
+    """The longer secret is replaced first: the shorter one first would leave the rest
+    of the longer one readable around the stars."""
+    secrets = secret_values({"db.password": "zzzzzz", "session.encrypt_key": "aazzzzzzbb"},
+                            environ={})
+    assert secrets == {"zzzzzz", "aazzzzzzbb"}  # six characters are enough to be one
+    assert scrub(["key aazzzzzzbb", "pw zzzzzz"], secrets) == ["key ***", "pw ***"]
 
 
 def test_secrets_are_found_wherever_they_stand_among_other_settings():

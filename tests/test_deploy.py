@@ -502,45 +502,6 @@ def test_delete_with_nothing_deployed_is_empty(bucket, tmp_path):
     assert "Nothing to delete" in plan.describe()
 
 
-def test_delete_keeps_a_role_someone_else_added_policies_to(bucket, tmp_path, code):
-    config = make_config(tmp_path)
-    create(config, code=code)
-    client = boto3.client("iam")
-    client.put_role_policy(RoleName=iam.role_name(FUNCTION, REGION), PolicyName="extra",
-                           PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-                               {"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
-                                "Resource": "*"}]}))
-    plan = delete(config)
-    assert any("extra" in note for note in plan.notes)
-    assert client.list_role_policies(RoleName=iam.role_name(FUNCTION, REGION))["PolicyNames"] == [
-        "extra"]
-
-
-def test_delete_leaves_a_function_with_our_name_that_we_did_not_create(bucket, tmp_path):
-    """Only our invoke permission is taken off someone else's function of that name."""
-    from pypicloud_s3sync.provision.planner import statement_id
-
-    role = boto3.client("iam").create_role(
-        RoleName="theirs", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))["Role"]["Arn"]
-    lam = boto3.client("lambda", region_name=REGION)
-    theirs = lam.create_function(
-        FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="app.handle",
-        Code={"ZipFile": write_zip(tmp_path / "theirs.zip").read_bytes()},
-        Tags={"team": "platform"})
-    ours = statement_id("s3", BUCKET)
-    for sid in (ours, "their-own"):
-        lam.add_permission(FunctionName=FUNCTION, StatementId=sid, Action="lambda:InvokeFunction",
-                           Principal="s3.amazonaws.com")
-    recorder = Recorder()
-    plan = delete(make_config(tmp_path), recorder)
-    assert "DeleteFunction" not in recorder.calls
-    assert any(f"function {FUNCTION} was not created" in note for note in plan.notes)
-    after = lam.get_function(FunctionName=FUNCTION)
-    assert after["Configuration"]["CodeSha256"] == theirs["CodeSha256"]
-    statements = json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])["Statement"]
-    assert [s["Sid"] for s in statements] == ["their-own"]
-
-
 def test_missing_bucket_is_a_clear_error(aws, tmp_path, code):
     with pytest.raises(deploy.DeployError, match="bucket packages does not exist"):
         create(make_config(tmp_path), code=code)
@@ -602,18 +563,6 @@ def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, c
     results = deploy.apply(plan, clients, sleep=slept.append)
     assert slept == [executor.ROLE_BACKOFF[0]]
     assert [r.attempts for r in results if r.step.operation == "create_function"] == [2]
-
-
-def test_delete_leaves_eventbridge_on_while_another_rule_listens(bucket, tmp_path, code):
-    config = make_config(tmp_path)
-    create(config, code=code, delivery="eventbridge")
-    events = boto3.client("events", region_name=REGION)
-    events.put_rule(Name="audit-uploads", EventPattern=json.dumps(
-        {"source": ["aws.s3"], "detail": {"bucket": {"name": [BUCKET]}}}))
-    plan = delete(config)
-    assert any("audit-uploads" in note for note in plan.notes)
-    assert bucket_notification() == {"EventBridgeConfiguration": {}}
-    assert [r["Name"] for r in events.list_rules()["Rules"]] == ["audit-uploads"]
 
 
 def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):

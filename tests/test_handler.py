@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -115,7 +116,8 @@ def test_bootstrap_never_creates_or_heads_the_bucket(
 
 
 def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
-    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = SyncBucket.create(sqlite_settings)
     key, created = bucket.put_package("alpha", "1.0")
@@ -134,6 +136,14 @@ def test_warm_invocations_reuse_cache_and_client_and_head_once_per_key(
     assert handler.runtime() is runtime and handler.runtime().cache is runtime.cache
     assert sorted(heads) == sorted([key, other.key])
     assert set(cached(sqlite_settings)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
+    # Every record gets its line; the ones after the first of a key say they were not
+    # read again.
+    lines = {x["message_id"]: x["reason"] for x in map(json.loads, capsys.readouterr().out
+                                                         .splitlines()) if "message_id" in x}
+    first = "object present; cached alpha 1.0"
+    assert lines == {"a": first, "c": "object present; cached beta 1.0",
+                     "b": f"{first} (same key as an earlier record; read once)",
+                     "d": f"{first} (same key as an earlier record; read once)"}
 
 
 def test_unreadable_sqs_messages_are_reported_failed_and_the_rest_applied(
@@ -197,6 +207,187 @@ def test_eventbridge_key_with_plus_is_found(
     assert cached(sqlite_settings)["gamma-1.0+local.tar.gz"]["path"] == key
 
 
+def test_each_outcome_says_what_it_did_to_the_cache(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """The action and reason of each case, as the log line shows them to an operator."""
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("omega", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+
+    def outcome(key: str, *alt_keys: str) -> tuple[str, str, str, int]:
+        # Every write counts as slow, so each is read again; a skip wrote nothing.
+        done = sync_key(runtime.cache, runtime.s3, BUCKET, key, alt_keys=alt_keys,
+                        verify_after=0)
+        return done.action, done.reason, done.key, done.heads
+
+    elsewhere = "elsewhere/omega-1.0.tar.gz"
+    verified = " (verified after a slow write)"
+    assert outcome(elsewhere, key) == (
+        "saved", f"object present; cached omega 1.0{verified}", key, 3)
+    assert outcome(elsewhere) == (
+        "skipped", "object absent; the cached entry of that filename is another key's",
+        elsewhere, 1)
+    bucket.delete(key)
+    assert outcome(key) == ("cleared", f"object absent; cache entry removed{verified}", key, 2)
+    assert outcome(key) == ("skipped", "object absent; nothing cached", key, 1)
+    bucket.put_raw("pkgs/README.tar.gz")
+    assert outcome("pkgs/README.tar.gz") == (
+        "skipped", "object is not a package pypicloud would list (no name/version metadata, "
+        "unparsable filename); nothing cached", "pkgs/README.tar.gz", 1)
+    assert cached(sqlite_settings) == {}
+
+
+@pytest.mark.parametrize(("failures", "error"), [
+    (["IntegrityError"] * 2, None),
+    (["IntegrityError"] * 3, "IntegrityError"),
+    (["OperationalError"], "OperationalError"),
+], ids=["lost-twice-then-saved", "lost-every-time", "not-a-conflict"])
+def test_a_write_that_loses_a_race_is_applied_again_and_nothing_else_is(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str], failures: list[str],
+    error: str | None,
+) -> None:
+    """The database answers our write with what it says when another container wrote
+    the row first (a unique-key violation) or with another error: only the former is
+    applied again from a new HEAD, at most MAX_ATTEMPTS times in all, and then the
+    database's own error fails the event."""
+    import sqlite3
+
+    from sqlalchemy import event, exc
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("tau", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    answers = list(failures)
+    heads: list[str] = []
+    runtime.s3.meta.events.register("before-call.s3.HeadObject",
+                                    lambda **_: heads.append(key))
+
+    said = {"IntegrityError": "UNIQUE constraint failed: packages.filename",
+            "OperationalError": "disk I/O error"}
+
+    def database_answers(conn: Any, cursor: Any, statement: str, params: Any,
+                         *_: Any) -> None:
+        if statement.startswith(("INSERT", "UPDATE")) and answers:
+            name = answers.pop(0)  # as SQLAlchemy raises the driver's error
+            raise getattr(exc, name)(statement, params, getattr(sqlite3, name)(said[name]))
+
+    engine = runtime.cache.dbmaker.kw["bind"]
+    event.listen(engine, "before_cursor_execute", database_answers)
+    try:
+        if error is None:
+            done = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=None)
+            assert done.reason == ("object present; cached tau 1.0 (applied again after 2 "
+                                   "concurrent write(s) of the same row)")
+            assert "tau-1.0.tar.gz" in cached(sqlite_settings)
+        else:
+            with pytest.raises(getattr(exc, error)):
+                sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=None)
+            assert cached(sqlite_settings) == {}
+    finally:
+        event.remove(engine, "before_cursor_execute", database_answers)
+    assert len(heads) == len(failures) + (error is None)
+
+
+def test_a_delete_of_a_key_spelled_two_ways_clears_the_entry_of_either(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """An EventBridge key whose "+" may be a space: once neither spelling exists, the
+    entry recorded under the other spelling goes too."""
+    bucket = SyncBucket.create(sqlite_settings)
+    raw, _ = bucket.put_package("rho", "1.0+local")
+    decoded = raw.replace("+", " ")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    assert sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(raw,)).key == raw
+    bucket.delete(raw)
+    done = sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(raw,))
+    assert (done.action, done.heads) == ("cleared", 2)
+    assert cached(sqlite_settings) == {}
+
+
+def test_a_save_that_lost_to_another_containers_insert_is_applied_again(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """Another container inserts the same row between our SELECT and our INSERT (the
+    merge pypicloud's save does): the key is applied again from a new HEAD, and the
+    reason says so."""
+    from sqlalchemy import event
+
+    from .pypicloud_app import build_cache
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("sigma", "1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    other = build_cache({**sqlite_settings, "pypi.storage": "file", "storage.dir": "/tmp"})
+    engine = runtime.cache.dbmaker.kw["bind"]
+    inserts: list[str] = []
+
+    def other_container_first(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT") and not inserts:
+            inserts.append(statement)
+            other.save(other.new_package("sigma", "1.0", "sigma-1.0.tar.gz", path=key))
+            other.db.commit()
+
+    event.listen(engine, "before_cursor_execute", other_container_first)
+    try:
+        done = sync_key(runtime.cache, runtime.s3, BUCKET, key)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_container_first)
+        other.db.close()
+    assert (done.action, done.heads) == ("saved", 2)
+    assert done.reason == ("object present; cached sigma 1.0 (applied again after 1 "
+                           "concurrent write(s) of the same row)")
+    assert cached(sqlite_settings)["sigma-1.0.tar.gz"]["summary"] == "A test package"
+
+
+def test_settings_are_read_as_pypicloud_reads_its_ini() -> None:
+    """Values become the strings an ini would hold; null means "not set"; the messages
+    say what to give."""
+    read = handler.read_settings
+    assert read({handler.SETTINGS_VAR: json.dumps({
+        "pypi.db": "sql", "s3sync.admin.enabled": None, "pypi.allow_overwrite": True,
+        "pypi.allow_delete": False, "db.pool_size": 3, "db.url": "sqlite://"})}) == {
+        "pypi.db": "sql", "pypi.allow_overwrite": "true", "pypi.allow_delete": "false",
+        "db.pool_size": "3", "db.url": "sqlite://"}
+    with pytest.raises(handler.HandlerConfigError) as info:
+        read({})
+    assert str(info.value) == (
+        'PYPICLOUD_SETTINGS is not set: give the function a JSON object of pypicloud '
+        'settings, at least {"pypi.db": ..., "db.url": ...}')
+    with pytest.raises(handler.HandlerConfigError) as info:
+        read({handler.SETTINGS_VAR: '["pypi.db"]'})
+    assert str(info.value) == "PYPICLOUD_SETTINGS must be a JSON object of settings, not list"
+
+
+def test_slow_writes_are_verified_after_the_default_window_unless_set(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    from pypicloud_s3sync.function.sync import VERIFY_AFTER_SECONDS
+
+    use_settings(sqlite_settings)
+    assert handler.runtime().verify_after == VERIFY_AFTER_SECONDS
+    use_settings({**sqlite_settings, "s3sync.verify_after": "off"})
+    assert handler.runtime().verify_after is None
+
+
+def test_a_schedule_event_is_a_reconcile_with_its_own_options(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """EventBridge's scheduled event runs a reconcile (a deep one re-reads each object)
+    instead of being read as an S3 event."""
+    bucket = SyncBucket.create(sqlite_settings)
+    bucket.put_package("pi", "1.0")
+    use_settings(sqlite_settings)
+    scheduled = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    assert handler.handle_event(scheduled, None)["added"] == ["pi-1.0.tar.gz"]
+    deep = handler.handle_event({**scheduled, "detail": {"deep": True}}, None)
+    assert deep["in_sync"] is True and deep["s3_calls"]["HeadObject"] == 1
+
+
 def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
     """After our first HEAD, another writer deletes the object: a real interleaving of
     two invocations, staged with botocore's own event hooks."""
@@ -241,7 +432,10 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
 @pytest.mark.parametrize(("recorded", "other"), [
     ("a/omega/omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz"),
     ('a/Ωmega "x" 50%_\\/omega-1.0.tar.gz', 'a/Ωmega "x" 50%_/omega-1.0.tar.gz'),
-], ids=["plain", "characters-json-escapes"])
+    # A key without a folder names no project: DynamoDB deletes as the entry is stored.
+    ("a/omega/omega-1.0.tar.gz", "omega-1.0.tar.gz"),
+    ("omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"),
+], ids=["plain", "characters-json-escapes", "other-key-at-the-root", "recorded-at-the-root"])
 def test_clear_filename_keeps_an_entry_of_another_key(
     aws: None, cache_backend: str, cache_settings: Any, recorded: str, other: str
 ) -> None:
@@ -299,6 +493,28 @@ def test_clear_filename_clears_entries_the_key_does_not_describe(
             assert clear_filename(cache, "omega-1.0.tar.gz", key) == "cleared"
         assert cached(settings) == {}
         assert cache.distinct() == [], "the package summary was left behind"
+    finally:
+        close_cache(cache)
+
+
+def test_an_overwrite_in_the_key_value_cache_keeps_no_field_of_the_old_entry(
+    aws: None, cache_settings: Any
+) -> None:
+    """Redis (pypicloud's HMSET) would keep the old version's requires_python under the
+    new one; the save replaces the whole entry, as SQL and DynamoDB do."""
+    from pypicloud_s3sync.function.sync import save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings("redis"), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    try:
+        save_package(cache, cache.new_package("eta", "1.0", "eta-1.0.tar.gz",
+                                              requires_python=">=2.7", path="a/eta-1.0.tar.gz"))
+        save_package(cache, cache.new_package("eta", "1.0", "eta-1.0.tar.gz",
+                                              path="a/eta-1.0.tar.gz"))
+        assert "requires_python" not in cached(settings)["eta-1.0.tar.gz"]
     finally:
         close_cache(cache)
 
@@ -371,7 +587,8 @@ def read_only_keys(aws: None) -> dict[str, str]:
 
 def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     aws: None, use_settings: Any, sqlite_settings: dict[str, str],
-    read_only_keys: dict[str, str],
+    read_only_keys: dict[str, str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Only "not there" may clear an entry: AccessDenied means "we do not know"."""
     from moto.core import enable_iam_authentication
@@ -379,17 +596,35 @@ def test_a_head_refused_with_403_fails_the_event_and_keeps_the_cache_entry(
     bucket = SyncBucket.create(sqlite_settings)
     key, created = bucket.put_package("kappa", "1.0")
     use_settings(sqlite_settings)
-    handler.handle_event(created.aws_body(), None)
+    # The handler's clock (its only use of time) says the save took half a second.
+    clock = iter([2.0, 2.5])
+    with monkeypatch.context() as patch:
+        patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+        handler.handle_event(created.aws_body(), None)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
+    [saved] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+               if x.startswith('{"action": "saved"')]
+    assert saved["ms"] == 500.0
 
     use_settings({**sqlite_settings, **read_only_keys})
     deleted_elsewhere = {"Records": [{**created.aws_body()["Records"][0],
                                       "eventName": "ObjectRemoved:Delete"}]}
-    with enable_iam_authentication(), pytest.raises(handler.SyncError) as info:
+    # This attempt took a quarter of a second.
+    clock = iter([10.0, 10.25])
+    with monkeypatch.context() as patch, enable_iam_authentication(), \
+            pytest.raises(handler.SyncError) as info:
+        patch.setattr(handler, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
         handler.handle_event(deleted_elsewhere, None)
-    assert key in str(info.value) and "AccessDenied" in str(info.value)
+    assert str(info.value).startswith(f"could not sync s3://{BUCKET}/{key}: ")
+    assert "AccessDenied" in str(info.value)
     assert "kappa-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == [key]
+    # The log line says the record failed, and why, as the error named it.
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+              if x.startswith("{") and '"ObjectRemoved:Delete"' in x]
+    assert (line["action"], line["ms"]) == ("failed", 250.0)
+    assert line["reason"] == ("AccessDenied: An error occurred (AccessDenied) when calling "
+                              "the HeadObject operation: Access Denied"), line
 
 
 def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry(
@@ -419,7 +654,7 @@ def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry
     assert len(heads) == 2 * MAX_ATTEMPTS
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "dynamo"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
 def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
     aws: None, backend: str, cache_settings: Any
 ) -> None:

@@ -183,7 +183,8 @@ def _kill_connections(admin_url: str, database_url: str) -> int:
 
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"])
 def test_a_pooled_connection_the_server_ended_is_replaced_without_failing_the_event(
-    aws: None, backend: str, cache_settings: Any, monkeypatch: pytest.MonkeyPatch
+    aws: None, backend: str, cache_settings: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
     from . import services
 
@@ -191,14 +192,25 @@ def test_a_pooled_connection_the_server_ended_is_replaced_without_failing_the_ev
                 "storage.region_name": "us-east-1"}
     bucket = SyncBucket.create(settings)
     _, first = bucket.put_package("one", "1.0")
-    key, second = bucket.put_package("two", "1.0")
-    monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps(settings))
+    # The second try is the whole sync again: the other spelling of an EventBridge key
+    # and the verification of a slow write ("0": every write) included.
+    key, _ = bucket.put_package("two", "1.0+local", expect_event=False)
+    eventbridge = {"source": "aws.s3", "detail-type": "Object Created", "detail": {
+        "bucket": {"name": BUCKET}, "object": {"key": key}}}
+    monkeypatch.setenv(handler.SETTINGS_VAR, json.dumps({**settings,
+                                                         "s3sync.verify_after": "0"}))
     handler.reset()
     try:
         handler.handle_event(first.aws_body(), None)  # warm: a connection in the pool
         admin = services.POSTGRES_ADMIN if backend == "postgresql" else services.MYSQL_ADMIN
         assert _kill_connections(admin, settings["db.url"]) >= 1
-        assert handler.handle_event(second.aws_body(), None) is None  # no SyncError
-        assert cached(settings)["two-1.0.tar.gz"]["path"] == key
+        capsys.readouterr()
+        assert handler.handle_event(eventbridge, None) is None  # no SyncError
+        assert cached(settings)["two-1.0+local.tar.gz"]["path"] == key
+        [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()
+                  if x.startswith("{") and '"Object Created"' in x]
+        assert line["action"] == "saved"
+        assert line["reason"].endswith(
+            f"(verified after a slow write) (found as {key!r})"), line
     finally:
         handler.reset()

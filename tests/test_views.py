@@ -142,8 +142,10 @@ def test_a_cross_site_form_post_with_an_admin_session_changes_nothing(
                        content_type=content_type, status="*")
         assert res.status_int == 415, res
         assert res.json["error"] == "unsupported_media_type"
-        assert res.json["message"].startswith(
-            "send the request with 'Content-Type: application/json' and a JSON object body")
+        assert res.json["message"] == (
+            "send the request with 'Content-Type: application/json' and a JSON object body "
+            "(e.g. {} or {\"dry_run\": true}); form posts are refused to keep other sites "
+            "from triggering this endpoint")
     res = app.delete(URL, status="*")
     assert res.status_int == 415
 
@@ -180,18 +182,35 @@ def test_same_origin_behind_a_tls_proxy_is_accepted_and_a_lookalike_is_not(
 
 
 def test_bad_bodies_are_refused_with_what_to_send(server: Pypicloud) -> None:
+    """Each refusal says what was wrong and what is accepted, with the code a client
+    branches on; a flag that is not a JSON boolean ("false" is true in Python) is refused
+    instead of read as set."""
     app = server.app
     res = server.app.post(URL, params="{not json", content_type="application/json",
                           extra_environ=basic_auth(ADMIN), status="*")
     assert res.status_int == 400
-    assert "JSON" in res.json["message"]
-    assert call(app, "post", ADMIN, ["dry_run"]).status_int == 400
-    res = call(app, "post", ADMIN, {"dry_run": "yes"})
-    assert res.status_int == 400
-    assert "dry_run" in res.json["message"]
-    res = call(app, "post", ADMIN, {"function_name": "other"})
-    assert res.status_int == 400
-    assert "function_name" in res.json["message"]
+    assert res.json["error"] == "bad_request"
+    assert res.json["message"].startswith("the body is not valid JSON: ")
+
+    def refusal(body: Any, method: str = "post", url: str = URL) -> dict[str, Any]:
+        res = getattr(app, method)(url, params=json.dumps(body), status="*",
+                                   content_type="application/json",
+                                   extra_environ=basic_auth(ADMIN))
+        assert res.status_int == 400, res.text
+        return res.json
+
+    assert refusal(["dry_run"]) == {"error": "bad_request",
+                                    "message": "the body must be a JSON object such as {}"}
+    assert refusal({"function_name": "other", "bucket": "b"}) == {
+        "error": "bad_request",
+        "message": "unknown field(s) bucket, function_name; accepted: dry_run, force. "
+                   "Everything else is configured in the server's ini under s3sync.*"}
+    assert refusal({"force": True}, "delete")["message"].startswith(
+        "unknown field(s) force; accepted: dry_run. ")
+    for method, url, key in (("post", URL, "dry_run"), ("post", URL, "force"),
+                             ("post", f"{URL}/reconcile", "deep")):
+        assert refusal({key: "false"}, method, url) == {
+            "error": "bad_request", "message": f"{key} must be true or false"}
 
 
 # -- what it does ------------------------------------------------------------------------
