@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from pypicloud.cache.base import ICache
     from pypicloud.models import Package
 
-#: HEAD answers these codes for an object that is not there (or is a delete marker).
-MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-
 
 @dataclass(frozen=True)
 class ObjectState:
@@ -73,9 +70,9 @@ def head_object(s3_client: Any, bucket: str, key: str) -> ObjectState | None:
     try:
         head = s3_client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if str(error.get("Code")) in MISSING_CODES or status == 404:
+        # A HEAD's answer has no body, so botocore's error code is only the status
+        # again: the status is the one thing to read, on S3 and every look-alike.
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
             return None
         raise
     return ObjectState(
@@ -145,13 +142,13 @@ def save_package(cache: ICache, package: Package) -> None:
     cache.save(package)
 
 
-def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
+def clear_filename(cache: ICache, filename: str, key: str) -> str:
     """Remove the cache entry for ``filename``; returns what happened.
 
     The stored entry decides, not a name guessed from the filename (which can be wrong):
     Redis and DynamoDB need the package's real *name* to keep their per-name indexes
-    right.  When ``key`` is given and the entry records a different S3 path, the entry
-    belongs to another object with the same filename and is kept.
+    right.  When the entry records an S3 path other than ``key``, it belongs to another
+    object with the same filename and is kept.
 
     Returns ``"cleared"``, ``"absent"`` (nothing cached) or ``"other-path"``.
     """
@@ -163,7 +160,7 @@ def clear_filename(cache: ICache, filename: str, key: str | None = None) -> str:
     return _clear_sql(cache, filename, key)
 
 
-def _clear_sql(cache: ICache, filename: str, key: str | None) -> str:
+def _clear_sql(cache: ICache, filename: str, key: str) -> str:
     """``clear_filename`` for SQL: usually one DELETE whose condition is the path check.
 
     The row holds no index elsewhere, so a DELETE by primary key (as pypicloud's own
@@ -174,7 +171,7 @@ def _clear_sql(cache: ICache, filename: str, key: str | None) -> str:
     too; when it deletes nothing, pypicloud's ``fetch`` and that check decide.
     """
     dialect = cache.db.get_bind().dialect.name
-    if key is not None and dialect in _JSON_DIALECTS:
+    if dialect in _JSON_DIALECTS:
         deleted = cache.db.execute(_path_checked_delete(dialect),
                                    {"filename": filename, "key": key})
         if deleted.rowcount:
@@ -183,7 +180,7 @@ def _clear_sql(cache: ICache, filename: str, key: str | None) -> str:
     if stored is None:
         return "absent"
     recorded = (stored.data or {}).get("path")
-    if key is not None and recorded and recorded != key:
+    if recorded and recorded != key:
         return "other-path"
     # By statement, not pypicloud's ``clear`` (an ORM delete): a concurrent container
     # may have deleted the row since the fetch, which is "absent", not SQLAlchemy's
@@ -224,7 +221,7 @@ def _path_checked_delete(dialect: str) -> Any:
                                or_(path.is_(None), path == bindparam("key")))
 
 
-def _clear_redis(cache: ICache, filename: str, key: str | None) -> str:
+def _clear_redis(cache: ICache, filename: str, key: str) -> str:
     """``clear_filename`` for Redis reading only the three fields it needs.
 
     ``fetch`` loads and JSON-decodes the whole hash; pypicloud's ``clear`` needs only the
@@ -235,13 +232,13 @@ def _clear_redis(cache: ICache, filename: str, key: str | None) -> str:
     name, version, path = cache.db.hmget(cache.redis_key(filename), "name", "version", "path")
     if name is None:
         return "absent"
-    if key is not None and path and json.loads(path) != key:
+    if path and json.loads(path) != key:
         return "other-path"
     cache.clear(cache.new_package(name, version or "0", filename))
     return "cleared"
 
 
-def _clear_dynamo(cache: ICache, filename: str, key: str | None) -> str:
+def _clear_dynamo(cache: ICache, filename: str, key: str) -> str:
     """``clear_filename`` for DynamoDB: one conditional DeleteItem, no read first.
 
     Every DynamoDB call is a round trip, and a fetch before the delete made deletes a
@@ -257,7 +254,7 @@ def _clear_dynamo(cache: ICache, filename: str, key: str | None) -> str:
 
     engine = cache.engine
     table = DynamoPackage.meta_.ddb_tablename(engine.namespace)
-    name = posixpath.basename(posixpath.dirname(key)) if key else ""
+    name = posixpath.basename(posixpath.dirname(key))
     if not name:
         return _clear_dynamo_as_stored(cache, table, filename, key)
     try:
@@ -281,19 +278,16 @@ def _clear_dynamo(cache: ICache, filename: str, key: str | None) -> str:
     return "cleared"
 
 
-def _clear_dynamo_as_stored(cache: ICache, table: str, filename: str,
-                            key: str | None) -> str:
+def _clear_dynamo_as_stored(cache: ICache, table: str, filename: str, key: str) -> str:
     """The entry for ``filename`` unless it records another path; its stored name
     (returned by the same DeleteItem) then keeps the summary right."""
     from dynamo3.exception import ConditionalCheckFailedException
 
-    condition: dict[str, Any] = {}
-    if key is not None:
-        condition = {"condition": "attribute_not_exists(#d.#p) OR #d.#p = :key",
-                     "alias": {"#d": "data", "#p": "path"}, "expr_values": {":key": key}}
     try:
         old = cache.engine.dynamo.delete_item2(
-            table, {"filename": filename}, returns="ALL_OLD", **condition)
+            table, {"filename": filename}, returns="ALL_OLD",
+            condition="attribute_not_exists(#d.#p) OR #d.#p = :key",
+            alias={"#d": "data", "#p": "path"}, expr_values={":key": key})
     except ConditionalCheckFailedException:
         return "other-path"
     if not old:
@@ -352,7 +346,6 @@ class Outcome:
     reason: str
     key: str
     heads: int = 1
-    verified: bool = False
 
 
 def _same_state(a: ObjectState | None, b: ObjectState | None) -> bool:
@@ -361,7 +354,7 @@ def _same_state(a: ObjectState | None, b: ObjectState | None) -> bool:
     return (a.etag, a.last_modified, a.version_id) == (b.etag, b.last_modified, b.version_id)
 
 
-def _make_cache_agree(cache: ICache, state: ObjectState | None, key: str,
+def _make_cache_agree(cache: ICache, state: ObjectState | None,
                       absent_keys: tuple[str, ...]) -> tuple[str, str]:
     """Make the cache agree with one HEAD result; returns (action, reason)."""
     package = package_from_state(state, cache.new_package) if state is not None else None
@@ -419,7 +412,7 @@ def sync_key(
                     break
         absent_keys = (key, *alt_keys) if state is None else (found_key,)
         try:
-            action, reason = _make_cache_agree(cache, state, found_key, absent_keys)
+            action, reason = _make_cache_agree(cache, state, absent_keys)
         except Exception as exc:
             # Rolled back already (committing); the last attempt's error propagates.
             if attempt + 1 == MAX_ATTEMPTS or not write_conflict(cache, exc):
@@ -435,7 +428,7 @@ def sync_key(
         heads += 1
         if _same_state(state, again):
             return Outcome(action, reason + " (verified after a slow write)", found_key,
-                           heads, verified=True)
+                           heads)
     raise KeepsChanging(
         f"s3://{bucket}/{key} changed while it was being applied {MAX_ATTEMPTS} times"
     )
