@@ -691,3 +691,89 @@ def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
             assert calls == ["DELETE"]
     finally:
         close_cache(cache)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
+def test_an_entry_of_another_key_is_kept_at_the_cost_of_one_call_more_at_most(
+    aws: None, backend: str, cache_settings: Any
+) -> None:
+    """Deleting a key whose filename's entry records another object's key (the same
+    file uploaded under two prefixes): the entry stays, and DynamoDB learns that from
+    the refused DeleteItem itself, SQL from one read after its DELETE matched nothing."""
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    theirs, ours = "b/omega/omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"
+    calls: list[str] = []
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path=theirs))
+        if backend == "dynamo":
+            cache.engine.dynamo.client.meta.events.register(
+                "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        else:
+            from sqlalchemy import event
+
+            event.listen(cache.db.get_bind(), "before_cursor_execute",
+                         lambda *args: calls.append(args[2].split()[0]))
+        with committing(cache):
+            assert clear_filename(cache, "omega-1.0.tar.gz", ours) == "other-path"
+        assert cached(settings)["omega-1.0.tar.gz"]["path"] == theirs
+        if backend == "dynamo":
+            assert calls == ["DeleteItem"], calls
+        else:
+            assert calls == ["DELETE", "SELECT"], calls
+    finally:
+        close_cache(cache)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+@pytest.mark.parametrize("then", ["kept", "deleted"])
+def test_a_sql_entry_another_container_changes_between_delete_and_read(
+    backend: str, then: str, cache_settings: Any
+) -> None:
+    """Another container writes the entry right after our conditional DELETE matched
+    nothing, recording our key: the read that follows finds it ours and deletes it.
+    If that container deletes it again before our DELETE, the answer is "absent" (the
+    row is gone either way), not an error."""
+    from sqlalchemy import event
+
+    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
+    cache = build_cache(settings)
+    theirs, ours = "b/omega/omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"
+    meanwhile = {"DELETE": f"UPDATE packages SET data = '{json.dumps({'path': ours})}' "
+                           "WHERE filename = 'omega-1.0.tar.gz'"}
+    if then == "deleted":
+        meanwhile["SELECT"] = "DELETE FROM packages WHERE filename = 'omega-1.0.tar.gz'"
+    statements: list[str] = []
+
+    def other_container(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        verb = statement.split()[0]
+        statements.append(verb)
+        if verb in meanwhile and statements.count(verb) == 1:
+            other = conn.connection.cursor()  # the same transaction: seen at once
+            other.execute(meanwhile.pop(verb))
+            other.close()
+
+    try:
+        with committing(cache):
+            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
+                                                  path=theirs))
+        event.listen(cache.db.get_bind(), "after_cursor_execute", other_container)
+        with committing(cache):
+            answer = clear_filename(cache, "omega-1.0.tar.gz", ours)
+        assert answer == ("cleared" if then == "kept" else "absent")
+        assert statements == ["DELETE", "SELECT", "DELETE"]
+        assert cached(settings) == {}
+    finally:
+        close_cache(cache)
