@@ -239,6 +239,27 @@ def test_each_outcome_says_what_it_did_to_the_cache(
     assert cached(sqlite_settings) == {}
 
 
+def test_the_cached_entry_is_dated_when_s3_stored_the_object(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """pypicloud shows each file's upload time and calls the newest the latest: the
+    entry takes the object's Last-Modified, not the moment the function ran."""
+    from .pypicloud_app import build_cache
+    from .sync_harness import close_cache
+
+    bucket = SyncBucket.create(sqlite_settings)
+    key, _ = bucket.put_package("omega", "1.0")
+    stored = bucket.s3.head_object(Bucket=BUCKET, Key=key)["LastModified"]
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    assert sync_key(runtime.cache, runtime.s3, BUCKET, key).action == "saved"
+    cache = build_cache({**sqlite_settings, "pypi.storage": "file", "storage.dir": "/tmp"})
+    try:
+        assert cache.fetch("omega-1.0.tar.gz").last_modified == stored
+    finally:
+        close_cache(cache)
+
+
 @pytest.mark.parametrize(("failures", "error"), [
     (["IntegrityError"] * 2, None),
     (["IntegrityError"] * 3, "IntegrityError"),
