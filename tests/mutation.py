@@ -198,6 +198,9 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
+        if (only_results or again) and not (WORK / name / "mutants").is_dir():
+            print(f"   not run in this checkout yet: make mutate MODULES={name}", flush=True)
+            continue
         if only_results:
             scores[name] = summarize(name, TARGETS[name])
         elif again:
