@@ -3,6 +3,7 @@ one HEAD per key, cache-only settings, EventBridge keys, concurrent writers."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 from collections.abc import Iterator
@@ -675,43 +676,62 @@ def test_an_object_that_changes_during_every_attempt_fails_the_event_for_a_retry
     assert len(heads) == 2 * MAX_ATTEMPTS
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
-def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
-    aws: None, backend: str, cache_settings: Any
-) -> None:
-    """The delete path the handler takes for every removed object: one statement or
-    call, its condition doing the path check that a read would otherwise do."""
-    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+OMEGA = "omega-1.0.tar.gz"
+
+
+@contextlib.contextmanager
+def one_cached_entry(cache_settings: Any, backend: str,
+                     path: str) -> Iterator[tuple[Any, dict[str, str]]]:
+    """pypicloud's cache on ``backend`` holding omega 1.0, recorded at ``path``; yields
+    the cache and its settings (for :func:`cached`)."""
+    from pypicloud_s3sync.function.sync import committing, save_package
 
     from .pypicloud_app import build_cache
     from .sync_harness import close_cache
 
     settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
     cache = build_cache(settings)
-    key = "a/omega/omega-1.0.tar.gz"
-    calls: list[str] = []
     try:
         with committing(cache):
-            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
-                                                  path=key))
-        if backend == "dynamo":
-            cache.engine.dynamo.client.meta.events.register(
-                "before-call.dynamodb", lambda model, **_: calls.append(model.name))
-        else:
-            from sqlalchemy import event
-
-            event.listen(cache.db.get_bind(), "before_cursor_execute",
-                         lambda *args: calls.append(args[2].split()[0]))
-        with committing(cache):
-            assert clear_filename(cache, "omega-1.0.tar.gz", key) == "cleared"
-        assert cached(settings) == {}
-        if backend == "dynamo":
-            # The Query (and the write it may lead to) is pypicloud's summary upkeep.
-            assert calls.count("DeleteItem") == 1 and "GetItem" not in calls, calls
-        else:
-            assert calls == ["DELETE"]
+            save_package(cache, cache.new_package("omega", "1.0", OMEGA, path=path))
+        yield cache, settings
     finally:
         close_cache(cache)
+
+
+def record_calls(cache: Any, backend: str) -> list[str]:
+    """The DynamoDB operations, or the SQL statements' first words, from now on."""
+    calls: list[str] = []
+    if backend == "dynamo":
+        cache.engine.dynamo.client.meta.events.register(
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    else:
+        from sqlalchemy import event
+
+        event.listen(cache.db.get_bind(), "before_cursor_execute",
+                     lambda *args: calls.append(args[2].split()[0]))
+    return calls
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
+def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
+    aws: None, backend: str, cache_settings: Any
+) -> None:
+    """The delete path the handler takes for every removed object: one statement or
+    call, its condition doing the path check that a read would otherwise do."""
+    from pypicloud_s3sync.function.sync import clear_filename, committing
+
+    key = "a/omega/omega-1.0.tar.gz"
+    with one_cached_entry(cache_settings, backend, key) as (cache, settings):
+        calls = record_calls(cache, backend)
+        with committing(cache):
+            assert clear_filename(cache, OMEGA, key) == "cleared"
+        assert cached(settings) == {}
+    if backend == "dynamo":
+        # The Query (and the write it may lead to) is pypicloud's summary upkeep.
+        assert calls.count("DeleteItem") == 1 and "GetItem" not in calls, calls
+    else:
+        assert calls == ["DELETE"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
@@ -721,36 +741,15 @@ def test_an_entry_of_another_key_is_kept_at_the_cost_of_one_call_more_at_most(
     """Deleting a key whose filename's entry records another object's key (the same
     file uploaded under two prefixes): the entry stays, and DynamoDB learns that from
     the refused DeleteItem itself, SQL from one read after its DELETE matched nothing."""
-    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+    from pypicloud_s3sync.function.sync import clear_filename, committing
 
-    from .pypicloud_app import build_cache
-    from .sync_harness import close_cache
-
-    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
-    cache = build_cache(settings)
     theirs, ours = "b/omega/omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"
-    calls: list[str] = []
-    try:
+    with one_cached_entry(cache_settings, backend, theirs) as (cache, settings):
+        calls = record_calls(cache, backend)
         with committing(cache):
-            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
-                                                  path=theirs))
-        if backend == "dynamo":
-            cache.engine.dynamo.client.meta.events.register(
-                "before-call.dynamodb", lambda model, **_: calls.append(model.name))
-        else:
-            from sqlalchemy import event
-
-            event.listen(cache.db.get_bind(), "before_cursor_execute",
-                         lambda *args: calls.append(args[2].split()[0]))
-        with committing(cache):
-            assert clear_filename(cache, "omega-1.0.tar.gz", ours) == "other-path"
-        assert cached(settings)["omega-1.0.tar.gz"]["path"] == theirs
-        if backend == "dynamo":
-            assert calls == ["DeleteItem"], calls
-        else:
-            assert calls == ["DELETE", "SELECT"], calls
-    finally:
-        close_cache(cache)
+            assert clear_filename(cache, OMEGA, ours) == "other-path"
+        assert cached(settings)[OMEGA]["path"] == theirs
+    assert calls == (["DeleteItem"] if backend == "dynamo" else ["DELETE", "SELECT"]), calls
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
@@ -764,18 +763,13 @@ def test_a_sql_entry_another_container_changes_between_delete_and_read(
     row is gone either way), not an error."""
     from sqlalchemy import event
 
-    from pypicloud_s3sync.function.sync import clear_filename, committing, save_package
+    from pypicloud_s3sync.function.sync import clear_filename, committing
 
-    from .pypicloud_app import build_cache
-    from .sync_harness import close_cache
-
-    settings = {**cache_settings(backend), "pypi.storage": "file", "storage.dir": "/tmp"}
-    cache = build_cache(settings)
     theirs, ours = "b/omega/omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"
     meanwhile = {"DELETE": f"UPDATE packages SET data = '{json.dumps({'path': ours})}' "
-                           "WHERE filename = 'omega-1.0.tar.gz'"}
+                           f"WHERE filename = '{OMEGA}'"}
     if then == "deleted":
-        meanwhile["SELECT"] = "DELETE FROM packages WHERE filename = 'omega-1.0.tar.gz'"
+        meanwhile["SELECT"] = f"DELETE FROM packages WHERE filename = '{OMEGA}'"
     statements: list[str] = []
 
     def other_container(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -786,15 +780,10 @@ def test_a_sql_entry_another_container_changes_between_delete_and_read(
             other.execute(meanwhile.pop(verb))
             other.close()
 
-    try:
-        with committing(cache):
-            save_package(cache, cache.new_package("omega", "1.0", "omega-1.0.tar.gz",
-                                                  path=theirs))
+    with one_cached_entry(cache_settings, backend, theirs) as (cache, settings):
         event.listen(cache.db.get_bind(), "after_cursor_execute", other_container)
         with committing(cache):
-            answer = clear_filename(cache, "omega-1.0.tar.gz", ours)
+            answer = clear_filename(cache, OMEGA, ours)
         assert answer == ("cleared" if then == "kept" else "absent")
         assert statements == ["DELETE", "SELECT", "DELETE"]
         assert cached(settings) == {}
-    finally:
-        close_cache(cache)
