@@ -142,6 +142,26 @@ def test_aws_direct_s3_event_with_sequencer() -> None:
                                                              "0055AED6DCD90281E5")
 
 
+@pytest.mark.parametrize(("given", "kept"), [
+    ("2026-11-30T12:00:00.000Z", "2026-11-30T12:00:00.000Z"),
+    ("", None), (None, None), (1764504000, None),
+], ids=["iso-time", "empty", "null", "a-number"])
+def test_each_record_keeps_when_s3_made_the_change_for_the_lag_metric(
+        given: Any, kept: str | None) -> None:
+    """The lag metric is the time from the event's own timestamp to the cache write: a
+    record keeps it as the event says it, and anything that is not a time string is no
+    time at all (no lag is reported for it rather than a wrong one)."""
+    s3 = {"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": given,
+        "s3": {"bucket": {"name": "packages"}, "object": {"key": "pkgs/a-1.0.tar.gz"}}}]}
+    eventbridge = {"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+                   "time": given, "detail": {"bucket": {"name": "packages"},
+                                             "object": {"key": "pkgs/a-1.0.tar.gz"}}}
+    for event in (s3, eventbridge):
+        [record] = parse_event(event).records
+        assert record.event_time == kept, event
+
+
 @pytest.mark.parametrize("event_name", ["LifecycleExpiration:Delete",
                                         "LifecycleExpiration:DeleteMarkerCreated"])
 def test_lifecycle_expiry_removes_like_a_delete(event_name: str) -> None:
