@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..function import metrics
 from . import iam
+from .aws import tag_dict
 from .errors import FUNCTION_NAME, DeployError, Fix, OptionsError
 from .names import MAX_ALARM_NAME, bounded
 
@@ -162,16 +163,7 @@ def plan(planner: Planner) -> None:
     options, found = planner.options, planner.actual.alarms
     topic = options.alarm_topic
     if topic is None:
-        for name in alarm_names(planner.fname):
-            alarm = found.get(name)
-            if alarm is None:
-                continue
-            if not ours(planner, name):
-                planner.notes.append(f"CloudWatch alarm {name} was not created by "
-                                     "pypicloud-s3sync; left alone")
-                continue
-            planner.row("alarm", name, "none (no --alarm-topic)", summary(alarm), False)
-            _delete(planner, name, ": --alarm-topic is no longer set")
+        _remove_ours(planner, shown=True)
         return
     region = topic_region(topic)
     if region != planner.clients.region:
@@ -214,28 +206,33 @@ def plan(planner: Planner) -> None:
 
 def teardown(planner: Planner) -> None:
     """Remove our alarms, whatever the options say; leave anyone else's."""
+    _remove_ours(planner, shown=False)
+
+
+def _remove_ours(planner: Planner, *, shown: bool) -> None:
+    """A delete step for each alarm of ours that exists, a note for one of our name
+    that is not ours.  ``shown``: create without ``--alarm-topic`` also lists each as a
+    drifted status row, and says why it goes."""
+    why = ": --alarm-topic is no longer set" if shown else ""
     for name in alarm_names(planner.fname):
-        if name not in planner.actual.alarms:
+        alarm = planner.actual.alarms.get(name)
+        if alarm is None:
             continue
-        if ours(planner, name):
-            _delete(planner, name)
-        else:
+        if not ours(planner, name):
             planner.notes.append(f"CloudWatch alarm {name} was not created by "
                                  "pypicloud-s3sync; left alone")
-
-
-def _delete(planner: Planner, name: str, why: str = "") -> None:
-    planner.step(resource="alarm", action="delete", name=name,
-                 summary=f"delete CloudWatch alarm {name}{why}",
-                 service="cloudwatch", operation="delete_alarms",
-                 params={"AlarmNames": [name]})
+            continue
+        if shown:
+            planner.row("alarm", name, "none (no --alarm-topic)", summary(alarm), False)
+        planner.step(resource="alarm", action="delete", name=name,
+                     summary=f"delete CloudWatch alarm {name}{why}",
+                     service="cloudwatch", operation="delete_alarms",
+                     params={"AlarmNames": [name]})
 
 
 def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Our two alarms by name, and their tags (read for every plan, so that dropping the
     option or deleting the sync removes them)."""
-    from .aws import tag_dict
-
     found = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms(
         AlarmNames=alarm_names(function_name))["MetricAlarms"]}
     tags = {name: tag_dict(cloudwatch.list_tags_for_resource(
