@@ -6,12 +6,16 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: test demo docs lint bench dist mutate clean
+.PHONY: test test-latest lock demo docs lint bench dist mutate clean
 
-$(VENV)/.installed: setup.py
+# The development venv is the lock's, exactly (requirements/dev.txt, with hashes): the same
+# versions on every machine, whatever was released since. A changed lock rebuilds it.
+$(VENV)/.installed: setup.py requirements/dev.txt requirements/tools.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip "setuptools<82" wheel
-	$(PY) -m pip install --quiet -e ".[all,test]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements/tools.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 test: $(VENV)/.installed
@@ -30,10 +34,42 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/reconcile.py
 	$(PY) benchmarks/bundle.py
 
-# The wheel and sdist to install next to pypicloud (docs/installation.rst), in dist/.
-dist: $(VENV)/.installed
+# The wheel and sdist to install next to pypicloud (docs/installation.rst), in dist/:
+# built in a venv of its own that holds only the locked build tools.
+BUILD_VENV ?= .venv-build
+$(BUILD_VENV)/.installed: requirements/build.txt
+	rm -rf $(BUILD_VENV)
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/build.txt
+	touch $@
+
+dist: $(BUILD_VENV)/.installed
 	rm -rf dist
-	$(PY) -m build --outdir dist .
+	$(BUILD_VENV)/bin/python -m build --no-isolation --outdir dist .
+
+# The early warning for upstream changes: what a user's `pip install` resolves today
+# (the newest release within setup.py's ranges), in a venv of its own, then the whole
+# suite. Not run by CI; docs/development.rst says when to run it.
+LATEST_VENV ?= .venv-latest
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --quiet -e ".[all,test]"
+	$(LATEST_VENV)/bin/python requirements/drift.py requirements/dev.txt
+	$(LATEST_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# Refresh the locks from setup.py's ranges (docs/development.rst): uv, pinned here, in a
+# venv of its own. Each file's header is the command that made it.
+UV_VERSION ?= 0.13.9
+LOCK_VENV ?= .venv-lock
+LOCK := $(LOCK_VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
+lock:
+	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION); }
+	$(LOCK) --upgrade requirements/tools.in -o requirements/tools.txt
+	$(LOCK) --upgrade setup.py requirements/tools.in --extra all --extra test -o requirements/dev.txt
+	$(LOCK) --upgrade requirements/build.in requirements/tools.in -o requirements/build.txt
 
 # Mutation testing of the modules where a wrong answer loses or leaks data; long, so not
 # part of test. MODULES=events (or sync, handler, ...) runs some of them.
@@ -45,4 +81,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) build dist docs/_build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(BUILD_VENV) $(LATEST_VENV) $(LOCK_VENV) build dist docs/_build *.egg-info .pytest_cache

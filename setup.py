@@ -23,7 +23,7 @@ TEST_REQUIRES = [
     "pytest-xdist>=3",
     "hypothesis>=6.100",
     "WebTest>=3",
-    "moto[server,s3,sqs,sns,iam,lambda,events,dynamodb,sts]>=5.0",
+    "moto[server,s3,sqs,sns,iam,awslambda,events,dynamodb,sts]>=5.0",
     "build>=1",
     "wheel",
     "ruff",

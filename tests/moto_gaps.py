@@ -15,6 +15,17 @@ configuration a function has.  The patch makes the put replace what is stored.
 moto 5.2.5 answers ``GetBucketReplication`` with every rule's ``Filter`` as prefix ""
 and ``DeleteMarkerReplication`` as Disabled, whatever was put; status judges exactly
 those two fields, so the patch returns the stored ones, as AWS does.
+
+Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
+copes with both in the policy of the IAM user a test runs as, never in the policy we
+generate (parliament and the IAM evaluator keep checking that one with AWS's names):
+
+* moto 5 authorizes DynamoDB requests against resource ``"*"`` only, so a table-scoped
+  Allow is refused although AWS grants it;
+* moto 5.2.6 authorizes a HEAD of an object as ``s3:HeadObject`` and a ``list-type=2``
+  listing as ``s3:ListObjectsV2``.  AWS authorizes them as ``s3:GetObject`` and
+  ``s3:ListBucket`` (the Amazon S3 API Reference, HeadObject and ListObjectsV2,
+  "Permissions"); neither moto name is an IAM action.
 """
 
 from __future__ import annotations
@@ -22,6 +33,30 @@ from __future__ import annotations
 from typing import Any
 
 _PATCHED = False
+
+# AWS's action -> the names moto 5.2.6 authorizes the same request under.
+MOTO_S3_ACTIONS = {
+    "s3:GetObject": ("s3:HeadObject",),
+    "s3:ListBucket": ("s3:ListObjectsV2",),
+}
+
+
+def for_moto_user(policy: dict[str, Any]) -> dict[str, Any]:
+    """``policy`` as moto must see it to allow and deny exactly what AWS would: each
+    statement (Allow or Deny) that names an S3 action also names moto's names for it,
+    and DynamoDB-only statements apply to ``"*"``.  The actions stay the policy's."""
+    statements = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        widened = actions + [alias for action in actions
+                             for alias in MOTO_S3_ACTIONS.get(action, ())
+                             if alias not in actions]
+        statement = {**statement, "Action": widened}
+        if all(action.startswith("dynamodb:") for action in actions):
+            statement["Resource"] = "*"
+        statements.append(statement)
+    return {**policy, "Statement": statements}
 
 
 def _has_eventbridge(response: Any) -> bool:

@@ -23,6 +23,7 @@ import pytest
 from pypicloud_s3sync.bundle.localrun import unpack
 from pypicloud_s3sync.config import load_config
 
+from . import moto_gaps
 from .lambda_prepare import BACKENDS, SOURCES, TARGETS, Prepared, interpreter
 from .lambda_runtime_api import Outcome, RuntimeApi, start_function, stop_function
 
@@ -95,14 +96,16 @@ def _user_denied(endpoint: str, bucket: str, denied_key: str) -> dict[str, str]:
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")
     user = f"s3sync-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="function", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": ["s3:*", "dynamodb:*"], "Resource": "*"},
-            {"Effect": "Deny", "Action": "s3:GetObject",
-             "Resource": f"arn:aws:s3:::{bucket}/{denied_key}"},
-        ],
-    }))
+    iam.put_user_policy(UserName=user, PolicyName="function",
+                        PolicyDocument=json.dumps(moto_gaps.for_moto_user({
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {"Effect": "Allow", "Action": ["s3:*", "dynamodb:*"],
+                                 "Resource": "*"},
+                                {"Effect": "Deny", "Action": "s3:GetObject",
+                                 "Resource": f"arn:aws:s3:::{bucket}/{denied_key}"},
+                            ],
+                        })))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}

@@ -20,6 +20,7 @@ import pytest
 
 from pypicloud_s3sync.function import handler
 
+from . import moto_gaps
 from .pypicloud_app import create_dynamo_tables
 from .sync_harness import SyncBucket, cached
 from .test_function_policy import (
@@ -40,24 +41,6 @@ def set_enforcement(server: str, count: str) -> None:
     reply = requests.post(f"{server}/moto-api/reset-auth", data=count.encode(),
                           headers={"Content-Type": "text/plain"}, timeout=10)
     reply.raise_for_status()
-
-
-def as_user_policy(policy: dict[str, Any]) -> dict[str, Any]:
-    """The role's policy, with DynamoDB statements widened to ``"*"`` for moto.
-
-    moto 5 authorizes DynamoDB requests against resource ``"*"`` only, so a
-    table-scoped Allow is refused there although AWS grants it.  The table ARNs are
-    checked call by call with the IAM evaluator in test_function_policy.py; here the
-    actions are still exactly the role's.
-    """
-    statements = []
-    for statement in policy["Statement"]:
-        actions = statement["Action"]
-        actions = [actions] if isinstance(actions, str) else actions
-        if all(a.startswith("dynamodb:") for a in actions):
-            statement = {**statement, "Resource": "*"}
-        statements.append(statement)
-    return {**policy, "Statement": statements}
 
 
 def as_function(env: pytest.MonkeyPatch, key: dict[str, str]) -> None:
@@ -84,7 +67,7 @@ def function_user(moto_server: str) -> Iterator[Any]:
     def grant(policy: dict[str, Any]) -> dict[str, str]:
         iam.create_user(UserName="s3sync-function")
         iam.put_user_policy(UserName="s3sync-function", PolicyName="pypicloud-s3sync",
-                            PolicyDocument=json.dumps(as_user_policy(policy)))
+                            PolicyDocument=json.dumps(moto_gaps.for_moto_user(policy)))
         return iam.create_access_key(UserName="s3sync-function")["AccessKey"]
 
     yield grant
