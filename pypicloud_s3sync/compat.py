@@ -31,6 +31,7 @@ import logging
 import operator
 import re
 import types
+import warnings
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -194,10 +195,15 @@ class NonPep440Version:
 
 
 def _rejects_legacy_versions(parse_version: Callable[[str], object]) -> bool:
-    try:
-        parse_version("2004d")
-    except ValueError:  # packaging's InvalidVersion, whichever copy raised it
-        return True
+    # Older setuptools (65.5, what ``python3.11 -m venv`` installs) still parses such a
+    # version and warns that it will not for long: that warning is about our probe, not
+    # about anything the operator did, so it must not reach their terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parse_version("2004d")
+        except ValueError:  # packaging's InvalidVersion, whichever copy raised it
+            return True
     return False
 
 

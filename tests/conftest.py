@@ -158,6 +158,15 @@ def lambda_prepared(builder_cache_dir: Path, run_id: str) -> Iterator[Any]:
     prepared.close()
 
 
+@pytest.fixture(scope="session")
+def plain_server_venv(lambda_prepared: Any) -> Path:
+    """The server venv operators have (plain ``python3 -m venv``, then pip): the one the
+    Lambda preparation builds its second set of zips in, made once per run."""
+    from .lambda_prepare import make_plain_venv, plain_venv_path
+
+    return make_plain_venv(plain_venv_path(lambda_prepared.root))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _start_lambda_preparation(request: pytest.FixtureRequest) -> None:
     """Start building the bundles now if the lambda tests will run at the end."""

@@ -13,6 +13,7 @@ rather than building the same 30 zips again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -50,19 +51,31 @@ def interpreter(runtime: str) -> str | None:
 def make_plain_venv(venv: Path) -> Path:
     """A server venv made as the install docs say, with nothing upgraded: for Python
     3.11 that is pip 23.2 and setuptools 65.5, whose pkg_resources cannot run on 3.12+.
-    (``--no-compile``: the builder compiles bytecode for the target itself.)"""
+    pip resolves the package's own ranges, as it does for operators, and pypicloud's
+    ``server`` extra brings the WSGI server ``pserve`` needs.  (``--no-compile``: the
+    builder compiles bytecode for the target itself.)  Several workers may ask at once:
+    the first makes it, the others wait on the lock."""
     marker = venv / ".installed"
-    if not marker.exists():
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return venv
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         proc = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", "--no-compile", "-e", f"{REPO}[all]"],
+             "--disable-pip-version-check", "--no-compile", "-e", f"{REPO}[all]",
+             "pypicloud[server]"],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"making {venv} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         marker.touch()
     return venv
+
+
+def plain_venv_path(root: Path) -> Path:
+    return root / f"plain-venv-py3{sys.version_info.minor}"
 
 
 #: Builds zips as ``ppc-build-lambda-bundle`` does (the same two calls), one JSON job
@@ -125,7 +138,7 @@ class Prepared:
         for runtime in sorted({w[1] for w in wanted}):
             self.futures[("runtime", runtime)] = self.pool.submit(self._runtime, runtime)
             self._publish_when_done(("runtime", runtime))
-        venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
+        venv = plain_venv_path(self.root)
         for source in SOURCES:
             jobs = [(backend, runtime, source) for runtime in runtimes for backend in BACKENDS
                     if (backend, runtime, source) in wanted]
@@ -232,7 +245,7 @@ class Prepared:
 
     def plain_venv_version(self, distribution: str) -> str:
         """The version of ``distribution`` installed in the plain venv."""
-        venv = self.root / f"plain-venv-py3{sys.version_info.minor}"
+        venv = plain_venv_path(self.root)
         [info] = venv.glob(f"lib/python3.*/site-packages/{distribution}-*.dist-info")
         return info.name.removeprefix(f"{distribution}-").removesuffix(".dist-info")
 
