@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,14 @@ def moto_server(aws_env: None) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # The server keeps moto's state in this process, where earlier tests left theirs:
+    # every test starts from an empty account, whatever ran before it in this worker.
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset",
+                                                       method="POST"), timeout=10):
+        pass
     try:
-        yield f"http://{host}:{port}"
+        yield url
     finally:
         server.stop()
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_PATCHED = False
+import pytest
 
 # AWS's action -> the names moto 5.2.6 authorizes the same request under.
 MOTO_S3_ACTIONS = {
@@ -64,7 +64,7 @@ def _has_eventbridge(response: Any) -> bool:
     return config is not None and getattr(config, "event_bridge", None) is not None
 
 
-def _replace_invoke_config() -> None:
+def _replace_invoke_config(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.awslambda.models import LambdaBackend
 
     original = LambdaBackend.put_function_event_invoke_config
@@ -74,7 +74,8 @@ def _replace_invoke_config() -> None:
         self.get_function(function_name).event_invoke_config = []
         return original(self, function_name, config)
 
-    LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
+    monkeypatch.setattr(LambdaBackend, "put_function_event_invoke_config",
+                        put_function_event_invoke_config)
 
 
 def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,12 +92,11 @@ def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, 
     return fixed
 
 
-def apply() -> None:
-    """Make moto answer as AWS does where our planner compares what it reads back."""
-    global _PATCHED
-    if _PATCHED:
-        return
-    _replace_invoke_config()
+def apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto answer as AWS does where our planner compares what it reads back, for
+    the test that asks: ``monkeypatch`` undoes it when that test ends, so no other test
+    runs against a moto it did not ask for."""
+    _replace_invoke_config(monkeypatch)
     from moto.core.responses import ActionResult
     from moto.s3.responses import S3Response
 
@@ -114,5 +114,4 @@ def apply() -> None:
                 **config, "Rules": _stored_rules(self, config["Rules"])}})
         return original(self, action_result)
 
-    S3Response.serialized = serialized
-    _PATCHED = True
+    monkeypatch.setattr(S3Response, "serialized", serialized)

@@ -30,8 +30,8 @@ ERRORS, LAG = (alarms.alarm_name(FUNCTION, kind) for kind in alarms.KINDS)
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 @pytest.fixture

@@ -79,8 +79,8 @@ def redis_user(cache_settings: Callable[[str], dict[str, str]]) -> Iterator[Redi
 
 
 @pytest.fixture
-def tracer(aws: None) -> Iterator[aws_trace.Tracer]:
-    moto_gaps.apply()
+def tracer(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[aws_trace.Tracer]:
+    moto_gaps.apply(monkeypatch)
     handler.reset()
     with aws_trace.tracing() as tracer:
         yield tracer
@@ -217,8 +217,9 @@ def create_with(tmp_path: Path, reference: str, db_url: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("problem", ["missing", "not-a-url", "other-region", "not-an-arn"])
 def test_create_refuses_a_secret_the_function_could_not_use(
-        problem: str, aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    moto_gaps.apply()
+        problem: str, aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
     secrets = boto3.client("secretsmanager", region_name=REGION)
     value = "this is no URL, Hidden-Value-7"
     arn = secrets.create_secret(Name="pypi-db", SecretString=value)["ARN"]

@@ -33,8 +33,9 @@ def tracer(aws: None) -> Iterator[aws_trace.Tracer]:
 
 
 @pytest.fixture
-def setup(tracer: aws_trace.Tracer, tmp_path: Path) -> tuple[Path, str]:
-    moto_gaps.apply()
+def setup(tracer: aws_trace.Tracer, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    moto_gaps.apply(monkeypatch)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     return tmp_path / "pypicloud.ini", str(write_zip(tmp_path / "function.zip"))
 

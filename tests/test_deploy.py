@@ -29,8 +29,8 @@ ENTRY_ID = notifications.entry_id(FUNCTION)
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ FUNCTION = "pypicloud_s3_sync"
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 def ini(tmp_path: Path, **settings: str) -> str:

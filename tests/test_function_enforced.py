@@ -57,10 +57,6 @@ def as_function(env: pytest.MonkeyPatch, key: dict[str, str]) -> None:
 def function_user(moto_server: str) -> Iterator[Any]:
     """``grant(policy)`` -> the access key of a new IAM user holding ``policy``."""
     import boto3
-    import requests
-
-    # The threaded server keeps moto's state in this process: start from an empty one.
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
 
     iam = boto3.client("iam", endpoint_url=moto_server, region_name=REGION)
 

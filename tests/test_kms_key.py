@@ -20,8 +20,9 @@ FUNCTION = "pypicloud_s3_sync"
 
 
 def test_the_environment_is_encrypted_with_the_given_key(
-        aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    moto_gaps.apply()
+        aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
     ini = tmp_path / "pypicloud.ini"

@@ -44,10 +44,10 @@ def test_shortened_names_keep_their_start_readable():
     assert delivery_rule_name(EAST).startswith("pypicloud-s3sync-packages-xxx")
 
 
-def test_two_long_named_functions_get_a_delivery_rule_each(aws, tmp_path):
+def test_two_long_named_functions_get_a_delivery_rule_each(aws, tmp_path, monkeypatch):
     """Created side by side, each function keeps its own rule, and deleting one leaves the
     other's events flowing."""
-    moto_gaps.apply()
+    moto_gaps.apply(monkeypatch)
     s3 = boto3.client("s3", region_name=REGION)
     code = deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
     configs = {}

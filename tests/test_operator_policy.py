@@ -33,8 +33,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "resources.rst"
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ ROLE = "arn:aws:iam::123456789012:role/replication"
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 @pytest.fixture

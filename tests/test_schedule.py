@@ -60,7 +60,7 @@ def test_the_deployed_schedule_reconciles_inside_the_function(
     aws: None, pypicloud_factory: Any, tmp_path: Path, handler: Any,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    moto_gaps.apply()
+    moto_gaps.apply(monkeypatch)
     server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
     server.upload("alpha", "1.0")
     elsewhere = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/", **{
@@ -103,8 +103,9 @@ def test_the_deployed_schedule_reconciles_inside_the_function(
 
 def test_cli_takes_the_flag_and_refuses_a_bad_interval_in_one_line(
     aws: None, pypicloud_factory: Any, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    moto_gaps.apply()
+    moto_gaps.apply(monkeypatch)
     server = pypicloud_factory(cache="redis", bucket=BUCKET,
                                **{"s3sync.reconcile_every": "12h"})
     ini = str(server.ini)

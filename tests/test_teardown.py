@@ -30,8 +30,8 @@ OURS = {iam.MANAGED_TAG: iam.MANAGED_VALUE}
 
 
 @pytest.fixture(autouse=True)
-def _account(aws: None) -> None:
-    moto_gaps.apply()
+def _account(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
 
 

@@ -56,8 +56,8 @@ FORMS = {
 
 
 @pytest.fixture(autouse=True)
-def _moto_returns_eventbridge() -> None:
-    moto_gaps.apply()
+def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_gaps.apply(monkeypatch)
 
 
 def write(tmp_path: Path, cache: str, url: str, **extra: str) -> str:
@@ -140,12 +140,12 @@ def test_no_output_shows_a_secret_of_the_url(
                                    "=Admin-Query-3"])
 def test_the_admin_endpoint_answers_and_logs_no_query_string_password(
         query: str, aws: None, pypicloud_factory: Any, cache_settings: Any,
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real endpoint, copying the password into the function as the operator chose:
     the plan carries it to AWS, and no answer or log line shows it."""
     from .pypicloud_app import ADMIN, basic_auth
 
-    moto_gaps.apply()
+    moto_gaps.apply(monkeypatch)
     secrets = [v.split("=")[1] for v in query.split("&")]
     url = f"{cache_settings('postgresql')['db.url']}?{query}"  # the server trusts: ignored
     caplog.set_level(logging.INFO)
