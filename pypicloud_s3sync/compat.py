@@ -31,6 +31,7 @@ import logging
 import operator
 import re
 import types
+import warnings
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -194,10 +195,15 @@ class NonPep440Version:
 
 
 def _rejects_legacy_versions(parse_version: Callable[[str], object]) -> bool:
-    try:
-        parse_version("2004d")
-    except ValueError:  # packaging's InvalidVersion, whichever copy raised it
-        return True
+    """Whether the fix is needed.  A setuptools that still accepts such versions (65.5,
+    what ``python3.11 -m venv`` installs) warns about each one; that warning is about
+    our probe, not the user's packages, so it must not reach the user's terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            parse_version("2004d")
+        except ValueError:  # packaging's InvalidVersion, whichever copy raised it
+            return True
     return False
 
 
