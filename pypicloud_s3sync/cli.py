@@ -394,7 +394,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
         s3 = s3_client(config.settings, min_pool_connections=args.workers,
                        endpoint_url=config.endpoint_url(args.endpoint_url))
         check_bucket(s3, config.target)
-        cache = open_cache(config.settings)
+        cache = open_cache(config.cache_settings(args.endpoint_url))
         report = reconcile(cache, s3, config.target, deep=args.deep,
                            dry_run=args.dry_run, workers=args.workers, progress=bar)
     except ConfigError:

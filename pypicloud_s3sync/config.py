@@ -19,6 +19,7 @@ from typing import Any
 from pypicloud.util import EnvironSettings
 
 from . import compat
+from .cache_endpoint import at_endpoint
 from .urlsecrets import has_secret, redact, without_secrets
 
 #: Our own settings live under this prefix in pypicloud's ini (``s3sync.function_name``...).
@@ -123,6 +124,11 @@ class PypicloudConfig:
         None leaves each client at its default (S3 at ``storage.endpoint_url``).
         """
         return given or self.option("endpoint_url") or None
+
+    def cache_settings(self, given_endpoint: str | None = None) -> EnvironSettings:
+        """The settings our commands and the admin endpoint open the cache with: a
+        DynamoDB cache goes to :meth:`endpoint_url` too (see :mod:`.cache_endpoint`)."""
+        return at_endpoint(self.settings, self.cache_backend, self.endpoint_url(given_endpoint))
 
 
 def check_setting_names(settings: Mapping[str, Any]) -> None:

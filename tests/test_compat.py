@@ -263,6 +263,25 @@ def test_version_fix_leaves_a_parser_that_accepts_legacy_versions_alone(monkeypa
     assert pypicloud.models.pkg_resources.parse_version is tolerant
 
 
+def test_checking_a_parser_that_warns_about_legacy_versions_prints_nothing(monkeypatch):
+    """setuptools 65.5's parse_version accepts ``2004d`` with a warning; checking it is
+    ours to do, so every command in a fresh venv would otherwise print that warning."""
+    import warnings
+
+    import pypicloud.models
+    import pypicloud.views.simple
+
+    def warns(version: str) -> str:
+        warnings.warn(f"{version} is an invalid version", UserWarning, stacklevel=2)
+        return version
+
+    for module in (pypicloud.models, pypicloud.views.simple):
+        monkeypatch.setattr(module, "pkg_resources", types.SimpleNamespace(parse_version=warns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert compat.fix_version_parsing() is False
+
+
 LEGACY_PACKAGE = ("old-tool", ["1.0", "2004d", "2.0"])
 
 

@@ -232,7 +232,7 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS,
                    endpoint_url=config.endpoint_url())
     check_bucket(s3, config.target)
-    cache = open_cache(config.settings)
+    cache = open_cache(config.cache_settings())
     try:
         report = reconcile(cache, s3, config.target, deep=deep, dry_run=op.dry_run,
                            progress=_ProgressLines(op))
