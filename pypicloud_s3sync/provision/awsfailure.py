@@ -80,7 +80,10 @@ def unreachable_hint(exc: BaseException, sources: Mapping[str, str]) -> str:
     source = endpoint_source(exc, sources)
     if source:
         return f"the endpoint is set by {source}: check that it is running there, or correct it"
-    return "that is AWS's own endpoint for the region: check this machine's network or proxy"
+    host = urlsplit(str(getattr(exc, "kwargs", {}).get("endpoint_url", ""))).hostname or ""
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return "that is AWS's own endpoint for the region: check this machine's network or proxy"
+    return "check that the endpoint is up and its URL right"
 
 
 def missing_credentials(exc: BaseException, *, storage_keys: bool = False) -> MissingCredentials:
