@@ -20,12 +20,19 @@ def includeme(config: Configurator) -> None:
     """The plugin's whole surface: compatibility fixes first, then the admin endpoint.
 
     The fixes must be in place before pypicloud scans its views (which this runs ahead
-    of, as ``pyramid.includes`` are processed first); the ``s3sync.admin.*`` settings are
-    checked now so that a typo stops the server at startup, not at the first request.
+    of, as ``pyramid.includes`` are processed first); the ``s3sync.*`` names, the
+    endpoint URL and the ``s3sync.admin.*`` settings are checked now so that a typo
+    stops the server at startup, with one line, not at the first request.
     """
     from . import compat
+    from .admin.refusal import refuse
     from .admin.security import AdminSettings
     from .admin.views import add_views
+    from .config import ConfigError
 
     compat.apply()
-    add_views(config, AdminSettings.from_settings(config.get_settings()))
+    try:
+        settings = AdminSettings.from_settings(config.get_settings())
+    except ConfigError as exc:
+        raise refuse(exc) from None
+    add_views(config, settings)

@@ -127,9 +127,19 @@ def run_bundle(args: argparse.Namespace) -> int:
 # -- create / delete / status -------------------------------------------------------------
 
 
+def _endpoint_url(value: str) -> str:
+    """``--endpoint-url`` checked by the rule its settings follow, as a usage error."""
+    from .config import check_endpoint_url
+
+    try:
+        return check_endpoint_url(value, "--endpoint-url")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--endpoint-url = ")) from exc
+
+
 def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
     """The one flag every command that talks to AWS takes, with the same meaning."""
-    parser.add_argument("--endpoint-url", metavar="URL",
+    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="send every AWS call to this endpoint, e.g. a moto server "
                              "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
 
@@ -245,17 +255,18 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     def wrapper(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from .provision.awsfailure import one_line, translate
         from .provision.errors import AwsError
 
         command = getattr(args, "command", None)
         prog = f"ppc-s3sync {command}" if command else args.prog
         try:
-            return run(args)
+            try:
+                return run(args)
+            except (BotoCoreError, ClientError) as exc:
+                raise translate(exc, {}) from exc  # no credentials: a config error, exit 2
         except AwsError as exc:
-            print(f"{prog}: error: {redact_text(str(exc))}", file=sys.stderr)
-            return EXIT_AWS
-        except (BotoCoreError, ClientError) as exc:
-            print(f"{prog}: error: AWS: {redact_text(str(exc))}", file=sys.stderr)
+            print(f"{prog}: error: {redact_text(one_line(str(exc)))}", file=sys.stderr)
             return EXIT_AWS
 
     return wrapper
@@ -387,6 +398,7 @@ class _ProgressBar:
 def run_reconcile(args: argparse.Namespace) -> int:
     from .function.reconcile import check_bucket, open_cache, reconcile
     from .function.s3 import s3_client
+    from .provision import awsfailure
 
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
@@ -402,9 +414,14 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
         if bar is not None:
             bar.close()
-        print(redact_text(f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}"
-                          .splitlines()[0]),
-              file=sys.stderr)
+        kind = awsfailure.kind(exc)
+        if kind == "credentials":  # nothing ran; this machine's config needs fixing
+            raise awsfailure.missing_credentials(exc, storage_keys=True) from exc
+        line = f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0]
+        if kind == "unreachable":
+            sources = config.endpoint_sources(args.endpoint_url)
+            line += f" ({awsfailure.unreachable_hint(exc, sources)})"
+        print(redact_text(line), file=sys.stderr)
         print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
               "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
         return EXIT_ERROR

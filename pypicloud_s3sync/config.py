@@ -20,6 +20,7 @@ from pypicloud.util import EnvironSettings
 
 from . import compat
 from .cache_endpoint import at_endpoint
+from .endpoints import ENDPOINT_FORM, endpoint_problem, region_problem
 from .urlsecrets import has_secret, redact, without_secrets
 
 #: Our own settings live under this prefix in pypicloud's ini (``s3sync.function_name``...).
@@ -63,6 +64,16 @@ SETTINGS = (
 
 #: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.
 FUNCTION_OWN_KEYS = (PREFIX + "verify_after", PREFIX + "db_url_secret")
+
+#: Environment variables of ours under the settings' ``PPC_S3SYNC_`` prefix that are not
+#: settings: the bundle cache, the function's log level, and the test suite's switches
+#: (docs/development.rst), plus any ``PPC_S3SYNC_TEST_*``.  Every other variable there
+#: is checked like an ini key.
+ENV_PREFIX = "PPC_S3SYNC_"
+OTHER_VARIABLES = (
+    "PPC_S3SYNC_CACHE_DIR", "PPC_S3SYNC_LOG_LEVEL", "PPC_S3SYNC_REQUIRE_SERVICES",
+    "PPC_S3SYNC_HYPOTHESIS_PROFILE", "PPC_S3SYNC_SHOW_TRACE",
+)
 
 
 class ConfigError(ValueError):
@@ -130,17 +141,83 @@ class PypicloudConfig:
         DynamoDB cache goes to :meth:`endpoint_url` too (see :mod:`.cache_endpoint`)."""
         return at_endpoint(self.settings, self.cache_backend, self.endpoint_url(given_endpoint))
 
+    def endpoint_sources(self, given: str | None = None) -> dict[str, str]:
+        """Each endpoint URL a run may call, and the flag or setting that gave it.
 
-def check_setting_names(settings: Mapping[str, Any]) -> None:
-    """Refuse an ``s3sync.*`` key that nothing reads, naming the closest one that is."""
+        ``given`` is ``--endpoint-url`` (or the same option from Python); when it equals
+        the setting, the setting is named, so the admin API never names a flag.
+        """
+        sources: dict[str, str] = {}
+        if self.target.endpoint_url:
+            sources[self.target.endpoint_url] = setting_source(
+                self.settings, "storage.endpoint_url")
+        own = self.option("endpoint_url")
+        if own:
+            sources[own] = setting_source(self.settings, PREFIX + "endpoint_url")
+        if given and given != own:
+            sources[given] = "--endpoint-url"
+        return sources
+
+
+def environ_key(key: str) -> str:
+    """The ``PPC_*`` variable that overrides ``key``, as pypicloud's EnvironSettings names it."""
+    return "PPC_" + key.upper().replace(".", "_")
+
+
+def setting_source(settings: EnvironSettings, key: str) -> str:
+    """``key`` when the ini's value is the one in effect, else its ``PPC_*`` variable."""
+    ini = dict(settings.items())
+    if key in ini and ini[key] == settings.get(key):
+        return key
+    return environ_key(key)
+
+
+def _unknown(spelled: str, name: str, known: list[str], prefix: str = "") -> ConfigError:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = (f"did you mean {prefix}{close[0]}?" if close
+            else "configuration.rst lists the settings there are")
+    return ConfigError(f"{spelled} is not a setting of pypicloud-s3sync; {hint}")
+
+
+def check_setting_names(settings: Mapping[str, Any],
+                        environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an ``s3sync.*`` key, or a ``PPC_S3SYNC_*`` variable, that nothing reads,
+    naming the closest one that is: a typo in either would otherwise leave the deploy
+    other than the operator wrote it.  ``environ`` defaults to the process's."""
     known = set(SETTINGS)
     for key in sorted(settings):
         if not key.startswith(PREFIX) or key[len(PREFIX):] in known:
             continue
-        close = difflib.get_close_matches(key[len(PREFIX):], known, n=1, cutoff=0.6)
-        hint = (f"did you mean {PREFIX}{close[0]}?" if close
-                else "configuration.rst lists the settings there are")
-        raise ConfigError(f"{key} is not a setting of pypicloud-s3sync; {hint}")
+        raise _unknown(key, key[len(PREFIX):], sorted(known), PREFIX)
+    variables = sorted({environ_key(PREFIX + name) for name in SETTINGS}
+                       | set(OTHER_VARIABLES))
+    environ = os.environ if environ is None else environ
+    for name in sorted(environ):
+        if (name.startswith(ENV_PREFIX) and name not in variables
+                and not name.startswith(ENV_PREFIX + "TEST_")):
+            raise _unknown(f"environment variable {name}", name, variables)
+
+
+def check_endpoint_url(url: str, source: str) -> str:
+    """``url`` when it is an endpoint's address; else a ConfigError naming ``source``."""
+    problem = endpoint_problem(url)
+    if problem:
+        raise ConfigError(f"{source} = {redact(url)!r} is not an endpoint URL: {problem}; "
+                          f"give it as {ENDPOINT_FORM}")
+    return url
+
+
+def check_settings(settings: EnvironSettings,
+                   environ: Mapping[str, str] | None = None) -> None:
+    """What can be checked before anything is built: every name, and the endpoint URL.
+
+    The server runs this at startup (the plugin's includeme) and every command when it
+    loads the ini, so a mistake stops both at once, the same way.
+    """
+    check_setting_names(settings, environ)
+    endpoint = settings.get(PREFIX + "endpoint_url")
+    if endpoint:
+        check_endpoint_url(str(endpoint), setting_source(settings, PREFIX + "endpoint_url"))
 
 
 def parse_verify_after(value: Any, default: float) -> float | None:
@@ -265,6 +342,7 @@ def read_target(settings: EnvironSettings) -> SyncTarget:
     kwargs = _Offline.configure(settings)
     if not kwargs["bucket"]:
         raise ConfigError("storage.bucket is not set; name the S3 bucket pypicloud stores in")
+    _check_storage_region(settings, kwargs["region_name"])
     return SyncTarget(
         bucket=kwargs["bucket"],
         prefix=kwargs["bucket_prefix"] or "",
@@ -272,6 +350,16 @@ def read_target(settings: EnvironSettings) -> SyncTarget:
         endpoint_url=settings.get("storage.endpoint_url"),
         prepend_hash=kwargs["prepend_hash"],
     )
+
+
+def _check_storage_region(settings: EnvironSettings, region: str | None) -> None:
+    """An AWS bucket's region must be one of AWS's; an S3-compatible store behind
+    ``storage.endpoint_url`` has names of its own (``auto``...) and is left alone."""
+    problem = region and not settings.get("storage.endpoint_url") and region_problem(region)
+    if problem:
+        source = setting_source(settings, "storage.region_name")
+        raise ConfigError(f"{source} = {region!r} {problem}; set storage.region_name to "
+                          "the bucket's region")
 
 
 def cache_backend(settings: EnvironSettings) -> str:
@@ -447,7 +535,7 @@ def load_config(
     """
     compat.apply()
     settings = load_settings(source, environ)
-    check_setting_names(settings)
+    check_settings(settings, environ)
     parse_verify_after(settings.get(FUNCTION_OWN_KEYS[0]), 0.0)
     if configure_logging and isinstance(source, str):
         setup_logging(source)

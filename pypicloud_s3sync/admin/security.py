@@ -45,10 +45,10 @@ class AdminSettings:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AdminSettings:
         """Read ``s3sync.admin.wait`` and ``s3sync.admin.allowed_origins``."""
-        from ..config import ConfigError, check_setting_names, load_settings
+        from ..config import ConfigError, check_settings, load_settings
 
         env_settings = load_settings(settings)
-        check_setting_names(env_settings)
+        check_settings(env_settings)
         raw_wait = env_settings.get(PREFIX + "admin.wait", DEFAULT_WAIT_SECONDS)
         try:
             wait = float(raw_wait)

@@ -61,20 +61,6 @@ RECONCILE_KEYS = frozenset({"dry_run", "deep"})
 
 # -- error mapping -----------------------------------------------------------------------
 
-_AWS_DENIED = {
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
-    "UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
-    "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
-}
-_AWS_THROTTLED = {
-    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
-}
-_AWS_CONFLICT = {
-    "ResourceConflictException", "ConcurrentModificationException", "OperationAborted",
-    "ConflictException",
-}
-
 def error_for(exc: BaseException) -> ApiError:
     """Turn whatever the planner raised into an answer an operator can act on.
 
@@ -85,7 +71,13 @@ def error_for(exc: BaseException) -> ApiError:
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ..provision.errors import ApplyError, AwsError, DeployError, ProvisionError
+    from ..provision.errors import (
+        ApplyError,
+        AwsError,
+        DeployError,
+        MissingCredentials,
+        ProvisionError,
+    )
 
     if isinstance(exc, ApiError):
         return exc
@@ -93,13 +85,15 @@ def error_for(exc: BaseException) -> ApiError:
         cause = exc.__cause__
         if not isinstance(cause, ClientError | BotoCoreError):
             return ApiError(502, "aws_error", exc.for_api())
-        upstream = _aws_error(cause)
+        upstream = _aws_error(cause, exc.hint)
         if not isinstance(exc, ApplyError):
             return upstream
         # Which step failed and how many were applied comes first, then what to do.
         hint = f". {upstream.hint}" if upstream.hint else ""
         return ApiError(upstream.status, upstream.error, f"{exc.for_api()}{hint}",
                         upstream.headers, upstream.hint)
+    if isinstance(exc, MissingCredentials):
+        return ApiError(500, "aws_credentials", f"the server has {exc.for_api()}")
     if isinstance(exc, DeployError):
         return ApiError(409, "conflict", exc.for_api())
     if _is_bundle_error(exc):
@@ -126,41 +120,37 @@ def _is_bundle_error(exc: BaseException) -> bool:
     return isinstance(exc, BundleError)
 
 
-def _aws_error(exc: BaseException) -> ApiError:
-    from botocore.exceptions import (
-        ClientError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ReadTimeoutError,
-    )
+def _aws_error(exc: BaseException, endpoint_hint: str = "") -> ApiError:
+    """botocore's error as an answer; ``endpoint_hint`` says which setting named an endpoint
+    that did not answer."""
+    from botocore.exceptions import ClientError
 
+    from ..provision import awsfailure
+
+    kind = awsfailure.kind(exc)
     if isinstance(exc, ClientError):
         info = exc.response.get("Error", {})
         code = str(info.get("Code", "Unknown"))
         detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
-        if code in _AWS_DENIED:
+        if kind == "denied":
             hint = ("The server's AWS credentials lack a permission this needs; see the "
                     "admin API documentation for the policy to attach")
             return ApiError(502, "aws_access_denied", f"{detail}. {hint}", hint=hint)
-        if code in _AWS_THROTTLED:
+        if kind == "throttled":
             hint = "AWS is throttling the server's calls; try again in a minute"
             return ApiError(503, "aws_throttled", f"{detail}. {hint}", {"Retry-After": "30"},
                             hint)
-        if code in _AWS_CONFLICT:
+        if kind == "conflict":
             hint = ("Another change to the same resource is in progress; try again once it "
                     "has finished")
             return ApiError(409, "aws_conflict", f"{detail}. {hint}", hint=hint)
         return ApiError(502, "aws_error", detail)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return ApiError(
-            500, "aws_credentials",
-            f"the server has no usable AWS credentials ({exc}). Give it a role, or set "
-            "storage.aws_access_key_id and storage.aws_secret_access_key",
-        )
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
-        return ApiError(504, "aws_unreachable", f"could not reach AWS: {exc}")
+    if kind == "credentials":
+        return error_for(awsfailure.missing_credentials(exc))
+    if kind == "unreachable":
+        return ApiError(504, "aws_unreachable",
+                        f"could not reach AWS: {exc}"
+                        + (f" ({endpoint_hint})" if endpoint_hint else ""))
     return ApiError(502, "aws_error", f"AWS call failed: {exc}")
 
 
@@ -226,12 +216,18 @@ def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
     request: the work outlives the request when it takes longer than the bounded wait,
     and a request's cache session ends with its request.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from ..function.reconcile import DEFAULT_WORKERS, check_bucket, open_cache, reconcile
     from ..function.s3 import s3_client
+    from ..provision.awsfailure import translate
 
     s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS,
                    endpoint_url=config.endpoint_url())
-    check_bucket(s3, config.target)
+    try:
+        check_bucket(s3, config.target)
+    except (BotoCoreError, ClientError) as exc:  # the first call: names a bad endpoint
+        raise translate(exc, config.endpoint_sources()) from exc
     cache = open_cache(config.cache_settings())
     try:
         report = reconcile(cache, s3, config.target, deep=deep, dry_run=op.dry_run,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..endpoints import region_problem
 from .errors import REGION, Fix, OptionsError
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class AwsClients:
     region: str
     endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
+    #: Each endpoint URL and the flag or setting that gave it, for errors to name.
+    endpoint_sources: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _account: str | None = field(default=None, repr=False)
 
@@ -78,14 +81,21 @@ class AwsClients:
 
         session = session or boto3.Session()
         region = options.region or config.target.region or session.region_name
+        fix = Fix(*REGION, "set storage.region_name in the ini or {} REGION")
         if not region:
-            raise OptionsError("no AWS region",
-                               Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
+            raise OptionsError("no AWS region", fix)
+        problem = region_problem(region)
+        if problem:
+            # Lambda, IAM and the rest exist in AWS's regions only (moto knows the same);
+            # botocore would build a client anyway and fail on its first call.
+            raise OptionsError(f"region {region!r} ({_region_source(options, config)}) "
+                               f"{problem}", fix)
         return cls(
             session=session,
             region=region,
             endpoint_url=options.endpoint_url,
             s3_endpoint_url=options.endpoint_url or config.target.endpoint_url,
+            endpoint_sources=config.endpoint_sources(options.endpoint_url),
         )
 
     def client(self, service: str) -> Any:
@@ -105,5 +115,13 @@ class AwsClients:
     @property
     def partition(self) -> str:
         return self.session.get_partition_for_region(self.region)
+
+
+def _region_source(options: DeployOptions, config: PypicloudConfig) -> str:
+    if options.region:
+        return f"from {REGION[0]} or {REGION[1]}"
+    if config.target.region:
+        return "from storage.region_name"
+    return "the AWS profile's, from AWS_DEFAULT_REGION or ~/.aws/config"
 
 

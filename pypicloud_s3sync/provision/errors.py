@@ -75,7 +75,20 @@ class DeployError(ProvisionError, ConfigError):
 
 
 class AwsError(ProvisionError):
-    """AWS refused a call or could not be reached; ``__cause__`` is botocore's error."""
+    """AWS refused a call or could not be reached; ``__cause__`` is botocore's error.
+
+    ``hint`` is what to do about it when that is ours to say (which setting named an
+    endpoint that did not answer), kept apart so the admin API can add it to its own
+    wording of the cause.
+    """
+
+    def __init__(self, message: str, *fixes: Fix, hint: str = "") -> None:
+        super().__init__(message, *fixes)
+        self.hint = hint
+
+
+class MissingCredentials(ProvisionError, ConfigError):
+    """No AWS credentials where boto3 looks: this machine's configuration, not AWS."""
 
 
 class ApplyError(AwsError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import deploy, executor
 from .aws import AwsClients
-from .errors import AwsError
+from .awsfailure import translate
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
@@ -54,8 +54,9 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
 
     ``on_plan`` sees the plan before anything changes (the CLI prints it, the admin API
     shows it to pollers); ``session`` is the boto3 session to act as (default: boto3's
-    own chain).  AWS refusing a read or being unreachable raises :class:`AwsError`,
-    a refused step :class:`~.errors.ApplyError` (with the steps done so far).
+    own chain).  AWS refusing a read or being unreachable raises
+    :class:`~.errors.AwsError`, no credentials :class:`~.errors.MissingCredentials`, a
+    refused step :class:`~.errors.ApplyError` (with the steps done so far).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -71,7 +72,7 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
         else:
             plan = deploy.plan_delete(config, options, clients)
     except (BotoCoreError, ClientError) as exc:
-        raise AwsError(f"AWS: {exc}") from exc
+        raise translate(exc, clients.endpoint_sources) from exc
     if on_plan is not None:
         on_plan(plan)
     outcome = Outcome(action, dry_run=dry_run, plan=plan)

@@ -1,0 +1,106 @@
+"""What kind of failure a botocore exception is, and the line that says what to do.
+
+The command line and the admin API meet the same failures and answer them in their own
+terms (an exit status, an HTTP status), so the sorting lives here, beside
+:class:`~.errors.AwsError`, and each front end only maps a kind to its status.  Two
+kinds are not AWS's doing and say so: missing credentials are a configuration problem
+of this machine, and an unreachable endpoint is often one of our own settings, which
+the message then names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from .errors import AwsError, Fix, MissingCredentials, ProvisionError
+
+DENIED = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+    "UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
+    "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+})
+THROTTLED = frozenset({
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "SlowDown", "ServiceUnavailable", "ServiceUnavailableException",
+})
+CONFLICT = frozenset({
+    "ResourceConflictException", "ConcurrentModificationException", "OperationAborted",
+    "ConflictException",
+})
+
+#: Where boto3's default chain looks, which is where whoever runs a command can add them.
+ENVIRONMENT_WAYS = ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, "
+                    "~/.aws/credentials (AWS_PROFILE=NAME picks a profile), or an instance "
+                    "or task role")
+#: What reads storage.* (reconcile, the admin API) also takes pypicloud's own keys.
+STORAGE_KEYS = "storage.aws_access_key_id and storage.aws_secret_access_key in the ini"
+
+
+def kind(exc: BaseException) -> str:
+    """credentials, unreachable, denied, throttled, conflict, refused (AWS said no
+    otherwise) or other."""
+    from botocore import exceptions as bce
+
+    if isinstance(exc, bce.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return ("denied" if code in DENIED else "throttled" if code in THROTTLED
+                else "conflict" if code in CONFLICT else "refused")
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError
+                  | bce.ProfileNotFound | bce.CredentialRetrievalError):
+        return "credentials"
+    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError
+                  | bce.ReadTimeoutError | bce.ConnectionClosedError):
+        return "unreachable"
+    return "other"
+
+
+def one_line(text: str) -> str:
+    """botocore quotes whole response bodies (an HTML error page...): one line of it."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def endpoint_source(exc: BaseException, sources: Mapping[str, str]) -> str:
+    """The flag or setting whose URL ``exc`` could not reach, or "" for AWS's own.
+
+    A bucket may be addressed as a subdomain of the endpoint, so the host matches when
+    it is the endpoint's or below it, on the same port.
+    """
+    failed = urlsplit(str(getattr(exc, "kwargs", {}).get("endpoint_url", "")))
+    for url, source in sources.items():
+        wanted = urlsplit(url)
+        host, port = failed.hostname or "", failed.port
+        if (wanted.hostname and (host == wanted.hostname or host.endswith("." + wanted.hostname))
+                and port == wanted.port):
+            return source
+    return ""
+
+
+def unreachable_hint(exc: BaseException, sources: Mapping[str, str]) -> str:
+    source = endpoint_source(exc, sources)
+    if source:
+        return f"the endpoint is set by {source}: check that it is running there, or correct it"
+    host = urlsplit(str(getattr(exc, "kwargs", {}).get("endpoint_url", ""))).hostname or ""
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return "that is AWS's own endpoint for the region: check this machine's network or proxy"
+    return "check that the endpoint is up and its URL right"
+
+
+def missing_credentials(exc: BaseException, *, storage_keys: bool = False) -> MissingCredentials:
+    """``storage_keys``: the command reads pypicloud's ``storage.aws_*`` keys too."""
+    ways = f"{ENVIRONMENT_WAYS}, or {STORAGE_KEYS}" if storage_keys else ENVIRONMENT_WAYS
+    return MissingCredentials(
+        f"no usable AWS credentials ({one_line(str(exc))})",
+        Fix(ways, f"{STORAGE_KEYS}, or the server's own: {ENVIRONMENT_WAYS}", "give them as {}"))
+
+
+def translate(exc: BaseException, sources: Mapping[str, str]) -> ProvisionError:
+    """The error to raise for botocore's ``exc``: credentials are the config's problem;
+    an unreachable endpoint names the setting that gave it."""
+    what = kind(exc)
+    if what == "credentials":
+        return missing_credentials(exc)
+    if what == "unreachable":
+        hint = unreachable_hint(exc, sources)
+        return AwsError(f"AWS: {one_line(str(exc))} ({hint})", hint=hint)
+    return AwsError(f"AWS: {one_line(str(exc))}")
