@@ -335,6 +335,37 @@ def test_resource_modules_run_from_the_exported_zip_alone(tmp_path):
     assert "pypicloud_s3sync.provision.planner" not in run.stdout
 
 
+def test_a_refused_export_leaves_no_folder_behind(tmp_path, capsys):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    zip_path = write_zip(tmp_path / "function.zip")
+    out = tmp_path / "build" / "stack"
+    status = cli.main(["export", config.config_uri, "-o", str(out), "--bundle", str(zip_path),
+                       "--store-db-password", "ssm"])
+    assert status == 2
+    assert "the template would carry the password" in capsys.readouterr().err
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_export_that_fails_midway_removes_only_what_it_made(tmp_path, code, monkeypatch):
+    config = make_config(tmp_path)
+    options = deploy.DeployOptions.from_config(config)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cloudformation.Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        cloudformation.export(config, options, REGION, code, kept / "new" / "out")
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+    with pytest.raises(OSError, match="No space"):
+        cloudformation.export(config, options, REGION, code, kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
 def test_export_refuses_unknown_format(tmp_path, capsys):
 
     config = make_config(tmp_path)
