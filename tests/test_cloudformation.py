@@ -290,6 +290,25 @@ def test_template_passes_cfn_lint(tmp_path, options):
             for m in matches] == []
 
 
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+def test_every_templated_resource_is_documented(tmp_path, delivery):
+    """docs/infrastructure-as-code.rst lists what the export renders, every option on."""
+    from pathlib import Path
+
+    config = make_config(tmp_path, **CACHES["sql"])
+    template = cloudformation.render(config, deploy.DeployOptions.from_config(
+        config, delivery=delivery, reconcile_every="1d", on_failure=QUEUE,
+        reserved_concurrency="4", alarm_topic=TOPIC,
+        kms_key_arn=f"arn:aws:kms:{REGION}:123456789012:key/1234abcd"), REGION)
+    docs = (Path(__file__).parent.parent / "docs" / "infrastructure-as-code.rst").read_text()
+    for logical, resource in template["Resources"].items():
+        assert f"``{logical}``" in docs and f"``{resource['Type']}``" in docs, logical
+    # The options that add a property to the function rather than a resource of their own.
+    function = template["Resources"]["Function"]["Properties"]
+    for name in ("KmsKeyArn", "ReservedConcurrentExecutions"):
+        assert name in function and f"``{name}``" in docs, name
+
+
 # -- export -------------------------------------------------------------------------------
 
 
