@@ -134,14 +134,16 @@ def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
 
 
-def _target_arguments(parser: argparse.ArgumentParser) -> None:
+def _target_arguments(parser: argparse.ArgumentParser,
+                      role_help: str = "run the function as this existing IAM role and "
+                                       "create none") -> None:
     """Flags that say which function, where: shared by create, delete and status."""
     _config_argument(parser)
     parser.add_argument("-n", "--name", dest="function_name", metavar="NAME",
                         help="name of the Lambda function (default: s3sync.function_name, "
                              "else pypicloud_s3_sync)")
     parser.add_argument("-a", "--role-arn", dest="role_arn", metavar="ROLE_ARN",
-                        help="run the function as this existing IAM role and create none")
+                        help=role_help)
     parser.add_argument("-r", "--region", metavar="REGION",
                         help="AWS region of the function (default: storage.region_name)")
     _endpoint_argument(parser)
@@ -300,7 +302,9 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser)
+    # Delete never runs the function as anything: -a only says the role is not ours.
+    _target_arguments(parser, role_help="the role create was given with -a (s3sync.role_arn):"
+                                        " it is left alone, and no role is deleted")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be removed and change nothing")
     parser.set_defaults(prog="ppc-delete-s3-sync")
