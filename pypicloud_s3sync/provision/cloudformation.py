@@ -106,8 +106,9 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
     if options.store_db_password:
         raise DeployError(
             "export cannot keep db.url in a secret for you: the template would carry the "
-            "password; create the secret yourself and name it with s3sync.db_url_secret "
-            "(see docs/credentials.rst)")
+            "password; create the secret yourself (aws secretsmanager create-secret "
+            "--name NAME --secret-string DATABASE_URL) and set s3sync.db_url_secret to "
+            "the ARN it prints")
     steps, planner = create_steps(config, options, region, warnings)
     desired, target = planner.desired, config.target
     fname = options.function_name
