@@ -216,8 +216,9 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     missing = page.locator("#path tr[data-check=function]")
     assert missing.locator(".mark.fail").count() == 1
     assert "does not exist" in missing.inner_text()
-    assert "Fix: run 'ppc-create-s3-sync CONFIG'" in missing.inner_text()
+    assert "Apply does this: run 'ppc-create-s3-sync CONFIG'" in missing.inner_text()
     page.shot("status-drift")
+    readable_on_a_phone(page, "status-drift")
 
     # Dry run: the plan as the operation's result, and nothing in AWS.
     page.click("#dry-run")
@@ -258,7 +259,10 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     versioning = page.locator("#path tr[data-check=versioning]")
     assert versioning.locator(".mark.warn").count() == 1
     assert f"put-bucket-versioning --bucket {BUCKET}" in versioning.inner_text()
+    # ... which is no fix the Apply button makes, and the page says so.
+    assert "You do this (Apply does not): aws s3api" in versioning.inner_text()
     page.shot("applied")
+    readable_on_a_phone(page, "applied")
 
     # Reconcile: delta, uploaded elsewhere, is now served here too.
     page.click("#reconcile")
@@ -286,6 +290,45 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert functions(aws) == []
     assert pypicloud.simple("delta") == ["delta-2.0.tar.gz"]  # the cache keeps its packages
     page.shot("deleted")
+
+
+#: Every element whose text must be whole at phone width; ``pre`` scrolls on purpose.
+TEXT = "main td, main th, main dd, main dt, main li, main p, main h2, main h3, main label"
+#: The width of a small phone, in CSS pixels.
+PHONE = 420
+
+
+def readable_on_a_phone(page: Any, name: str) -> None:
+    """At phone width nothing runs off the page and no text is cut off inside its box;
+    a screenshot of it goes with the others."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": PHONE, "height": 900})
+    try:
+        found = page.evaluate("""(selector) => {
+            const root = document.documentElement;
+            const cut = [];
+            for (const node of document.querySelectorAll(selector)) {
+                const box = node.getBoundingClientRect();
+                if (!box.width) continue;  // not shown
+                if (node.scrollWidth > node.clientWidth + 1 || box.right > root.clientWidth + 1
+                        || box.left < -1) {
+                    cut.push(node.tagName + ": " + node.textContent.trim().slice(0, 60));
+                }
+            }
+            const narrow = [...document.querySelectorAll("#checks td, #path td")]
+                .filter((td) => td.getBoundingClientRect().width
+                         && td.getBoundingClientRect().width < 40
+                         && !td.classList.contains("inline"))
+                .map((td) => td.textContent.trim().slice(0, 60));
+            return {scroll: root.scrollWidth, width: root.clientWidth, cut, narrow};
+        }""", TEXT)
+        page.shot(f"{name}-phone")
+    finally:
+        page.set_viewport_size(size)
+    assert found["scroll"] <= found["width"], found
+    assert found["cut"] == [], found["cut"]
+    # Squeezed into a column a few letters wide, text is "readable" only in name.
+    assert found["narrow"] == [], found["narrow"]
 
 
 def test_a_user_who_is_not_an_admin_gets_403_and_no_page(page: Any, site: str,
