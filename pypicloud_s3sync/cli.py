@@ -71,7 +71,9 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", metavar="RUNTIME",
         help=f"Lambda runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
-             f"default s3sync.runtime, else {DEFAULT_RUNTIME})",
+             f"default s3sync.runtime, else {DEFAULT_RUNTIME}, whose bytecode is "
+             "compiled only if this machine has that Python: without it the zip holds "
+             "sources and every cold start compiles them)",
     )
     parser.add_argument(
         "--arch", metavar="ARCH",
@@ -158,7 +160,10 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("function")
     group.add_argument("--runtime", metavar="RUNTIME",
                        help=f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just "
-                            "3.12...; default: s3sync.runtime or the newest one)")
+                            f"3.12...; default: s3sync.runtime or the newest, {RUNTIMES[-1]},"
+                            " whose bytecode is compiled only if this machine has that "
+                            "Python: without it the zip holds sources and every cold start "
+                            "compiles them)")
     group.add_argument("--arch", metavar="ARCH",
                        help=f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: "
                             "s3sync.arch or x86_64)")
