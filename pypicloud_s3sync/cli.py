@@ -71,7 +71,9 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--runtime", metavar="RUNTIME",
         help=f"Lambda runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
-             f"default s3sync.runtime, else {DEFAULT_RUNTIME})",
+             f"default s3sync.runtime, else {DEFAULT_RUNTIME}, whose bytecode is "
+             "compiled only if this machine has that Python: without it the zip holds "
+             "sources and every cold start compiles them)",
     )
     parser.add_argument(
         "--arch", metavar="ARCH",
@@ -144,14 +146,16 @@ def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
 
 
-def _target_arguments(parser: argparse.ArgumentParser) -> None:
+def _target_arguments(parser: argparse.ArgumentParser,
+                      role_help: str = "run the function as this existing IAM role and "
+                                       "create none") -> None:
     """Flags that say which function, where: shared by create, delete and status."""
     _config_argument(parser)
     parser.add_argument("-n", "--name", dest="function_name", metavar="NAME",
                         help="name of the Lambda function (default: s3sync.function_name, "
                              "else pypicloud_s3_sync)")
     parser.add_argument("-a", "--role-arn", dest="role_arn", metavar="ROLE_ARN",
-                        help="run the function as this existing IAM role and create none")
+                        help=role_help)
     parser.add_argument("-r", "--region", metavar="REGION",
                         help="AWS region of the function (default: storage.region_name)")
     _endpoint_argument(parser)
@@ -166,7 +170,10 @@ def _function_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("function")
     group.add_argument("--runtime", metavar="RUNTIME",
                        help=f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just "
-                            "3.12...; default: s3sync.runtime or the newest one)")
+                            f"3.12...; default: s3sync.runtime or the newest, {RUNTIMES[-1]},"
+                            " whose bytecode is compiled only if this machine has that "
+                            "Python: without it the zip holds sources and every cold start "
+                            "compiles them)")
     group.add_argument("--arch", metavar="ARCH",
                        help=f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: "
                             "s3sync.arch or x86_64)")
@@ -311,7 +318,9 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser)
+    # Delete never runs the function as anything: -a only says the role is not ours.
+    _target_arguments(parser, role_help="the role create was given with -a (s3sync.role_arn):"
+                                        " it is left alone, and no role is deleted")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be removed and change nothing")
     parser.set_defaults(prog="ppc-delete-s3-sync")

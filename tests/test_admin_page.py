@@ -14,7 +14,9 @@ Python client; Playwright's own browser downloads are never used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator
@@ -117,17 +119,23 @@ def pypicloud(aws: Callable[[str], Any], moto_server: str,
     return server
 
 
-@pytest.fixture
-def site(pypicloud: Pypicloud) -> Iterator[str]:
+@contextlib.contextmanager
+def serve(server: Pypicloud) -> Iterator[str]:
     """pypicloud's WSGI app served over real HTTP on a free loopback port."""
     from webtest.http import StopableWSGIServer
 
-    httpd = StopableWSGIServer.create(pypicloud.app.app, host="127.0.0.1", threads=4)
+    httpd = StopableWSGIServer.create(server.app.app, host="127.0.0.1", threads=4)
     try:
         assert httpd.wait(), "the test HTTP server did not start"
         yield httpd.application_url.rstrip("/")
     finally:
         httpd.shutdown()
+
+
+@pytest.fixture
+def site(pypicloud: Pypicloud) -> Iterator[str]:
+    with serve(pypicloud) as url:
+        yield url
 
 
 @pytest.fixture
@@ -216,8 +224,9 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     missing = page.locator("#path tr[data-check=function]")
     assert missing.locator(".mark.fail").count() == 1
     assert "does not exist" in missing.inner_text()
-    assert "Fix: run 'ppc-create-s3-sync CONFIG'" in missing.inner_text()
+    assert "Apply does this: run 'ppc-create-s3-sync CONFIG'" in missing.inner_text()
     page.shot("status-drift")
+    readable_on_a_phone(page, "status-drift")
 
     # Dry run: the plan as the operation's result, and nothing in AWS.
     page.click("#dry-run")
@@ -258,7 +267,10 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     versioning = page.locator("#path tr[data-check=versioning]")
     assert versioning.locator(".mark.warn").count() == 1
     assert f"put-bucket-versioning --bucket {BUCKET}" in versioning.inner_text()
+    # ... which is no fix the Apply button makes, and the page says so.
+    assert "You do this (Apply does not): aws s3api" in versioning.inner_text()
     page.shot("applied")
+    readable_on_a_phone(page, "applied")
 
     # Reconcile: delta, uploaded elsewhere, is now served here too.
     page.click("#reconcile")
@@ -288,6 +300,45 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     page.shot("deleted")
 
 
+#: Every element whose text must be whole at phone width; ``pre`` scrolls on purpose.
+TEXT = "main td, main th, main dd, main dt, main li, main p, main h2, main h3, main label"
+#: The width of a small phone, in CSS pixels.
+PHONE = 420
+
+
+def readable_on_a_phone(page: Any, name: str) -> None:
+    """At phone width nothing runs off the page and no text is cut off inside its box;
+    a screenshot of it goes with the others."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": PHONE, "height": 900})
+    try:
+        found = page.evaluate("""(selector) => {
+            const root = document.documentElement;
+            const cut = [];
+            for (const node of document.querySelectorAll(selector)) {
+                const box = node.getBoundingClientRect();
+                if (!box.width) continue;  // not shown
+                if (node.scrollWidth > node.clientWidth + 1 || box.right > root.clientWidth + 1
+                        || box.left < -1) {
+                    cut.push(node.tagName + ": " + node.textContent.trim().slice(0, 60));
+                }
+            }
+            const narrow = [...document.querySelectorAll("#checks td, #path td")]
+                .filter((td) => td.getBoundingClientRect().width
+                         && td.getBoundingClientRect().width < 40
+                         && !td.classList.contains("inline"))
+                .map((td) => td.textContent.trim().slice(0, 60));
+            return {scroll: root.scrollWidth, width: root.clientWidth, cut, narrow};
+        }""", TEXT)
+        page.shot(f"{name}-phone")
+    finally:
+        page.set_viewport_size(size)
+    assert found["scroll"] <= found["width"], found
+    assert found["cut"] == [], found["cut"]
+    # Squeezed into a column a few letters wide, text is "readable" only in name.
+    assert found["narrow"] == [], found["narrow"]
+
+
 def test_a_user_who_is_not_an_admin_gets_403_and_no_page(page: Any, site: str,
                                                           aws: Callable[[str], Any]) -> None:
     page.goto(f"{site}/acct/login")
@@ -302,3 +353,48 @@ def test_a_user_who_is_not_an_admin_gets_403_and_no_page(page: Any, site: str,
     assert api.status == 403
     page.shot("not-an-admin")
     assert functions(aws) == []
+
+
+#: Where the docs' screenshot of the page goes when it is retaken (see docs/admin-api.rst).
+DOCS_SHOT = "PPC_S3SYNC_DOCS_SCREENSHOT"
+
+
+def test_the_page_after_a_real_apply_shows_real_values_for_the_docs(
+        page: Any, aws: Callable[[str], Any], moto_server: str,
+        pypicloud_factory: Callable[..., Pypicloud]) -> None:
+    """The state docs/admin-api.rst shows: a Redis cache, the zip the server builds itself
+    (no stand-in), a versioned bucket replicating without delete markers, right after
+    Apply.  ``PPC_S3SYNC_DOCS_SCREENSHOT=docs/images/sync-page.png`` also writes the
+    screenshot there; without it the test still asserts what the picture would show."""
+    s3 = aws("s3")
+    server = pypicloud_factory(cache="redis", bucket=BUCKET, prefix=PREFIX, **{
+        "storage.endpoint_url": moto_server, "s3sync.endpoint_url": moto_server})
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration={
+        "Role": "arn:aws:iam::123456789012:role/packages-replication", "Rules": [{
+            "ID": "to-eu-west-1", "Priority": 1, "Status": "Enabled",
+            "Filter": {"Prefix": PREFIX}, "DeleteMarkerReplication": {"Status": "Disabled"},
+            "Destination": {"Bucket": "arn:aws:s3:::packages-eu-west-1"}}]})
+    with serve(server) as url:
+        page.goto(f"{url}/admin/s3sync")
+        log_in(page, url, ADMIN)
+        page.goto(f"{url}/admin/s3sync")
+        # The first status builds the function's zip: a real build, so allow it time.
+        page.locator("#status-banner").get_by_text("Drift:").wait_for(timeout=5 * SHOWS)
+        page.click("#apply")
+        wait_for_operation(page, "Provision")
+        page.locator("#status-banner").get_by_text("In sync").wait_for()
+        page.locator("#path tr[data-check=function] .mark.ok").wait_for()
+        text = page.inner_text("main")
+        replication = page.inner_text("#path tr[data-check=replication]")
+        shot = page.shot("docs")
+        readable_on_a_phone(page, "docs")
+    size = re.search(r"code (\d+\.\d) MiB", text)
+    assert size and float(size[1]) > 0.5, size  # the real zip, not a stand-in
+    assert "pytest" not in text and "/tmp/" not in text
+    assert "redis://127.0.0.1:6379/" in text
+    assert "without delete marker replication" in replication
+    assert "You do this (Apply does not): set DeleteMarkerReplication" in replication
+    target = os.environ.get(DOCS_SHOT)
+    if target:
+        shutil.copyfile(shot, target)

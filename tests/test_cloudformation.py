@@ -290,6 +290,25 @@ def test_template_passes_cfn_lint(tmp_path, options):
             for m in matches] == []
 
 
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+def test_every_templated_resource_is_documented(tmp_path, delivery):
+    """docs/infrastructure-as-code.rst lists what the export renders, every option on."""
+    from pathlib import Path
+
+    config = make_config(tmp_path, **CACHES["sql"])
+    template = cloudformation.render(config, deploy.DeployOptions.from_config(
+        config, delivery=delivery, reconcile_every="1d", on_failure=QUEUE,
+        reserved_concurrency="4", alarm_topic=TOPIC,
+        kms_key_arn=f"arn:aws:kms:{REGION}:123456789012:key/1234abcd"), REGION)
+    docs = (Path(__file__).parent.parent / "docs" / "infrastructure-as-code.rst").read_text()
+    for logical, resource in template["Resources"].items():
+        assert f"``{logical}``" in docs and f"``{resource['Type']}``" in docs, logical
+    # The options that add a property to the function rather than a resource of their own.
+    function = template["Resources"]["Function"]["Properties"]
+    for name in ("KmsKeyArn", "ReservedConcurrentExecutions"):
+        assert name in function and f"``{name}``" in docs, name
+
+
 # -- export -------------------------------------------------------------------------------
 
 
@@ -333,6 +352,37 @@ def test_resource_modules_run_from_the_exported_zip_alone(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0] == bucket_resource.HANDLER
     assert "pypicloud_s3sync.provision.planner" not in run.stdout
+
+
+def test_a_refused_export_leaves_no_folder_behind(tmp_path, capsys):
+    config = make_config(tmp_path, **{"pypi.db": "sql",
+                                      "db.url": "postgresql://app:secret@cache.internal/pypi"})
+    zip_path = write_zip(tmp_path / "function.zip")
+    out = tmp_path / "build" / "stack"
+    status = cli.main(["export", config.config_uri, "-o", str(out), "--bundle", str(zip_path),
+                       "--store-db-password", "ssm"])
+    assert status == 2
+    assert "the template would carry the password" in capsys.readouterr().err
+    assert not (tmp_path / "build").exists()
+
+
+def test_an_export_that_fails_midway_removes_only_what_it_made(tmp_path, code, monkeypatch):
+    config = make_config(tmp_path)
+    options = deploy.DeployOptions.from_config(config)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cloudformation.Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        cloudformation.export(config, options, REGION, code, kept / "new" / "out")
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+    with pytest.raises(OSError, match="No space"):
+        cloudformation.export(config, options, REGION, code, kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
 
 
 def test_export_refuses_unknown_format(tmp_path, capsys):

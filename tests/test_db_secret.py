@@ -239,6 +239,9 @@ def test_create_refuses_a_secret_the_function_could_not_use(
                 "not-an-arn": "is not the ARN of a Secrets Manager secret"}[problem]
     assert expected in err
     assert "Hidden-Value-7" not in err
+    if problem == "missing":  # the message says how to make it: no docs ship with a wheel
+        assert (f"aws secretsmanager create-secret --region {REGION} --name pypi-gone "
+                "--secret-string DATABASE_URL") in err
 
 
 def test_create_reads_the_secret_once_and_shows_no_password(

@@ -204,6 +204,38 @@ def test_sqlite_cache_is_warned_about(bucket, tmp_path, code):
     assert any("SQLite" in w and "cannot" in w for w in plan.warnings)
 
 
+@pytest.mark.parametrize(("endpoint", "warned"), [
+    (None, True),
+    ("https://s3.internal.example.com", True),
+    ("http://moto.internal:5000", True),
+    ("http://127.0.0.1:5000", False),
+    ("http://localhost:5000", False),
+    ("http://[::1]:5000", False),
+])
+@pytest.mark.parametrize("cache", [
+    {"pypi.db": "sql", "db.url": "sqlite:////var/lib/pypicloud/cache.db"},
+    {"pypi.db": "redis", "db.url": "redis://cache.internal:6379/0"},
+], ids=["sqlite", "redis-without-vpc"])
+def test_reachability_warnings_are_left_out_only_for_aws_on_this_machine(
+        tmp_path, endpoint, warned, cache):
+    # docs/cli.rst promises exactly this: a moto server on loopback (as in the demo)
+    # runs the function here, where the cache is reachable; any other endpoint is AWS.
+    config = make_config(tmp_path, **cache, **({"s3sync.endpoint_url": endpoint}
+                                               if endpoint else {}))
+    opts = deploy.DeployOptions.from_config(config)
+    found: list[str] = []
+    deploy.check_cache_reachable(config, opts, found)
+    assert bool([w for w in found if "SQLite" in w or "reachable from Lambda" in w]) == warned
+
+
+def test_storage_endpoint_alone_does_not_silence_the_reachability_warning(tmp_path):
+    config = make_config(tmp_path, **{"pypi.db": "sql", "db.url": "sqlite:////tmp/c.db",
+                                      "storage.endpoint_url": "http://127.0.0.1:5000"})
+    found: list[str] = []
+    deploy.check_cache_reachable(config, deploy.DeployOptions.from_config(config), found)
+    assert any("SQLite" in w for w in found)
+
+
 # -- IAM ----------------------------------------------------------------------------------
 
 def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(

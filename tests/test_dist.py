@@ -75,3 +75,9 @@ def test_the_wheel_installs_next_to_pypicloud_and_its_scripts_run(
     assert run(str(venv / "bin" / "ppc-s3sync"), "--version") == f"ppc-s3sync {version}\n"
     for script in SCRIPTS:
         assert run(str(venv / "bin" / script), "--help").startswith(f"usage: {script}")
+    # docs/cli.rst's check of which package's scripts are in bin, run as written there.
+    check = "grep '^from ' \"$(command -v ppc-create-s3-sync)\" "
+    assert check in (ROOT / "docs" / "cli.rst").read_text()
+    found = run("sh", "-c", check.replace("ppc-create-s3-sync", str(venv / "bin" /
+                                                                   "ppc-create-s3-sync")))
+    assert found == "from pypicloud_s3sync.cli import create_main\n"

@@ -5,6 +5,7 @@ and the last day's metrics, each ok / warn / fail with its fix, and exit 3 on a 
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,26 @@ def test_a_fresh_sync_warns_of_versioning_and_replication_and_passes(deployed, c
     assert "destination" in checks["replication"]["detail"]
     assert checks["function"]["status"] == "ok"
     assert checks["activity"] == {
-        "check": "activity", "status": "ok", "fix": "",
+        "check": "activity", "status": "ok", "fix": "", "fix_by": "",
         "detail": "last 24 h: 0 invocations, 0 errors, 0 throttles, largest lag none "
                   "recorded"}
+    # Neither fix is create's to make: the sync page must not offer Apply for them.
+    assert checks["versioning"]["fix_by"] == checks["replication"]["fix_by"] == "you"
+
+
+def test_the_replication_fix_is_a_command_that_makes_the_check_pass(deployed, capsys):
+    ini, bundle = deployed
+    fix = status(capsys, ini, "--bundle", bundle)["replication"]["fix"]
+    assert "docs/" not in fix
+    command = shlex.split(fix.split(": ", 1)[1].split(" (with a role")[0])
+    assert command[:5] == ["aws", "s3api", "put-bucket-replication", "--bucket", BUCKET]
+    config = json.loads(command[command.index("--replication-configuration") + 1]
+                        .replace("REPLICATION_ROLE_ARN", ROLE)
+                        .replace("OTHER_REGION_BUCKET", "packages-eu"))
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration=config)
+    assert status(capsys, ini, "--bundle", bundle)["replication"]["status"] == "ok"
 
 
 def test_replication_without_delete_markers_names_what_deletes_miss(deployed, capsys):
@@ -113,6 +131,7 @@ def test_other_code_than_the_config_builds_fails(deployed, capsys, tmp_path):
     assert function["status"] == "fail"
     assert "runs other code" in function["detail"]
     assert function["fix"] == "run 'ppc-create-s3-sync CONFIG -f'"
+    assert function["fix_by"] == "create -f"
 
 
 def test_no_function_fails(aws, tmp_path, capsys):
@@ -124,6 +143,7 @@ def test_no_function_fails(aws, tmp_path, capsys):
     assert list(checks) == ["versioning", "replication", "function"]
     assert checks["function"]["status"] == "fail"
     assert "does not exist" in checks["function"]["detail"]
+    assert checks["function"]["fix_by"] == "create"
 
 
 def vpc_network() -> tuple[Any, str, str, str, str]:

@@ -52,3 +52,18 @@ def test_newer_choices_leave_out_runtimes_that_are_blocked_too() -> None:
     with pytest.raises(RuntimeRetired) as info:
         check_runtime("python3.11", creating=True, on=day("2028-12-01"))
     assert str(info.value).endswith("choose one of python3.13, python3.14")
+
+
+@pytest.mark.parametrize("command", ["create", "status", "export", "bundle"])
+def test_the_help_that_names_the_default_runtime_says_it_may_ship_without_bytecode(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # A machine without the newest Python builds a zip of sources only; the one place an
+    # operator reads about the default must say what that costs.
+    from pypicloud_s3sync import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    runtime = text[text.index("--runtime RUNTIME"):]
+    assert RUNTIMES[-1] in runtime
+    assert "bytecode is compiled only if this machine has that Python" in runtime

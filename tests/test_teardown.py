@@ -291,6 +291,19 @@ def test_a_role_given_with_a_is_left_alone_even_with_our_tag(tmp_path, delete):
     assert plan.notes == [f"role {given} was given with -a; left alone"]
 
 
+@pytest.mark.parametrize(("command", "says", "not_says"), [
+    ("delete", "it is left alone, and no role is deleted", "run the function as"),
+    ("create", "run the function as this existing IAM role", "is deleted"),
+])
+def test_each_command_says_what_its_own_a_does(capsys, command, says, not_says):
+    from pypicloud_s3sync import cli
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert says in text and not_says not in text
+
+
 def test_our_role_holding_policies_of_others_loses_only_ours(tmp_path, delete):
     role(inline=(iam.POLICY_NAME, "extra"))
     managed = boto3.client("iam").create_policy(

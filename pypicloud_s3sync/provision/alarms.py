@@ -108,7 +108,8 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
             "AlarmName": alarm_name(function_name, "errors"),
             "AlarmDescription": f"pypicloud-s3sync: function {function_name} failed at "
             f"least one invocation in {PERIOD // 60} minutes; its log says which key and "
-            "why (docs/operating.rst, Alarms)",
+            f"why: aws logs tail /aws/lambda/{function_name} --since 1h --filter-pattern "
+            "failed",
             "Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum",
             "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
             "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
@@ -117,8 +118,8 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
         "lag": {
             "AlarmName": alarm_name(function_name, "lag"),
             "AlarmDescription": f"pypicloud-s3sync: function {function_name} wrote a "
-            f"package to the cache more than {lag:g} s after its S3 event "
-            "(docs/operating.rst, Alarms)",
+            f"package to the cache more than {lag:g} s after its S3 event; "
+            "'ppc-s3sync status' counts its throttles and errors",
             "Namespace": metrics.NAMESPACE, "MetricName": metrics.LAG,
             "Statistic": "Maximum",
             "Dimensions": [{"Name": metrics.DIMENSION, "Value": function_name}],

@@ -106,8 +106,9 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
     if options.store_db_password:
         raise DeployError(
             "export cannot keep db.url in a secret for you: the template would carry the "
-            "password; create the secret yourself and name it with s3sync.db_url_secret "
-            "(see docs/credentials.rst)")
+            "password; create the secret yourself (aws secretsmanager create-secret "
+            "--name NAME --secret-string DATABASE_URL) and set s3sync.db_url_secret to "
+            "the ARN it prints")
     steps, planner = create_steps(config, options, region, warnings)
     desired, target = planner.desired, config.target
     fname = options.function_name
@@ -276,18 +277,34 @@ def add_resource_modules(source: Path, destination: Path) -> Path:
 
 def export(config: PypicloudConfig, options: DeployOptions, region: str,
            code: CodeArtifact, directory: str | Path) -> Export:
-    """Write the template and the zip it references into ``directory``."""
+    """Write the template and the zip it references into ``directory``.
+
+    The template is rendered before anything is written, so an export the config makes
+    impossible leaves no trace; a write that fails midway takes back the files and
+    directories this call made, and only those (a directory that was there stays).
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
     template = render(config, options, region, warnings)
     if options.db_password == "copy" and config.function.withheld:
         warnings.append("the template holds that password in plain text: keep it out of "
                         "version control, or keep db.url in a secret and name it with "
-                        "s3sync.db_url_secret (docs/credentials.rst)")
-    bundle = add_resource_modules(Path(code.path), directory / f"{options.function_name}.zip")
+                        "s3sync.db_url_secret")
+    made = [parent for parent in (directory, *directory.parents) if not parent.exists()]
+    bundle = directory / f"{options.function_name}.zip"
     path = directory / TEMPLATE_NAME
-    path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
+    written = [p for p in (bundle, path) if not p.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        add_resource_modules(Path(code.path), bundle)
+        path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        for file in written:
+            file.unlink(missing_ok=True)
+        for folder in made:  # deepest first
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     return Export(path, bundle, stack_name(options.function_name), warnings)
 
 

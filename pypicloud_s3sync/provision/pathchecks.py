@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .planner import Planner
 
 OK, WARN, FAIL = "ok", "warn", "fail"
+#: Who carries out a check's fix.  Most fixes lie outside what create manages (a bucket
+#: setting, a route, a log to read), and the sync page must not let an operator believe
+#: its Apply button does them: only a fix create makes itself says so.
+BY_CREATE, BY_CREATE_FORCE, BY_YOU = "create", "create -f", "you"
 #: How far back the metrics check looks.
 METRICS_HOURS = 24
 
@@ -33,10 +37,11 @@ class Check:
     status: str
     detail: str
     fix: str = ""
+    fix_by: str = BY_YOU
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.name, "status": self.status, "detail": self.detail,
-                "fix": self.fix}
+                "fix": self.fix, "fix_by": self.fix_by if self.fix else ""}
 
     def describe(self) -> str:
         line = f"  {self.status:<5} {self.name}: {self.detail}"
@@ -85,12 +90,13 @@ def alarm_states(planner: Planner) -> list[Check]:
     return found
 
 
-#: The first thing to do when an alarm fires (docs/operating.rst has the rest).
+#: The first thing to do when an alarm fires, said in full: an installed wheel has no docs.
 ALARM_RUNBOOK = {
     "errors": "read the failed invocations' log lines: aws logs tail /aws/lambda/{fname} "
-              "--since 1h --filter-pattern failed (docs/operating.rst, Alarms)",
+              "--since 1h --filter-pattern failed; fix the cause each names, then run "
+              "'ppc-s3sync reconcile CONFIG' for what the retries gave up on",
     "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
-           "replication backlog in the activity check (docs/operating.rst, Alarms)",
+           "replication backlog in the activity check",
 }
 
 
@@ -125,8 +131,9 @@ def replication(s3: Any, bucket: str, prefix: str) -> Check:
             "replication", WARN,
             f"not replicated from here: bucket {bucket} has no replication rules (if it "
             "is another bucket's destination, that bucket's rules are checked there)",
-            "add a rule with delete marker replication enabled (see docs/operating.rst) "
-            "if this bucket's packages should reach another region")
+            "if this bucket's packages should reach another region, add a rule that "
+            f"replicates delete markers: {replication_command(bucket, prefix)} (with a "
+            "role S3 may assume to replicate, and the other region's bucket, versioned)")
     where = f"prefix {prefix!r}" if prefix else "the whole bucket"
     covering = [rule for rule in rules
                 if rule.get("Status") == "Enabled" and _covers(rule, prefix)]
@@ -161,6 +168,18 @@ def _covers(rule: dict[str, Any], prefix: str) -> bool:
     return prefix.startswith(rule_prefix or "")
 
 
+def replication_command(bucket: str, prefix: str) -> str:
+    """The one command that sets up what the check wants, placeholders in capitals."""
+    import json
+
+    config = {"Role": "REPLICATION_ROLE_ARN", "Rules": [{
+        "ID": "pypicloud-packages", "Priority": 1, "Status": "Enabled",
+        "Filter": {"Prefix": prefix}, "DeleteMarkerReplication": {"Status": "Enabled"},
+        "Destination": {"Bucket": "arn:aws:s3:::OTHER_REGION_BUCKET"}}]}
+    return (f"aws s3api put-bucket-replication --bucket {bucket} "
+            f"--replication-configuration '{json.dumps(config)}'")
+
+
 def _replicates_deletes(rule: dict[str, Any]) -> bool:
     """The first schema (no Filter) always replicates delete markers."""
     if rule.get("Filter") is None:
@@ -178,7 +197,7 @@ def function_state(function: dict[str, Any] | None, planner: Planner) -> Check:
     create = "ppc-create-s3-sync CONFIG"
     if function is None:
         return Check("function", FAIL, f"function {name} does not exist: nothing syncs",
-                     f"run '{create}'")
+                     f"run '{create}'", BY_CREATE)
     state = function.get("State") or "Active"
     update = function.get("LastUpdateStatus") or "Successful"
     reason = function.get("StateReason") or function.get("LastUpdateStatusReason") or ""
@@ -196,7 +215,8 @@ def function_state(function: dict[str, Any] | None, planner: Planner) -> Check:
     if code is not None and not code.in_sync:
         return Check("function", FAIL,
                      f"function {name} is Active but runs other code ({code.actual}) than "
-                     f"this config builds ({code.desired})", f"run '{create} -f'")
+                     f"this config builds ({code.desired})", f"run '{create} -f'",
+                     BY_CREATE_FORCE)
     return Check("function", OK, f"function {name} is Active with the expected code")
 
 

@@ -39,6 +39,7 @@ from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
+    from ..function.dbsecret import SecretRef
     from .aws import AwsClients
     from .options import DeployOptions
 
@@ -100,6 +101,19 @@ def stored_db_url(config: PypicloudConfig) -> str:
     db = config.settings.clone()
     db.read_prefix_from_environ("db.")
     return str(db.get("db.url") or "")
+
+
+def _create_secret_command(ref: SecretRef) -> str:
+    """The command that makes the missing secret, since the message is all an operator
+    with an installed wheel has to go on (no docs ship with it)."""
+    if ref.service == "ssm":
+        name = ref.arn.split(":parameter", 1)[1]
+        return (f"aws ssm put-parameter --region {ref.region} --name {name} "
+                "--type SecureString --value DATABASE_URL")
+    name = ref.arn.split(":secret:", 1)[1][:-7]  # without the six characters AWS appends
+    return (f"aws secretsmanager create-secret --region {ref.region} --name {name} "
+            "--secret-string DATABASE_URL, then set s3sync.db_url_secret to the ARN it "
+            "prints (AWS gives the name a new suffix)")
 
 
 def _local_stand_in(endpoint_url: str | None) -> bool:
@@ -274,8 +288,8 @@ class Planner:
             if self.actual.db_secret is None:
                 return  # not read: a template is rendered without calling AWS
             if self.actual.db_secret == MISSING:
-                raise SecretError(f"{ref.kind} {ref.arn} does not exist; create it (see "
-                                  "docs/credentials.rst) or correct the ARN")
+                raise SecretError(f"{ref.kind} {ref.arn} does not exist; correct the ARN "
+                                  f"or create it: {_create_secret_command(ref)}")
             db = self.config.settings.clone()
             db.read_prefix_from_environ("db.")
             database_url(self.actual.db_secret or "",
