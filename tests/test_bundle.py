@@ -188,16 +188,16 @@ def test_only_what_the_cache_backend_needs(
                 and not n.startswith("sqlalchemy/testing/")]
     assert not [n for n in names if n.startswith("setuptools/") and "/_vendor/" not in n]
     # The function package ships whole, with what it imports of ours (config, compat,
-    # backends, urlsecrets for its log lines, and cache_endpoint, which config's
-    # cache_settings imports for the commands); the commands, planner, admin views and
-    # this builder stay on the server.
+    # backends, urlsecrets for its log lines, and cache_endpoint and endpoints, which
+    # config imports to check and place the commands' endpoint: standard library only);
+    # the commands, planner, admin views and this builder stay on the server.
     ours = {n.removeprefix("pypicloud_s3sync/") for n in names
             if n.startswith("pypicloud_s3sync/") and n.endswith(".py")}
     function = {str(p.relative_to(PACKAGE)) for p in (PACKAGE / "function").glob("*.py")}
     assert "dbsecret.py" in {p.name for p in (PACKAGE / "function").glob("*.py")}
     assert ours == function | {"__init__.py", "handler.py", "config.py", "compat.py",
                                "backends.py", "version.py", "urlsecrets.py",
-                               "cache_endpoint.py"}, sorted(ours)
+                               "cache_endpoint.py", "endpoints.py"}, sorted(ours)
     assert bundle.size <= 10 * 1024 * 1024, f"{bundle.size / 2**20:.1f} MiB"
 
 
