@@ -24,17 +24,11 @@ from pathlib import Path
 import pytest
 
 from pypicloud_s3sync.bundle import builder as bundle_module
-from pypicloud_s3sync.bundle.builder import (
-    ARCHITECTURES,
-    DEFAULT_RUNTIME,
-    HANDLER,
-    RUNTIMES,
-    Bundle,
-    BundleError,
-    Target,
-    build_bundle,
-    find_interpreter,
-)
+from pypicloud_s3sync.bundle.builder import Bundle, build_bundle
+from pypicloud_s3sync.bundle.errors import BundleError
+from pypicloud_s3sync.bundle.ours import HANDLER
+from pypicloud_s3sync.bundle.runtimes import RUNTIMES
+from pypicloud_s3sync.bundle.target import ARCHITECTURES, DEFAULT_RUNTIME, Target, find_interpreter
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
 

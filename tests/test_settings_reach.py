@@ -14,6 +14,7 @@ import pytest
 
 from pypicloud_s3sync import cli
 from pypicloud_s3sync.bundle import builder
+from pypicloud_s3sync.bundle.target import Target
 from pypicloud_s3sync.config import SETTINGS, ConfigError, load_config
 from pypicloud_s3sync.provision.options import DeployOptions
 
@@ -106,7 +107,7 @@ def _recorded_zip(tmp_path: Path, runtime: str, arch: str) -> Path:
     (tree / "__init__.py").write_text("")
     (tree / "handler.py").write_text("def handle_event(event, context):\n    return 0\n")
     path = tmp_path / f"{runtime}-{arch}.zip"
-    builder._write_zip(tree.parent, path, builder.Target.of(runtime, arch))
+    builder._write_zip(tree.parent, path, Target.of(runtime, arch))
     return path
 
 

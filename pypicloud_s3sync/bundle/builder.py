@@ -16,7 +16,6 @@ same bytes (and the same ``CodeSha256``); finished zips are cached by their inpu
 
 from __future__ import annotations
 
-import ast
 import base64
 import hashlib
 import json
@@ -34,40 +33,31 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ..config import ConfigError, PypicloudConfig
+from ..config import PypicloudConfig
 from ..version import __version__
-from .runtimes import RUNTIMES, RuntimeRetired, check_runtime
-
-#: The newest runtime we support: the longest-lived choice for a new function.
-DEFAULT_RUNTIME = RUNTIMES[-1]
-#: Lambda's architecture names (the wheel tags say ``aarch64`` for ``arm64``).
-ARCHITECTURES = ("x86_64", "arm64")
-#: Other names for an architecture (``uname -m``, Docker's), as Lambda spells them.
-ARCH_ALIASES = {"aarch64": "arm64", "amd64": "x86_64"}
-#: What to give Lambda as the function's handler.
-HANDLER = "pypicloud_s3sync.handler.handle_event"
+from .cachedir import BUILDER_VERSION, cache_root, digest, write_atomic
+from .errors import BundleError
+from .ours import HANDLER, OWN_PACKAGE, add_own_package, own_files
+from .runtimes import check_runtime
+from .target import (
+    DEFAULT_RUNTIME,
+    RUNTIME_DISTRIBUTIONS,
+    Target,
+    find_interpreter,
+    is_native,
+    target_environment,
+)
 
 #: Lambda's limits for a function's code: direct upload, and unzipped with layers.
 MAX_ZIPPED = 50 * 1024 * 1024
 MAX_UNZIPPED = 250 * 1024 * 1024
 
-#: Distributions every Lambda Python runtime already has; bundled only on request.
-RUNTIME_DISTRIBUTIONS = (
-    "boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3",
-)
-
-#: Newest glibc of each runtime's OS: Amazon Linux 2 (3.11) and Amazon Linux 2023.
-_GLIBC = {"python3.11": 26, "python3.12": 34, "python3.13": 34, "python3.14": 34}
-_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
-_ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 
 #: Distributions whose C extensions are optional speed-ups, with the switch that builds
 #: them without: used only when no binary wheel exists for the target (SQLAlchemy 1.4,
 #: which pypicloud 1.3.12 needs, has none for Python 3.13+).
 PURE_BUILD_ENV = {"sqlalchemy": {"DISABLE_SQLALCHEMY_CEXT": "1"}}
 
-#: Bump when the zip's layout changes, so cached bundles are not reused.
-BUILDER_VERSION = "9"
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _KEEP_DIST_INFO = re.compile(
@@ -77,10 +67,6 @@ _KEEP_DIST_INFO = re.compile(
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".pyi", ".c", ".h", ".pyx", ".pxd", ".cpp", ".exe", ".dll")
 _TEST_DIRS = {"tests", "test", "__pycache__"}
 _MODULE_SUFFIXES = (".py", ".so", ".pyd")
-
-
-class BundleError(ConfigError):
-    """The bundle cannot be built for this target; the message says what and how to fix."""
 
 
 @dataclass(frozen=True)
@@ -102,96 +88,7 @@ class Bundle:
         return self.path.read_bytes()
 
 
-@dataclass(frozen=True)
-class Target:
-    """A Lambda runtime and architecture, in the terms wheels and ELF files use."""
-
-    runtime: str
-    arch: str
-
-    @classmethod
-    def of(cls, runtime: str, arch: str) -> Target:
-        try:
-            check_runtime(runtime, creating=False)
-        except RuntimeRetired as exc:
-            raise BundleError(str(exc)) from exc
-        if runtime not in RUNTIMES:
-            raise BundleError(
-                f"runtime {runtime!r} is not supported; choose one of {', '.join(RUNTIMES)}"
-            )
-        if arch not in ARCHITECTURES:
-            raise BundleError(
-                f"architecture {arch!r} is not supported; choose one of "
-                f"{', '.join(ARCHITECTURES)}"
-            )
-        return cls(runtime, arch)
-
-    @property
-    def version(self) -> str:
-        return self.runtime.removeprefix("python")
-
-    @property
-    def minor(self) -> int:
-        return int(self.version.split(".")[1])
-
-    @property
-    def abi(self) -> str:
-        return "cp3" + str(self.minor)
-
-    @property
-    def machine(self) -> str:
-        return _MACHINE[self.arch]
-
-    @property
-    def glibc_minor(self) -> int:
-        return _GLIBC[self.runtime]
-
-    @property
-    def elf_machine(self) -> int:
-        return _ELF_MACHINE[self.arch]
-
-    @property
-    def platforms(self) -> list[str]:
-        """Every manylinux tag the runtime's glibc accepts; pip does not expand them."""
-        tags = [f"manylinux_2_{m}_{self.machine}" for m in range(self.glibc_minor, 4, -1)]
-        legacy = ["manylinux2014", "manylinux2010", "manylinux1"]
-        return [*tags, *(f"{name}_{self.machine}" for name in legacy)]
-
-    @property
-    def extension_suffix(self) -> str:
-        return f".cpython-3{self.minor}-{self.machine}-linux-gnu.so"
-
-    def __str__(self) -> str:
-        return f"{self.runtime} on {self.arch} (manylinux glibc 2.{self.glibc_minor})"
-
-
-# -- where things are cached --------------------------------------------------------------
-
-def cache_root() -> Path:
-    """``$PPC_S3SYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/pypicloud-s3sync`` (~/.cache)."""
-    explicit = os.environ.get("PPC_S3SYNC_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "pypicloud-s3sync"
-
-
-def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 # -- what the function imports ------------------------------------------------------------
-
-OWN_PACKAGE = Path(__file__).resolve().parent.parent
-
 
 def _site_dirs() -> list[str]:
     paths = sysconfig.get_paths()
@@ -201,66 +98,6 @@ def _site_dirs() -> list[str]:
         if path and os.path.isdir(path) and path not in dirs:
             dirs.append(path)
     return dirs
-
-
-#: What the function runs of ours: the handler's package, plus the handler string that
-#: deployed functions name.  Everything else of ours it needs is found by following their
-#: imports, so the commands, the planner, the admin views and this builder stay on the
-#: server (the import contract in setup.cfg keeps the function package from reaching
-#: them), and a module added to the function ships without anyone listing it.
-FUNCTION_ROOTS = ("function", "handler.py")
-
-
-def _own_files() -> list[Path]:
-    """The modules of ours that go into the zip (and key its cache)."""
-    queue = [path for root in FUNCTION_ROOTS for path in
-             ((OWN_PACKAGE / root).rglob("*.py") if (OWN_PACKAGE / root).is_dir()
-              else [OWN_PACKAGE / root])]
-    found: set[Path] = set()
-    while queue:
-        path = queue.pop()
-        if path in found or not path.is_file():
-            continue
-        found.add(path)
-        queue.extend(_own_imports(path))
-    # Package __init__ files make the modules importable: they ship with what they
-    # import when imported, but not what their functions import (the top one's
-    # includeme is the server plugin).
-    for path in list(found):
-        for parent in path.relative_to(OWN_PACKAGE).parents:
-            init = OWN_PACKAGE / parent / "__init__.py"
-            if init not in found:
-                found.add(init)
-                found.update(_own_imports(init, module_level_only=True))
-    return sorted(found)
-
-
-def _own_imports(path: Path, module_level_only: bool = False) -> list[Path]:
-    """Files of our package that ``path`` imports, at module level or inside functions."""
-    package = ".".join(path.relative_to(OWN_PACKAGE.parent).parent.parts)
-    tree = ast.parse(path.read_text(), str(path))
-    found = []
-    for node in tree.body if module_level_only else ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom | ast.Import):
-            continue
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        else:
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                anchor = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{anchor}.{base}" if base else anchor
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        for name in names:
-            if name.split(".")[0] != OWN_PACKAGE.name or "." not in name:
-                continue
-            relative = Path(*name.split(".")[1:])
-            for candidate in (OWN_PACKAGE / relative.with_suffix(".py"),
-                              OWN_PACKAGE / relative / "__init__.py"):
-                if candidate.is_file():
-                    found.append(candidate)
-    return found
 
 
 def _probe_steps(config: PypicloudConfig) -> list[list[str]]:
@@ -313,21 +150,21 @@ def _env_fingerprint() -> dict:
     listing = {d: sorted(n for n in os.listdir(d) if n.endswith((".dist-info", ".egg-info")))
                for d in _site_dirs()}
     own = {str(p.relative_to(OWN_PACKAGE)): hashlib.sha256(p.read_bytes()).hexdigest()
-           for p in _own_files()}
+           for p in own_files()}
     return {"python": sys.version, "executable": sys.executable, "site": listing, "own": own}
 
 
 def find_closure(config: PypicloudConfig, say: Callable[[str], None]) -> Closure:
     """Run the probe (or reuse its answer for an unchanged environment)."""
     steps = _probe_steps(config)
-    key = _digest({"env": _env_fingerprint(), "steps": steps, "builder": BUILDER_VERSION})
+    key = digest({"env": _env_fingerprint(), "steps": steps, "builder": BUILDER_VERSION})
     cached = cache_root() / "probe" / f"{key}.json"
     if cached.exists():
         result = json.loads(cached.read_text())
     else:
         say(f"finding what the {config.cache_backend} cache and the handler import...")
         result = _run_probe(steps)
-        _write_atomic(cached, json.dumps(result, indent=1, sort_keys=True))
+        write_atomic(cached, json.dumps(result, indent=1, sort_keys=True))
     units: dict[str, tuple[str, list[str]]] = {}
     names: dict[str, str] = {}
     for unit in result["units"]:
@@ -373,16 +210,6 @@ def _run_probe(steps: list[list[str]]) -> dict:
     return result
 
 
-def _target_environment(target: Target) -> dict[str, str]:
-    """Marker variables of the Lambda runtime; runtimes get patch releases, hence .99."""
-    return {
-        "python_version": target.version, "python_full_version": f"{target.version}.99",
-        "implementation_version": f"{target.version}.99", "implementation_name": "cpython",
-        "platform_python_implementation": "CPython", "platform_machine": target.machine,
-        "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "extra": "",
-    }
-
-
 def target_only_requirements(closure: Closure, target: Target) -> list[str]:
     """Dependencies the bundled distributions need on the target but not on the server.
 
@@ -396,7 +223,7 @@ def target_only_requirements(closure: Closure, target: Target) -> list[str]:
     from packaging.requirements import Requirement
 
     server = {**default_environment(), "extra": ""}
-    on_target = _target_environment(target)
+    on_target = target_environment(target)
     present = set(closure.units) | set(closure.runtime)
     found = set()
     for norm in closure.units:
@@ -434,14 +261,9 @@ def _supported_tags(target: Target) -> set[str]:
     return {str(tag) for tag in (*supported, *compatible)}
 
 
-def _is_native(name: str) -> bool:
-    base = name.rsplit("/", 1)[-1]
-    return base.endswith((".so", ".pyd")) or ".so." in base
-
-
 def _wheel_is_pure(path: Path) -> bool:
     with zipfile.ZipFile(path) as wheel:
-        return not any(_is_native(name) for name in wheel.namelist())
+        return not any(is_native(name) for name in wheel.namelist())
 
 
 class WheelStore:
@@ -626,7 +448,7 @@ def _installed_is_pure(name: str) -> bool:
         files = metadata.distribution(name).files or ()
     except metadata.PackageNotFoundError:
         return False
-    return not any(_is_native(str(file)) for file in files)
+    return not any(is_native(str(file)) for file in files)
 
 
 # -- assembling the tree ------------------------------------------------------------------
@@ -702,17 +524,6 @@ def _wheel_top_levels(wheel: Path) -> list[str]:
                        if p and not p.split("/", 1)[0].endswith((".dist-info", ".libs"))})
 
 
-def _add_own_package(tree: Path) -> None:
-    for source in _own_files():
-        rel = source.relative_to(OWN_PACKAGE.parent)
-        destination = tree / rel
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(source.read_bytes())
-    info = tree / f"pypicloud_s3sync-{__version__}.dist-info" / "METADATA"
-    info.parent.mkdir(parents=True, exist_ok=True)
-    info.write_text(f"Metadata-Version: 2.1\nName: pypicloud-s3sync\nVersion: {__version__}\n")
-
-
 # -- bytecode -----------------------------------------------------------------------------
 
 #: Compiles every module for the target Python.  /var/task is read-only on Lambda, so
@@ -745,33 +556,6 @@ for directory, dirs, files in os.walk(root):
 """
 #: Packages whose sources stay in the bundle next to their bytecode.
 KEEP_SOURCE = ("pypicloud_s3sync/", "pypicloud/")
-
-
-def find_interpreter(target: Target) -> tuple[str, str] | None:
-    """A CPython of the target's minor version on this machine: (path, sys.version)."""
-    candidates = []
-    if sys.version_info[:2] == (3, target.minor):
-        candidates.append(sys.executable)
-    on_path = shutil.which(f"python3.{target.minor}")
-    if on_path:
-        candidates.append(on_path)
-    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    for version in sorted((pyenv_root / "versions").glob(f"3.{target.minor}.*"), reverse=True):
-        candidates.append(str(version / "bin" / f"python3.{target.minor}"))
-    for candidate in candidates:
-        try:
-            proc = subprocess.run(
-                [candidate, "-I", "-S", "-c",
-                 "import sys; print(sys.implementation.name, sys.version_info[1]);"
-                 "print(sys.version)"],
-                capture_output=True, text=True, timeout=20, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        lines = proc.stdout.splitlines()
-        if proc.returncode == 0 and lines and lines[0] == f"cpython {target.minor}":
-            return candidate, lines[1].strip()
-    return None
 
 
 # -- the zip ------------------------------------------------------------------------------
@@ -839,7 +623,7 @@ def native_files(path: Path) -> Iterator[NativeFile]:
     """Every compiled file in a zip, with its CPU and the newest glibc it asks for."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            if not _is_native(info.filename):
+            if not is_native(info.filename):
                 continue
             data = archive.read(info)
             machine = int.from_bytes(data[18:20], "little") if data[:4] == b"\x7fELF" else None
@@ -855,18 +639,6 @@ def check_native_files(path: Path, target: Target) -> None:
 
 
 # -- the public entry point ---------------------------------------------------------------
-
-def runtime_name(value: str) -> str:
-    """``3.12`` -> ``python3.12``: every command and setting accepts either spelling."""
-    value = str(value).strip()
-    return value if value.startswith("python") else f"python{value}"
-
-
-def arch_name(value: str) -> str:
-    """``aarch64`` -> ``arm64``, ``amd64`` -> ``x86_64``; Lambda's names unchanged."""
-    value = str(value).strip()
-    return ARCH_ALIASES.get(value, value)
-
 
 def built_for(path: str | Path) -> tuple[str, str] | None:
     """``(runtime, arch)`` a zip of ours records, or None for a zip that does not say.
@@ -916,7 +688,7 @@ def build_bundle(
     closure = find_closure(config, say)
     interpreter = find_interpreter(target)
     extra_requirements = target_only_requirements(closure, target)
-    key = _digest({
+    key = digest({
         "builder": BUILDER_VERSION, "target": [target.runtime, target.arch],
         "closure": closure.key(), "include_boto3": include_boto3,
         "extra": extra_requirements,
@@ -932,7 +704,7 @@ def build_bundle(
     _check_limits(cached.stat().st_size, unzipped, include_boto3)
     path = cached
     if destination is not None:
-        _write_atomic(destination, cached.read_bytes())
+        write_atomic(destination, cached.read_bytes())
         path = destination
     return Bundle(path=path, sha256=zip_sha256(path), size=path.stat().st_size,
                   unzipped_size=unzipped, runtime=target.runtime, arch=target.arch,
@@ -996,7 +768,7 @@ def _build(closure: Closure, target: Target, include_boto3: bool,
         if norm in versions and target.minor >= minor and _older(versions[norm], floor):
             reason = f"releases before {floor} do not run on Python 3.{minor}+"
             _replace(norm, closure, target, store, wheels, versions, reason, say)
-    can_run = interpreter is not None and _MACHINE[target.arch] == os.uname().machine
+    can_run = interpreter is not None and target.machine == os.uname().machine
     with tempfile.TemporaryDirectory(prefix="ppc-s3sync-bundle-") as tmp:
         tree = Path(tmp) / "tree"
         for _attempt in range(4):
@@ -1054,7 +826,7 @@ def _assemble(tree: Path, closure: Closure, wanted: dict[str, tuple[str, str]],
             _extract(wheels[norm], closure.units[norm][1], tree, closure.imported_dirs)
         else:  # the runtime's own packages, whole, for --include-boto3
             _extract(wheels[norm], closure.runtime[norm][1], tree)
-    _add_own_package(tree)
+    add_own_package(tree)
 
 
 def _verify(tree: Path, closure: Closure, python: str, scratch: Path) -> dict | None:
@@ -1118,7 +890,7 @@ def _constraints_on(norm: str, closure: Closure, target: Target) -> str:
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet
 
-    environment = _target_environment(target)
+    environment = target_environment(target)
     specifiers = SpecifierSet()
     for other in [*closure.names.values(), "pypicloud-s3sync"]:
         try:
