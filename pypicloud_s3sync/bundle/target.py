@@ -111,6 +111,8 @@ def target_environment(target: Target) -> dict[str, str]:
 
 
 def is_native(name: str) -> bool:
+    """A compiled file by its name (``.so``, or a versioned ``.so.1`` a wheel vendors):
+    what must match the target's CPU, Python and glibc."""
     base = name.rsplit("/", 1)[-1]
     return base.endswith((".so", ".pyd")) or ".so." in base
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..bundle.builder import MAX_ZIPPED, built_for, zip_sha256
+from ..bundle.archive import MAX_ZIPPED, built_for, zip_sha256
 from ..bundle.ours import HANDLER
 from ..bundle.runtimes import RUNTIMES, RuntimeRetired, check_runtime
 from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME
