@@ -20,7 +20,7 @@ OWN_PACKAGE = Path(__file__).resolve().parent.parent
 #: What the function runs of ours: the handler's package, plus the handler string that
 #: deployed functions name.  Everything else of ours it needs is found by following their
 #: imports, so the commands, the planner, the admin views and this builder stay on the
-#: server (the import contract in setup.cfg keeps the function package from reaching
+#: server (the import contract in .importlinter keeps the function package from reaching
 #: them), and a module added to the function ships without anyone listing it.
 FUNCTION_ROOTS = ("function", "handler.py")
 
