@@ -29,6 +29,8 @@ from .target import RUNTIME_DISTRIBUTIONS
 
 
 def site_dirs() -> list[str]:
+    """The server's site-packages: where the probe finds what the function imports, and
+    whose listing keys its cached answer."""
     paths = sysconfig.get_paths()
     dirs = []
     for key in ("purelib", "platlib"):

@@ -86,6 +86,8 @@ def extract(wheel: Path, units: list[str], tree: Path,
 
 
 def wheel_top_levels(wheel: Path) -> list[str]:
+    """A wheel's importable top-level names: what ships when a distribution comes whole,
+    and how a failing file is traced back to its distribution."""
     with zipfile.ZipFile(wheel) as archive:
         paths = (_wheel_member_path(name) for name in archive.namelist())
         return sorted({p.split("/", 1)[0] for p in paths
