@@ -60,7 +60,8 @@ def load(args: argparse.Namespace) -> PypicloudConfig:
 # -- bundle ------------------------------------------------------------------------------
 
 def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
-    from .bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES
+    from .bundle.runtimes import RUNTIMES
+    from .bundle.target import ARCHITECTURES, DEFAULT_RUNTIME
 
     _config_argument(parser)
     parser.add_argument(
@@ -90,13 +91,8 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     import json
 
-    from .bundle.builder import (
-        DEFAULT_RUNTIME,
-        arch_name,
-        build_bundle,
-        default_output,
-        runtime_name,
-    )
+    from .bundle.builder import build_bundle, default_output
+    from .bundle.target import DEFAULT_RUNTIME, arch_name, runtime_name
 
     config = load(args)
     # The same precedence create uses, so that create --bundle finds the zip it expects.

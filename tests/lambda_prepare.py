@@ -23,8 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
-from pypicloud_s3sync.bundle.builder import Target, find_interpreter
 from pypicloud_s3sync.bundle.localrun import install_runtime_packages
+from pypicloud_s3sync.bundle.target import Target, find_interpreter
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ("python3.11", "python3.12", "python3.13")

@@ -265,11 +265,12 @@ def test_an_aws_refusal_is_not_a_config_error(aws, tmp_path):
 
 def test_a_zip_the_server_cannot_build_points_to_building_it_elsewhere():
     from pypicloud_s3sync.bundle import builder as bundle
+    from pypicloud_s3sync.bundle.errors import BundleError
     from pypicloud_s3sync.config import load_config
 
     config = load_config({"pypi.storage": "s3", "storage.bucket": "packages",
                           "pypi.db": "redis", "db.url": "redis://cache:6379/0"})
-    with pytest.raises(bundle.BundleError) as caught:
+    with pytest.raises(BundleError) as caught:
         bundle.build_bundle(config, runtime="python3.10")
     error = error_for(caught.value)
     assert (error.status, error.error) == (500, "bundle")

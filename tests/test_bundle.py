@@ -23,18 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from pypicloud_s3sync.bundle import builder as bundle_module
-from pypicloud_s3sync.bundle.builder import (
-    ARCHITECTURES,
-    DEFAULT_RUNTIME,
-    HANDLER,
-    RUNTIMES,
-    Bundle,
-    BundleError,
-    Target,
-    build_bundle,
-    find_interpreter,
-)
+from pypicloud_s3sync.bundle import builder, layout, versions
+from pypicloud_s3sync.bundle.builder import Bundle, build_bundle
+from pypicloud_s3sync.bundle.closure import Closure
+from pypicloud_s3sync.bundle.errors import BundleError
+from pypicloud_s3sync.bundle.ours import HANDLER
+from pypicloud_s3sync.bundle.runtimes import RUNTIMES
+from pypicloud_s3sync.bundle.target import ARCHITECTURES, DEFAULT_RUNTIME, Target, find_interpreter
+from pypicloud_s3sync.bundle.wheels import WheelStore
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
 
@@ -138,7 +134,7 @@ def test_a_dependency_without_a_wheel_for_the_target_is_named() -> None:
 
 def test_an_old_binary_dependency_without_a_wheel_is_named() -> None:
     """psycopg2-binary 2.9.1 (2021) has no CPython 3.14 wheels and cannot be built here."""
-    store = bundle_module.WheelStore(Target.of("python3.14", "arm64"), lambda _: None)
+    store = WheelStore(Target.of("python3.14", "arm64"), lambda _: None)
     with pytest.raises(BundleError) as info:
         store.fetch({"psycopg2-binary": ("psycopg2-binary", "2.9.1")})
     message = str(info.value)
@@ -151,11 +147,11 @@ def test_size_limits_are_checked_before_anything_is_written(
 ) -> None:
     built("sqlite")  # warm the cache: the limits apply to cached bundles as well
     out = tmp_path / "function.zip"
-    monkeypatch.setattr(bundle_module, "MAX_ZIPPED", 1024 * 1024)
+    monkeypatch.setattr("pypicloud_s3sync.bundle.archive.MAX_ZIPPED", 1024 * 1024)
     with pytest.raises(BundleError, match=r"MiB zipped, over Lambda's 50 MB limit"):
         build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME, output=out)
-    monkeypatch.setattr(bundle_module, "MAX_ZIPPED", 50 * 1024 * 1024)
-    monkeypatch.setattr(bundle_module, "MAX_UNZIPPED", 1024 * 1024)
+    monkeypatch.setattr("pypicloud_s3sync.bundle.archive.MAX_ZIPPED", 50 * 1024 * 1024)
+    monkeypatch.setattr("pypicloud_s3sync.bundle.archive.MAX_UNZIPPED", 1024 * 1024)
     with pytest.raises(BundleError, match=r"MiB unzipped, over Lambda's 250 MB limit"):
         build_bundle(config_for("sqlite"), runtime=LOCAL_RUNTIME, output=out)
     assert not out.exists()
@@ -361,21 +357,20 @@ def test_code_the_target_python_cannot_run_is_found_by_importing_it(tmp_path: Pa
     only the tree on the path, fails in ``pkg_resources``; the builder names setuptools."""
     python = interpreter_or_skip("python3.12")
     target = Target.of("python3.12", "x86_64")
-    store = bundle_module.WheelStore(target, lambda _: None)
+    store = WheelStore(target, lambda _: None)
     wheels = store.fetch({"setuptools": ("setuptools", "65.5.0")})
     tree = tmp_path / "tree"
-    bundle_module._extract(wheels["setuptools"], ["pkg_resources"], tree)
-    closure = bundle_module.Closure(units={"setuptools": ("65.5.0", ["pkg_resources"])},
-                                    names={"setuptools": "setuptools"}, runtime={},
-                                    imported_dirs=frozenset(),
-                                    steps=[["import", "pkg_resources"]])
-    failure = bundle_module._verify(tree, closure, python, tmp_path)
+    layout.extract(wheels["setuptools"], ["pkg_resources"], tree)
+    closure = Closure(units={"setuptools": ("65.5.0", ["pkg_resources"])},
+                      names={"setuptools": "setuptools"}, runtime={},
+                      imported_dirs=frozenset(), steps=[["import", "pkg_resources"]])
+    failure = builder._verify(tree, closure, python, tmp_path)
     assert failure is not None and failure["type"] == "AttributeError"
     assert "ImpImporter" in failure["message"]
     assert failure["files"][-1].startswith("pkg_resources/")
-    assert bundle_module._owner_of(failure, wheels, closure) == "setuptools"
+    assert builder._owner_of(failure, wheels, closure) == "setuptools"
     # The replacement: the newest setuptools that what we bundle (and we) allow.
-    assert bundle_module._constraints_on("setuptools", closure, target) == "<82"
+    assert versions.constraints_on("setuptools", closure, target) == "<82"
     new, wheel = store.newest("setuptools<82,>65.5.0")
     assert new.startswith("81.") and wheel.name.startswith(f"setuptools-{new}-")
 

@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 from pypicloud_s3sync import cli
-from pypicloud_s3sync.bundle.builder import DEFAULT_RUNTIME, built_for
+from pypicloud_s3sync.bundle.archive import built_for
+from pypicloud_s3sync.bundle.target import DEFAULT_RUNTIME
 
 from .pypicloud_app import make_app
 

@@ -13,7 +13,8 @@ import boto3
 import pytest
 
 from pypicloud_s3sync import cli
-from pypicloud_s3sync.bundle import builder
+from pypicloud_s3sync.bundle import archive, builder
+from pypicloud_s3sync.bundle.target import Target
 from pypicloud_s3sync.config import SETTINGS, ConfigError, load_config
 from pypicloud_s3sync.provision.options import DeployOptions
 
@@ -106,14 +107,14 @@ def _recorded_zip(tmp_path: Path, runtime: str, arch: str) -> Path:
     (tree / "__init__.py").write_text("")
     (tree / "handler.py").write_text("def handle_event(event, context):\n    return 0\n")
     path = tmp_path / f"{runtime}-{arch}.zip"
-    builder._write_zip(tree.parent, path, builder.Target.of(runtime, arch))
+    archive.write_zip(tree.parent, path, Target.of(runtime, arch))
     return path
 
 
 def test_the_zip_records_its_runtime_and_architecture(tmp_path: Path) -> None:
-    assert builder.built_for(_recorded_zip(tmp_path, "python3.12", "arm64")) == (
+    assert archive.built_for(_recorded_zip(tmp_path, "python3.12", "arm64")) == (
         "python3.12", "arm64")
-    assert builder.built_for(write_zip(tmp_path / "other.zip")) is None
+    assert archive.built_for(write_zip(tmp_path / "other.zip")) is None
 
 
 def test_create_refuses_a_zip_built_for_another_target(

@@ -114,7 +114,7 @@ def error_for(exc: BaseException) -> ApiError:
 
 def _is_bundle_error(exc: BaseException) -> bool:
     try:
-        from ..bundle.builder import BundleError
+        from ..bundle.errors import BundleError
     except ImportError:
         return False
     return isinstance(exc, BundleError)

@@ -1,6 +1,6 @@
 """Find what the Lambda function really imports, by importing it with nothing else around.
 
-Run by :mod:`pypicloud_s3sync.bundle.builder` as ``python -I -S probe.py REQUEST.json``
+Run by :mod:`pypicloud_s3sync.bundle.closure` as ``python -I -S probe.py REQUEST.json``
 with the server's own interpreter, so only the standard library is importable at first.
 The function's entry modules are imported from a staging directory that starts with our
 package and the runtime's own packages (boto3 and friends).  Each time an import fails

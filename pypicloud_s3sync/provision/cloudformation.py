@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..bundle.builder import HANDLER
+from ..bundle.ours import HANDLER
 from . import alarms, bucket_resource, iam, notifications
 from .actual import Actual
 from .errors import DeployError

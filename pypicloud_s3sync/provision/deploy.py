@@ -17,16 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..bundle.builder import (
-    ARCHITECTURES,
-    DEFAULT_RUNTIME,
-    HANDLER,
-    MAX_ZIPPED,
-    RUNTIMES,
-    built_for,
-    zip_sha256,
-)
-from ..bundle.runtimes import RuntimeRetired, check_runtime
+from ..bundle.archive import MAX_ZIPPED, built_for, zip_sha256
+from ..bundle.ours import HANDLER
+from ..bundle.runtimes import RUNTIMES, RuntimeRetired, check_runtime
+from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME
 from ..config import PypicloudConfig
 from . import pathchecks
 from .actual import read_actual

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from ..bundle.builder import ARCHITECTURES, DEFAULT_RUNTIME, RUNTIMES, arch_name, runtime_name
+from ..bundle.runtimes import RUNTIMES
+from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME, arch_name, runtime_name
 from . import alarms, concurrency, iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..bundle.builder import HANDLER
+from ..bundle.ours import HANDLER
 from ..urlsecrets import without_secrets
 from . import alarms, concurrency, dbstore, iam, notifications
 from .actual import BUCKET_EVENTBRIDGE_TAG, Actual, parse_role_arn
