@@ -185,7 +185,7 @@ def test_only_what_the_cache_backend_needs(
     assert not [n for n in names if n.startswith("setuptools/") and "/_vendor/" not in n]
     # The function package ships whole, with what it imports of ours (config, compat,
     # backends, urlsecrets for its log lines, and cache_endpoint and endpoints, which
-    # config imports to check and place the commands' endpoint: standard library only);
+    # config imports to check and place the commands' endpoint);
     # the commands, planner, admin views and this builder stay on the server.
     ours = {n.removeprefix("pypicloud_s3sync/") for n in names
             if n.startswith("pypicloud_s3sync/") and n.endswith(".py")}
