@@ -186,6 +186,10 @@ def _lambda(operation: str, key: str = "FunctionName") -> Resolver:
                           {"iam:PassedToService": "lambda.amazonaws.com"}))
         if operation == "CreateFunction" and c.params.get("Tags"):
             found.append(("lambda:TagResource", arn, {}))
+        if operation == "GetFunction":
+            # "Lambda returns tag data only if you have explicit allow permissions for
+            # lambda:ListTags" (botocore's GetFunctionResponse, Tags); we read the tags.
+            found.append(("lambda:ListTags", arn, {}))
         if (c.params.get("VpcConfig") or {}).get("SubnetIds"):
             # Lambda checks the subnets and groups with the caller's rights.
             found += [(f"ec2:{check}", "*", {}) for check in (

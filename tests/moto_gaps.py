@@ -115,3 +115,20 @@ def apply(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, action_result)
 
     monkeypatch.setattr(S3Response, "serialized", serialized)
+
+
+def tags_withheld_from_get_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer GetFunction as AWS answers a caller not allowed ``lambda:ListTags``.
+
+    "Lambda returns tag data only if you have explicit allow permissions for
+    lambda:ListTags" (botocore's GetFunctionResponse, ``Tags``); moto returns the tags
+    to anyone, so this drops them from GetFunction alone.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.get_code
+
+    def get_code(self: Any) -> dict[str, Any]:
+        return {k: v for k, v in original(self).items() if k != "Tags"}
+
+    monkeypatch.setattr(LambdaFunction, "get_code", get_code)

@@ -371,6 +371,21 @@ def test_foreign_function_needs_force_and_keeps_its_other_variables(bucket, tmp_
     assert [e["Id"] for e in entries] == [ENTRY_ID]
 
 
+def test_our_function_is_ours_also_when_get_function_withholds_its_tags(
+        bucket, tmp_path, monkeypatch, code):
+    """A caller without ``lambda:ListTags`` gets GetFunction without ``Tags``: the tags are
+    asked again with ListTags, so a re-run still plans nothing (it refused "not created
+    by pypicloud-s3sync") and delete still removes the function (it left it behind)."""
+    config = make_config(tmp_path)
+    create(config, code=code)
+    moto_gaps.tags_withheld_from_get_function(monkeypatch)
+    assert "Tags" not in boto3.client("lambda", region_name=REGION).get_function(
+        FunctionName=FUNCTION)
+    assert create(config, code=code).is_empty
+    delete(config)
+    assert boto3.client("lambda", region_name=REGION).list_functions()["Functions"] == []
+
+
 def test_too_large_zip_is_refused_before_any_change(bucket, tmp_path, monkeypatch, code):
     monkeypatch.setattr(deploy, "MAX_ZIP_BYTES", code.size - 1)
     recorder = Recorder()

@@ -105,7 +105,7 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     function = read_or_none(lam.get_function, FunctionName=options.function_name)
     if function:
         actual.function = function["Configuration"]
-        actual.function_tags = function.get("Tags") or {}
+        actual.function_tags = _function_tags(lam, function)
         actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
         if options.reserved_concurrency is not None:
@@ -158,6 +158,20 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.function_tags, tag_dict((actual.role or {}).get("Tags")), actual.rule_tags,
         actual.schedule_tags) if tags.get(STACK_TAG)), None)
     return actual
+
+
+def _function_tags(lam: Any, function: dict[str, Any]) -> dict[str, str]:
+    """The function's tags, which tell ours from anyone's.
+
+    GetFunction "returns tag data only if you have explicit allow permissions for
+    lambda:ListTags" (botocore's GetFunctionResponse, ``Tags``), and leaves the field out
+    otherwise, as it does for a function without tags: so a missing field is asked again
+    with ListTags, whose refusal names the permission instead of making our own function
+    look foreign (create would refuse it, delete would leave it).
+    """
+    if "Tags" in function:
+        return function["Tags"] or {}
+    return lam.list_tags(Resource=function["Configuration"]["FunctionArn"]).get("Tags") or {}
 
 
 def _stored_secret(options: DeployOptions, clients: AwsClients,

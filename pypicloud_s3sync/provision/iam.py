@@ -217,12 +217,13 @@ OPERATOR_ROLE_ACTIONS = [
     "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
     "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
 ]
-#: ... to the function: read, create (with tags), update code and configuration, its
+#: ... to the function: read (with its tags: GetFunction returns them only to a caller
+#: allowed lambda:ListTags), create (with tags), update code and configuration, its
 #: async settings and its invoke permissions, delete.
 OPERATOR_FUNCTION_ACTIONS = [
     "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
     "lambda:GetFunction", "lambda:GetFunctionConcurrency",
-    "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy",
+    "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy", "lambda:ListTags",
     "lambda:PutFunctionConcurrency", "lambda:PutFunctionEventInvokeConfig",
     "lambda:RemovePermission", "lambda:TagResource",
     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
