@@ -18,7 +18,7 @@ import pytest
 
 from pypicloud_s3sync import cli
 from pypicloud_s3sync.provision import bucket_resource, cloudformation, deploy, iam
-from pypicloud_s3sync.provision.planner import SCHEDULE_PRINCIPAL, statement_id
+from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
 
 from . import moto_gaps
 from .deploy_helpers import (

@@ -24,8 +24,8 @@ from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
 from pypicloud_s3sync.function import handler
 from pypicloud_s3sync.provision import iam
+from pypicloud_s3sync.provision.desired import function_environment
 from pypicloud_s3sync.provision.options import DeployOptions
-from pypicloud_s3sync.provision.planner import function_environment
 
 from . import aws_trace, moto_gaps
 from .deploy_helpers import write_zip

@@ -22,7 +22,7 @@ from pypicloud_s3sync.config import load_config
 from pypicloud_s3sync.function import handler
 from pypicloud_s3sync.provision import iam
 from pypicloud_s3sync.provision.deploy import DeployOptions
-from pypicloud_s3sync.provision.planner import function_environment
+from pypicloud_s3sync.provision.desired import function_environment
 
 from . import aws_trace
 from .pypicloud_app import create_dynamo_tables, write_ini

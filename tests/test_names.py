@@ -6,8 +6,7 @@ import boto3
 import pytest
 
 from pypicloud_s3sync.provision import deploy, iam
-from pypicloud_s3sync.provision.names import MAX_NAME, bounded
-from pypicloud_s3sync.provision.planner import delivery_rule_name, statement_id
+from pypicloud_s3sync.provision.names import MAX_NAME, bounded, delivery_rule_name, statement_id
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from . import moto_gaps

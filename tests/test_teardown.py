@@ -15,7 +15,7 @@ import pytest
 
 from pypicloud_s3sync.provision import deploy, iam, notifications
 from pypicloud_s3sync.provision.actual import BUCKET_EVENTBRIDGE_TAG
-from pypicloud_s3sync.provision.planner import SCHEDULE_PRINCIPAL, statement_id
+from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from . import moto_gaps
@@ -180,22 +180,24 @@ def test_eventbridge_delivery_we_turned_on_is_turned_off_with_our_rules(tmp_path
     put_notification({"EventBridgeConfiguration": {}, "QueueConfigurations": [audit]})
 
     plan = delete()
+    # Teardown runs the kinds in the reverse of create's order: the schedule, then the
+    # delivery (notification before its rule), then the function and its role.
     assert calls(plan) == [
+        ("reconcile-schedule", "delete", SCHEDULE, "events.remove_targets",
+         {"Rule": SCHEDULE, "Ids": ["sync"]}),
+        ("reconcile-schedule", "delete", SCHEDULE, "events.delete_rule",
+         {"Name": SCHEDULE}),
         ("notification", "update", BUCKET, "s3.put_bucket_notification_configuration",
          {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]}}),
         ("eventbridge-rule", "delete", RULE, "events.remove_targets",
          {"Rule": RULE, "Ids": ["sync"]}),
         ("eventbridge-rule", "delete", RULE, "events.delete_rule", {"Name": RULE}),
-        ("reconcile-schedule", "delete", SCHEDULE, "events.remove_targets",
-         {"Rule": SCHEDULE, "Ids": ["sync"]}),
-        ("reconcile-schedule", "delete", SCHEDULE, "events.delete_rule",
-         {"Name": SCHEDULE}),
         ("function", "delete", FUNCTION, "lambda.delete_function",
          {"FunctionName": FUNCTION}),
         # The role holds no policy of ours any more (a half-finished delete): it goes.
         ("role", "delete", ROLE, "iam.delete_role", {"RoleName": ROLE}),
     ]
-    assert summaries(plan)[0] == (f"bucket {BUCKET} notifications: turn off EventBridge "
+    assert summaries(plan)[2] == (f"bucket {BUCKET} notifications: turn off EventBridge "
                                   "delivery (we turned it on); 1 other entry kept as they are")
 
     delete.apply()
@@ -253,9 +255,9 @@ def test_rules_with_our_names_that_we_did_not_make_are_left_alone(tmp_path, dele
     plan = delete()
     assert plan.is_empty
     assert plan.notes == [
+        f"EventBridge rule {SCHEDULE} is not ours; left alone",
         f"EventBridge delivery on {BUCKET} stays on: it was on before the sync was created",
         f"EventBridge rule {RULE} is not ours; left alone",
-        f"EventBridge rule {SCHEDULE} is not ours; left alone",
     ]
 
 

@@ -18,8 +18,8 @@ from pypicloud_s3sync.admin.security import scrub, secret_values
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
 from pypicloud_s3sync.function import handler
+from pypicloud_s3sync.provision.desired import function_environment
 from pypicloud_s3sync.provision.options import DeployOptions
-from pypicloud_s3sync.provision.planner import function_environment
 
 from . import moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REGION, write_zip

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from ..function import metrics
 from . import iam
 from .aws import tag_dict
-from .errors import FUNCTION_NAME, DeployError, Fix, OptionsError
+from .errors import OptionsError
 from .names import MAX_ALARM_NAME, bounded
-
-if TYPE_CHECKING:
-    from .planner import Planner
 
 TOPIC_FLAG, TOPIC_SETTING = "--alarm-topic", "s3sync.alarm_topic"
 LAG_FLAG, LAG_SETTING = "--alarm-lag", "s3sync.alarm_lag"
@@ -129,7 +127,7 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
     }
 
 
-def _fields(alarm: dict[str, Any]) -> dict[str, Any]:
+def compared_fields(alarm: dict[str, Any]) -> dict[str, Any]:
     """What we set, in one shape for both sides: DescribeAlarms returns many more fields
     (state, timestamps, ARNs) that must not count as drift."""
     found = {key: alarm.get(key) for key in COMPARED}
@@ -152,83 +150,10 @@ def summary(alarm: dict[str, Any]) -> str:
             f"{alarm.get('Period')} s -> {actions}")
 
 
-def ours(planner: Planner, name: str) -> bool:
+def ours(alarm_tags: Mapping[str, Mapping[str, str]], name: str) -> bool:
     """Our tag, not the name, says whose an alarm is: anyone may have made one of our
     name, and deleting theirs would silence their monitoring without a word."""
-    return planner.actual.alarm_tags.get(name, {}).get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
-
-
-def plan(planner: Planner) -> None:
-    """The rows and steps for both alarms: made or updated with ``--alarm-topic``,
-    removed (ours only) without it."""
-    options, found = planner.options, planner.actual.alarms
-    topic = options.alarm_topic
-    if topic is None:
-        _remove_ours(planner, shown=True)
-        return
-    region = topic_region(topic)
-    if region != planner.clients.region:
-        raise DeployError(
-            f"SNS topic {topic} is in {region}, but the function and its alarms would be "
-            f"in {planner.clients.region}; CloudWatch alarms notify topics in their own "
-            "region only",
-            Fix(*ALARM_TOPIC, f"give {{}} a topic in {planner.clients.region}"))
-    lag = options.lag_threshold or DEFAULT_LAG
-    for params in desired(planner.fname, topic, lag).values():
-        name = params["AlarmName"]
-        alarm = found.get(name)
-        want = summary(params)
-        if alarm is not None and not ours(planner, name):
-            if planner.strict:
-                raise DeployError(
-                    f"CloudWatch alarm {name} exists but was not created by "
-                    f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag)",
-                    Fix(*FUNCTION_NAME, "delete or rename it, or choose another function "
-                                        "name with {}"))
-            planner.row("alarm", name, want, "exists, not created by pypicloud-s3sync",
-                        False)
-            continue
-        changed = ([] if alarm is None else
-                   [key for key, value in _fields(params).items()
-                    if _fields(alarm)[key] != value])
-        have = "missing" if alarm is None else summary(alarm)
-        if changed and have == want:
-            have += f" (differs in {', '.join(changed)})"
-        planner.row("alarm", name, want, have, alarm is not None and not changed)
-        if alarm is None or changed:
-            verb = "update" if alarm is not None else "create"
-            what = f" ({', '.join(changed)})" if changed else ""
-            planner.step(
-                resource="alarm", action=verb, name=name,
-                summary=f"{verb} CloudWatch alarm {name}{what}: {want}",
-                service="cloudwatch", operation="put_metric_alarm", params=params,
-                details={"changed": changed} if changed else {})
-
-
-def teardown(planner: Planner) -> None:
-    """Remove our alarms, whatever the options say; leave anyone else's."""
-    _remove_ours(planner, shown=False)
-
-
-def _remove_ours(planner: Planner, *, shown: bool) -> None:
-    """A delete step for each alarm of ours that exists, a note for one of our name
-    that is not ours.  ``shown``: create without ``--alarm-topic`` also lists each as a
-    drifted status row, and says why it goes."""
-    why = ": --alarm-topic is no longer set" if shown else ""
-    for name in alarm_names(planner.fname):
-        alarm = planner.actual.alarms.get(name)
-        if alarm is None:
-            continue
-        if not ours(planner, name):
-            planner.notes.append(f"CloudWatch alarm {name} was not created by "
-                                 "pypicloud-s3sync; left alone")
-            continue
-        if shown:
-            planner.row("alarm", name, "none (no --alarm-topic)", summary(alarm), False)
-        planner.step(resource="alarm", action="delete", name=name,
-                     summary=f"delete CloudWatch alarm {name}{why}",
-                     service="cloudwatch", operation="delete_alarms",
-                     params={"AlarmNames": [name]})
+    return iam.managed(alarm_tags.get(name, {}))
 
 
 def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -241,5 +166,6 @@ def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str,
     return found, tags
 
 
-__all__ = ["DEFAULT_LAG", "KINDS", "alarm_name", "alarm_names", "desired", "parse_lag",
-           "parse_topic", "plan", "read", "teardown"]
+__all__ = ["ALARM_TOPIC", "DEFAULT_LAG", "KINDS", "alarm_name", "alarm_names",
+           "compared_fields", "desired", "ours", "parse_lag", "parse_topic", "read", "summary",
+           "topic_region"]

@@ -25,16 +25,10 @@ from typing import TYPE_CHECKING, Any
 from ..bundle.ours import HANDLER
 from . import alarms, bucket_resource, iam, notifications
 from .actual import Actual
+from .desired import DESCRIPTION, check_cache_reachable, desired_state
 from .errors import DeployError
-from .planner import (
-    DESCRIPTION,
-    SCHEDULE_PRINCIPAL,
-    Planner,
-    check_cache_reachable,
-    delivery_rule_name,
-    desired_state,
-    statement_id,
-)
+from .names import SCHEDULE_PRINCIPAL, delivery_rule_name, statement_id
+from .planner import Planner
 from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:

@@ -25,17 +25,13 @@ from ..config import PypicloudConfig
 from . import pathchecks
 from .actual import read_actual
 from .aws import AwsClients, is_mutating
+from .desired import check_cache_reachable, desired_state, function_environment
 from .errors import ApplyError, AwsError, DeployError, Fix, OptionsError, ProvisionError
 from .executor import apply
+from .names import delivery_rule_name
 from .options import DELIVERIES, DeployOptions
 from .plan import ENV_VAR, CodeArtifact, Plan, ResourceStatus, StatusReport, Step, StepResult
-from .planner import (
-    Planner,
-    check_cache_reachable,
-    desired_state,
-    function_environment,
-    rule_name,
-)
+from .planner import Planner
 from .schedule import schedule_rule_name
 
 __all__ = [
@@ -126,7 +122,8 @@ def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClient
     desired = desired_state(config, options, clients)
     actual = read_actual(config, options, clients,
                          None if options.role_arn else options.role_name(clients.region),
-                         rule_name(options), schedule_rule_name(options.function_name))
+                         delivery_rule_name(options.function_name),
+                         schedule_rule_name(options.function_name))
     return Planner(config, options, clients, actual, desired, strict=strict)
 
 

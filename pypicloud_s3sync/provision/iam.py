@@ -11,7 +11,7 @@ The documents are plain dicts so that the planner can compare them with what IAM
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,6 +26,11 @@ POLICY_NAME = "pypicloud-s3sync"
 #: Tag that marks a role (and function, rule) as created by us; delete only removes those.
 MANAGED_TAG = "pypicloud-s3sync:managed"
 MANAGED_VALUE = "true"
+
+
+def managed(tags: Mapping[str, str]) -> bool:
+    """Our tag, not a name, says a resource is ours to change or delete."""
+    return tags.get(MANAGED_TAG) == MANAGED_VALUE
 
 #: pypicloud's DynamoDB models, as flywheel names their tables by default
 #: (``pypicloud.cache.dynamo.DynamoPackage`` / ``PackageSummary``).
@@ -291,7 +296,7 @@ def operator_policy(
     the one form AWS accepts for them.
     """
     from .alarms import alarm_names
-    from .planner import delivery_rule_name
+    from .names import delivery_rule_name
     from .schedule import schedule_rule_name
 
     ours = given_role is None

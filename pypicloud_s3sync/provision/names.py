@@ -26,3 +26,21 @@ def bounded(name: str, limit: int = MAX_NAME) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:DIGEST_CHARS]
     return f"{name[:limit - DIGEST_CHARS - 1]}-{digest}"
+
+
+#: Our EventBridge rule's target Id.
+TARGET_ID = "pypicloud-s3sync"
+#: The schedule's invoke permission: one per bucket like the others, apart from the
+#: delivery rule's ``events`` statement so that each option removes only its own.
+SCHEDULE_PRINCIPAL = "schedule"
+
+
+def delivery_rule_name(function_name: str) -> str:
+    """The EventBridge delivery rule of ``--delivery eventbridge``."""
+    return bounded(f"pypicloud-s3sync-{function_name}")
+
+
+def statement_id(principal: str, bucket: str) -> str:
+    """Statement ids stable per bucket (``.`` is not allowed in a Sid; ``_`` not in a bucket)."""
+    return bounded(f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}",
+                   MAX_STATEMENT_ID)

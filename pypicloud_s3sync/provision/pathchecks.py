@@ -18,7 +18,7 @@ from . import alarms
 from .aws import error_code
 
 if TYPE_CHECKING:
-    from .planner import Planner
+    from .resources.base import Planning
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 #: Who carries out a check's fix.  Most fixes lie outside what create manages (a bucket
@@ -48,7 +48,7 @@ class Check:
         return line + (f"\n        fix: {self.fix}" if self.fix else "")
 
 
-def plan(planner: Planner) -> list[Check]:
+def plan(planner: Planning) -> list[Check]:
     """Every check, in the order an upload travels (bucket, replication, function,
     route, what the function reported)."""
     bucket = planner.config.target.bucket
@@ -68,14 +68,14 @@ def plan(planner: Planner) -> list[Check]:
     return checks
 
 
-def alarm_states(planner: Planner) -> list[Check]:
+def alarm_states(planner: Planning) -> list[Check]:
     """Each of our alarms' current state, read with the alarms themselves (no extra
     call).  A missing or foreign alarm is a drifted resource row already."""
     found = []
     for kind in alarms.KINDS:
         name = alarms.alarm_name(planner.fname, kind)
         alarm = planner.actual.alarms.get(name)
-        if alarm is None or not alarms.ours(planner, name):
+        if alarm is None or not alarms.ours(planner.actual.alarm_tags, name):
             continue
         state = alarm.get("StateValue") or "INSUFFICIENT_DATA"
         check = f"{kind}-alarm"
@@ -191,7 +191,7 @@ def _destination(rule: dict[str, Any]) -> str:
     return (rule.get("Destination") or {}).get("Bucket", "?").rsplit(":", 1)[-1]
 
 
-def function_state(function: dict[str, Any] | None, planner: Planner) -> Check:
+def function_state(function: dict[str, Any] | None, planner: Planning) -> Check:
     """Active, its last update done, and the code this config builds."""
     name = planner.fname
     create = "ppc-create-s3-sync CONFIG"

@@ -1,0 +1,94 @@
+"""``--alarm-topic``: our two CloudWatch alarms, made or updated with the option and
+removed (ours only) without it or on delete.  What they watch and why is in
+:mod:`..alarms`, with the option's parsing."""
+
+from __future__ import annotations
+
+from .. import iam
+from ..alarms import (
+    ALARM_TOPIC,
+    DEFAULT_LAG,
+    alarm_names,
+    compared_fields,
+    desired,
+    ours,
+    summary,
+    topic_region,
+)
+from ..errors import FUNCTION_NAME, DeployError, Fix
+from .base import Planning
+
+KIND = "alarm"
+
+
+def name(p: Planning) -> str:
+    return ", ".join(alarm_names(p.fname))
+
+
+def plan(p: Planning) -> None:
+    """The rows and steps for both alarms: made or updated with ``--alarm-topic``,
+    removed (ours only) without it."""
+    options, found = p.options, p.actual.alarms
+    topic = options.alarm_topic
+    if topic is None:
+        _remove_ours(p, shown=True)
+        return
+    region = topic_region(topic)
+    if region != p.clients.region:
+        raise DeployError(
+            f"SNS topic {topic} is in {region}, but the function and its alarms would be "
+            f"in {p.clients.region}; CloudWatch alarms notify topics in their own "
+            "region only",
+            Fix(*ALARM_TOPIC, f"give {{}} a topic in {p.clients.region}"))
+    lag = options.lag_threshold or DEFAULT_LAG
+    for params in desired(p.fname, topic, lag).values():
+        name = params["AlarmName"]
+        alarm = found.get(name)
+        want = summary(params)
+        if alarm is not None and not ours(p.actual.alarm_tags, name):
+            if p.strict:
+                raise DeployError(
+                    f"CloudWatch alarm {name} exists but was not created by "
+                    f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag)",
+                    Fix(*FUNCTION_NAME, "delete or rename it, or choose another function "
+                                        "name with {}"))
+            p.row(KIND, name, want, "exists, not created by pypicloud-s3sync",
+                        False)
+            continue
+        changed = ([] if alarm is None else
+                   [key for key, value in compared_fields(params).items()
+                    if compared_fields(alarm)[key] != value])
+        have = "missing" if alarm is None else summary(alarm)
+        if changed and have == want:
+            have += f" (differs in {', '.join(changed)})"
+        p.row(KIND, name, want, have, alarm is not None and not changed)
+        if alarm is None or changed:
+            verb = "update" if alarm is not None else "create"
+            what = f" ({', '.join(changed)})" if changed else ""
+            p.call(KIND, verb, name, f"{verb} CloudWatch alarm {name}{what}: {want}",
+                   "cloudwatch.put_metric_alarm", params,
+                   details={"changed": changed} if changed else {})
+
+
+def teardown(p: Planning) -> None:
+    """Remove our alarms, whatever the options say; leave anyone else's."""
+    _remove_ours(p, shown=False)
+
+
+def _remove_ours(p: Planning, *, shown: bool) -> None:
+    """A delete step for each alarm of ours that exists, a note for one of our name
+    that is not ours.  ``shown``: create without ``--alarm-topic`` also lists each as a
+    drifted status row, and says why it goes."""
+    why = ": --alarm-topic is no longer set" if shown else ""
+    for name in alarm_names(p.fname):
+        alarm = p.actual.alarms.get(name)
+        if alarm is None:
+            continue
+        if not ours(p.actual.alarm_tags, name):
+            p.notes.append(f"CloudWatch alarm {name} was not created by "
+                           "pypicloud-s3sync; left alone")
+            continue
+        if shown:
+            p.row(KIND, name, "none (no --alarm-topic)", summary(alarm), False)
+        p.call(KIND, "delete", name, f"delete CloudWatch alarm {name}{why}",
+               "cloudwatch.delete_alarms", {"AlarmNames": [name]})

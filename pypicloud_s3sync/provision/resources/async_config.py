@@ -1,0 +1,42 @@
+"""How Lambda retries the events S3 and EventBridge hand it: the retries, the maximum
+event age and the on-failure destination (``--retry-attempts``, ``--max-event-age``,
+``--on-failure``).  It lives and dies with the function, so teardown has nothing to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Planning
+
+KIND = "async-config"
+
+
+def name(p: Planning) -> str:
+    return p.fname
+
+
+def plan(p: Planning) -> None:
+    o, have = p.options, p.actual.invoke_config or {}
+    want: dict[str, Any] = {"MaximumRetryAttempts": o.retry_attempts,
+                            "MaximumEventAgeInSeconds": o.max_event_age}
+    if o.on_failure:
+        want["DestinationConfig"] = {"OnFailure": {"Destination": o.on_failure}}
+    have_dest = (have.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+    same = (have.get("MaximumRetryAttempts") == o.retry_attempts
+            and have.get("MaximumEventAgeInSeconds") == o.max_event_age
+            and (have_dest or None) == o.on_failure)
+    show = (f"retries {o.retry_attempts}, max age {o.max_event_age} s"
+            + (f", on failure -> {o.on_failure}" if o.on_failure else ""))
+    have_show = ("missing" if not have else
+                 f"retries {have.get('MaximumRetryAttempts')}, max age "
+                 f"{have.get('MaximumEventAgeInSeconds')} s"
+                 + (f", on failure -> {have_dest}" if have_dest else ""))
+    p.row(KIND, p.fname, show, have_show, same)
+    if not same:
+        p.call(KIND, "update" if have else "create", p.fname,
+               f"set async invocation of {p.fname}: {show}",
+               "lambda.put_function_event_invoke_config", {"FunctionName": p.fname, **want})
+
+
+def teardown(p: Planning) -> None:
+    """Deleting the function deletes its async settings."""

@@ -1,0 +1,77 @@
+"""What every resource kind plans with: the states to compare, and where its rows and
+calls go.
+
+A kind is a module of this package with ``KIND`` (its rows' resource name), ``plan``
+(create and update, or refuse what is not ours) and ``teardown`` (remove what is ours,
+leave the rest); the planner runs them in :data:`~.ORDER` and knows none by name.  One
+:class:`Planning` is shared by all of them for one plan, so that the plan's order is the
+order in which the kinds added their calls, and status and create collect the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..plan import CodeArtifact, ResourceStatus, Step
+
+if TYPE_CHECKING:
+    from ...config import PypicloudConfig
+    from ..actual import Actual
+    from ..aws import AwsClients
+    from ..desired import Desired
+    from ..options import DeployOptions
+
+
+class Kind(Protocol):
+    """One AWS resource kind (a module): its rows are named ``KIND``."""
+
+    KIND: str
+
+    def name(self, p: Planning) -> str: ...
+
+    def plan(self, p: Planning) -> None: ...
+
+    def teardown(self, p: Planning) -> None: ...
+
+
+@dataclass
+class Planning:
+    """Desired and actual state for one plan, and the rows and calls the kinds add."""
+
+    config: PypicloudConfig
+    options: DeployOptions
+    clients: AwsClients
+    actual: Actual
+    desired: Desired
+    #: False in status mode: a state create must refuse becomes a drifted row.
+    strict: bool = True
+    #: The function's zip, built or read at most once and only when a kind asks.
+    code: Callable[[], CodeArtifact] | None = None
+    steps: list[Step] = field(default_factory=list)
+    rows: list[ResourceStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    #: What differs and stays so without ``force`` (see Plan.drift).
+    drift: list[str] = field(default_factory=list)
+
+    @property
+    def fname(self) -> str:
+        return self.options.function_name
+
+    def call(self, resource: str, action: str, name: str, summary: str, api: str,
+             params: dict[str, Any], **extra: Any) -> None:
+        """Add one AWS call to the plan; ``api`` is ``"service.operation"`` as boto3
+        spells it (``"iam.create_role"``)."""
+        service, operation = api.split(".")
+        self.steps.append(Step(resource=resource, action=action, name=name, summary=summary,
+                               service=service, operation=operation, params=params, **extra))
+
+    def row(self, resource: str, name: str, desired: str, actual: str,
+            in_sync: bool | None = None) -> None:
+        self.rows.append(ResourceStatus(resource, name, desired, actual,
+                                        desired == actual if in_sync is None else in_sync))
+
+
+__all__ = ["Kind", "Planning"]

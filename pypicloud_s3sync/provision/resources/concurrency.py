@@ -1,0 +1,47 @@
+"""``--reserved-concurrency``: the cap on the function's containers, which bounds the
+connections a SQL cache sees (the reasons are in :mod:`..concurrency`, with the option's
+parsing).  It lives and dies with the function, so teardown has nothing to do."""
+
+from __future__ import annotations
+
+from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, SETTING
+from .base import Planning
+
+KIND = "concurrency"
+
+
+def name(p: Planning) -> str:
+    return p.fname
+
+
+def plan(p: Planning) -> None:
+    """The row, the step and the warning for the function's reserved concurrency."""
+    cap, have = p.options.reserved_concurrency, p.actual.reserved_concurrency
+    if p.config.cache_backend == "sql" and not p.config.sqlite_cache:
+        if cap is None:
+            p.warnings.append(
+                f"the cache is SQL and the function's concurrency is not capped: a burst of "
+                f"events (a batch replication) can start up to the account's limit "
+                f"(default {ACCOUNT_DEFAULT_LIMIT}) of containers, each holding "
+                f"{CONNECTIONS_PER_CONTAINER} database connection, past the server's "
+                f"max_connections. Pass {FLAG} N ({SETTING}) with N below the server's "
+                "limit minus the pypicloud servers' own pools; Lambda keeps throttled "
+                "events and retries them within --max-event-age")
+        else:
+            p.notes.append(
+                f"at most {cap} containers x {CONNECTIONS_PER_CONTAINER} connection = "
+                f"{cap * CONNECTIONS_PER_CONTAINER} connections to the SQL cache from the "
+                "function")
+    if cap is None:
+        return  # not ours to manage: a cap set by hand stays as it is
+    p.row(KIND, p.fname, f"reserved {cap}",
+          f"reserved {have}" if have is not None else "not reserved")
+    if have != cap:
+        p.call(KIND, "update" if have is not None else "create", p.fname,
+               f"reserve {cap} concurrent executions for {p.fname}",
+               "lambda.put_function_concurrency",
+               {"FunctionName": p.fname, "ReservedConcurrentExecutions": cap})
+
+
+def teardown(p: Planning) -> None:
+    """Deleting the function deletes its reserved concurrency."""

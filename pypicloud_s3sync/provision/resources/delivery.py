@@ -1,0 +1,176 @@
+"""How events reach the function: S3's notification straight to it (``direct``), or
+EventBridge delivery on the bucket and our rule (``eventbridge``), each with its invoke
+permission.
+
+S3 has no call that changes one notification entry, so the bucket's whole document is
+put back with ours added, replaced or removed and everyone else's kept; EventBridge
+delivery is turned off again only if our rule recorded that we turned it on and no other
+rule listens to the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import iam, notifications
+from ..actual import BUCKET_EVENTBRIDGE_TAG
+from ..desired import DESCRIPTION
+from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
+from ..names import delivery_rule_name
+from .base import Planning
+from .eventbridge import delete_rule, rule_targets
+from .permissions import permission
+
+KIND = "notification"
+
+
+def name(p: Planning) -> str:
+    return notifications.entry_id(p.fname)
+
+
+def event_pattern(p: Planning) -> dict[str, Any]:
+    """Our rule's pattern: created and deleted objects of this bucket under the prefix."""
+    target = p.config.target
+    detail: dict[str, Any] = {"bucket": {"name": [target.bucket]}}
+    if target.prefix:
+        detail["object"] = {"key": [{"prefix": target.prefix}]}
+    return {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"],
+            "detail": detail}
+
+
+def plan(p: Planning) -> None:
+    o, a, d, target = p.options, p.actual, p.desired, p.config.target
+    direct = o.delivery == "direct"
+    current = a.notification
+    ours_now = notifications.find_ours(current, p.fname, d.function_arn)
+    entry = notifications.our_entry(d.function_arn, p.fname, target.prefix)
+    # The S3 permission comes before the notification: S3 validates it on write.
+    permission(p, "s3.amazonaws.com", f"arn:{d.partition}:s3:::{target.bucket}", direct,
+               d.account)
+    eb_on = notifications.EVENTBRIDGE in current
+    if direct:
+        clashes = notifications.overlaps(current, target.prefix, p.fname, d.function_arn)
+        if clashes:
+            if p.strict:
+                raise DeployError(
+                    f"bucket {target.bucket} already sends overlapping events to "
+                    f"{clashes[0].describe()}; S3 does not allow two notifications for "
+                    "the same events and prefix",
+                    Fix(*DELIVERY_EVENTBRIDGE, "use {} (no overlap rule), or narrow "
+                                               "that notification's prefix"),
+                )
+            p.row(KIND, name(p), "our entry", "conflict: " + clashes[0].describe(), False)
+            return
+        in_sync = len(ours_now) == 1 and notifications.same_entry(ours_now[0], entry)
+        want = notifications.with_ours(current, entry, p.fname, d.function_arn)
+    else:
+        in_sync = not ours_now
+        want = notifications.without_ours(current, p.fname, d.function_arn)
+    eb_by_us = a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
+    if not direct:
+        want = notifications.with_eventbridge(want, True)
+    elif a.rule is not None and eb_by_us and not a.other_bucket_rules:
+        want = notifications.with_eventbridge(want, False)
+    if direct:
+        p.row(KIND, name(p), f"{', '.join(notifications.OUR_EVENTS)} prefix '{target.prefix}'",
+              "as desired" if in_sync else ("missing" if not ours_now else "differs"),
+              in_sync)
+    else:
+        p.row("bucket-eventbridge", target.bucket, "EventBridge delivery on",
+              "on" if eb_on else "off", eb_on)
+    if want != current:
+        what = []
+        if direct and not in_sync:
+            what.append(f"{'replace' if ours_now else 'add'} our entry {entry['Id']} "
+                        f"({', '.join(entry['Events'])}, prefix '{target.prefix}')")
+        if not direct and ours_now:
+            what.append(f"remove our entry {name(p)}")
+        if notifications.EVENTBRIDGE in want and not eb_on:
+            what.append("turn on EventBridge delivery")
+        if notifications.EVENTBRIDGE not in want and eb_on:
+            what.append("turn off EventBridge delivery (we turned it on)")
+        kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
+        _put_notifications(p, what, kept, want, current)
+    if direct:  # tear down the EventBridge path first, then its permission
+        _rule(p, wanted=False, enabled_by_us=False)
+        permission(p, "events.amazonaws.com", d.rule_arn, False, None)
+    else:  # the permission exists before the rule can invoke the function
+        permission(p, "events.amazonaws.com", d.rule_arn, True, None)
+        _rule(p, wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
+
+
+def _put_notifications(p: Planning, what: list[str], kept: int, want: dict[str, Any],
+                       before: dict[str, Any]) -> None:
+    """Put the bucket's whole notification configuration; the summary says what changes
+    and that the others are kept."""
+    bucket = p.config.target.bucket
+    p.call(KIND, "update", bucket,
+           f"bucket {bucket} notifications: {'; '.join(what)}; {kept} other "
+           f"entr{'y' if kept == 1 else 'ies'} kept as they are",
+           "s3.put_bucket_notification_configuration",
+           {"Bucket": bucket, "NotificationConfiguration": want}, details={"before": before})
+
+
+def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
+    a, rule = p.actual, delivery_rule_name(p.fname)
+    pattern = event_pattern(p)
+    if not wanted:
+        if a.rule is not None and iam.managed(a.rule_tags):
+            delete_rule(p, "eventbridge-rule", rule, a.rule_targets)
+        return
+    have_pattern = json.loads(a.rule["EventPattern"]) if a.rule else None
+    rule_ok = a.rule is not None and have_pattern == pattern and (
+        a.rule.get("State") == "ENABLED")
+    p.row("eventbridge-rule", rule, json.dumps(pattern, sort_keys=True),
+          json.dumps(have_pattern, sort_keys=True) if a.rule else "missing", rule_ok)
+    if a.rule is not None and not iam.managed(a.rule_tags):
+        raise DeployError(
+            f"EventBridge rule {rule} exists but was not created by pypicloud-s3sync",
+            Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
+                                "with {}"),
+        )
+    if not rule_ok:
+        tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE,
+                BUCKET_EVENTBRIDGE_TAG: a.rule_tags.get(
+                    BUCKET_EVENTBRIDGE_TAG,
+                    "enabled-by-us" if enabled_by_us else "already-on")}
+        p.call("eventbridge-rule", "update" if a.rule else "create", rule,
+               f"{'update' if a.rule else 'create'} EventBridge rule {rule} for bucket "
+               f"{p.config.target.bucket} prefix '{p.config.target.prefix}'",
+               "events.put_rule",
+               {"Name": rule, "EventPattern": json.dumps(pattern, sort_keys=True),
+                "State": "ENABLED", "Description": DESCRIPTION,
+                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    rule_targets(p, "eventbridge-rule", "eventbridge-target", rule, a.rule_targets)
+
+
+def teardown(p: Planning) -> None:
+    """Our entry out of the bucket's document (the others kept), EventBridge delivery
+    off if we turned it on and nobody else listens, and our rule."""
+    a, d, target = p.actual, p.desired, p.config.target
+    ours = notifications.find_ours(a.notification, p.fname, d.function_arn)
+    want = notifications.without_ours(a.notification, p.fname, d.function_arn)
+    eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
+    if eb_by_us and notifications.EVENTBRIDGE in want:
+        others = a.other_bucket_rules
+        if others:
+            p.notes.append(f"EventBridge delivery on {target.bucket} stays on: rule(s) "
+                           f"{', '.join(others)} use it")
+        else:
+            want = notifications.with_eventbridge(want, False)
+    elif a.rule is not None and notifications.EVENTBRIDGE in want:
+        p.notes.append(f"EventBridge delivery on {target.bucket} stays on: it was on "
+                       "before the sync was created")
+    if want != a.notification:
+        kept = sum(len(want.get(k, [])) for k in notifications.KINDS)
+        what = [f"remove our entry {', '.join(e.get('Id', '?') for e in ours)}"] if ours else []
+        if notifications.EVENTBRIDGE in a.notification and notifications.EVENTBRIDGE not in want:
+            what.append("turn off EventBridge delivery (we turned it on)")
+        _put_notifications(p, what, kept, want, a.notification)
+    if a.rule is not None:
+        rule = delivery_rule_name(p.fname)
+        if iam.managed(a.rule_tags):
+            delete_rule(p, "eventbridge-rule", rule, a.rule_targets)
+        else:
+            p.notes.append(f"EventBridge rule {rule} is not ours; left alone")

@@ -1,0 +1,160 @@
+"""The Lambda function: its configuration and its code.
+
+A function of our name that is not ours is refused unless ``-f`` asks to take it over;
+ours is compared field by field (only the fields we set) and its code by digest, and
+updated in place, never deleted and made again, so its ARN and permissions stay valid.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ...bundle.ours import HANDLER
+from .. import iam
+from ..desired import DESCRIPTION
+from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
+from ..names import SCHEDULE_PRINCIPAL, statement_id
+from ..plan import ENV_VAR
+from .base import Planning
+from .permissions import remove
+
+KIND = "function"
+#: The fields of the configuration compared as they are.
+_PLAIN = ("Runtime", "Handler", "Role", "Timeout", "MemorySize", "Description")
+
+
+def name(p: Planning) -> str:
+    return p.fname
+
+
+def configuration(p: Planning, code_handler: str) -> dict[str, Any]:
+    """CreateFunction's configuration fields, as create sets them."""
+    o, d = p.options, p.desired
+    params: dict[str, Any] = {
+        "FunctionName": p.fname,
+        "Runtime": o.runtime,
+        "Handler": code_handler,
+        "Role": d.role_arn,
+        "Timeout": o.timeout,
+        "MemorySize": o.memory,
+        "Description": DESCRIPTION,
+        "Environment": {"Variables": {ENV_VAR: json.dumps(d.env, sort_keys=True)}},
+    }
+    if o.kms_key_arn:
+        params["KMSKeyArn"] = o.kms_key_arn
+    if o.vpc:
+        params["VpcConfig"] = {"SubnetIds": list(o.subnet_ids),
+                               "SecurityGroupIds": list(o.security_group_ids)}
+    return params
+
+
+def config_drift(p: Planning, want: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Fields that differ, and the update call's parameters (other env vars kept)."""
+    have = p.actual.function or {}
+    changed = [k for k in _PLAIN if have.get(k) != want[k]]
+    have_vars = dict(have.get("Environment", {}).get("Variables", {}) or {})
+    try:
+        have_env = json.loads(have_vars.get(ENV_VAR, "null"))
+    except ValueError:
+        have_env = None
+    if have_env != p.desired.env:
+        changed.append("Environment")
+    if (have.get("KMSKeyArn") or "") != want.get("KMSKeyArn", ""):
+        changed.append("KMSKeyArn")
+        # "" goes back to Lambda's own key when the option was dropped.
+        want = {**want, "KMSKeyArn": want.get("KMSKeyArn", "")}
+    have_vpc = have.get("VpcConfig") or {}
+    want_vpc = want.get("VpcConfig", {})
+    if (sorted(have_vpc.get("SubnetIds") or []) != sorted(want_vpc.get("SubnetIds", []))
+            or sorted(have_vpc.get("SecurityGroupIds") or [])
+            != sorted(want_vpc.get("SecurityGroupIds", []))):
+        changed.append("VpcConfig")
+        want = {**want, "VpcConfig": want_vpc or {"SubnetIds": [], "SecurityGroupIds": []}}
+    update = {k: v for k, v in want.items() if k in changed or k == "FunctionName"}
+    if "Environment" in changed:
+        have_vars[ENV_VAR] = want["Environment"]["Variables"][ENV_VAR]
+        update["Environment"] = {"Variables": have_vars}
+    return changed, update
+
+
+def plan(p: Planning) -> None:
+    o, a = p.options, p.actual
+    assert p.code is not None, "a plan that may create the function needs its code"
+    tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+    if a.function is None:
+        artifact = p.code()
+        p.row(KIND, p.fname, f"{o.runtime} {o.arch}", "missing")
+        p.row("function-code", p.fname, artifact.sha256, "missing")
+        p.call(KIND, "create", p.fname,
+               f"create function {p.fname} ({o.runtime}, {o.arch}, {o.memory} MB, "
+               f"{o.timeout} s; code {artifact.size / 2**20:.1f} MiB sha256 {artifact.sha256})",
+               "lambda.create_function",
+               {**configuration(p, artifact.handler), "Code": {"ZipFile": None},
+                "Architectures": [o.arch], "PackageType": "Zip", "Publish": False,
+                "Tags": tags},
+               wait="function_active_v2", code=artifact)
+        return
+    ours = iam.managed(a.function_tags)
+    if not ours and not o.force:
+        raise DeployError(
+            f"function {p.fname} exists but was not created by pypicloud-s3sync "
+            f"(runtime {a.function.get('Runtime')})",
+            Fix(*FORCE, "pass {} to update its code and configuration in place"),
+            Fix(*FUNCTION_NAME, "choose another name with {}"),
+        )
+    artifact = p.code() if o.force else None
+    handler = artifact.handler if artifact else a.function.get("Handler", HANDLER)
+    changed, update = config_drift(p, configuration(p, handler))
+    have_arch = (a.function.get("Architectures") or ["x86_64"])[0]
+    code_changed = bool(artifact) and (
+        a.function.get("CodeSha256") != artifact.sha256 or have_arch != o.arch)
+    p.row(KIND, p.fname, "as configured",
+          "as configured" if not changed else "differs: " + ", ".join(changed))
+    if artifact:
+        p.row("function-code", p.fname, f"{artifact.sha256} ({o.arch})",
+              f"{a.function.get('CodeSha256')} ({have_arch})")
+    if not o.force:
+        if changed:
+            p.drift.append(f"function {p.fname}: {', '.join(changed)}")
+            p.warnings.append(f"function {p.fname} differs from the config "
+                              f"({', '.join(changed)}); run with -f to update it in place")
+        p.notes.append(f"function {p.fname} exists; its code is not compared without -f")
+        return
+    if not ours:
+        p.call(KIND, "update", p.fname, f"tag function {p.fname} as managed by "
+               "pypicloud-s3sync", "lambda.tag_resource",
+               {"Resource": p.desired.function_arn, "Tags": tags})
+    if changed:
+        p.call(KIND, "update", p.fname,
+               f"update configuration of {p.fname}: {', '.join(changed)}",
+               "lambda.update_function_configuration", update,
+               wait="function_updated_v2", details={"changed": changed})
+    if code_changed:
+        assert artifact is not None
+        p.call("function-code", "update", p.fname,
+               f"update code of {p.fname} to sha256 {artifact.sha256} "
+               f"({artifact.size / 2**20:.1f} MiB, {o.arch})", "lambda.update_function_code",
+               {"FunctionName": p.fname, "ZipFile": None, "Architectures": [o.arch],
+                "Publish": False},
+               wait="function_updated_v2", code=artifact,
+               details={"from": a.function.get("CodeSha256"), "to": artifact.sha256})
+
+
+def teardown(p: Planning) -> None:
+    """Ours is deleted (its permissions and async settings go with it); from anyone
+    else's only our permissions are removed."""
+    a = p.actual
+    if a.function is None:
+        return
+    if iam.managed(a.function_tags):
+        p.call(KIND, "delete", p.fname, f"delete function {p.fname} (its invoke "
+               "permissions and async settings go with it)", "lambda.delete_function",
+               {"FunctionName": p.fname})
+        return
+    p.notes.append(f"function {p.fname} was not created by pypicloud-s3sync; only our "
+                   "permissions are removed from it")
+    for principal in ("s3", "events", SCHEDULE_PRINCIPAL):
+        sid = statement_id(principal, p.config.target.bucket)
+        if sid in a.statements:
+            remove(p, sid, f"remove invoke permission {sid} from {p.fname}")

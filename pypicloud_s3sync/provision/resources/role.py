@@ -1,0 +1,106 @@
+"""The function's IAM role and its one inline policy (least privilege, from the ini), or
+the role given with ``-a``, which is the operator's and only checked."""
+
+from __future__ import annotations
+
+import json
+
+from .. import iam
+from ..actual import parse_role_arn
+from ..aws import tag_dict
+from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
+from .base import Planning
+
+KIND = "role"
+
+
+def name(p: Planning) -> str:
+    return p.options.role_name(p.clients.region)
+
+
+def plan(p: Planning) -> None:
+    o, a, d = p.options, p.actual, p.desired
+    if o.role_arn:
+        p.notes.append(f"using role {o.role_arn} as given (-a); its policy is yours")
+        _check_given_role(p, o.role_arn)
+        return
+    role = name(p)
+    policy = iam.role_policy(p.config, account=d.account, region=p.clients.region,
+                             function_name=p.fname, subnet_ids=o.subnet_ids,
+                             security_group_ids=o.security_group_ids,
+                             on_failure=o.on_failure, partition=d.partition,
+                             stored_db_secret=(d.stored.store, d.stored.policy_resource)
+                             if d.stored else None, environment_key=o.kms_key_arn)
+    if a.role is None:
+        p.row(KIND, role, "exists, trusts lambda.amazonaws.com", "missing")
+        p.call(KIND, "create", role,
+               f"create IAM role {role} (trusted by lambda.amazonaws.com, tagged "
+               f"{iam.MANAGED_TAG})", "iam.create_role",
+               {"RoleName": role, "Path": iam.ROLE_PATH,
+                "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
+                "Description": f"pypicloud-s3sync function {p.fname}",
+                "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]})
+    else:
+        if not iam.managed(tag_dict(a.role.get("Tags"))):
+            raise DeployError(
+                f"IAM role {role} exists but was not created by pypicloud-s3sync "
+                f"(no {iam.MANAGED_TAG} tag)",
+                Fix(*ROLE_ARN, "give its ARN as {} to use it as is"),
+                Fix(*FUNCTION_NAME, "choose another function name with {}"),
+            )
+        trust_ok = iam.same_policy(a.role["AssumeRolePolicyDocument"], iam.trust_policy())
+        p.row(KIND, role, "trusts lambda.amazonaws.com",
+              "trusts lambda.amazonaws.com" if trust_ok else "different trust policy")
+        if not trust_ok:
+            p.call(KIND, "update", role,
+                   f"reset the trust policy of role {role} to lambda.amazonaws.com",
+                   "iam.update_assume_role_policy",
+                   {"RoleName": role, "PolicyDocument": json.dumps(iam.trust_policy())})
+    in_sync = a.role_policy is not None and iam.same_policy(a.role_policy, policy)
+    p.row("role-policy", f"{role}/{iam.POLICY_NAME}", "least-privilege policy",
+          "as desired" if in_sync else ("missing" if a.role_policy is None else "differs"),
+          in_sync)
+    if not in_sync:
+        p.call("role-policy", "update" if a.role_policy else "create",
+               f"{role}/{iam.POLICY_NAME}",
+               f"{'update' if a.role_policy else 'put'} inline policy {iam.POLICY_NAME} on "
+               f"role {role} ({len(policy['Statement'])} statements, no wildcard "
+               "S3/DynamoDB resources)", "iam.put_role_policy",
+               {"RoleName": role, "PolicyName": iam.POLICY_NAME,
+                "PolicyDocument": json.dumps(policy)})
+
+
+def _check_given_role(p: Planning, arn: str) -> None:
+    """A missing ``-a`` role would only show up as Lambda retrying "cannot be assumed"."""
+    if parse_role_arn(arn) is None:
+        raise DeployError(f"{{0}} {arn} is not an IAM role ARN "
+                          "(arn:aws:iam::ACCOUNT:role/NAME)", Fix(*ROLE_ARN))
+    if p.actual.given_role_exists is False:
+        raise DeployError(f"the role given with {{0}} ({arn}) does not exist; create it "
+                          "first, or leave out {0} to let this command create one",
+                          Fix(*ROLE_ARN))
+
+
+def teardown(p: Planning) -> None:
+    """The role goes only if it is ours and holds no policy of anyone else's."""
+    options, a = p.options, p.actual
+    if options.role_arn:
+        p.notes.append(f"role {options.role_arn} was given with -a; left alone")
+        return
+    if a.role is None:
+        return
+    role = name(p)
+    if not iam.managed(tag_dict(a.role.get("Tags"))):
+        p.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
+        return
+    foreign = [n for n in a.role_inline if n != iam.POLICY_NAME] + a.role_attached
+    if iam.POLICY_NAME in a.role_inline:
+        p.call("role-policy", "delete", f"{role}/{iam.POLICY_NAME}",
+               f"delete inline policy {iam.POLICY_NAME} from role {role}",
+               "iam.delete_role_policy", {"RoleName": role, "PolicyName": iam.POLICY_NAME})
+    if foreign:
+        p.notes.append(f"role {role} keeps policies added by someone else "
+                       f"({', '.join(foreign)}), so it is not deleted")
+    else:
+        p.call(KIND, "delete", role, f"delete IAM role {role}", "iam.delete_role",
+               {"RoleName": role})

@@ -1,0 +1,71 @@
+"""``--reconcile-every``: an EventBridge schedule that invokes the function for a
+reconcile (the expression's parsing is in :mod:`..schedule`)."""
+
+from __future__ import annotations
+
+from .. import iam
+from ..errors import FUNCTION_NAME, DeployError, Fix
+from ..names import SCHEDULE_PRINCIPAL, statement_id
+from ..schedule import schedule_rule_name
+from .base import Planning
+from .eventbridge import delete_rule, rule_targets
+from .permissions import permission
+
+KIND = "reconcile-schedule"
+
+
+def name(p: Planning) -> str:
+    return schedule_rule_name(p.fname)
+
+
+def plan(p: Planning) -> None:
+    """Permission first (the rule may fire at once), then rule and target; without the
+    option, remove exactly what we made."""
+    a, d, o = p.actual, p.desired, p.options
+    rule = name(p)
+    arn = f"arn:{d.partition}:events:{p.clients.region}:{d.account}:rule/{rule}"
+    sid = statement_id(SCHEDULE_PRINCIPAL, p.config.target.bucket)
+    expression = o.reconcile_schedule
+    if a.schedule is not None and not iam.managed(a.schedule_tags):
+        raise DeployError(
+            f"EventBridge rule {rule} exists but was not created by pypicloud-s3sync",
+            Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
+                                "with {}"),
+        )
+    if expression is None:
+        if a.schedule is not None:
+            p.row(KIND, rule, "none", a.schedule.get("ScheduleExpression") or "a rule", False)
+            _delete(p)
+        permission(p, "events.amazonaws.com", arn, False, None, sid=sid)
+        return
+    have = a.schedule.get("ScheduleExpression") if a.schedule else None
+    rule_ok = have == expression and a.schedule.get("State") == "ENABLED"
+    p.row(KIND, rule, expression,
+          (have or "a rule without schedule") if a.schedule else "missing", rule_ok)
+    permission(p, "events.amazonaws.com", arn, True, None, sid=sid)
+    if not rule_ok:
+        p.call(KIND, "update" if a.schedule else "create", rule,
+               f"{'update' if a.schedule else 'create'} EventBridge rule {rule}: reconcile "
+               f"{p.fname} on {expression}", "events.put_rule",
+               {"Name": rule, "ScheduleExpression": expression, "State": "ENABLED",
+                "Description": "pypicloud-s3sync: reconcile the pypicloud cache with its "
+                "bucket on a schedule",
+                "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]},
+               details={"from": have, "to": expression} if a.schedule else {})
+    # We set no Input (EventBridge's own scheduled-event document is what the handler
+    # recognises), but one an operator added by hand, e.g. {"detail": {"deep": true}}
+    # for deep runs, is theirs and stays.
+    rule_targets(p, KIND, "reconcile-target", rule, a.schedule_targets)
+
+
+def _delete(p: Planning) -> None:
+    delete_rule(p, KIND, name(p), p.actual.schedule_targets, " (scheduled reconcile)")
+
+
+def teardown(p: Planning) -> None:
+    if p.actual.schedule is None:
+        return
+    if iam.managed(p.actual.schedule_tags):
+        _delete(p)
+    else:
+        p.notes.append(f"EventBridge rule {name(p)} is not ours; left alone")

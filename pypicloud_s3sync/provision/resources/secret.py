@@ -1,0 +1,56 @@
+"""``--store-db-password``: the secret create keeps ``db.url`` in, so that the password
+never sits in the function's environment.  Its value is never shown in a plan."""
+
+from __future__ import annotations
+
+from .. import dbstore, iam
+from ..desired import stored_db_url
+from ..errors import DeployError
+from .base import Planning
+
+KIND = "db-secret"
+
+
+def name(p: Planning) -> str:
+    return p.desired.stored.name if p.desired.stored else "none"
+
+
+def plan(p: Planning) -> None:
+    """Keep the ini's db.url in the secret create owns."""
+    stored, state = p.desired.stored, p.actual.stored_state
+    if stored is None:
+        return
+    value = stored_db_url(p.config)
+    if state is None:
+        p.row(KIND, stored.name, "holds db.url", "missing")
+        service, operation, params = dbstore.create_call(stored, value, p.fname)
+        p.call(KIND, "create", stored.name,
+               f"store db.url in {stored.kind} {stored.name} (tagged {iam.MANAGED_TAG}; "
+               "the value is not shown)", f"{service}.{operation}", params)
+        return
+    if not state.ours:
+        raise DeployError(
+            f"{stored.kind} {stored.name} exists but was not created by "
+            f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag); set s3sync.db_url_secret = "
+            f"{state.arn} to use it as it is, or delete it")
+    same = state.value == value
+    p.row(KIND, stored.name, "holds db.url",
+          "holds db.url" if same else "holds another value", same)
+    if not same:
+        service, operation, params = dbstore.update_call(stored, state, value)
+        p.call(KIND, "update", stored.name,
+               f"update {stored.kind} {stored.name}: db.url in the ini changed (the value "
+               "is not shown)", f"{service}.{operation}", params)
+
+
+def teardown(p: Planning) -> None:
+    stored, state = p.actual.stored, p.actual.stored_state
+    if stored is None or state is None:
+        return
+    if not state.ours:
+        p.notes.append(f"{stored.kind} {stored.name} is not ours; left alone")
+        return
+    service, operation, params = dbstore.delete_call(stored, state)
+    p.call(KIND, "delete", stored.name,
+           f"delete {stored.kind} {stored.name} (created to hold db.url)",
+           f"{service}.{operation}", params)
