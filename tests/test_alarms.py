@@ -18,7 +18,7 @@ import pytest
 
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.function import metrics
-from pypicloud_s3sync.provision import alarms, deploy, iam
+from pypicloud_s3sync.provision import alarms, deploy, tags
 from pypicloud_s3sync.provision.errors import OptionsError
 
 from . import moto_gaps
@@ -88,9 +88,9 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
     for one in (errors, lag):
         assert one["AlarmActions"] == one["OKActions"] == [topic]
         assert one["TreatMissingData"] == "notBreaching"
-        tags = boto3.client("cloudwatch", region_name=REGION).list_tags_for_resource(
+        found = boto3.client("cloudwatch", region_name=REGION).list_tags_for_resource(
             ResourceARN=one["AlarmArn"])["Tags"]
-        assert {"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE} in tags
+        assert {"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE} in found
 
     recorder = Recorder()
     assert create(config, code, recorder, alarm_topic=topic).is_empty

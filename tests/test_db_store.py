@@ -15,7 +15,7 @@ import pytest
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.cli import main as cli_main
 from pypicloud_s3sync.config import load_config
-from pypicloud_s3sync.provision import iam
+from pypicloud_s3sync.provision import iam, operator_policy, tags
 
 from . import aws_trace, moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REGION, write_zip
@@ -72,7 +72,7 @@ def test_create_keeps_db_url_in_its_own_secret_and_delete_removes_it(
     every_call: list[aws_trace.Call] = []
     run_the_lifecycle(store, ini, bundle, capsys, tracer, every_call)
     # The operator's policy for this option allows each call, and needs each grant.
-    policy = iam.operator_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
+    policy = operator_policy.operator_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
                                  region=REGION, function_name=FUNCTION,
                                  store_db_password=store)
     requests = aws_trace.iam_requests(every_call)
@@ -98,8 +98,8 @@ def run_the_lifecycle(store: str, ini: Path, bundle: str,
     assert main(["create", config, "--bundle", bundle, *flag]) == 0
     out = capsys.readouterr()
     assert "First-Store-Pass1" not in out.out + out.err
-    value, tags = stored_value(store)
-    assert value == URL and tags == {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+    value, found = stored_value(store)
+    assert value == URL and found == {tags.MANAGED_TAG: tags.MANAGED_VALUE}
     settings = function_settings()
     assert "First-Store-Pass1" not in json.dumps(settings)
     assert settings["db.url"] == "redis://cache.internal:6379/0"

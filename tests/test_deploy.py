@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_s3sync.config import ConfigError
-from pypicloud_s3sync.provision import deploy, executor, iam, notifications
+from pypicloud_s3sync.provision import deploy, executor, iam, notifications, tags
 
 from . import moto_gaps
 from .deploy_helpers import (
@@ -115,7 +115,7 @@ def test_first_run_creates_everything_and_second_run_makes_no_mutating_call(
     assert fn["Configuration"]["CodeSha256"] == code.sha256
     assert fn["Configuration"]["Runtime"] == deploy.DEFAULT_RUNTIME
     assert fn["Configuration"]["Handler"] == "pypicloud_s3sync.handler.handle_event"
-    assert fn["Tags"][iam.MANAGED_TAG] == iam.MANAGED_VALUE
+    assert fn["Tags"][tags.MANAGED_TAG] == tags.MANAGED_VALUE
     invoke = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
     assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (2, 21600)
 
@@ -251,7 +251,7 @@ def test_role_policy_is_least_privilege_for_dynamo_tables_pypicloud_made(
     client = boto3.client("iam")
     role = client.get_role(RoleName=iam.role_name(FUNCTION, REGION))["Role"]
     assert role["Path"] == iam.ROLE_PATH
-    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+    assert {t["Key"]: t["Value"] for t in role["Tags"]} == {tags.MANAGED_TAG: tags.MANAGED_VALUE}
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "lambda.amazonaws.com"}
     doc = iam.parse_document(client.get_role_policy(
@@ -366,7 +366,7 @@ def test_foreign_function_needs_force_and_keeps_its_other_variables(bucket, tmp_
     env = function_env()
     assert env["PPC_DB_URL"] == "kept-by-operator"
     assert json.loads(env[deploy.ENV_VAR])["db.url"] == "redis://cache.internal:6379/0"
-    assert lam.get_function(FunctionName=FUNCTION)["Tags"][iam.MANAGED_TAG] == "true"
+    assert lam.get_function(FunctionName=FUNCTION)["Tags"][tags.MANAGED_TAG] == "true"
     entries = bucket_notification()["LambdaFunctionConfigurations"]
     assert [e["Id"] for e in entries] == [ENTRY_ID]
 
@@ -670,8 +670,8 @@ def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
     assert [s.operation for s in plan.steps] == ["add_permission", "put_rule", "put_targets"]
     rule = events.describe_rule(Name=SCHEDULE_RULE)
     assert (rule["ScheduleExpression"], rule["State"]) == ("rate(12 hours)", "ENABLED")
-    tags = events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]
-    assert {"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE} in tags
+    found = events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]
+    assert {"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE} in found
     [target] = events.list_targets_by_rule(Rule=SCHEDULE_RULE)["Targets"]
     assert target["Arn"].endswith(f":function:{FUNCTION}")
     assert "Input" not in target  # EventBridge's own scheduled-event shape reaches the handler

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from pypicloud_s3sync.cli import main
-from pypicloud_s3sync.provision import iam, notifications
+from pypicloud_s3sync.provision import iam, notifications, tags
 
 from . import moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REDIS, REGION, snapshot, write_zip
@@ -209,7 +209,7 @@ def test_installed_scripts_against_a_moto_server(moto_server, tmp_path):
     assert ours == [notifications.entry_id(FUNCTION)]
     role = boto3.client("iam", endpoint_url=moto_server).get_role(
         RoleName=iam.role_name(FUNCTION, REGION))["Role"]
-    assert {t["Key"] for t in role["Tags"]} == {iam.MANAGED_TAG}
+    assert {t["Key"] for t in role["Tags"]} == {tags.MANAGED_TAG}
 
     deleted = run("ppc-delete-s3-sync", config, "--endpoint-url", moto_server)
     assert deleted.returncode == 0, deleted.stderr

@@ -1,4 +1,4 @@
-"""The operator's policy (``iam.operator_policy``, printed in docs/resources.rst) allows
+"""The operator's policy (``operator_policy.operator_policy``, printed in docs/resources.rst) allows
 every AWS call the commands make, and grants nothing they do not need.
 
 The commands run as operators run them (``ppc-s3sync ...`` in process, moto underneath)
@@ -22,7 +22,7 @@ import pytest
 
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
-from pypicloud_s3sync.provision import iam
+from pypicloud_s3sync.provision import iam, operator_policy
 
 from . import aws_trace, moto_gaps
 from .deploy_helpers import BUCKET, PREFIX, REGION, write_zip
@@ -142,7 +142,7 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     op.run("delete")
 
     config = load_config(str(ini))
-    policy = iam.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
+    policy = operator_policy.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
                                  function_name=FUNCTION, subnet_ids=[subnet])
     op.check(policy)
     unused = aws_trace.unused_grants(policy, op.requests())
@@ -170,7 +170,7 @@ def test_a_given_role_is_only_read_and_passed(
     op.run("create", "--bundle", bundle, "-a", role)
     op.run("status", "--bundle", bundle, "-a", role)
     op.run("delete", "-a", role)
-    policy = iam.operator_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
+    policy = operator_policy.operator_policy(load_config(str(ini)), account=aws_trace.ACCOUNT,
                                  region=REGION, function_name=FUNCTION, given_role=role)
     op.check(policy)
     granted = {a for s in policy["Statement"] for a in s["Action"] if a.startswith("iam:")}
@@ -196,7 +196,7 @@ def test_the_operator_policy_passes_parliament(backend: str, extras: dict[str, A
                                                tmp_path: Path) -> None:
     config = aws_trace.lint_config(tmp_path, backend, bucket=BUCKET, region=REGION,
                                    prefix=PREFIX)
-    policy = iam.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
+    policy = operator_policy.operator_policy(config, account=aws_trace.ACCOUNT, region=REGION,
                       function_name=FUNCTION, **extras)
     assert aws_trace.parliament_findings(policy) == []
 
@@ -223,7 +223,7 @@ def test_the_documented_policies_are_what_the_code_generates(tmp_path: Path) -> 
     documented = documented_policies()
     assert documented == {
         "role": iam.role_policy(config, **where),
-        "operator": iam.operator_policy(config, **where),
+        "operator": operator_policy.operator_policy(config, **where),
     }
     for policy in documented.values():
         assert aws_trace.parliament_findings(policy) == []

@@ -63,7 +63,8 @@ def test_every_command_that_succeeds_says_nothing_on_stderr(
     # (argv, exit status, whether it reports progress of its own on stderr)
     commands = [
         ([bin_ / "ppc-create-s3-sync", server_ini, "--dry-run"], 0, True),
-        ([bin_ / "ppc-s3sync", "status", server_ini], 3, False),  # nothing deployed: drift
+        # Nothing deployed: drift, and the fix it proposes is create's, zip included.
+        ([bin_ / "ppc-s3sync", "status", server_ini], 3, True),
         ([bin_ / "ppc-s3sync", "reconcile", server_ini], 0, False),
         ([bin_ / "ppc-build-lambda-bundle", server_ini, "-o", tmp_path / "b.zip"], 0, True),
         ([bin_ / "ppc-s3sync", "--version"], 0, False),

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pypicloud_s3sync.provision import deploy, iam, notifications
+from pypicloud_s3sync.provision import deploy, iam, notifications, tags
 from pypicloud_s3sync.provision.actual import BUCKET_EVENTBRIDGE_TAG
 from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
@@ -26,7 +26,7 @@ ROLE = iam.role_name(FUNCTION, REGION)
 ENTRY_ID = notifications.entry_id(FUNCTION)
 RULE = f"pypicloud-s3sync-{FUNCTION}"
 SCHEDULE = schedule_rule_name(FUNCTION)
-OURS = {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+OURS = {tags.MANAGED_TAG: tags.MANAGED_VALUE}
 
 
 @pytest.fixture(autouse=True)

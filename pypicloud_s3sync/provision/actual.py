@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import alarms, dbstore, iam, notifications
-from .aws import error_code, read_or_none, tag_dict
+from .aws import error_code, read_or_none
 from .errors import DeployError
 from .plan import ENV_VAR
+from .tags import tag_dict
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig

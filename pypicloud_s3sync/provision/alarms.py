@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..function import metrics
-from . import iam
-from .aws import tag_dict
+from . import tags
 from .errors import OptionsError
 from .names import MAX_ALARM_NAME, bounded
+from .tags import tag_dict
 
 TOPIC_FLAG, TOPIC_SETTING = "--alarm-topic", "s3sync.alarm_topic"
 LAG_FLAG, LAG_SETTING = "--alarm-lag", "s3sync.alarm_lag"
@@ -99,7 +99,7 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
         "ActionsEnabled": True, "AlarmActions": [topic], "OKActions": [topic],
         "Period": PERIOD, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
         "TreatMissingData": "notBreaching",
-        "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}],
+        "Tags": [{"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE}],
     }
     return {
         "errors": {
@@ -153,7 +153,7 @@ def summary(alarm: dict[str, Any]) -> str:
 def ours(alarm_tags: Mapping[str, Mapping[str, str]], name: str) -> bool:
     """Our tag, not the name, says whose an alarm is: anyone may have made one of our
     name, and deleting theirs would silence their monitoring without a word."""
-    return iam.managed(alarm_tags.get(name, {}))
+    return tags.managed(alarm_tags.get(name, {}))
 
 
 def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -45,11 +45,6 @@ def read_or_none(call: Callable[..., Any], **kwargs: Any) -> Any:
         raise
 
 
-def tag_dict(tag_list: list[dict[str, str]] | None) -> dict[str, str]:
-    """``[{"Key": k, "Value": v}]`` as IAM and EventBridge return tags, as a dict."""
-    return {t["Key"]: t["Value"] for t in tag_list or []}
-
-
 def is_mutating(operation_name: str) -> bool:
     """True for API operations that change something (used by dry runs and tests)."""
     return not operation_name.startswith(READ_ONLY_PREFIXES)

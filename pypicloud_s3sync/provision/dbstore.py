@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import iam
-from .aws import read_or_none, tag_dict
+from . import tags
+from .aws import read_or_none
+from .tags import tag_dict
 
 if TYPE_CHECKING:
     from .aws import AwsClients
@@ -80,11 +81,7 @@ class SecretState:
 
     @property
     def ours(self) -> bool:
-        return tags_ours(self.tags)
-
-
-def tags_ours(tags: dict[str, str]) -> bool:
-    return tags.get(iam.MANAGED_TAG) == iam.MANAGED_VALUE
+        return tags.managed(self.tags)
 
 
 def read_state(stored: StoredSecret, clients: AwsClients) -> SecretState | None:
@@ -101,23 +98,23 @@ def read_state(stored: StoredSecret, clients: AwsClients) -> SecretState | None:
     found = read_or_none(ssm.get_parameter, Name=stored.name, WithDecryption=True)
     if found is None:
         return None
-    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=stored.name)
-    return SecretState(found["Parameter"]["ARN"], tag_dict(tags.get("TagList")),
+    listed = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=stored.name)
+    return SecretState(found["Parameter"]["ARN"], tag_dict(listed.get("TagList")),
                        found["Parameter"]["Value"])
 
 
 def create_call(stored: StoredSecret, value: str, function_name: str) -> tuple[str, str,
                                                                                 dict[str, Any]]:
     """(service, operation, params) that make the secret, tagged as ours."""
-    tags = [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]
+    ours = [{"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE}]
     description = f"db.url of the pypicloud-s3sync function {function_name}"
     if stored.store == "secretsmanager":
         return "secretsmanager", "create_secret", {
             "Name": stored.name, "SecretString": value, "Description": description,
-            "Tags": tags}
+            "Tags": ours}
     return "ssm", "put_parameter", {
         "Name": stored.name, "Value": value, "Type": "SecureString",
-        "Description": description, "Tags": tags}
+        "Description": description, "Tags": ours}
 
 
 def update_call(stored: StoredSecret, state: SecretState, value: str) -> tuple[str, str,

@@ -9,43 +9,19 @@ one line: ok, warn or fail, with the fix.  A failed check makes ``status`` exit 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..function import metrics
 from . import alarms
 from .aws import error_code
+from .plan import BY_CREATE, BY_CREATE_FORCE, FAIL, OK, WARN, Check
 
 if TYPE_CHECKING:
     from .resources.base import Planning
 
-OK, WARN, FAIL = "ok", "warn", "fail"
-#: Who carries out a check's fix.  Most fixes lie outside what create manages (a bucket
-#: setting, a route, a log to read), and the sync page must not let an operator believe
-#: its Apply button does them: only a fix create makes itself says so.
-BY_CREATE, BY_CREATE_FORCE, BY_YOU = "create", "create -f", "you"
 #: How far back the metrics check looks.
 METRICS_HOURS = 24
-
-
-@dataclass
-class Check:
-    """One link of the path: its state, what was found, and the one-line fix."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    fix_by: str = BY_YOU
-
-    def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "status": self.status, "detail": self.detail,
-                "fix": self.fix, "fix_by": self.fix_by if self.fix else ""}
-
-    def describe(self) -> str:
-        line = f"  {self.status:<5} {self.name}: {self.detail}"
-        return line + (f"\n        fix: {self.fix}" if self.fix else "")
 
 
 def plan(planner: Planning) -> list[Check]:

@@ -11,13 +11,37 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..config import redact_url
 from ..urlsecrets import redact_text
 
-if TYPE_CHECKING:
-    from .pathchecks import Check
+#: A path check's states (:mod:`.pathchecks`).
+OK, WARN, FAIL = "ok", "warn", "fail"
+#: Who carries out a check's fix.  Most fixes lie outside what create manages (a bucket
+#: setting, a route, a log to read), and the sync page must not let an operator believe
+#: its Apply button does them: only a fix create makes itself says so.
+BY_CREATE, BY_CREATE_FORCE, BY_YOU = "create", "create -f", "you"
+
+
+@dataclass
+class Check:
+    """One link of the path: its state, what was found, and the one-line fix."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+    fix_by: str = BY_YOU
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "status": self.status, "detail": self.detail,
+                "fix": self.fix, "fix_by": self.fix_by if self.fix else ""}
+
+    def describe(self) -> str:
+        line = f"  {self.status:<5} {self.name}: {self.detail}"
+        return line + (f"\n        fix: {self.fix}" if self.fix else "")
+
 
 #: The function's one environment variable of ours (shown parsed, URLs redacted).
 ENV_VAR = "PYPICLOUD_SETTINGS"

@@ -4,7 +4,7 @@ removed (ours only) without it or on delete.  What they watch and why is in
 
 from __future__ import annotations
 
-from .. import iam
+from .. import tags
 from ..alarms import (
     ALARM_TOPIC,
     DEFAULT_LAG,
@@ -49,7 +49,7 @@ def plan(p: Planning) -> None:
             if p.strict:
                 raise DeployError(
                     f"CloudWatch alarm {name} exists but was not created by "
-                    f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag)",
+                    f"pypicloud-s3sync (no {tags.MANAGED_TAG} tag)",
                     Fix(*FUNCTION_NAME, "delete or rename it, or choose another function "
                                         "name with {}"))
             p.row(KIND, name, want, "exists, not created by pypicloud-s3sync",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import iam, notifications
+from .. import notifications, tags
 from ..actual import BUCKET_EVENTBRIDGE_TAG
 from ..desired import DESCRIPTION
 from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
@@ -116,7 +116,7 @@ def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
     a, rule = p.actual, delivery_rule_name(p.fname)
     pattern = event_pattern(p)
     if not wanted:
-        if a.rule is not None and iam.managed(a.rule_tags):
+        if a.rule is not None and tags.managed(a.rule_tags):
             delete_rule(p, "eventbridge-rule", rule, a.rule_targets)
         return
     have_pattern = json.loads(a.rule["EventPattern"]) if a.rule else None
@@ -124,14 +124,14 @@ def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
         a.rule.get("State") == "ENABLED")
     p.row("eventbridge-rule", rule, json.dumps(pattern, sort_keys=True),
           json.dumps(have_pattern, sort_keys=True) if a.rule else "missing", rule_ok)
-    if a.rule is not None and not iam.managed(a.rule_tags):
+    if a.rule is not None and not tags.managed(a.rule_tags):
         raise DeployError(
             f"EventBridge rule {rule} exists but was not created by pypicloud-s3sync",
             Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
                                 "with {}"),
         )
     if not rule_ok:
-        tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE,
+        rule_tags = {tags.MANAGED_TAG: tags.MANAGED_VALUE,
                 BUCKET_EVENTBRIDGE_TAG: a.rule_tags.get(
                     BUCKET_EVENTBRIDGE_TAG,
                     "enabled-by-us" if enabled_by_us else "already-on")}
@@ -141,7 +141,7 @@ def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
                "events.put_rule",
                {"Name": rule, "EventPattern": json.dumps(pattern, sort_keys=True),
                 "State": "ENABLED", "Description": DESCRIPTION,
-                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                "Tags": [{"Key": k, "Value": v} for k, v in rule_tags.items()]})
     rule_targets(p, "eventbridge-rule", "eventbridge-target", rule, a.rule_targets)
 
 
@@ -170,7 +170,7 @@ def teardown(p: Planning) -> None:
         _put_notifications(p, what, kept, want, a.notification)
     if a.rule is not None:
         rule = delivery_rule_name(p.fname)
-        if iam.managed(a.rule_tags):
+        if tags.managed(a.rule_tags):
             delete_rule(p, "eventbridge-rule", rule, a.rule_targets)
         else:
             p.notes.append(f"EventBridge rule {rule} is not ours; left alone")

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ...bundle.ours import HANDLER
-from .. import iam
+from .. import tags
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
@@ -81,7 +81,7 @@ def config_drift(p: Planning, want: dict[str, Any]) -> tuple[list[str], dict[str
 def plan(p: Planning) -> None:
     o, a = p.options, p.actual
     assert p.code is not None, "a plan that may create the function needs its code"
-    tags = {iam.MANAGED_TAG: iam.MANAGED_VALUE}
+    ours_tag = {tags.MANAGED_TAG: tags.MANAGED_VALUE}
     if a.function is None:
         artifact = p.code()
         p.row(KIND, p.fname, f"{o.runtime} {o.arch}", "missing")
@@ -92,10 +92,10 @@ def plan(p: Planning) -> None:
                "lambda.create_function",
                {**configuration(p, artifact.handler), "Code": {"ZipFile": None},
                 "Architectures": [o.arch], "PackageType": "Zip", "Publish": False,
-                "Tags": tags},
+                "Tags": ours_tag},
                wait="function_active_v2", code=artifact)
         return
-    ours = iam.managed(a.function_tags)
+    ours = tags.managed(a.function_tags)
     if not ours and not o.force:
         raise DeployError(
             f"function {p.fname} exists but was not created by pypicloud-s3sync "
@@ -124,7 +124,7 @@ def plan(p: Planning) -> None:
     if not ours:
         p.call(KIND, "update", p.fname, f"tag function {p.fname} as managed by "
                "pypicloud-s3sync", "lambda.tag_resource",
-               {"Resource": p.desired.function_arn, "Tags": tags})
+               {"Resource": p.desired.function_arn, "Tags": ours_tag})
     if changed:
         p.call(KIND, "update", p.fname,
                f"update configuration of {p.fname}: {', '.join(changed)}",
@@ -147,7 +147,7 @@ def teardown(p: Planning) -> None:
     a = p.actual
     if a.function is None:
         return
-    if iam.managed(a.function_tags):
+    if tags.managed(a.function_tags):
         p.call(KIND, "delete", p.fname, f"delete function {p.fname} (its invoke "
                "permissions and async settings go with it)", "lambda.delete_function",
                {"FunctionName": p.fname})

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from .. import iam
+from .. import iam, tags
 from ..actual import parse_role_arn
-from ..aws import tag_dict
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
+from ..tags import tag_dict
 from .base import Planning
 
 KIND = "role"
@@ -35,16 +35,16 @@ def plan(p: Planning) -> None:
         p.row(KIND, role, "exists, trusts lambda.amazonaws.com", "missing")
         p.call(KIND, "create", role,
                f"create IAM role {role} (trusted by lambda.amazonaws.com, tagged "
-               f"{iam.MANAGED_TAG})", "iam.create_role",
+               f"{tags.MANAGED_TAG})", "iam.create_role",
                {"RoleName": role, "Path": iam.ROLE_PATH,
                 "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
                 "Description": f"pypicloud-s3sync function {p.fname}",
-                "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]})
+                "Tags": [{"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE}]})
     else:
-        if not iam.managed(tag_dict(a.role.get("Tags"))):
+        if not tags.managed(tag_dict(a.role.get("Tags"))):
             raise DeployError(
                 f"IAM role {role} exists but was not created by pypicloud-s3sync "
-                f"(no {iam.MANAGED_TAG} tag)",
+                f"(no {tags.MANAGED_TAG} tag)",
                 Fix(*ROLE_ARN, "give its ARN as {} to use it as is"),
                 Fix(*FUNCTION_NAME, "choose another function name with {}"),
             )
@@ -90,7 +90,7 @@ def teardown(p: Planning) -> None:
     if a.role is None:
         return
     role = name(p)
-    if not iam.managed(tag_dict(a.role.get("Tags"))):
+    if not tags.managed(tag_dict(a.role.get("Tags"))):
         p.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
         return
     foreign = [n for n in a.role_inline if n != iam.POLICY_NAME] + a.role_attached

@@ -3,7 +3,7 @@ reconcile (the expression's parsing is in :mod:`..schedule`)."""
 
 from __future__ import annotations
 
-from .. import iam
+from .. import tags
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
 from ..schedule import schedule_rule_name
@@ -26,7 +26,7 @@ def plan(p: Planning) -> None:
     arn = f"arn:{d.partition}:events:{p.clients.region}:{d.account}:rule/{rule}"
     sid = statement_id(SCHEDULE_PRINCIPAL, p.config.target.bucket)
     expression = o.reconcile_schedule
-    if a.schedule is not None and not iam.managed(a.schedule_tags):
+    if a.schedule is not None and not tags.managed(a.schedule_tags):
         raise DeployError(
             f"EventBridge rule {rule} exists but was not created by pypicloud-s3sync",
             Fix(*FUNCTION_NAME, "delete or rename it, or choose another function name "
@@ -50,7 +50,7 @@ def plan(p: Planning) -> None:
                {"Name": rule, "ScheduleExpression": expression, "State": "ENABLED",
                 "Description": "pypicloud-s3sync: reconcile the pypicloud cache with its "
                 "bucket on a schedule",
-                "Tags": [{"Key": iam.MANAGED_TAG, "Value": iam.MANAGED_VALUE}]},
+                "Tags": [{"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE}]},
                details={"from": have, "to": expression} if a.schedule else {})
     # We set no Input (EventBridge's own scheduled-event document is what the handler
     # recognises), but one an operator added by hand, e.g. {"detail": {"deep": true}}
@@ -65,7 +65,7 @@ def _delete(p: Planning) -> None:
 def teardown(p: Planning) -> None:
     if p.actual.schedule is None:
         return
-    if iam.managed(p.actual.schedule_tags):
+    if tags.managed(p.actual.schedule_tags):
         _delete(p)
     else:
         p.notes.append(f"EventBridge rule {name(p)} is not ours; left alone")

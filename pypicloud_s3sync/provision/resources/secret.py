@@ -3,7 +3,7 @@ never sits in the function's environment.  Its value is never shown in a plan.""
 
 from __future__ import annotations
 
-from .. import dbstore, iam
+from .. import dbstore, tags
 from ..desired import stored_db_url
 from ..errors import DeployError
 from .base import Planning
@@ -25,13 +25,13 @@ def plan(p: Planning) -> None:
         p.row(KIND, stored.name, "holds db.url", "missing")
         service, operation, params = dbstore.create_call(stored, value, p.fname)
         p.call(KIND, "create", stored.name,
-               f"store db.url in {stored.kind} {stored.name} (tagged {iam.MANAGED_TAG}; "
+               f"store db.url in {stored.kind} {stored.name} (tagged {tags.MANAGED_TAG}; "
                "the value is not shown)", f"{service}.{operation}", params)
         return
     if not state.ours:
         raise DeployError(
             f"{stored.kind} {stored.name} exists but was not created by "
-            f"pypicloud-s3sync (no {iam.MANAGED_TAG} tag); set s3sync.db_url_secret = "
+            f"pypicloud-s3sync (no {tags.MANAGED_TAG} tag); set s3sync.db_url_secret = "
             f"{state.arn} to use it as it is, or delete it")
     same = state.value == value
     p.row(KIND, stored.name, "holds db.url",
