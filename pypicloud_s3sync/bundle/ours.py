@@ -8,6 +8,7 @@ the bundle cache, so a change to any of them builds a new zip.
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
 from ..version import __version__
@@ -23,6 +24,11 @@ OWN_PACKAGE = Path(__file__).resolve().parent.parent
 #: server (the import contract in .importlinter keeps the function package from reaching
 #: them), and a module added to the function ships without anyone listing it.
 FUNCTION_ROOTS = ("function", "handler.py")
+#: CPython 3.11 keeps the AST constructor's recursion count in state the threads share
+#: (python/cpython gh-106905 and the reports around it), so two threads parsing at once
+#: can fail with "SystemError: AST constructor recursion depth mismatch".  The admin
+#: endpoint builds and compares zips in worker threads, so our parses take turns.
+_PARSING = threading.Lock()
 
 
 def own_files() -> list[Path]:
@@ -52,7 +58,8 @@ def own_files() -> list[Path]:
 def _own_imports(path: Path, module_level_only: bool = False) -> list[Path]:
     """Files of our package that ``path`` imports, at module level or inside functions."""
     package = ".".join(path.relative_to(OWN_PACKAGE.parent).parent.parts)
-    tree = ast.parse(path.read_text(), str(path))
+    with _PARSING:
+        tree = ast.parse(path.read_text(), str(path))
     found = []
     for node in tree.body if module_level_only else ast.walk(tree):
         if not isinstance(node, ast.ImportFrom | ast.Import):
