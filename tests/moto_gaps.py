@@ -132,3 +132,25 @@ def tags_withheld_from_get_function(monkeypatch: pytest.MonkeyPatch) -> None:
         return {k: v for k, v in original(self).items() if k != "Tags"}
 
     monkeypatch.setattr(LambdaFunction, "get_code", get_code)
+
+
+def function_in_state(monkeypatch: pytest.MonkeyPatch, state: str, update: str,
+                      reason: str) -> None:
+    """Answer every function's configuration with ``state`` and last update ``update``.
+
+    moto creates every function Active with its last update Successful; Lambda reports
+    "State: Pending | Active | Inactive | Failed" with a ``StateReason``, and
+    "LastUpdateStatus: Successful | Failed | InProgress" with a
+    ``LastUpdateStatusReason`` (botocore's FunctionConfiguration), which status reads.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.get_configuration
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = original(self, *args, **kwargs)
+        config.update({"State": state, "LastUpdateStatus": update})
+        config["StateReason" if state != "Active" else "LastUpdateStatusReason"] = reason
+        return config
+
+    monkeypatch.setattr(LambdaFunction, "get_configuration", get_configuration)

@@ -115,15 +115,15 @@ def customer_key() -> str:
     return arn
 
 
-def deploy_settings(tmp_path: Path, user: RedisUser, arn: str,
-                    monkeypatch: pytest.MonkeyPatch,
-                    kind: str = "") -> tuple[dict[str, Any], dict[str, str]]:
+def deploy_settings(tmp_path: Path, user: Any, arn: str,
+                    monkeypatch: pytest.MonkeyPatch, kind: str = "",
+                    pypi_db: str = "redis") -> tuple[dict[str, Any], dict[str, str]]:
     """(the role's policy, the function's settings) as create writes them, for a server
-    whose own ini holds the password in db.url."""
+    whose own ini holds the password in db.url (``user.url``)."""
     ini = tmp_path / "pypicloud.ini"
     key = ({"s3sync.db_url_secret_kms_key": customer_key()} if kind == "ssm-customer-key"
            else {})
-    write_ini(ini, {"pypi.db": "redis", "db.url": user.url(FIRST), "storage.bucket": BUCKET,
+    write_ini(ini, {"pypi.db": pypi_db, "db.url": user.url(FIRST), "storage.bucket": BUCKET,
                     "s3sync.db_url_secret": arn, **key})
     config = load_config(str(ini))
     environment = function_environment(config, DeployOptions.from_config(config))

@@ -146,6 +146,33 @@ def test_no_function_fails(aws, tmp_path, capsys):
     assert checks["function"]["fix_by"] == "create"
 
 
+@pytest.mark.parametrize("state, update, reason, verdict, fix", [
+    ("Failed", "Successful", "The function could not be created: the role cannot be "
+     "assumed by Lambda", "fail",
+     "fix what the reason names, then run 'ppc-create-s3-sync CONFIG -f'"),
+    ("Active", "Failed", "The code could not be unzipped", "fail",
+     "fix what the reason names, then run 'ppc-create-s3-sync CONFIG -f'"),
+    ("Pending", "Successful", "The function is being created", "warn",
+     "wait a minute and run status again; an Inactive function wakes on its next event"),
+    ("Inactive", "Successful", "The function is idle", "warn",
+     "wait a minute and run status again; an Inactive function wakes on its next event"),
+    ("Active", "InProgress", "The function is being updated", "warn",
+     "wait a minute and run status again; an Inactive function wakes on its next event"),
+])
+def test_a_function_not_ready_says_its_state_its_reason_and_the_fix(
+        deployed, capsys, monkeypatch, state, update, reason, verdict, fix):
+    """What Lambda says of a function that is not ready to run (its State and
+    LastUpdateStatus, each with a reason) reaches the operator with what to do."""
+    ini, bundle = deployed
+    moto_gaps.function_in_state(monkeypatch, state, update, reason)
+    function = status(capsys, ini, "--bundle", bundle,
+                      expect=3 if verdict == "fail" else 0)["function"]
+    assert function["status"] == verdict
+    assert function["detail"] == (f"function {FUNCTION} is {state}, last update {update}: "
+                                  f"{reason}")
+    assert function["fix"] == fix
+
+
 def vpc_network() -> tuple[Any, str, str, str, str]:
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -183,6 +210,23 @@ def test_a_vpc_function_needs_a_gateway_endpoint_or_a_nat(deployed, capsys):
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
                      NatGatewayId=nat["NatGateway"]["NatGatewayId"])
     assert status(capsys, *args)["s3-route"]["status"] == "ok"
+
+
+def test_a_vpc_function_whose_subnet_is_gone_cannot_start(deployed, capsys):
+    """A subnet deleted after create: Lambda cannot start the function there."""
+    ini, bundle = deployed
+    ec2, vpc, subnet, group, table = vpc_network()
+    args = (ini, "--bundle", bundle, "--subnet-ids", subnet, "--security-group-ids", group)
+    assert main(["create", "-f", *args]) == 0
+    capsys.readouterr()
+    ec2.disassociate_route_table(AssociationId=ec2.describe_route_tables(
+        RouteTableIds=[table])["RouteTables"][0]["Associations"][0]["RouteTableAssociationId"])
+    ec2.delete_subnet(SubnetId=subnet)
+    route = status(capsys, *args, expect=3)["s3-route"]
+    assert route["status"] == "fail"
+    assert route["detail"] == (f"the function's subnets {subnet} do not all exist: it "
+                               "cannot start")
+    assert route["fix"] == "run create -f with existing --subnet-ids"
 
 
 def test_the_last_day_of_metrics_is_read_back(deployed, capsys):

@@ -29,12 +29,15 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import compat
 from ..urlsecrets import redact_text, url_secrets
 from .events import Record, Skipped, is_scheduled_event, iter_keys, parse_event
 from .metrics import InvocationMetrics
+
+if TYPE_CHECKING:
+    from .sync import Outcome
 
 #: The environment variable that carries the settings.
 SETTINGS_VAR = "PYPICLOUD_SETTINGS"
@@ -316,7 +319,7 @@ class Runtime:
 
     def apply(self, bucket: str, key: str, records: list[Record]) -> None:
         """Sync one key (all its records), logging one line per record."""
-        from .sync import is_package_key, sync_key
+        from .sync import is_package_key
 
         first = records[0]
         started = time.perf_counter()
@@ -329,18 +332,7 @@ class Runtime:
                       else "not a package file")
         else:
             try:
-                try:
-                    outcome = sync_key(self.cache, self.s3, bucket, key,
-                                       alt_keys=first.alt_keys,
-                                       verify_after=self.verify_after)
-                except Exception as exc:
-                    if not (_stale_connection(exc) or self.refresh_secret(exc)):
-                        raise
-                    # A pooled SQL connection died while the container was frozen; the
-                    # pool has dropped it, so one more try runs on a fresh connection.
-                    outcome = sync_key(self.cache, self.s3, bucket, key,
-                                       alt_keys=first.alt_keys,
-                                       verify_after=self.verify_after)
+                outcome = self._sync_recovering(bucket, key, first.alt_keys)
             except Exception as exc:  # noqa: BLE001 - S3 or cache failure: report, then retry
                 ms = (time.perf_counter() - started) * 1000
                 for record in records:
@@ -354,6 +346,27 @@ class Runtime:
         for index, record in enumerate(records):
             self._log_record(record, action, reason if index == 0 else
                              f"{reason} (same key as an earlier record; read once)", ms)
+
+    def _sync_recovering(self, bucket: str, key: str, alt_keys: tuple[str, ...]) -> Outcome:
+        """``sync_key``, tried again once for each way a connection that worked before can
+        stop working: the pooled SQL connection died while the container was frozen (the
+        pool has dropped it, so the next try opens a fresh one), and the password was
+        rotated (the secret is read again).  A rotation that also drops connections
+        shows both, one after the other."""
+        from .sync import sync_key
+
+        recovered: set[str] = set()
+        while True:
+            try:
+                return sync_key(self.cache, self.s3, bucket, key, alt_keys=alt_keys,
+                                verify_after=self.verify_after)
+            except Exception as exc:
+                if _stale_connection(exc) and "connection" not in recovered:
+                    recovered.add("connection")
+                elif "secret" not in recovered and self.refresh_secret(exc):
+                    recovered.add("secret")
+                else:
+                    raise
 
     def _log_record(self, record: Record, action: str, reason: str, ms: float) -> None:
         self.metrics.add(action, record.event_time)
