@@ -10,25 +10,27 @@ account; the region is the bucket's, which the role's name already depends on.
 
 The existing bucket's notification is the one thing CloudFormation cannot do without
 taking the bucket over; a custom resource served by :mod:`.bucket_resource` merges our
-entry instead, from the same zip as the function.
+entry instead.  It runs from a small zip of its own (:mod:`.resource_zip`), so that the
+function's zip is the built bundle as it is and the stack's function runs the digest
+status expects.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.ours import HANDLER
-from . import alarms, bucket_resource, iam, notifications
+from . import alarms, bucket_resource, iam
 from .actual import Actual
 from .desired import DESCRIPTION, check_cache_reachable, desired_state
 from .errors import DeployError
 from .names import SCHEDULE_PRINCIPAL, delivery_rule_name, statement_id
 from .planner import Planner
+from .resource_zip import write_resource_zip
 from .schedule import schedule_rule_name
 
 if TYPE_CHECKING:
@@ -38,14 +40,11 @@ if TYPE_CHECKING:
 
 ACCOUNT = "${AWS::AccountId}"
 PARTITION = "${AWS::Partition}"
-#: Template parameters for the zip, the pair ``aws cloudformation package`` fills in.
-CODE_BUCKET, CODE_KEY = "CodeBucket", "CodeKey"
+#: Template parameters: where the operator uploaded the two zips (see the export).
+CODE_BUCKET, CODE_KEY, NOTIFICATION_CODE_KEY = "CodeBucket", "CodeKey", "NotificationCodeKey"
 TEMPLATE_NAME = "pypicloud-s3sync.template.json"
 #: What the notification function may do, and nothing else.
 NOTIFICATION_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
-#: Our modules the custom resource runs, added to the function's zip.
-RESOURCE_MODULES = ("provision/__init__.py", "provision/notifications.py",
-                    "provision/bucket_resource.py")
 #: Logical ids, named for what each resource is.
 ROLE, FUNCTION, ASYNC = "Role", "Function", "AsyncConfig"
 S3_PERMISSION, DELIVERY_PERMISSION, SCHEDULE_PERMISSION = (
@@ -170,8 +169,10 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
         "Description": f"{DESCRIPTION} (bucket {target.bucket}, function {fname})",
         "Parameters": {
             CODE_BUCKET: {"Type": "String",
-                          "Description": "S3 bucket holding the function's zip"},
+                          "Description": "S3 bucket holding both zips, in the stack's region"},
             CODE_KEY: {"Type": "String", "Description": "key of the function's zip"},
+            NOTIFICATION_CODE_KEY: {"Type": "String", "Description": "key of the bucket "
+                                    "notification custom resource's zip"},
         },
         "Resources": _substitute(resources, refs),
         "Outputs": {"FunctionArn": {"Value": {"Fn::GetAtt": [FUNCTION, "Arn"]}}},
@@ -180,7 +181,7 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
 
 
 def _notification(add: Any, options: DeployOptions, bucket: str, prefix: str) -> None:
-    """The custom resource, its function (same zip, own handler) and its two-action role."""
+    """The custom resource, its function (its own zip) and its two-action role."""
     add(NOTIFICATION_ROLE, "AWS::IAM::Role", {
         "AssumeRolePolicyDocument": iam.trust_policy(),
         "Description": f"pypicloud-s3sync: merges one notification into bucket {bucket}",
@@ -198,7 +199,7 @@ def _notification(add: Any, options: DeployOptions, bucket: str, prefix: str) ->
         "Timeout": 60,
         "MemorySize": 128,
         "Description": "pypicloud-s3sync: merges our entry into the bucket's notifications",
-        "Code": {"S3Bucket": {"Ref": CODE_BUCKET}, "S3Key": {"Ref": CODE_KEY}},
+        "Code": {"S3Bucket": {"Ref": CODE_BUCKET}, "S3Key": {"Ref": NOTIFICATION_CODE_KEY}},
     })
     extra = {"DependsOn": S3_PERMISSION} if options.delivery == "direct" else {}
     add(NOTIFICATION, "Custom::BucketNotification", {
@@ -234,17 +235,23 @@ class Export:
     """What ``export`` wrote, and how to deploy it."""
 
     template: Path
+    #: The function's zip: the built bundle, byte for byte.
     bundle: Path
     stack: str
     warnings: list[str]
+    #: The bucket notification custom resource's zip.
+    notification: Path
 
     def commands(self, code_bucket: str = "CODE_BUCKET") -> list[str]:
-        key = self.bundle.name
+        """Upload both zips to ``code_bucket``, then deploy with their keys."""
+        key, notification_key = self.bundle.name, self.notification.name
         return [
             f"aws s3 cp {self.bundle} s3://{code_bucket}/{key}",
+            f"aws s3 cp {self.notification} s3://{code_bucket}/{notification_key}",
             f"aws cloudformation deploy --stack-name {self.stack} --template-file "
             f"{self.template} --capabilities CAPABILITY_NAMED_IAM --parameter-overrides "
-            f"{CODE_BUCKET}={code_bucket} {CODE_KEY}={key}",
+            f"{CODE_BUCKET}={code_bucket} {CODE_KEY}={key} "
+            f"{NOTIFICATION_CODE_KEY}={notification_key}",
         ]
 
 
@@ -253,25 +260,9 @@ def stack_name(function_name: str) -> str:
     return "pypicloud-s3sync-" + function_name.replace("_", "-")
 
 
-def add_resource_modules(source: Path, destination: Path) -> Path:
-    """The function's zip plus the custom resource's modules, in one upload."""
-    package = Path(__file__).resolve().parent.parent
-    shutil.copyfile(source, destination)
-    with zipfile.ZipFile(destination, "a", zipfile.ZIP_DEFLATED) as archive:
-        present = set(archive.namelist())
-        for relative in RESOURCE_MODULES:
-            name = f"pypicloud_s3sync/{relative}"
-            if name not in present:
-                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, (package / relative).read_bytes())
-    return destination
-
-
 def export(config: PypicloudConfig, options: DeployOptions, region: str,
            code: CodeArtifact, directory: str | Path) -> Export:
-    """Write the template and the zip it references into ``directory``.
+    """Write the template and the two zips it references into ``directory``.
 
     The template is rendered before anything is written, so an export the config makes
     impossible leaves no trace; a write that fails midway takes back the files and
@@ -286,11 +277,13 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
                         "s3sync.db_url_secret")
     made = [parent for parent in (directory, *directory.parents) if not parent.exists()]
     bundle = directory / f"{options.function_name}.zip"
+    notification = directory / f"{options.function_name}-bucket-notification.zip"
     path = directory / TEMPLATE_NAME
-    written = [p for p in (bundle, path) if not p.exists()]
+    written = [p for p in (bundle, notification, path) if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        add_resource_modules(Path(code.path), bundle)
+        shutil.copyfile(Path(code.path), bundle)
+        write_resource_zip(notification)
         path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
     except BaseException:
         for file in written:
@@ -299,8 +292,7 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    return Export(path, bundle, stack_name(options.function_name), warnings)
+    return Export(path, bundle, stack_name(options.function_name), warnings, notification)
 
 
-__all__ = ["Export", "add_resource_modules", "create_steps", "export", "notifications",
-           "render", "stack_name"]
+__all__ = ["TEMPLATE_NAME", "Export", "create_steps", "export", "render", "stack_name"]
