@@ -2,17 +2,17 @@
 
 Teams that change production only through reviewed templates get the same resources
 ``create`` makes, from the same code: the planner is run against an empty account, and
-the calls of that plan (every one a "create") become the template's resources.  So the
-role policy, the function's configuration and environment, the invoke permissions, the
-rules and the async settings cannot drift from what ``create`` would do.  The account
-and partition are CloudFormation's pseudo parameters, so one template serves any
-account; the region is the bucket's, which the role's name already depends on.
+the calls each kind's plan made (every one a "create") become that kind's resources, by
+the kind's own ``template`` (:mod:`.resources`).  So the role policy, the function's
+configuration and environment, the invoke permissions, the rules and the async settings
+cannot drift from what ``create`` would do.  The account and partition are
+CloudFormation's pseudo parameters, so one template serves any account; the region is
+the bucket's, which the role's name already depends on.
 
-The existing bucket's notification is the one thing CloudFormation cannot do without
-taking the bucket over; a custom resource served by :mod:`.bucket_resource` merges our
-entry instead.  It runs from a small zip of its own (:mod:`.resource_zip`), so that the
-function's zip is the built bundle as it is and the stack's function runs the digest
-status expects.
+This module is the assembly (parameters, the kinds' resources in :data:`~.ORDER`,
+outputs) and the export to files; it names no kind.  The function's code is the built
+bundle as it is, so the stack's function runs the digest status expects; the bucket's
+notification custom resource runs from a small zip of its own (:mod:`.resource_zip`).
 """
 
 from __future__ import annotations
@@ -24,36 +24,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.ours import HANDLER
-from . import alarms, bucket_resource, iam
 from .actual import Actual
 from .desired import DESCRIPTION, check_cache_reachable, desired_state
 from .errors import DeployError
-from .names import SCHEDULE_PRINCIPAL, delivery_rule_name, statement_id
 from .planner import Planner
 from .resource_zip import write_resource_zip
-from .schedule import schedule_rule_name
+from .resources import ORDER
+from .resources.cfn import (
+    ACCOUNT,
+    CODE_BUCKET,
+    CODE_KEY,
+    FUNCTION,
+    NOTIFICATION_CODE_KEY,
+    PARTITION,
+    Resources,
+    substitute,
+)
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from .options import DeployOptions
     from .plan import CodeArtifact, Step
 
-ACCOUNT = "${AWS::AccountId}"
-PARTITION = "${AWS::Partition}"
-#: Template parameters: where the operator uploaded the two zips (see the export).
-CODE_BUCKET, CODE_KEY, NOTIFICATION_CODE_KEY = "CodeBucket", "CodeKey", "NotificationCodeKey"
 TEMPLATE_NAME = "pypicloud-s3sync.template.json"
-#: What the notification function may do, and nothing else.
-NOTIFICATION_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
-#: Logical ids, named for what each resource is.
-ROLE, FUNCTION, ASYNC = "Role", "Function", "AsyncConfig"
-S3_PERMISSION, DELIVERY_PERMISSION, SCHEDULE_PERMISSION = (
-    "S3InvokePermission", "DeliveryRuleInvokePermission", "ScheduleInvokePermission")
-DELIVERY_RULE, SCHEDULE_RULE = "DeliveryRule", "ScheduleRule"
-#: The alarms of ``--alarm-topic``, by kind.
-ALARMS = {"errors": "ErrorsAlarm", "lag": "LagAlarm"}
-NOTIFICATION, NOTIFICATION_FUNCTION, NOTIFICATION_ROLE = (
-    "BucketNotification", "BucketNotificationFunction", "BucketNotificationRole")
+#: Where the operator uploaded the two zips (``aws s3 cp``, as the export prints).
+PARAMETERS = {
+    CODE_BUCKET: {"Type": "String",
+                  "Description": "S3 bucket holding both zips, in the stack's region"},
+    CODE_KEY: {"Type": "String", "Description": "key of the function's zip"},
+    NOTIFICATION_CODE_KEY: {"Type": "String", "Description": "key of the bucket "
+                            "notification custom resource's zip"},
+}
 
 
 @dataclass(frozen=True)
@@ -102,129 +103,36 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
             "password; create the secret yourself (aws secretsmanager create-secret "
             "--name NAME --secret-string DATABASE_URL) and set s3sync.db_url_secret to "
             "the ARN it prints")
-    steps, planner = create_steps(config, options, region, warnings)
-    desired, target = planner.desired, config.target
-    fname = options.function_name
-    resources: dict[str, dict[str, Any]] = {}
-    refs = {desired.function_arn: {"Fn::GetAtt": [FUNCTION, "Arn"]}}
-    if not options.role_arn:
-        refs[desired.role_arn] = {"Fn::GetAtt": [ROLE, "Arn"]}
-    permissions = {
-        statement_id("s3", target.bucket): S3_PERMISSION,
-        statement_id("events", target.bucket): DELIVERY_PERMISSION,
-        statement_id(SCHEDULE_PRINCIPAL, target.bucket): SCHEDULE_PERMISSION,
-    }
-    alarm_ids = {alarms.alarm_name(fname, kind): logical for kind, logical in ALARMS.items()}
-    rules = {delivery_rule_name(fname): (DELIVERY_RULE, DELIVERY_PERMISSION),
-             schedule_rule_name(fname): (SCHEDULE_RULE, SCHEDULE_PERMISSION)}
-
-    def add(logical: str, kind: str, properties: dict[str, Any], **extra: Any) -> None:
-        resources[logical] = {"Type": kind, **extra, "Properties": properties}
-
-    for step in steps:
-        call, p = f"{step.service}.{step.operation}", dict(step.params)
-        if call == "iam.create_role":
-            add(ROLE, "AWS::IAM::Role", {
-                "RoleName": p["RoleName"], "Path": p["Path"],
-                "AssumeRolePolicyDocument": json.loads(p["AssumeRolePolicyDocument"]),
-                "Description": p["Description"], "Tags": p["Tags"]})
-        elif call == "iam.put_role_policy":
-            resources[ROLE]["Properties"]["Policies"] = [{
-                "PolicyName": p["PolicyName"],
-                "PolicyDocument": json.loads(p["PolicyDocument"])}]
-        elif call == "lambda.create_function":
-            for key in ("Code", "Publish"):
-                p.pop(key)
-            p["Tags"] = [{"Key": k, "Value": v} for k, v in p["Tags"].items()]
-            p["Code"] = {"S3Bucket": {"Ref": CODE_BUCKET}, "S3Key": {"Ref": CODE_KEY}}
-            if "KMSKeyArn" in p:  # the API's spelling; CloudFormation's is KmsKeyArn
-                p["KmsKeyArn"] = p.pop("KMSKeyArn")
-            add(FUNCTION, "AWS::Lambda::Function", p)
-        elif call == "lambda.put_function_event_invoke_config":
-            p["FunctionName"] = {"Ref": FUNCTION}
-            add(ASYNC, "AWS::Lambda::EventInvokeConfig", {**p, "Qualifier": "$LATEST"})
-        elif call == "lambda.add_permission":
-            logical = permissions[p.pop("StatementId")]
-            p["FunctionName"] = {"Ref": FUNCTION}
-            add(logical, "AWS::Lambda::Permission", p)
-        elif call == "events.put_rule":
-            logical, permission = rules[p["Name"]]
-            if "EventPattern" in p:
-                p["EventPattern"] = json.loads(p["EventPattern"])
-            add(logical, "AWS::Events::Rule", p, DependsOn=permission)
-        elif call == "events.put_targets":
-            resources[rules[p["Rule"]][0]]["Properties"]["Targets"] = p["Targets"]
-        elif call == "lambda.put_function_concurrency":
-            resources[FUNCTION]["Properties"]["ReservedConcurrentExecutions"] = (
-                p["ReservedConcurrentExecutions"])
-        elif call == "cloudwatch.put_metric_alarm":
-            p["Dimensions"] = [{**d, "Value": {"Ref": FUNCTION}} for d in p["Dimensions"]]
-            add(alarm_ids[p["AlarmName"]], "AWS::CloudWatch::Alarm", p)
-        elif call == "s3.put_bucket_notification_configuration":
-            _notification(add, options, target.bucket, target.prefix)
-        else:  # pragma: no cover - a new kind of step must be rendered, not dropped
-            raise AssertionError(f"no CloudFormation rendering for {call}")
-    template = {
+    _, planner = create_steps(config, options, region, warnings)
+    resources: Resources = {}
+    for kind in ORDER:
+        _merge(resources, kind.template(planner, planner.made.get(kind.KIND, [])))
+    target = config.target
+    return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"{DESCRIPTION} (bucket {target.bucket}, function {fname})",
-        "Parameters": {
-            CODE_BUCKET: {"Type": "String",
-                          "Description": "S3 bucket holding both zips, in the stack's region"},
-            CODE_KEY: {"Type": "String", "Description": "key of the function's zip"},
-            NOTIFICATION_CODE_KEY: {"Type": "String", "Description": "key of the bucket "
-                                    "notification custom resource's zip"},
-        },
-        "Resources": _substitute(resources, refs),
+        "Description": f"{DESCRIPTION} (bucket {target.bucket}, "
+                       f"function {options.function_name})",
+        "Parameters": PARAMETERS,
+        "Resources": substitute(resources, planner),
         "Outputs": {"FunctionArn": {"Value": {"Fn::GetAtt": [FUNCTION, "Arn"]}}},
     }
-    return template
 
 
-def _notification(add: Any, options: DeployOptions, bucket: str, prefix: str) -> None:
-    """The custom resource, its function (its own zip) and its two-action role."""
-    add(NOTIFICATION_ROLE, "AWS::IAM::Role", {
-        "AssumeRolePolicyDocument": iam.trust_policy(),
-        "Description": f"pypicloud-s3sync: merges one notification into bucket {bucket}",
-        "Policies": [{"PolicyName": "bucket-notification", "PolicyDocument": {
-            "Version": iam.POLICY_VERSION,
-            "Statement": [{"Sid": "OneBucketNotification", "Effect": "Allow",
-                           "Action": list(NOTIFICATION_ACTIONS),
-                           "Resource": f"arn:{PARTITION}:s3:::{bucket}"}]}}],
-    })
-    add(NOTIFICATION_FUNCTION, "AWS::Lambda::Function", {
-        "Runtime": options.runtime,
-        "Architectures": [options.arch],
-        "Handler": bucket_resource.HANDLER,
-        "Role": {"Fn::GetAtt": [NOTIFICATION_ROLE, "Arn"]},
-        "Timeout": 60,
-        "MemorySize": 128,
-        "Description": "pypicloud-s3sync: merges our entry into the bucket's notifications",
-        "Code": {"S3Bucket": {"Ref": CODE_BUCKET}, "S3Key": {"Ref": NOTIFICATION_CODE_KEY}},
-    })
-    extra = {"DependsOn": S3_PERMISSION} if options.delivery == "direct" else {}
-    add(NOTIFICATION, "Custom::BucketNotification", {
-        "ServiceToken": {"Fn::GetAtt": [NOTIFICATION_FUNCTION, "Arn"]},
-        "BucketName": bucket,
-        "FunctionName": {"Ref": FUNCTION},
-        "FunctionArn": {"Fn::GetAtt": [FUNCTION, "Arn"]},
-        "Prefix": prefix,
-        "Delivery": options.delivery,
-    }, **extra)
-
-
-def _substitute(value: Any, refs: dict[str, Any]) -> Any:
-    """Our own resources' ARNs become references (and so dependencies); any other
-    string holding a pseudo parameter becomes a ``Fn::Sub``."""
-    if isinstance(value, dict):
-        return {k: _substitute(v, refs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, refs) for v in value]
-    if isinstance(value, str):
-        if value in refs:
-            return refs[value]
-        if "${AWS::" in value:
-            return {"Fn::Sub": value}
-    return value
+def _merge(resources: Resources, added: Resources) -> None:
+    """Add one kind's resources.  A kind whose template form is a property of another
+    kind's resource (reserved concurrency is the function's) gives that resource with
+    only its properties; a property two kinds both set is a bug, never overwritten."""
+    for logical, resource in added.items():
+        if logical not in resources:
+            if "Type" not in resource:
+                raise AssertionError(f"{logical}: properties of a resource not rendered")
+            resources[logical] = resource
+            continue
+        have = resources[logical]["Properties"]
+        clash = set(have) & set(resource.get("Properties", {}))
+        if set(resource) != {"Properties"} or clash:
+            raise AssertionError(f"{logical} rendered twice ({', '.join(sorted(clash))})")
+        have.update(resource["Properties"])
 
 
 # -- export --------------------------------------------------------------------------
@@ -295,4 +203,5 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
     return Export(path, bundle, stack_name(options.function_name), warnings, notification)
 
 
-__all__ = ["TEMPLATE_NAME", "Export", "create_steps", "export", "render", "stack_name"]
+__all__ = ["PARAMETERS", "TEMPLATE_NAME", "Export", "create_steps", "export", "render",
+           "stack_name"]
