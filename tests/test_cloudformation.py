@@ -9,6 +9,7 @@ what AWS (moto) holds after create.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -17,8 +18,10 @@ import boto3
 import pytest
 
 from pypicloud_s3sync import cli
-from pypicloud_s3sync.provision import bucket_resource, cloudformation, deploy, iam
+from pypicloud_s3sync.bundle.archive import zip_sha256
+from pypicloud_s3sync.provision import bucket_resource, cloudformation, deploy, iam, resource_zip
 from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
+from pypicloud_s3sync.provision.plan import OK
 
 from . import moto_gaps
 from .deploy_helpers import (
@@ -312,7 +315,7 @@ def test_every_templated_resource_is_documented(tmp_path, delivery):
 # -- export -------------------------------------------------------------------------------
 
 
-def test_export_writes_template_and_zip_and_prints_deploy_commands(tmp_path, capsys):
+def test_export_writes_template_and_zips_and_prints_deploy_commands(tmp_path, capsys):
 
     config = make_config(tmp_path, **{"s3sync.memory": "512"})
     zip_path = write_zip(tmp_path / "function.zip")
@@ -326,22 +329,32 @@ def test_export_writes_template_and_zip_and_prints_deploy_commands(tmp_path, cap
     function = template["Resources"]["Function"]["Properties"]
     assert (function["MemorySize"], function["Timeout"]) == (512, 90)
     assert "DeliveryRule" in template["Resources"]
-    with zipfile.ZipFile(out / f"{FUNCTION}.zip") as archive:
-        names = set(archive.namelist())
-    assert "pypicloud_s3sync/handler.py" in names
-    assert "pypicloud_s3sync/provision/bucket_resource.py" in names
+    # The function's zip is the bundle itself: the digest status compares with.
+    assert (out / f"{FUNCTION}.zip").read_bytes() == zip_path.read_bytes()
+    with zipfile.ZipFile(out / f"{FUNCTION}-bucket-notification.zip") as archive:
+        assert "pypicloud_s3sync/provision/bucket_resource.py" in archive.namelist()
     assert f"aws s3 cp {out / FUNCTION}.zip s3://" in printed
+    assert f"aws s3 cp {out / FUNCTION}-bucket-notification.zip s3://" in printed
     assert "aws cloudformation deploy --stack-name pypicloud-s3sync-pypicloud-s3-sync" in printed
     assert "CAPABILITY_NAMED_IAM" in printed
+    assert f"NotificationCodeKey={FUNCTION}-bucket-notification.zip" in printed
 
 
-def test_resource_modules_run_from_the_exported_zip_alone(tmp_path):
-    """The custom resource's handler imports from the zip, without the server's code."""
-    zipped = cloudformation.add_resource_modules(write_zip(tmp_path / "f.zip"),
-                                                 tmp_path / "exported.zip")
-    with zipfile.ZipFile(zipped, "a") as archive:
-        archive.writestr("pypicloud_s3sync/version.py", "__version__ = '0'\n")
+def test_exported_function_zip_has_the_digest_status_expects(tmp_path, code):
+    """status compares the function's CodeSha256 with the bundle's; the export must not
+    change a byte of it."""
+    config = make_config(tmp_path)
+    options = deploy.DeployOptions.from_config(config)
+    written = cloudformation.export(config, options, REGION, code, tmp_path / "out")
+    assert zip_sha256(written.bundle) == code.sha256
+
+
+def test_resource_modules_run_from_their_zip_alone(tmp_path):
+    """The custom resource's handler imports from its own zip, without the server's code
+    and without the function's."""
+    zipped = resource_zip.write_resource_zip(tmp_path / "resource.zip")
     with zipfile.ZipFile(zipped) as archive:
+        assert "pypicloud_s3sync/handler.py" not in archive.namelist()
         archive.extractall(tmp_path / "run")
     run = subprocess.run([sys.executable, "-I", "-c",
                           "import sys; sys.path.insert(0, '.');"
@@ -438,26 +451,42 @@ def _moto_tags_stack_functions(monkeypatch):
                         classmethod(create))
 
 
+def _run_commands(commands, s3):
+    """The export's printed commands, on moto: the uploads, then the deploy's parameters."""
+    parameters = []
+    for command in commands:
+        words = shlex.split(command)
+        if words[:3] == ["aws", "s3", "cp"]:
+            bucket, key = words[4].removeprefix("s3://").split("/", 1)
+            s3.upload_file(words[3], bucket, key)
+        else:
+            assert words[:3] == ["aws", "cloudformation", "deploy"], command
+            overrides = words[words.index("--parameter-overrides") + 1:]
+            parameters = [dict(zip(("ParameterKey", "ParameterValue"), o.split("=", 1),
+                                   strict=True)) for o in overrides]
+    return parameters
+
+
 def _deploy_stack(tmp_path, code, delivery):
-    """Deploy the exported template as an operator would, on moto: the resources moto
-    cannot make are skipped, and the custom resource is called as CloudFormation would."""
+    """Export and deploy as an operator would, on moto: the zips uploaded and the
+    parameters given as the export prints; the resources moto cannot make are skipped,
+    and the custom resource is called as CloudFormation would."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.create_bucket(Bucket="deploy-artifacts")
-    s3.put_object(Bucket="deploy-artifacts", Key="sync.zip", Body=code.read_bytes())
     config = make_config(tmp_path)
     options = deploy.DeployOptions.from_config(config, delivery=delivery,
                                                reconcile_every="1d", force=True)
-    template = cloudformation.render(config, options, REGION)
+    written = cloudformation.export(config, options, REGION, code, tmp_path / "export")
+    template = json.loads(written.template.read_text())
+    parameters = _run_commands(written.commands("deploy-artifacts"), s3)
     skipped = {k: v for k, v in template["Resources"].items()
                if v["Type"] in MOTO_UNSUPPORTED}
     for logical in skipped:
         del template["Resources"][logical]
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.create_stack(StackName="sync", TemplateBody=json.dumps(template),
-                     Capabilities=["CAPABILITY_NAMED_IAM"], Parameters=[
-                         {"ParameterKey": "CodeBucket", "ParameterValue": "deploy-artifacts"},
-                         {"ParameterKey": "CodeKey", "ParameterValue": "sync.zip"}])
+                     Capabilities=["CAPABILITY_NAMED_IAM"], Parameters=parameters)
     assert cfn.describe_stacks(StackName="sync")["Stacks"][0]["StackStatus"] == (
         "CREATE_COMPLETE")
     lam = boto3.client("lambda", region_name=REGION)
@@ -482,7 +511,10 @@ def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delive
     assert drifted == [f"async-config {FUNCTION}"]
     assert rows["cloudformation-stack", "sync"].actual == (
         "managed by CloudFormation stack sync")
+    # The stack runs the exported zip, and status finds the code this config builds.
     assert any(r == "function-code" and row.in_sync for (r, _), row in rows.items())
+    [function] = [c for c in report.checks if c.name == "function"]
+    assert function.status == OK, function.detail
     lam = boto3.client("lambda", region_name=REGION)
     principals = {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["AWS:SourceArn"]
                   for s in json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])[

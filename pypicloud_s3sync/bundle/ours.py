@@ -31,9 +31,11 @@ FUNCTION_ROOTS = ("function", "handler.py")
 _PARSING = threading.Lock()
 
 
-def own_files() -> list[Path]:
-    """The modules of ours that go into the zip (and key its cache)."""
-    queue = [path for root in FUNCTION_ROOTS for path in
+def own_files(roots: tuple[str, ...] = FUNCTION_ROOTS) -> list[Path]:
+    """The modules of ours that go into the zip (and key its cache): ``roots`` (files or
+    packages, relative to ours) and what they import.  Other roots serve code of ours
+    that ships in a zip of its own (the template's custom resource)."""
+    queue = [path for root in roots for path in
              ((OWN_PACKAGE / root).rglob("*.py") if (OWN_PACKAGE / root).is_dir()
               else [OWN_PACKAGE / root])]
     found: set[Path] = set()

@@ -29,12 +29,14 @@ class Planner(Planning):
         guards.check_db_secret(self)
         self.code = code
         for kind in ORDER:
+            start = len(self.steps)
             try:
                 kind.plan(self)
             except DeployError as exc:
                 if self.strict:
                     raise
                 self.row(kind.KIND, kind.name(self), "as configured", str(exc), False)
+            self.made[kind.KIND] = self.steps[start:]
 
     def teardown(self) -> None:
         """Every kind in the reverse order: what points at the function goes before it,

@@ -4,10 +4,13 @@ removed (ours only) without it or on delete.  What they watch and why is in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .. import tags
 from ..alarms import (
     ALARM_TOPIC,
     DEFAULT_LAG,
+    alarm_name,
     alarm_names,
     compared_fields,
     desired,
@@ -16,9 +19,13 @@ from ..alarms import (
     topic_region,
 )
 from ..errors import FUNCTION_NAME, DeployError, Fix
+from ..plan import Step
 from .base import Planning
+from .cfn import Resources, api, function_ref, resource, unrendered
 
 KIND = "alarm"
+#: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
+LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm"}
 
 
 def name(p: Planning) -> str:
@@ -92,3 +99,16 @@ def _remove_ours(p: Planning, *, shown: bool) -> None:
             p.row(KIND, name, "none (no --alarm-topic)", summary(alarm), False)
         p.call(KIND, "delete", name, f"delete CloudWatch alarm {name}{why}",
                "cloudwatch.delete_alarms", {"AlarmNames": [name]})
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """``ErrorsAlarm`` and ``LagAlarm``: create's fields, the function by reference."""
+    logical = {alarm_name(p.fname, kind): name for kind, name in LOGICAL.items()}
+    found: Resources = {}
+    for step in created:
+        if api(step) != "cloudwatch.put_metric_alarm":
+            raise unrendered(KIND, step)
+        params = dict(step.params)
+        params["Dimensions"] = [{**d, "Value": function_ref()} for d in params["Dimensions"]]
+        found[logical[params["AlarmName"]]] = resource("AWS::CloudWatch::Alarm", params)
+    return found

@@ -4,9 +4,12 @@ event age and the on-failure destination (``--retry-attempts``, ``--max-event-ag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from ..plan import Step
 from .base import Planning
+from .cfn import Resources, api, function_ref, resource, unrendered
 
 KIND = "async-config"
 
@@ -40,3 +43,14 @@ def plan(p: Planning) -> None:
 
 def teardown(p: Planning) -> None:
     """Deleting the function deletes its async settings."""
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """``AsyncConfig``: the same settings, on the function's unpublished version."""
+    found: Resources = {}
+    for step in created:
+        if api(step) != "lambda.put_function_event_invoke_config":
+            raise unrendered(KIND, step)
+        found["AsyncConfig"] = resource("AWS::Lambda::EventInvokeConfig", {
+            **step.params, "FunctionName": function_ref(), "Qualifier": "$LATEST"})
+    return found

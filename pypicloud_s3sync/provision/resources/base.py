@@ -2,15 +2,17 @@
 calls go.
 
 A kind is a module of this package with ``KIND`` (its rows' resource name), ``plan``
-(create and update, or refuse what is not ours) and ``teardown`` (remove what is ours,
-leave the rest); the planner runs them in :data:`~.ORDER` and knows none by name.  One
+(create and update, or refuse what is not ours), ``teardown`` (remove what is ours,
+leave the rest) and ``template`` (its CloudFormation form, rendered from the calls its
+plan made for an empty account); the planner and the template's assembly run them in
+:data:`~.ORDER` and know none by name.  One
 :class:`Planning` is shared by all of them for one plan, so that the plan's order is the
 order in which the kinds added their calls, and status and create collect the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,6 +37,9 @@ class Kind(Protocol):
 
     def teardown(self, p: Planning) -> None: ...
 
+    def template(self, p: Planning, created: Sequence[Step]) -> dict[str, dict[str, Any]]:
+        ...
+
 
 @dataclass
 class Planning:
@@ -55,6 +60,9 @@ class Planning:
     notes: list[str] = field(default_factory=list)
     #: What differs and stays so without ``force`` (see Plan.drift).
     drift: list[str] = field(default_factory=list)
+    #: The steps each kind's plan added, by ``KIND``: each kind renders its own calls
+    #: as its template form, whatever resource names its rows use.
+    made: dict[str, list[Step]] = field(default_factory=dict)
 
     @property
     def fname(self) -> str:

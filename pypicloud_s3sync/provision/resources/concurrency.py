@@ -4,8 +4,12 @@ parsing).  It lives and dies with the function, so teardown has nothing to do.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, SETTING
+from ..plan import Step
 from .base import Planning
+from .cfn import FUNCTION, Resources, api, unrendered
 
 KIND = "concurrency"
 
@@ -45,3 +49,15 @@ def plan(p: Planning) -> None:
 
 def teardown(p: Planning) -> None:
     """Deleting the function deletes its reserved concurrency."""
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """In a template the cap is a property of the function, not a resource: only that
+    property, for the assembly to merge into the function's."""
+    found: Resources = {}
+    for step in created:
+        if api(step) != "lambda.put_function_concurrency":
+            raise unrendered(KIND, step)
+        found[FUNCTION] = {"Properties": {
+            "ReservedConcurrentExecutions": step.params["ReservedConcurrentExecutions"]}}
+    return found

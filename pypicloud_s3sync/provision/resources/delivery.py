@@ -11,16 +11,20 @@ rule listens to the bucket.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .. import notifications, tags
 from ..actual import BUCKET_EVENTBRIDGE_TAG
 from ..desired import DESCRIPTION
 from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
-from ..names import delivery_rule_name
+from ..names import delivery_rule_name, statement_id
+from ..plan import Step
 from .base import Planning
-from .eventbridge import delete_rule, rule_targets
-from .permissions import permission
+from .bucket_notification import notification_resources
+from .cfn import Resources, api, unrendered
+from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
+from .permissions import permission, permission_resource
 
 KIND = "notification"
 
@@ -174,3 +178,28 @@ def teardown(p: Planning) -> None:
             delete_rule(p, "eventbridge-rule", rule, a.rule_targets)
         else:
             p.notes.append(f"EventBridge rule {rule} is not ours; left alone")
+
+
+#: Logical ids of the template form.
+S3_PERMISSION, RULE_PERMISSION, RULE = (
+    "S3InvokePermission", "DeliveryRuleInvokePermission", "DeliveryRule")
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """The invoke permission, the delivery rule, and the bucket's notification as a
+    custom resource (:mod:`.bucket_notification`), which waits for S3's permission."""
+    bucket = p.config.target.bucket
+    permissions = {statement_id("s3", bucket): S3_PERMISSION,
+                   statement_id("events", bucket): RULE_PERMISSION}
+    found: Resources = {}
+    for step in created:
+        if api(step) == "lambda.add_permission":
+            found[permissions[step.params["StatementId"]]] = permission_resource(step)
+        elif api(step) in RULE_CALLS:
+            add_rule(found, step, RULE, RULE_PERMISSION)
+        elif api(step) == "s3.put_bucket_notification_configuration":
+            direct = p.options.delivery == "direct"
+            found.update(notification_resources(p, S3_PERMISSION if direct else None))
+        else:
+            raise unrendered(KIND, step)
+    return found

@@ -1,12 +1,19 @@
 """EventBridge rules pointed at the function, shared by the delivery rule and the
-schedule: the rule's one target, and its removal in the order EventBridge requires."""
+schedule: the rule's one target, its removal in the order EventBridge requires, and the
+rule as a template holds it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..names import TARGET_ID
+from ..plan import Step
 from .base import Planning
+from .cfn import Resources, api, resource
+
+#: The calls that make a rule, and so one ``AWS::Events::Rule``.
+RULE_CALLS = ("events.put_rule", "events.put_targets")
 
 
 def rule_targets(p: Planning, resource: str, row: str, name: str,
@@ -33,4 +40,16 @@ def delete_rule(p: Planning, resource: str, name: str, current: list[dict[str, A
            "events.delete_rule", {"Name": name})
 
 
-__all__ = ["delete_rule", "rule_targets"]
+def add_rule(found: Resources, step: Step, logical: str, permission: str) -> None:
+    """A :data:`RULE_CALLS` step into rule ``logical``: the rule made only after its
+    invoke ``permission`` (it may fire at once), its targets the rule's own property."""
+    if api(step) == "events.put_rule":
+        params = dict(step.params)
+        if "EventPattern" in params:
+            params["EventPattern"] = json.loads(params["EventPattern"])
+        found[logical] = resource("AWS::Events::Rule", params, DependsOn=permission)
+    else:
+        found[logical]["Properties"]["Targets"] = step.params["Targets"]
+
+
+__all__ = ["RULE_CALLS", "add_rule", "delete_rule", "rule_targets"]

@@ -8,6 +8,7 @@ updated in place, never deleted and made again, so its ARN and permissions stay 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from ...bundle.ours import HANDLER
@@ -15,8 +16,9 @@ from .. import tags
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
-from ..plan import ENV_VAR
+from ..plan import ENV_VAR, Step
 from .base import Planning
+from .cfn import CODE_KEY, FUNCTION, Resources, api, code, resource, unrendered
 from .permissions import remove
 
 KIND = "function"
@@ -158,3 +160,18 @@ def teardown(p: Planning) -> None:
         sid = statement_id(principal, p.config.target.bucket)
         if sid in a.statements:
             remove(p, sid, f"remove invoke permission {sid} from {p.fname}")
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """``Function``: create's configuration and tags, its code the uploaded zip."""
+    found: Resources = {}
+    for step in created:
+        if api(step) != "lambda.create_function":
+            raise unrendered(KIND, step)
+        params = {k: v for k, v in step.params.items() if k not in ("Code", "Publish")}
+        params["Tags"] = [{"Key": k, "Value": v} for k, v in params["Tags"].items()]
+        params["Code"] = code(CODE_KEY)
+        if "KMSKeyArn" in params:  # the API's spelling; CloudFormation's is KmsKeyArn
+            params["KmsKeyArn"] = params.pop("KMSKeyArn")
+        found[FUNCTION] = resource("AWS::Lambda::Function", params)
+    return found

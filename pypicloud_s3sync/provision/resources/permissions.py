@@ -11,7 +11,9 @@ from typing import Any
 
 from .. import iam
 from ..names import statement_id
+from ..plan import Step
 from .base import Planning
+from .cfn import function_ref, resource
 
 
 def permission(p: Planning, principal: str, source_arn: str, wanted: bool,
@@ -52,4 +54,11 @@ def remove(p: Planning, sid: str, summary: str) -> None:
            {"FunctionName": p.fname, "StatementId": sid})
 
 
-__all__ = ["permission", "remove"]
+def permission_resource(step: Step) -> dict[str, Any]:
+    """An ``add_permission`` call as ``AWS::Lambda::Permission``: the same principal and
+    conditions on the stack's function; CloudFormation chooses the statement id."""
+    params = {k: v for k, v in step.params.items() if k != "StatementId"}
+    return resource("AWS::Lambda::Permission", {**params, "FunctionName": function_ref()})
+
+
+__all__ = ["permission", "permission_resource", "remove"]

@@ -4,12 +4,15 @@ the role given with ``-a``, which is the operator's and only checked."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from .. import iam, tags
 from ..actual import parse_role_arn
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
+from ..plan import Step
 from ..tags import tag_dict
 from .base import Planning
+from .cfn import ROLE, Resources, api, resource, unrendered
 
 KIND = "role"
 
@@ -104,3 +107,23 @@ def teardown(p: Planning) -> None:
     else:
         p.call(KIND, "delete", role, f"delete IAM role {role}", "iam.delete_role",
                {"RoleName": role})
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """``Role``: the role create makes, its policy inline; nothing for a role given with
+    ``-a``, which the function names by ARN."""
+    found: Resources = {}
+    for step in created:
+        params = step.params
+        if api(step) == "iam.create_role":
+            found[ROLE] = resource("AWS::IAM::Role", {
+                "RoleName": params["RoleName"], "Path": params["Path"],
+                "AssumeRolePolicyDocument": json.loads(params["AssumeRolePolicyDocument"]),
+                "Description": params["Description"], "Tags": params["Tags"]})
+        elif api(step) == "iam.put_role_policy":
+            found[ROLE]["Properties"]["Policies"] = [{
+                "PolicyName": params["PolicyName"],
+                "PolicyDocument": json.loads(params["PolicyDocument"])}]
+        else:
+            raise unrendered(KIND, step)
+    return found

@@ -3,13 +3,17 @@ reconcile (the expression's parsing is in :mod:`..schedule`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .. import tags
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
+from ..plan import Step
 from ..schedule import schedule_rule_name
 from .base import Planning
-from .eventbridge import delete_rule, rule_targets
-from .permissions import permission
+from .cfn import Resources, api, unrendered
+from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
+from .permissions import permission, permission_resource
 
 KIND = "reconcile-schedule"
 
@@ -69,3 +73,20 @@ def teardown(p: Planning) -> None:
         _delete(p)
     else:
         p.notes.append(f"EventBridge rule {name(p)} is not ours; left alone")
+
+
+#: Logical ids of the template form.
+PERMISSION, RULE = "ScheduleInvokePermission", "ScheduleRule"
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """``ScheduleRule`` and the permission it waits for."""
+    found: Resources = {}
+    for step in created:
+        if api(step) == "lambda.add_permission":
+            found[PERMISSION] = permission_resource(step)
+        elif api(step) in RULE_CALLS:
+            add_rule(found, step, RULE, PERMISSION)
+        else:
+            raise unrendered(KIND, step)
+    return found

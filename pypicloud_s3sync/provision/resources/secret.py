@@ -3,10 +3,14 @@ never sits in the function's environment.  Its value is never shown in a plan.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .. import dbstore, tags
 from ..desired import stored_db_url
 from ..errors import DeployError
+from ..plan import Step
 from .base import Planning
+from .cfn import Resources, unrendered
 
 KIND = "db-secret"
 
@@ -54,3 +58,11 @@ def teardown(p: Planning) -> None:
     p.call(KIND, "delete", stored.name,
            f"delete {stored.kind} {stored.name} (created to hold db.url)",
            f"{service}.{operation}", params)
+
+
+def template(p: Planning, created: Sequence[Step]) -> Resources:
+    """None: the export refuses ``--store-db-password`` before planning, since the
+    template would carry the password; the operator names a secret of theirs instead."""
+    for step in created:
+        raise unrendered(KIND, step)
+    return {}
