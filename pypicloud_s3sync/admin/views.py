@@ -35,7 +35,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from ..config import ConfigError, PypicloudConfig, load_config
+from ..config import PypicloudConfig, load_config
 from . import page
 from .errors import ApiError
 from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
@@ -59,99 +59,37 @@ DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
 
 
-# -- error mapping -----------------------------------------------------------------------
+# -- failures as HTTP answers -----------------------------------------------------------
+
+#: Each kind of failure (:data:`~pypicloud_s3sync.provision.awsfailure.KINDS`) as status,
+#: error code and headers. AWS's own refusals are 502 (the server is fine, its upstream
+#: said no), never 401/403: those mean "log in again" to pypicloud's UI and to pip. A
+#: state of the account the planner will not touch is 409: the request conflicts with
+#: what exists, and resolving that is the operator's call.
+ANSWERS: dict[str, tuple[int, str, dict[str, str]]] = {
+    "denied": (502, "aws_access_denied", {}),
+    "throttled": (503, "aws_throttled", {"Retry-After": "30"}),
+    "conflict": (409, "aws_conflict", {}),
+    "aws": (502, "aws_error", {}),
+    "unreachable": (504, "aws_unreachable", {}),
+    "credentials": (500, "aws_credentials", {}),
+    "state": (409, "conflict", {}),
+    "bundle": (500, "bundle", {}),
+    "config": (500, "config", {}),
+    "internal": (500, "internal", {}),
+}
+
 
 def error_for(exc: BaseException) -> ApiError:
-    """Turn whatever the planner raised into an answer an operator can act on.
-
-    AWS's own refusals are 502 (the server is fine, its upstream said no), never 401/403:
-    those mean "log in again" to pypicloud's UI and to pip. A state of the account the
-    planner will not touch (a foreign function, an overlapping notification) is 409:
-    the request conflicts with what exists, and resolving that is the operator's call.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..provision.errors import (
-        ApplyError,
-        AwsError,
-        DeployError,
-        MissingCredentials,
-        ProvisionError,
-    )
+    """The answer for whatever the work raised: sorted beside the errors themselves, so
+    that this only picks the HTTP status."""
+    from ..provision.awsfailure import classify
 
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, AwsError):
-        cause = exc.__cause__
-        if not isinstance(cause, ClientError | BotoCoreError):
-            return ApiError(502, "aws_error", exc.for_api())
-        upstream = _aws_error(cause, exc.hint)
-        if not isinstance(exc, ApplyError):
-            return upstream
-        # Which step failed and how many were applied comes first, then what to do.
-        hint = f". {upstream.hint}" if upstream.hint else ""
-        return ApiError(upstream.status, upstream.error, f"{exc.for_api()}{hint}",
-                        upstream.headers, upstream.hint)
-    if isinstance(exc, MissingCredentials):
-        return ApiError(500, "aws_credentials", f"the server has {exc.for_api()}")
-    if isinstance(exc, DeployError):
-        return ApiError(409, "conflict", exc.for_api())
-    if _is_bundle_error(exc):
-        return ApiError(
-            500, "bundle",
-            f"the server could not build the function's zip: {exc}. Build it elsewhere with "
-            "ppc-build-lambda-bundle and point s3sync.bundle at it",
-        )
-    if isinstance(exc, ConfigError):
-        text = exc.for_api() if isinstance(exc, ProvisionError) else str(exc)
-        return ApiError(500, "config",
-                        f"the server's configuration cannot drive the sync: {text}")
-    if isinstance(exc, ClientError | BotoCoreError):
-        return _aws_error(exc)
-    return ApiError(500, "internal",
-                    f"unexpected {type(exc).__name__}: {exc}; the server log has the details")
-
-
-def _is_bundle_error(exc: BaseException) -> bool:
-    try:
-        from ..bundle.errors import BundleError
-    except ImportError:
-        return False
-    return isinstance(exc, BundleError)
-
-
-def _aws_error(exc: BaseException, endpoint_hint: str = "") -> ApiError:
-    """botocore's error as an answer; ``endpoint_hint`` says which setting named an endpoint
-    that did not answer."""
-    from botocore.exceptions import ClientError
-
-    from ..provision import awsfailure
-
-    kind = awsfailure.kind(exc)
-    if isinstance(exc, ClientError):
-        info = exc.response.get("Error", {})
-        code = str(info.get("Code", "Unknown"))
-        detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
-        if kind == "denied":
-            hint = ("The server's AWS credentials lack a permission this needs; see the "
-                    "admin API documentation for the policy to attach")
-            return ApiError(502, "aws_access_denied", f"{detail}. {hint}", hint=hint)
-        if kind == "throttled":
-            hint = "AWS is throttling the server's calls; try again in a minute"
-            return ApiError(503, "aws_throttled", f"{detail}. {hint}", {"Retry-After": "30"},
-                            hint)
-        if kind == "conflict":
-            hint = ("Another change to the same resource is in progress; try again once it "
-                    "has finished")
-            return ApiError(409, "aws_conflict", f"{detail}. {hint}", hint=hint)
-        return ApiError(502, "aws_error", detail)
-    if kind == "credentials":
-        return error_for(awsfailure.missing_credentials(exc))
-    if kind == "unreachable":
-        return ApiError(504, "aws_unreachable",
-                        f"could not reach AWS: {exc}"
-                        + (f" ({endpoint_hint})" if endpoint_hint else ""))
-    return ApiError(502, "aws_error", f"AWS call failed: {exc}")
+    failure = classify(exc)
+    status, error, headers = ANSWERS[failure.kind]
+    return ApiError(status, error, failure.message, dict(headers), failure.hint)
 
 
 # -- the planner, as the CLI uses it -----------------------------------------------------
