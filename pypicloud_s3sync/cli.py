@@ -401,32 +401,19 @@ class _ProgressBar:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from .function.reconcile import check_bucket, open_cache, reconcile
-    from .function.s3 import s3_client
-    from .provision import awsfailure
+    from .provision.operation import reconcile
 
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        s3 = s3_client(config.settings, min_pool_connections=args.workers,
-                       endpoint_url=config.endpoint_url(args.endpoint_url))
-        check_bucket(s3, config.target)
-        cache = open_cache(config.cache_settings(args.endpoint_url))
-        report = reconcile(cache, s3, config.target, deep=args.deep,
+        report = reconcile(config, endpoint_url=args.endpoint_url, deep=args.deep,
                            dry_run=args.dry_run, workers=args.workers, progress=bar)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
         if bar is not None:
             bar.close()
-        kind = awsfailure.kind(exc)
-        if kind == "credentials":  # nothing ran; this machine's config needs fixing
-            raise awsfailure.missing_credentials(exc, storage_keys=True) from exc
-        line = f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0]
-        if kind == "unreachable":
-            sources = config.endpoint_sources(args.endpoint_url)
-            line += f" ({awsfailure.unreachable_hint(exc, sources)})"
-        print(redact_text(line), file=sys.stderr)
+        print(redact_text(_reconcile_failure(exc)), file=sys.stderr)
         print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
               "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
         return EXIT_ERROR
@@ -436,6 +423,17 @@ def run_reconcile(args: argparse.Namespace) -> int:
     if not (args.quiet and report.in_sync):
         print(report.summary())
     return 0 if report.in_sync else EXIT_DRIFT
+
+
+def _reconcile_failure(exc: Exception) -> str:
+    """Names the exception that stopped the run (botocore's own, behind an AwsError), since
+    which of S3 or the cache's database failed is what the operator looks for first."""
+    from .provision.errors import AwsError
+
+    aws = exc if isinstance(exc, AwsError) else None
+    cause = aws.__cause__ if aws is not None and aws.__cause__ is not None else exc
+    line = f"ppc-s3sync reconcile: error: {type(cause).__name__}: {cause}".splitlines()[0]
+    return line + (f" ({aws.hint})" if aws is not None and aws.hint else "")
 
 
 # -- export ------------------------------------------------------------------------------

@@ -38,8 +38,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from ..config import PypicloudConfig, load_config
 from . import page
 from .errors import ApiError
-from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
-from .jobs import ProgressLines as _ProgressLines
+from .jobs import RECONCILE, Operation, OperationLog, ProgressLines, StatusRuns, run_operation
 from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -98,20 +97,6 @@ def _config(request: Request) -> PypicloudConfig:
     return load_config(request.registry.settings)
 
 
-def server_session(config: PypicloudConfig) -> Any:
-    """A boto3 session with the credentials pypicloud itself uses for S3.
-
-    pypicloud passes ``storage.aws_access_key_id`` / ``_secret_access_key`` /
-    ``_session_token`` to boto3 when they are set and otherwise relies on boto3's default
-    chain (environment, instance or task role); the endpoint acts as the same identity.
-    """
-    import boto3
-
-    from ..function.s3 import credentials
-
-    return boto3.Session(**credentials(config.settings))
-
-
 def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
     """The server's ``s3sync.*`` settings, with what the request may override on top."""
     from ..provision.options import DeployOptions
@@ -120,68 +105,33 @@ def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
 
 
 def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
-    from ..provision.operation import run
+    from ..provision.operation import run, server_session
 
     return run(config, _options(config), "status", progress=progress,
                session=server_session(config)).to_json()
 
 
 def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
-    """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do: the same operation."""
+    """What the matching command does: the same operation, its result kept for pollers."""
+    from ..provision import operation
     from ..provision.errors import ApplyError
-    from ..provision.operation import run
 
     if op.action == RECONCILE:
-        _reconcile(config, op, deep=bool(overrides.get("deep")))
+        op.report = operation.reconcile(config, deep=bool(overrides.get("deep")),
+                                        dry_run=op.dry_run, progress=ProgressLines(op)).to_dict()
         return
 
     def show(plan: Plan) -> None:
         op.plan = plan.to_json()  # pollers see the plan while it is applied
 
     try:
-        outcome = run(config, _options(config, **overrides), op.action, dry_run=op.dry_run,
-                      progress=op.say, on_plan=show, session=server_session(config))
+        outcome = operation.run(config, _options(config, **overrides), op.action,
+                                dry_run=op.dry_run, progress=op.say, on_plan=show,
+                                session=operation.server_session(config))
     except ApplyError as exc:
         op.applied = [result.to_json() for result in exc.done]
         raise
     op.applied = outcome.to_json()["applied"]
-
-
-def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
-    """What ``ppc-s3sync reconcile`` does: the same bucket check, cache and function.
-
-    The cache is opened from the settings (as the CLI opens it), not taken from the
-    request: the work outlives the request when it takes longer than the bounded wait,
-    and a request's cache session ends with its request.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..function.reconcile import DEFAULT_WORKERS, check_bucket, open_cache, reconcile
-    from ..function.s3 import s3_client
-    from ..provision.awsfailure import translate
-
-    s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS,
-                   endpoint_url=config.endpoint_url())
-    try:
-        check_bucket(s3, config.target)
-    except (BotoCoreError, ClientError) as exc:  # the first call: names a bad endpoint
-        raise translate(exc, config.endpoint_sources()) from exc
-    cache = open_cache(config.cache_settings())
-    try:
-        report = reconcile(cache, s3, config.target, deep=deep, dry_run=op.dry_run,
-                           progress=_ProgressLines(op))
-    finally:
-        _close_cache(cache)
-    op.report = report.to_dict()
-
-
-def _close_cache(cache: Any) -> None:
-    """Give a SQL cache's connections back: each reconcile opened its own engine."""
-    session = getattr(cache, "db", None)
-    if hasattr(session, "get_bind"):
-        bind = session.get_bind()
-        session.close()
-        bind.dispose()
 
 
 # -- failures, as answered and logged ----------------------------------------------------

@@ -98,12 +98,14 @@ def missing_credentials(exc: BaseException, *, storage_keys: bool = False) -> Mi
         Fix(ways, f"{STORAGE_KEYS}, or the server's own: {ENVIRONMENT_WAYS}", "give them as {}"))
 
 
-def translate(exc: BaseException, sources: Mapping[str, str]) -> ProvisionError:
+def translate(exc: BaseException, sources: Mapping[str, str], *,
+              storage_keys: bool = False) -> ProvisionError:
     """The error to raise for botocore's ``exc``: credentials are the config's problem;
-    an unreachable endpoint names the setting that gave it."""
+    an unreachable endpoint names the setting that gave it.  ``storage_keys`` as for
+    :func:`missing_credentials`."""
     what = kind(exc)
     if what == "credentials":
-        return missing_credentials(exc)
+        return missing_credentials(exc, storage_keys=storage_keys)
     if what == "unreachable":
         hint = unreachable_hint(exc, sources)
         return AwsError(f"AWS: {one_line(str(exc))} ({hint})", hint=hint)
