@@ -454,24 +454,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write what create would make as a template, for a reviewed deploy; no AWS call."""
-    from .provision import cloudformation
-    from .provision.deploy import ZipBundle
-    from .provision.errors import REGION, Fix, OptionsError
+    from .provision.operation import export
 
     config = load(args)
-    options = _options(args, config)
-    region = options.region or config.target.region
-    if not region:
-        raise OptionsError("no AWS region for the template (the bucket's region)",
-                           Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
-    if options.bundle:
-        code = ZipBundle.from_path(options.bundle, options.runtime, options.arch)
-    else:
-        from .bundle.builder import build_bundle
-
-        code = build_bundle(config, runtime=options.runtime, arch=options.arch,
-                            progress=_progress)
-    written = cloudformation.export(config, options, region, code, args.output)
+    written = export(config, _options(args, config), args.output, progress=_progress)
     for warning in written.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Wrote {written.template} and {written.bundle}. Deploy them with:")

@@ -1,9 +1,10 @@
-"""The operations the command line and the admin API both run, and nothing else does.
+"""Every operation a front end runs: the command line and the admin API call only these.
 
 :func:`run` plans, applies unless it is a dry run (or there is nothing to do), and hands
 back the result as data; :func:`reconcile` makes the server's cache agree with its
-bucket.  Each front end only renders what they return (text or JSON) and what they
-raise, so the two cannot drift apart in what they do.
+bucket; :func:`export` writes create's plan as a template instead of applying it.  Each
+front end only renders what they return (text or JSON) and what they raise, so the two
+cannot drift apart in what they do.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from . import deploy, executor
 from .aws import AwsClients
 from .awsfailure import translate
+from .errors import REGION, Fix, OptionsError
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from ..function.reconcile import Progress, ReconcileReport
+    from .cloudformation import Export
     from .options import DeployOptions
     from .plan import Plan, StatusReport, StepResult
 
@@ -82,6 +85,28 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
         outcome.applied = executor.apply(plan, clients, progress=progress)
     return outcome
 
+
+
+def export(config: PypicloudConfig, options: DeployOptions, directory: str, *,
+           progress: Callable[[str], None] | None = None) -> Export:
+    """Write what create would make, as a template and the zip it references, into
+    ``directory``: for a deploy someone reviews first.  It calls no AWS API (the region
+    comes from the options or the bucket's), so it needs no credentials.
+    """
+    from . import cloudformation
+
+    region = options.region or config.target.region
+    if not region:
+        raise OptionsError("no AWS region for the template (the bucket's region)",
+                           Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
+    if options.bundle:
+        code = deploy.ZipBundle.from_path(options.bundle, options.runtime, options.arch)
+    else:
+        from ..bundle.builder import build_bundle
+
+        code = build_bundle(config, runtime=options.runtime, arch=options.arch,
+                            progress=progress)
+    return cloudformation.export(config, options, region, code, directory)
 
 def server_session(config: PypicloudConfig) -> Any:
     """A boto3 session with the credentials pypicloud itself uses for S3.
