@@ -164,7 +164,7 @@ def _option_argument(parser: argparse.ArgumentParser, name: str, command: str) -
 
 
 def _target_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """Flags that say which function, where: shared by create, delete and status."""
+    """Flags that say which function, where: every command that names one."""
     _config_argument(parser)
     for name in ("function_name", "role_arn", "region", "endpoint_url"):
         _option_argument(parser, name, command)

@@ -15,12 +15,13 @@ and a mutating endpoint that talks to AWS needs (the mechanics live in
 * Errors as JSON with a status that says whose problem it is, and no secret in any
   answer or log line.
 
-All real work is the CLI's code: :func:`pypicloud_s3sync.provision.operation.run` plans
-and applies, and ``POST /admin/s3sync/reconcile`` runs
-:func:`pypicloud_s3sync.function.reconcile.reconcile` under the same guards (it writes the
-cache), with ``GET`` on the same URL to poll it. A browser asking for HTML gets the sync
-page (:mod:`~pypicloud_s3sync.admin.page`) from ``GET /admin/s3sync``, which calls these
-views like any other client.
+This module is HTTP only. The work is the CLI's own, in
+:mod:`pypicloud_s3sync.provision.operation` (``run`` plans and applies; ``reconcile``, for
+``POST /admin/s3sync/reconcile``, writes the cache, so it runs under the same guards, with
+``GET`` on the same URL to poll it), and which kind of failure an error is comes from
+:func:`pypicloud_s3sync.provision.awsfailure.classify`; the views pick the status. A
+browser asking for HTML gets the sync page (:mod:`~pypicloud_s3sync.admin.page`) from
+``GET /admin/s3sync``, which calls these views like any other client.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def error_for(exc: BaseException) -> ApiError:
     return ApiError(status, error, failure.message, dict(headers), failure.hint)
 
 
-# -- the planner, as the CLI uses it -----------------------------------------------------
+# -- the operations, as the CLI runs them ------------------------------------------------
 
 def _config(request: Request) -> PypicloudConfig:
     return load_config(request.registry.settings)
