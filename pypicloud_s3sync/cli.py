@@ -146,13 +146,15 @@ def _flag_type(flag: Flag) -> Callable[[str], Any] | None:
 
 
 def _add_flag(container: Any, name: str, flag: Flag, command: str) -> None:
-    """One deploy option's flag, as :class:`~.provision.options.DeployOptions` declares it."""
+    """One deploy option's flag exactly as :class:`~.provision.options.DeployOptions`
+    declares it; its ``dest`` is the option, so :func:`_options` reads it back by name."""
+    text = flag.help_for.get(command, flag.help)
     if flag.const is not None:
         container.add_argument(*flag.names, dest=name, action="store_const", const=flag.const,
-                               help=flag.help)
+                               help=text)
         return
     container.add_argument(*flag.names, dest=name, metavar=flag.metavar, type=_flag_type(flag),
-                           choices=flag.choices, help=flag.help_for.get(command, flag.help))
+                           choices=flag.choices, help=text)
 
 
 def _option_argument(parser: argparse.ArgumentParser, name: str, command: str) -> None:
