@@ -9,11 +9,12 @@ a mistake the user can fix.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # pyramid (under pypicloud) imports pkg_resources, whose deprecation warning would open
 # every command's output; it says nothing the operator can act on.
@@ -24,7 +25,8 @@ from .urlsecrets import redact_text  # noqa: E402
 from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
-    from .provision.deploy import DeployOptions, Plan
+    from .provision.options import DeployOptions, Flag
+    from .provision.plan import Plan
 
 #: Exit status for a config or usage error the user can fix.
 EXIT_CONFIG = 2
@@ -125,118 +127,77 @@ def run_bundle(args: argparse.Namespace) -> int:
 # -- create / delete / status -------------------------------------------------------------
 
 
-def _endpoint_url(value: str) -> str:
-    """``--endpoint-url`` checked by the rule its settings follow, as a usage error."""
-    from .config import check_endpoint_url
+def _flag_type(flag: Flag) -> Callable[[str], Any] | None:
+    """The flag's own conversion, whose ConfigError is a usage error like argparse's own;
+    named as the conversion, which argparse's "invalid int value" quotes."""
+    convert = flag.type
+    if convert is None:
+        return None
 
-    try:
-        return check_endpoint_url(value, "--endpoint-url")
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--endpoint-url = ")) from exc
+    @functools.wraps(convert)
+    def checked(value: str) -> Any:
+        try:
+            return convert(value)
+        except ConfigError as exc:
+            prefix = f"{flag.names[-1]} = "
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(prefix)) from exc
+
+    return checked
 
 
-def _endpoint_argument(parser: argparse.ArgumentParser) -> None:
-    """The one flag every command that talks to AWS takes, with the same meaning."""
-    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
-                        help="send every AWS call to this endpoint, e.g. a moto server "
-                             "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)")
+def _add_flag(container: Any, name: str, flag: Flag, command: str) -> None:
+    """One deploy option's flag exactly as :class:`~.provision.options.DeployOptions`
+    declares it; its ``dest`` is the option, so :func:`_options` reads it back by name."""
+    text = flag.help_for.get(command, flag.help)
+    if flag.const is not None:
+        container.add_argument(*flag.names, dest=name, action="store_const", const=flag.const,
+                               help=text)
+        return
+    container.add_argument(*flag.names, dest=name, metavar=flag.metavar, type=_flag_type(flag),
+                           choices=flag.choices, help=text)
 
 
-def _target_arguments(parser: argparse.ArgumentParser,
-                      role_help: str = "run the function as this existing IAM role and "
-                                       "create none") -> None:
-    """Flags that say which function, where: shared by create, delete and status."""
+def _option_argument(parser: argparse.ArgumentParser, name: str, command: str) -> None:
+    from .provision.options import flags
+
+    for field, flag in flags():
+        if field == name:
+            _add_flag(parser, name, flag, command)
+
+
+def _target_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Flags that say which function, where: every command that names one."""
     _config_argument(parser)
-    parser.add_argument("-n", "--name", dest="function_name", metavar="NAME",
-                        help="name of the Lambda function (default: s3sync.function_name, "
-                             "else pypicloud_s3_sync)")
-    parser.add_argument("-a", "--role-arn", dest="role_arn", metavar="ROLE_ARN",
-                        help=role_help)
-    parser.add_argument("-r", "--region", metavar="REGION",
-                        help="AWS region of the function (default: storage.region_name)")
-    _endpoint_argument(parser)
+    for name in ("function_name", "role_arn", "region", "endpoint_url"):
+        _option_argument(parser, name, command)
     parser.add_argument("--json", action="store_true",
                         help="print the plan / report as JSON on stdout (progress on stderr)")
 
 
-def _function_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that describe the desired function: shared by create and status."""
-    from .provision.deploy import ARCHITECTURES, DELIVERIES, RUNTIMES
+def _function_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Flags that describe the desired function, one section each: create, status, export."""
+    from .provision.options import flags
 
-    group = parser.add_argument_group("function")
-    group.add_argument("--runtime", metavar="RUNTIME",
-                       help=f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just "
-                            f"3.12...; default: s3sync.runtime or the newest, {RUNTIMES[-1]},"
-                            " whose bytecode is compiled only if this machine has that "
-                            "Python: without it the zip holds sources and every cold start "
-                            "compiles them)")
-    group.add_argument("--arch", metavar="ARCH",
-                       help=f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: "
-                            "s3sync.arch or x86_64)")
-    group.add_argument("--memory", type=int, metavar="MB", help="memory in MB (256)")
-    group.add_argument("--timeout", type=int, metavar="SECONDS", help="timeout (60)")
-    group.add_argument("--subnet-ids", metavar="IDS",
-                       help="comma-separated subnets, for a cache inside a VPC")
-    group.add_argument("--security-group-ids", metavar="IDS",
-                       help="comma-separated security groups, with --subnet-ids")
-    group.add_argument("--bundle", metavar="ZIP",
-                       help="deploy this zip (from ppc-build-lambda-bundle) instead of "
-                            "building one")
-    group = parser.add_argument_group("events")
-    group.add_argument("--delivery", choices=DELIVERIES,
-                       help="direct: a bucket notification (default); eventbridge: the "
-                            "bucket sends to EventBridge and a rule invokes the function "
-                            "(use it when another notification overlaps ours)")
-    group.add_argument("--retry-attempts", type=int, metavar="N",
-                       help="async retries after a failed invocation, 0-2 (2)")
-    group.add_argument("--max-event-age", type=int, metavar="SECONDS",
-                       help="drop events older than this, 60-21600 (21600)")
-    group.add_argument("--reserved-concurrency", metavar="N",
-                       help="at most N containers at once (each holds one cache "
-                            "connection); throttled events wait and are retried; off: no cap")
-    group.add_argument("--on-failure", metavar="ARN",
-                       help="SQS queue or SNS topic ARN for events that still failed")
-    group.add_argument("--reconcile-every", metavar="INTERVAL",
-                       help="also reconcile the cache with the bucket on a schedule: 1d, "
-                            "12h, 30m, or an EventBridge rate(...)/cron(...) expression; "
-                            "'off' removes a schedule set in the ini")
-    group = parser.add_argument_group("alarms")
-    group.add_argument("--alarm-topic", metavar="SNS_ARN",
-                       help="keep CloudWatch alarms on the function's errors and lag that "
-                            "notify this SNS topic (same region); 'off' removes ours")
-    group.add_argument("--alarm-lag", metavar="SECONDS",
-                       help="lag from S3 event to cache write above which the lag alarm "
-                            "fires and status warns (900)")
-    group = parser.add_argument_group("cache credentials")
-    choice = group.add_mutually_exclusive_group()
-    choice.add_argument("--allow-db-password", dest="db_password", action="store_const",
-                        const="copy",
-                        help="copy a db.url that holds a password into the function's "
-                             "environment")
-    choice.add_argument("--omit-db-password", dest="db_password", action="store_const",
-                        const="omit",
-                        help="deploy without that db.url; you set PPC_DB_URL on the "
-                             "function yourself")
-    group.add_argument("--kms-key-arn", metavar="ARN",
-                       help="encrypt the function's environment with this customer "
-                            "managed KMS key (the role may decrypt with it)")
-    choice.add_argument("--store-db-password", choices=("secretsmanager", "ssm"),
-                        help="keep db.url in a secret create makes and owns (named after "
-                             "the function and region); the function reads it from there")
+    sections: dict[str, Any] = {}
+    exclusive: dict[str, Any] = {}
+    for name, flag in flags():
+        if flag.section is None:
+            continue
+        if flag.section not in sections:
+            sections[flag.section] = parser.add_argument_group(flag.section)
+        container: Any = sections[flag.section]
+        if flag.exclusive is not None:
+            if flag.exclusive not in exclusive:
+                exclusive[flag.exclusive] = container.add_mutually_exclusive_group()
+            container = exclusive[flag.exclusive]
+        _add_flag(container, name, flag, command)
 
 
 def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions:
     """Ini settings (``s3sync.*``) first, then every flag the user gave."""
-    from .provision.deploy import DeployOptions
+    from .provision.options import DeployOptions, flags
 
-    names = ("function_name", "role_arn", "region", "endpoint_url", "runtime", "arch",
-             "memory", "timeout", "subnet_ids", "security_group_ids", "bundle", "delivery",
-             "retry_attempts", "max_event_age", "on_failure", "db_password", "force",
-             "store_db_password", "kms_key_arn",
-             "reconcile_every", "reserved_concurrency", "alarm_topic", "alarm_lag")
-    overrides = {name: getattr(args, name, None) for name in names}
-    if overrides["force"] is False:
-        overrides["force"] = None  # not given: the ini may say s3sync.force
+    overrides = {name: getattr(args, name, None) for name, _ in flags()}
     return DeployOptions.from_config(config, **overrides)
 
 
@@ -252,8 +213,6 @@ def _print_json(document: object) -> None:
 
 def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """AWS refusing a call or being unreachable is one line and exit 1, not a traceback."""
-    import functools
-
     @functools.wraps(run)
     def wrapper(args: argparse.Namespace) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -299,12 +258,11 @@ def _plan_and_apply(args: argparse.Namespace, action: str) -> int:
 
 
 def add_create_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser)
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="update an existing function's code and configuration in place")
+    _target_arguments(parser, "create")
+    _option_argument(parser, "force", "create")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan and change nothing")
-    _function_arguments(parser)
+    _function_arguments(parser, "create")
     parser.set_defaults(prog="ppc-create-s3-sync")
 
 
@@ -314,9 +272,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
-    # Delete never runs the function as anything: -a only says the role is not ours.
-    _target_arguments(parser, role_help="the role create was given with -a (s3sync.role_arn):"
-                                        " it is left alone, and no role is deleted")
+    _target_arguments(parser, "delete")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be removed and change nothing")
     parser.set_defaults(prog="ppc-delete-s3-sync")
@@ -328,8 +284,8 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser)
-    _function_arguments(parser)
+    _target_arguments(parser, "status")
+    _function_arguments(parser, "status")
     parser.set_defaults(prog="ppc-s3sync status")
 
 
@@ -352,7 +308,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def add_reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     _config_argument(parser)
-    _endpoint_argument(parser)
+    _option_argument(parser, "endpoint_url", "reconcile")
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would change; change nothing")
     parser.add_argument("--deep", action="store_true",
@@ -401,32 +357,19 @@ class _ProgressBar:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from .function.reconcile import check_bucket, open_cache, reconcile
-    from .function.s3 import s3_client
-    from .provision import awsfailure
+    from .provision.operation import reconcile
 
     config = load(args)
     bar = _ProgressBar() if not args.quiet and sys.stderr.isatty() else None
     try:
-        s3 = s3_client(config.settings, min_pool_connections=args.workers,
-                       endpoint_url=config.endpoint_url(args.endpoint_url))
-        check_bucket(s3, config.target)
-        cache = open_cache(config.cache_settings(args.endpoint_url))
-        report = reconcile(cache, s3, config.target, deep=args.deep,
+        report = reconcile(config, endpoint_url=args.endpoint_url, deep=args.deep,
                            dry_run=args.dry_run, workers=args.workers, progress=bar)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - S3/database failures: one line, own status
         if bar is not None:
             bar.close()
-        kind = awsfailure.kind(exc)
-        if kind == "credentials":  # nothing ran; this machine's config needs fixing
-            raise awsfailure.missing_credentials(exc, storage_keys=True) from exc
-        line = f"ppc-s3sync reconcile: error: {type(exc).__name__}: {exc}".splitlines()[0]
-        if kind == "unreachable":
-            sources = config.endpoint_sources(args.endpoint_url)
-            line += f" ({awsfailure.unreachable_hint(exc, sources)})"
-        print(redact_text(line), file=sys.stderr)
+        print(redact_text(_reconcile_failure(exc)), file=sys.stderr)
         print("ppc-s3sync reconcile: running it again is safe (SQL caches roll back; "
               "Redis and DynamoDB keep what was fixed before the error)", file=sys.stderr)
         return EXIT_ERROR
@@ -438,14 +381,25 @@ def run_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.in_sync else EXIT_DRIFT
 
 
+def _reconcile_failure(exc: Exception) -> str:
+    """Names the exception that stopped the run (botocore's own, behind an AwsError), since
+    which of S3 or the cache's database failed is what the operator looks for first."""
+    from .provision.errors import AwsError
+
+    aws = exc if isinstance(exc, AwsError) else None
+    cause = aws.__cause__ if aws is not None and aws.__cause__ is not None else exc
+    line = f"ppc-s3sync reconcile: error: {type(cause).__name__}: {cause}".splitlines()[0]
+    return line + (f" ({aws.hint})" if aws is not None and aws.hint else "")
+
+
 # -- export ------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("cloudformation",)
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser)
-    _function_arguments(parser)
+    _target_arguments(parser, "export")
+    _function_arguments(parser, "export")
     parser.add_argument("--format", dest="export_format", choices=EXPORT_FORMATS,
                         default="cloudformation",
                         help="what to write: a CloudFormation template (the default)")
@@ -456,24 +410,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write what create would make as a template, for a reviewed deploy; no AWS call."""
-    from .provision import cloudformation
-    from .provision.deploy import ZipBundle
-    from .provision.errors import REGION, Fix, OptionsError
+    from .provision.operation import export
 
     config = load(args)
-    options = _options(args, config)
-    region = options.region or config.target.region
-    if not region:
-        raise OptionsError("no AWS region for the template (the bucket's region)",
-                           Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
-    if options.bundle:
-        code = ZipBundle.from_path(options.bundle, options.runtime, options.arch)
-    else:
-        from .bundle.builder import build_bundle
-
-        code = build_bundle(config, runtime=options.runtime, arch=options.arch,
-                            progress=_progress)
-    written = cloudformation.export(config, options, region, code, args.output)
+    written = export(config, _options(args, config), args.output, progress=_progress)
     for warning in written.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Wrote {written.template} and {written.bundle}. Deploy them with:")

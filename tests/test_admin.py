@@ -209,6 +209,14 @@ def test_aws_refusals_are_reported_as_upstream_errors_not_as_logins(aws):
     assert error_for(ConfigError("storage.bucket is not set")).error == "config"
 
 
+def test_every_kind_of_failure_has_an_http_answer():
+    """The sorting lives beside the errors; a kind added there must get a status here."""
+    from pypicloud_s3sync.admin.views import ANSWERS
+    from pypicloud_s3sync.provision.awsfailure import KINDS
+
+    assert set(ANSWERS) == set(KINDS)
+
+
 def test_a_refusal_names_the_flag_on_the_command_line_and_the_setting_through_the_api(
         aws, tmp_path):
     """The planner's fix for a foreign function of our name, rendered by each front end."""

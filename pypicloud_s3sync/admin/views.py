@@ -15,12 +15,13 @@ and a mutating endpoint that talks to AWS needs (the mechanics live in
 * Errors as JSON with a status that says whose problem it is, and no secret in any
   answer or log line.
 
-All real work is the CLI's code: :func:`pypicloud_s3sync.provision.operation.run` plans
-and applies, and ``POST /admin/s3sync/reconcile`` runs
-:func:`pypicloud_s3sync.function.reconcile.reconcile` under the same guards (it writes the
-cache), with ``GET`` on the same URL to poll it. A browser asking for HTML gets the sync
-page (:mod:`~pypicloud_s3sync.admin.page`) from ``GET /admin/s3sync``, which calls these
-views like any other client.
+This module is HTTP only. The work is the CLI's own, in
+:mod:`pypicloud_s3sync.provision.operation` (``run`` plans and applies; ``reconcile``, for
+``POST /admin/s3sync/reconcile``, writes the cache, so it runs under the same guards, with
+``GET`` on the same URL to poll it), and which kind of failure an error is comes from
+:func:`pypicloud_s3sync.provision.awsfailure.classify`; the views pick the status. A
+browser asking for HTML gets the sync page (:mod:`~pypicloud_s3sync.admin.page`) from
+``GET /admin/s3sync``, which calls these views like any other client.
 """
 
 from __future__ import annotations
@@ -35,11 +36,10 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from ..config import ConfigError, PypicloudConfig, load_config
+from ..config import PypicloudConfig, load_config
 from . import page
 from .errors import ApiError
-from .jobs import RECONCILE, Operation, OperationLog, StatusRuns, run_operation
-from .jobs import ProgressLines as _ProgressLines
+from .jobs import RECONCILE, Operation, OperationLog, ProgressLines, StatusRuns, run_operation
 from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -59,119 +59,43 @@ DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
 
 
-# -- error mapping -----------------------------------------------------------------------
+# -- failures as HTTP answers -----------------------------------------------------------
+
+#: Each kind of failure (:data:`~pypicloud_s3sync.provision.awsfailure.KINDS`) as status,
+#: error code and headers. AWS's own refusals are 502 (the server is fine, its upstream
+#: said no), never 401/403: those mean "log in again" to pypicloud's UI and to pip. A
+#: state of the account the planner will not touch is 409: the request conflicts with
+#: what exists, and resolving that is the operator's call.
+ANSWERS: dict[str, tuple[int, str, dict[str, str]]] = {
+    "denied": (502, "aws_access_denied", {}),
+    "throttled": (503, "aws_throttled", {"Retry-After": "30"}),
+    "conflict": (409, "aws_conflict", {}),
+    "aws": (502, "aws_error", {}),
+    "unreachable": (504, "aws_unreachable", {}),
+    "credentials": (500, "aws_credentials", {}),
+    "state": (409, "conflict", {}),
+    "bundle": (500, "bundle", {}),
+    "config": (500, "config", {}),
+    "internal": (500, "internal", {}),
+}
+
 
 def error_for(exc: BaseException) -> ApiError:
-    """Turn whatever the planner raised into an answer an operator can act on.
-
-    AWS's own refusals are 502 (the server is fine, its upstream said no), never 401/403:
-    those mean "log in again" to pypicloud's UI and to pip. A state of the account the
-    planner will not touch (a foreign function, an overlapping notification) is 409:
-    the request conflicts with what exists, and resolving that is the operator's call.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..provision.errors import (
-        ApplyError,
-        AwsError,
-        DeployError,
-        MissingCredentials,
-        ProvisionError,
-    )
+    """The answer for whatever the work raised: sorted beside the errors themselves, so
+    that this only picks the HTTP status."""
+    from ..provision.awsfailure import classify
 
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, AwsError):
-        cause = exc.__cause__
-        if not isinstance(cause, ClientError | BotoCoreError):
-            return ApiError(502, "aws_error", exc.for_api())
-        upstream = _aws_error(cause, exc.hint)
-        if not isinstance(exc, ApplyError):
-            return upstream
-        # Which step failed and how many were applied comes first, then what to do.
-        hint = f". {upstream.hint}" if upstream.hint else ""
-        return ApiError(upstream.status, upstream.error, f"{exc.for_api()}{hint}",
-                        upstream.headers, upstream.hint)
-    if isinstance(exc, MissingCredentials):
-        return ApiError(500, "aws_credentials", f"the server has {exc.for_api()}")
-    if isinstance(exc, DeployError):
-        return ApiError(409, "conflict", exc.for_api())
-    if _is_bundle_error(exc):
-        return ApiError(
-            500, "bundle",
-            f"the server could not build the function's zip: {exc}. Build it elsewhere with "
-            "ppc-build-lambda-bundle and point s3sync.bundle at it",
-        )
-    if isinstance(exc, ConfigError):
-        text = exc.for_api() if isinstance(exc, ProvisionError) else str(exc)
-        return ApiError(500, "config",
-                        f"the server's configuration cannot drive the sync: {text}")
-    if isinstance(exc, ClientError | BotoCoreError):
-        return _aws_error(exc)
-    return ApiError(500, "internal",
-                    f"unexpected {type(exc).__name__}: {exc}; the server log has the details")
+    failure = classify(exc)
+    status, error, headers = ANSWERS[failure.kind]
+    return ApiError(status, error, failure.message, dict(headers), failure.hint)
 
 
-def _is_bundle_error(exc: BaseException) -> bool:
-    try:
-        from ..bundle.errors import BundleError
-    except ImportError:
-        return False
-    return isinstance(exc, BundleError)
-
-
-def _aws_error(exc: BaseException, endpoint_hint: str = "") -> ApiError:
-    """botocore's error as an answer; ``endpoint_hint`` says which setting named an endpoint
-    that did not answer."""
-    from botocore.exceptions import ClientError
-
-    from ..provision import awsfailure
-
-    kind = awsfailure.kind(exc)
-    if isinstance(exc, ClientError):
-        info = exc.response.get("Error", {})
-        code = str(info.get("Code", "Unknown"))
-        detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
-        if kind == "denied":
-            hint = ("The server's AWS credentials lack a permission this needs; see the "
-                    "admin API documentation for the policy to attach")
-            return ApiError(502, "aws_access_denied", f"{detail}. {hint}", hint=hint)
-        if kind == "throttled":
-            hint = "AWS is throttling the server's calls; try again in a minute"
-            return ApiError(503, "aws_throttled", f"{detail}. {hint}", {"Retry-After": "30"},
-                            hint)
-        if kind == "conflict":
-            hint = ("Another change to the same resource is in progress; try again once it "
-                    "has finished")
-            return ApiError(409, "aws_conflict", f"{detail}. {hint}", hint=hint)
-        return ApiError(502, "aws_error", detail)
-    if kind == "credentials":
-        return error_for(awsfailure.missing_credentials(exc))
-    if kind == "unreachable":
-        return ApiError(504, "aws_unreachable",
-                        f"could not reach AWS: {exc}"
-                        + (f" ({endpoint_hint})" if endpoint_hint else ""))
-    return ApiError(502, "aws_error", f"AWS call failed: {exc}")
-
-
-# -- the planner, as the CLI uses it -----------------------------------------------------
+# -- the operations, as the CLI runs them ------------------------------------------------
 
 def _config(request: Request) -> PypicloudConfig:
     return load_config(request.registry.settings)
-
-
-def server_session(config: PypicloudConfig) -> Any:
-    """A boto3 session with the credentials pypicloud itself uses for S3.
-
-    pypicloud passes ``storage.aws_access_key_id`` / ``_secret_access_key`` /
-    ``_session_token`` to boto3 when they are set and otherwise relies on boto3's default
-    chain (environment, instance or task role); the endpoint acts as the same identity.
-    """
-    import boto3
-
-    from ..function.s3 import credentials
-
-    return boto3.Session(**credentials(config.settings))
 
 
 def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
@@ -182,68 +106,33 @@ def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
 
 
 def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
-    from ..provision.operation import run
+    from ..provision.operation import run, server_session
 
     return run(config, _options(config), "status", progress=progress,
                session=server_session(config)).to_json()
 
 
 def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
-    """What ``ppc-create-s3-sync`` / ``ppc-delete-s3-sync`` do: the same operation."""
+    """What the matching command does: the same operation, its result kept for pollers."""
+    from ..provision import operation
     from ..provision.errors import ApplyError
-    from ..provision.operation import run
 
     if op.action == RECONCILE:
-        _reconcile(config, op, deep=bool(overrides.get("deep")))
+        op.report = operation.reconcile(config, deep=bool(overrides.get("deep")),
+                                        dry_run=op.dry_run, progress=ProgressLines(op)).to_dict()
         return
 
     def show(plan: Plan) -> None:
         op.plan = plan.to_json()  # pollers see the plan while it is applied
 
     try:
-        outcome = run(config, _options(config, **overrides), op.action, dry_run=op.dry_run,
-                      progress=op.say, on_plan=show, session=server_session(config))
+        outcome = operation.run(config, _options(config, **overrides), op.action,
+                                dry_run=op.dry_run, progress=op.say, on_plan=show,
+                                session=operation.server_session(config))
     except ApplyError as exc:
         op.applied = [result.to_json() for result in exc.done]
         raise
     op.applied = outcome.to_json()["applied"]
-
-
-def _reconcile(config: PypicloudConfig, op: Operation, *, deep: bool) -> None:
-    """What ``ppc-s3sync reconcile`` does: the same bucket check, cache and function.
-
-    The cache is opened from the settings (as the CLI opens it), not taken from the
-    request: the work outlives the request when it takes longer than the bounded wait,
-    and a request's cache session ends with its request.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from ..function.reconcile import DEFAULT_WORKERS, check_bucket, open_cache, reconcile
-    from ..function.s3 import s3_client
-    from ..provision.awsfailure import translate
-
-    s3 = s3_client(config.settings, min_pool_connections=DEFAULT_WORKERS,
-                   endpoint_url=config.endpoint_url())
-    try:
-        check_bucket(s3, config.target)
-    except (BotoCoreError, ClientError) as exc:  # the first call: names a bad endpoint
-        raise translate(exc, config.endpoint_sources()) from exc
-    cache = open_cache(config.cache_settings())
-    try:
-        report = reconcile(cache, s3, config.target, deep=deep, dry_run=op.dry_run,
-                           progress=_ProgressLines(op))
-    finally:
-        _close_cache(cache)
-    op.report = report.to_dict()
-
-
-def _close_cache(cache: Any) -> None:
-    """Give a SQL cache's connections back: each reconcile opened its own engine."""
-    session = getattr(cache, "db", None)
-    if hasattr(session, "get_bind"):
-        bind = session.get_bind()
-        session.close()
-        bind.dispose()
 
 
 # -- failures, as answered and logged ----------------------------------------------------

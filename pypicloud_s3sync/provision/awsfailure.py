@@ -5,15 +5,19 @@ terms (an exit status, an HTTP status), so the sorting lives here, beside
 :class:`~.errors.AwsError`, and each front end only maps a kind to its status.  Two
 kinds are not AWS's doing and say so: missing credentials are a configuration problem
 of this machine, and an unreachable endpoint is often one of our own settings, which
-the message then names.
+the message then names.  :func:`classify` sorts anything an operation raised, in the
+words of a caller who sees the server's settings but not its command line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import AwsError, Fix, MissingCredentials, ProvisionError
+from ..bundle.errors import BundleError
+from ..config import ConfigError
+from .errors import ApplyError, AwsError, DeployError, Fix, MissingCredentials, ProvisionError
 
 DENIED = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
@@ -94,13 +98,100 @@ def missing_credentials(exc: BaseException, *, storage_keys: bool = False) -> Mi
         Fix(ways, f"{STORAGE_KEYS}, or the server's own: {ENVIRONMENT_WAYS}", "give them as {}"))
 
 
-def translate(exc: BaseException, sources: Mapping[str, str]) -> ProvisionError:
+def translate(exc: BaseException, sources: Mapping[str, str], *,
+              storage_keys: bool = False) -> ProvisionError:
     """The error to raise for botocore's ``exc``: credentials are the config's problem;
-    an unreachable endpoint names the setting that gave it."""
+    an unreachable endpoint names the setting that gave it.  ``storage_keys`` as for
+    :func:`missing_credentials`."""
     what = kind(exc)
     if what == "credentials":
-        return missing_credentials(exc)
+        return missing_credentials(exc, storage_keys=storage_keys)
     if what == "unreachable":
         hint = unreachable_hint(exc, sources)
         return AwsError(f"AWS: {one_line(str(exc))} ({hint})", hint=hint)
     return AwsError(f"AWS: {one_line(str(exc))}")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An operation's failure, sorted: ``kind`` says whose problem it is (a front end maps
+    it to its own status), ``message`` says it in settings rather than flags, ``hint`` is
+    what to do, kept apart so it can follow another message too."""
+
+    kind: str
+    message: str
+    hint: str = ""
+
+
+#: Every :attr:`Failure.kind`: AWS said no (``denied``, ``throttled``, ``conflict``,
+#: ``aws``) or did not answer (``unreachable``); this machine has no credentials
+#: (``credentials``); the account holds what the planner must not touch (``state``);
+#: the zip could not be built here (``bundle``); the settings cannot drive the sync
+#: (``config``); or a bug of ours (``internal``).
+KINDS = ("denied", "throttled", "conflict", "aws", "unreachable", "credentials", "state",
+         "bundle", "config", "internal")
+
+
+def classify(exc: BaseException) -> Failure:
+    """Sort whatever an operation raised, so that AWS's refusals are never mistaken for the
+    caller's (a login) or the configuration's fault, and a state of the account the planner
+    will not touch is told apart from both."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, AwsError):
+        cause = exc.__cause__
+        if not isinstance(cause, ClientError | BotoCoreError):
+            return Failure("aws", exc.for_api())
+        upstream = _botocore_failure(cause, exc.hint)
+        if not isinstance(exc, ApplyError):
+            return upstream
+        # Which step failed and how many were applied comes first, then what to do.
+        hint = f". {upstream.hint}" if upstream.hint else ""
+        return Failure(upstream.kind, f"{exc.for_api()}{hint}", upstream.hint)
+    if isinstance(exc, MissingCredentials):
+        return Failure("credentials", f"the server has {exc.for_api()}")
+    if isinstance(exc, DeployError):
+        return Failure("state", exc.for_api())
+    if isinstance(exc, BundleError):
+        return Failure("bundle", f"the server could not build the function's zip: {exc}. Build "
+                                 "it elsewhere with ppc-build-lambda-bundle and point "
+                                 "s3sync.bundle at it")
+    if isinstance(exc, ConfigError):
+        text = exc.for_api() if isinstance(exc, ProvisionError) else str(exc)
+        return Failure("config", f"the server's configuration cannot drive the sync: {text}")
+    if isinstance(exc, ClientError | BotoCoreError):
+        return _botocore_failure(exc)
+    return Failure("internal",
+                   f"unexpected {type(exc).__name__}: {exc}; the server log has the details")
+
+
+def _botocore_failure(exc: BaseException, endpoint_hint: str = "") -> Failure:
+    """botocore's error; ``endpoint_hint`` says which setting named an endpoint that did
+    not answer."""
+    from botocore.exceptions import ClientError
+
+    what = kind(exc)
+    if isinstance(exc, ClientError):
+        info = exc.response.get("Error", {})
+        code = str(info.get("Code", "Unknown"))
+        detail = f"AWS refused {exc.operation_name} ({code}): {info.get('Message', '')}".rstrip()
+        hint = _HINTS.get(what, "")
+        if not hint:
+            return Failure("aws", detail)
+        return Failure(what, f"{detail}. {hint}", hint)
+    if what == "credentials":
+        return classify(missing_credentials(exc))
+    if what == "unreachable":
+        return Failure("unreachable", f"could not reach AWS: {exc}"
+                       + (f" ({endpoint_hint})" if endpoint_hint else ""))
+    return Failure("aws", f"AWS call failed: {exc}")
+
+
+#: What to do about each kind of refusal that is not the operator's mistake.
+_HINTS = {
+    "denied": ("The server's AWS credentials lack a permission this needs; see the admin API "
+               "documentation for the policy to attach"),
+    "throttled": "AWS is throttling the server's calls; try again in a minute",
+    "conflict": ("Another change to the same resource is in progress; try again once it has "
+                 "finished"),
+}

@@ -1,8 +1,10 @@
-"""The one provisioning operation the command line and the admin API both run.
+"""Every operation a front end runs: the command line and the admin API call only these.
 
-Plan, apply unless it is a dry run (or there is nothing to do), and hand back the
-result as data: each front end only renders an :class:`Outcome` (text or JSON) and its
-errors, so the two cannot drift apart in what they do.
+:func:`run` plans, applies unless it is a dry run (or there is nothing to do), and hands
+back the result as data; :func:`reconcile` makes the server's cache agree with its
+bucket; :func:`export` writes create's plan as a template instead of applying it.  Each
+front end only renders what they return (text or JSON) and what they raise, so the two
+cannot drift apart in what they do.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 from . import deploy, executor
 from .aws import AwsClients
 from .awsfailure import translate
+from .errors import REGION, Fix, OptionsError
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
+    from ..function.reconcile import Progress, ReconcileReport
+    from .cloudformation import Export
     from .options import DeployOptions
     from .plan import Plan, StatusReport, StepResult
 
@@ -79,3 +84,82 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
     if not dry_run and not plan.is_empty:
         outcome.applied = executor.apply(plan, clients, progress=progress)
     return outcome
+
+
+
+def export(config: PypicloudConfig, options: DeployOptions, directory: str, *,
+           progress: Callable[[str], None] | None = None) -> Export:
+    """Write what create would make, as a template and the zip it references, into
+    ``directory``: for a deploy someone reviews first.  It calls no AWS API (the region
+    comes from the options or the bucket's), so it needs no credentials.
+    """
+    from . import cloudformation
+
+    region = options.region or config.target.region
+    if not region:
+        raise OptionsError("no AWS region for the template (the bucket's region)",
+                           Fix(*REGION, "set storage.region_name in the ini or {} REGION"))
+    if options.bundle:
+        code = deploy.ZipBundle.from_path(options.bundle, options.runtime, options.arch)
+    else:
+        from ..bundle.builder import build_bundle
+
+        code = build_bundle(config, runtime=options.runtime, arch=options.arch,
+                            progress=progress)
+    return cloudformation.export(config, options, region, code, directory)
+
+def server_session(config: PypicloudConfig) -> Any:
+    """A boto3 session with the credentials pypicloud itself uses for S3.
+
+    pypicloud passes ``storage.aws_access_key_id`` / ``_secret_access_key`` /
+    ``_session_token`` to boto3 when they are set and otherwise relies on boto3's default
+    chain (environment, instance or task role); the admin API acts as the same identity.
+    """
+    import boto3
+
+    from ..function.s3 import credentials
+
+    return boto3.Session(**credentials(config.settings))
+
+
+def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep: bool = False,
+              dry_run: bool = False, workers: int | None = None,
+              progress: Progress | None = None) -> ReconcileReport:
+    """Make the cache list exactly the bucket's packages: the bucket checked first (a
+    missing one must not read as empty), then the cache opened from the settings.
+
+    The cache is opened here rather than taken from a running server because the admin
+    API's work outlives its request, and a request's cache session ends with it.
+    ``endpoint_url`` is ``--endpoint-url`` (None: ``s3sync.endpoint_url``).  What the
+    operator must fix raises :class:`~pypicloud_s3sync.config.ConfigError` (missing
+    credentials name pypicloud's ``storage.*`` keys too, which this reads); AWS failing
+    raises :class:`~.errors.AwsError`; the cache's own failures propagate as raised.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..function import reconcile as cache_sync
+    from ..function.s3 import s3_client
+
+    workers = workers or cache_sync.DEFAULT_WORKERS
+    try:
+        s3 = s3_client(config.settings, min_pool_connections=workers,
+                       endpoint_url=config.endpoint_url(endpoint_url))
+        cache_sync.check_bucket(s3, config.target)
+        cache = cache_sync.open_cache(config.cache_settings(endpoint_url))
+        try:
+            return cache_sync.reconcile(cache, s3, config.target, deep=deep, dry_run=dry_run,
+                                        workers=workers, progress=progress)
+        finally:
+            _close_cache(cache)
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, config.endpoint_sources(endpoint_url), storage_keys=True) from exc
+
+
+def _close_cache(cache: Any) -> None:
+    """Give a SQL cache's connections back: each reconcile opened its own engine, and a
+    server runs many."""
+    session = getattr(cache, "db", None)
+    if hasattr(session, "get_bind"):
+        bind = session.get_bind()
+        session.close()
+        bind.dispose()

@@ -6,11 +6,13 @@ request's fields) on top; checked against Lambda's limits before anything is rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ..bundle.runtimes import RUNTIMES
 from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME, arch_name, runtime_name
+from ..config import check_endpoint_url
 from . import alarms, concurrency, iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression
@@ -24,6 +26,27 @@ DELIVERIES = ("direct", "eventbridge")
 #: What to do with a ``db.url`` that holds a password (see FunctionSettings.withheld).
 DB_PASSWORD_CHOICES = ("refuse", "copy", "omit")
 
+
+@dataclass(frozen=True)
+class Flag:
+    """How the command line gives an option, declared on the option itself: the CLI
+    builds its arguments from these, so a flag, its help and the setting it overrides
+    cannot drift apart."""
+
+    names: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    #: Turns the flag's text into the value; a ConfigError it raises is a usage error.
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    #: A switch: giving it sets the option to this value, and no argument follows.
+    const: Any = None
+    #: The ``--help`` section that lists it; None: beside the command's own flags.
+    section: str | None = None
+    #: Flags that share this name exclude each other.
+    exclusive: str | None = None
+    #: The flag's meaning on a command that reads it otherwise (command: help).
+    help_for: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def _as_bool(value: Any) -> bool:
@@ -40,56 +63,138 @@ def _as_list(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _secret_store(value: Any) -> str | None:
+    return None if str(value).lower() in ("off", "none") else str(value)
+
+
+def _endpoint_flag(value: str) -> str:
+    return check_endpoint_url(value, "--endpoint-url")
+
+
+class _Whole:
+    """Marks a whole-number option: its ini text must parse as an int."""
+
+
+def _option(default: Any, *flags: Flag, parse: Callable[[Any], Any] | type[_Whole] = str) -> Any:
+    """A field with its one declaration: ``s3sync.<field>`` in the ini, ``parse`` for the
+    ini's text, ``flags`` for the command line."""
+    return field(default=default, metadata={"flags": flags, "parse": parse})
+
+
+FUNCTION, EVENTS, ALARMS, CREDENTIALS = "function", "events", "alarms", "cache credentials"
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     """Everything about the deploy that pypicloud's own settings do not say.
 
     Each field can be set in pypicloud's ini as ``s3sync.<field>`` (for example
-    ``s3sync.memory = 512``); command-line flags override the ini.
+    ``s3sync.memory = 512``); command-line flags override the ini.  The fields are in
+    the order ``--help`` lists their flags.
     """
 
-    function_name: str = DEFAULT_FUNCTION_NAME
-    #: Update an existing function's code and configuration in place (``-f``).
-    force: bool = False
-    #: Use this role and create none (``-a``).
-    role_arn: str | None = None
+    function_name: str = _option(DEFAULT_FUNCTION_NAME, Flag(
+        ("-n", "--name"), "name of the Lambda function (default: s3sync.function_name, else "
+        "pypicloud_s3_sync)", "NAME"))
+    #: Use this role and create none.
+    role_arn: str | None = _option(None, Flag(
+        ("-a", "--role-arn"), "run the function as this existing IAM role and create none",
+        "ROLE_ARN", help_for={
+            # Delete never runs the function as anything: -a only says the role is not ours.
+            "delete": "the role create was given with -a (s3sync.role_arn): it is left alone,"
+                      " and no role is deleted"}))
     #: Region of the function; default: ``storage.region_name``.
-    region: str | None = None
+    region: str | None = _option(None, Flag(
+        ("-r", "--region"), "AWS region of the function (default: storage.region_name)",
+        "REGION"))
     #: Send every AWS call here (a moto server); S3 also honours ``storage.endpoint_url``.
-    endpoint_url: str | None = None
-    runtime: str = DEFAULT_RUNTIME
-    arch: str = "x86_64"
-    memory: int = 256
-    timeout: int = 60
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    #: ``direct`` (bucket notification) or ``eventbridge`` (bucket -> EventBridge rule).
-    delivery: str = "direct"
-    #: Async retries after a failed invocation (Lambda allows 0-2).
-    retry_attempts: int = 2
-    #: Seconds an event may wait for a retry (60-21600).
-    max_event_age: int = 21600
-    #: ARN of an SQS queue (or SNS topic) for events that still failed.
-    on_failure: str | None = None
-    #: ``refuse`` (default), ``copy`` or ``omit`` a db.url that holds a password.
-    db_password: str = "refuse"
-    #: Keep db.url in a secret create owns: ``secretsmanager`` or ``ssm`` (see dbstore).
-    store_db_password: str | None = None
-    #: A customer managed KMS key for the function's environment (the role may decrypt).
-    kms_key_arn: str | None = None
+    endpoint_url: str | None = _option(None, Flag(
+        ("--endpoint-url",), "send every AWS call to this endpoint, e.g. a moto server "
+        "(default: s3sync.endpoint_url; S3 then storage.endpoint_url)", "URL",
+        type=_endpoint_flag))
+    #: Update an existing function's code and configuration in place.
+    force: bool = _option(False, Flag(
+        ("-f", "--force"), "update an existing function's code and configuration in place",
+        const=True), parse=_as_bool)
+    runtime: str = _option(DEFAULT_RUNTIME, Flag(
+        ("--runtime",), f"Lambda Python runtime: {', '.join(RUNTIMES)} (or just 3.12...; "
+        f"default: s3sync.runtime or the newest, {RUNTIMES[-1]}, whose bytecode is compiled "
+        "only if this machine has that Python: without it the zip holds sources and every "
+        "cold start compiles them)", "RUNTIME", section=FUNCTION), parse=runtime_name)
+    arch: str = _option("x86_64", Flag(
+        ("--arch",), f"CPU architecture: {' or '.join(ARCHITECTURES)} (default: s3sync.arch "
+        "or x86_64)", "ARCH", section=FUNCTION), parse=arch_name)
+    memory: int = _option(256, Flag(
+        ("--memory",), "memory in MB (256)", "MB", type=int, section=FUNCTION), parse=_Whole)
+    timeout: int = _option(60, Flag(
+        ("--timeout",), "timeout (60)", "SECONDS", type=int, section=FUNCTION), parse=_Whole)
+    subnet_ids: tuple[str, ...] = _option((), Flag(
+        ("--subnet-ids",), "comma-separated subnets, for a cache inside a VPC", "IDS",
+        section=FUNCTION), parse=_as_list)
+    security_group_ids: tuple[str, ...] = _option((), Flag(
+        ("--security-group-ids",), "comma-separated security groups, with --subnet-ids",
+        "IDS", section=FUNCTION), parse=_as_list)
     #: A pre-built function zip to deploy instead of building one.
-    bundle: str | None = None
+    bundle: str | None = _option(None, Flag(
+        ("--bundle",), "deploy this zip (from ppc-build-lambda-bundle) instead of building "
+        "one", "ZIP", section=FUNCTION))
+    #: ``direct`` (bucket notification) or ``eventbridge`` (bucket -> EventBridge rule).
+    delivery: str = _option("direct", Flag(
+        ("--delivery",), "direct: a bucket notification (default); eventbridge: the bucket "
+        "sends to EventBridge and a rule invokes the function (use it when another "
+        "notification overlaps ours)", choices=DELIVERIES, section=EVENTS))
+    #: Async retries after a failed invocation (Lambda allows 0-2).
+    retry_attempts: int = _option(2, Flag(
+        ("--retry-attempts",), "async retries after a failed invocation, 0-2 (2)", "N",
+        type=int, section=EVENTS), parse=_Whole)
+    #: Seconds an event may wait for a retry (60-21600).
+    max_event_age: int = _option(21600, Flag(
+        ("--max-event-age",), "drop events older than this, 60-21600 (21600)", "SECONDS",
+        type=int, section=EVENTS), parse=_Whole)
+    #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
+    reserved_concurrency: int | None = _option(None, Flag(
+        ("--reserved-concurrency",), "at most N containers at once (each holds one cache "
+        "connection); throttled events wait and are retried; off: no cap", "N",
+        section=EVENTS), parse=concurrency.parse)
+    #: ARN of an SQS queue (or SNS topic) for events that still failed.
+    on_failure: str | None = _option(None, Flag(
+        ("--on-failure",), "SQS queue or SNS topic ARN for events that still failed", "ARN",
+        section=EVENTS))
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
     #: or ``off`` (see :mod:`.schedule`).
-    reconcile_every: str | None = None
-    #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
-    reserved_concurrency: int | None = None
+    reconcile_every: str | None = _option(None, Flag(
+        ("--reconcile-every",), "also reconcile the cache with the bucket on a schedule: 1d, "
+        "12h, 30m, or an EventBridge rate(...)/cron(...) expression; 'off' removes a "
+        "schedule set in the ini", "INTERVAL", section=EVENTS))
     #: An SNS topic ARN: create keeps CloudWatch alarms on errors and lag that notify it
     #: (see :mod:`.alarms`); None: no alarms (ours are removed).
-    alarm_topic: str | None = None
+    alarm_topic: str | None = _option(None, Flag(
+        ("--alarm-topic",), "keep CloudWatch alarms on the function's errors and lag that "
+        "notify this SNS topic (same region); 'off' removes ours", "SNS_ARN", section=ALARMS),
+        parse=alarms.parse_topic)
     #: Seconds of lag above which the lag alarm fires (and status warns); None: the
     #: default with a topic, no threshold without.
-    alarm_lag: float | None = None
+    alarm_lag: float | None = _option(None, Flag(
+        ("--alarm-lag",), "lag from S3 event to cache write above which the lag alarm fires "
+        "and status warns (900)", "SECONDS", section=ALARMS), parse=alarms.parse_lag)
+    #: ``refuse`` (default), ``copy`` or ``omit`` a db.url that holds a password.
+    db_password: str = _option(
+        "refuse",
+        Flag(("--allow-db-password",), "copy a db.url that holds a password into the "
+             "function's environment", const="copy", section=CREDENTIALS,
+             exclusive="db_password"),
+        Flag(("--omit-db-password",), "deploy without that db.url; you set PPC_DB_URL on the "
+             "function yourself", const="omit", section=CREDENTIALS, exclusive="db_password"))
+    #: A customer managed KMS key for the function's environment (the role may decrypt).
+    kms_key_arn: str | None = _option(None, Flag(
+        ("--kms-key-arn",), "encrypt the function's environment with this customer managed "
+        "KMS key (the role may decrypt with it)", "ARN", section=CREDENTIALS))
+    #: Keep db.url in a secret create owns: ``secretsmanager`` or ``ssm`` (see dbstore).
+    store_db_password: str | None = _option(None, Flag(
+        ("--store-db-password",), "keep db.url in a secret create makes and owns (named after "
+        "the function and region); the function reads it from there",
+        choices=("secretsmanager", "ssm"), section=CREDENTIALS, exclusive="db_password"),
+        parse=_secret_store)
 
     @classmethod
     def from_config(cls, config: PypicloudConfig, **overrides: Any) -> DeployOptions:
@@ -110,32 +215,17 @@ class DeployOptions:
     @classmethod
     def build(cls, **values: Any) -> DeployOptions:
         """Convert ini strings to types and check every value against Lambda's limits."""
+        parsers = {f.name: f.metadata["parse"] for f in fields(cls)}
         converted: dict[str, Any] = {}
         for key, value in values.items():
-            if key in ("force",):
-                value = _as_bool(value)
-            elif key in ("memory", "timeout", "retry_attempts", "max_event_age"):
+            parse = parsers.get(key, str)
+            if parse is _Whole:
                 try:
-                    value = int(value)
+                    converted[key] = int(value)
                 except (TypeError, ValueError) as exc:
                     raise OptionsError(f"s3sync.{key} = {value!r} is not a whole number") from exc
-            elif key in ("subnet_ids", "security_group_ids"):
-                value = _as_list(value)
-            elif key == "reserved_concurrency":
-                value = concurrency.parse(value)
-            elif key == "alarm_topic":
-                value = alarms.parse_topic(value)
-            elif key == "alarm_lag":
-                value = alarms.parse_lag(value)
-            elif key == "runtime":
-                value = runtime_name(value)
-            elif key == "arch":
-                value = arch_name(value)
-            elif key == "store_db_password" and str(value).lower() in ("off", "none"):
-                continue
             else:
-                value = str(value)
-            converted[key] = value
+                converted[key] = parse(value)
         options = cls(**converted)
         options.check()
         return options
@@ -203,3 +293,8 @@ class DeployOptions:
         return iam.role_name(self.function_name, region)
 
 
+
+
+def flags() -> list[tuple[str, Flag]]:
+    """Every option's flags as (field, flag), in the order ``--help`` lists them."""
+    return [(f.name, flag) for f in fields(DeployOptions) for flag in f.metadata["flags"]]
