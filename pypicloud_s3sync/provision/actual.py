@@ -109,9 +109,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.function_tags = _function_tags(lam, function)
         actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
-        if options.reserved_concurrency is not None:
-            actual.reserved_concurrency = lam.get_function_concurrency(
-                FunctionName=options.function_name).get("ReservedConcurrentExecutions")
+        # Read whether managed or not: status reports a cap set by hand.
+        actual.reserved_concurrency = lam.get_function_concurrency(
+            FunctionName=options.function_name).get("ReservedConcurrentExecutions")
         policy = read_or_none(lam.get_policy, FunctionName=options.function_name)
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):

@@ -82,8 +82,10 @@ class DeployOptions:
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
     #: or ``off`` (see :mod:`.schedule`).
     reconcile_every: str | None = None
-    #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
-    reserved_concurrency: int | None = None
+    #: Containers that may run at once (see :mod:`.concurrency`); ``"off"``: no cap (one
+    #: on the function is removed); None (not given): the function's concurrency is left
+    #: as it is.
+    reserved_concurrency: concurrency.Cap = None
     #: An SNS topic ARN: create keeps CloudWatch alarms on errors and lag that notify it
     #: (see :mod:`.alarms`); None: no alarms (ours are removed).
     alarm_topic: str | None = None
