@@ -35,6 +35,7 @@ class Planner(Planning):
                 if self.strict:
                     raise
                 self.row(kind.KIND, kind.name(self), "as configured", str(exc), False)
+        self.steps += self.last
 
     def teardown(self) -> None:
         """Every kind in the reverse order: what points at the function goes before it,
