@@ -151,6 +151,10 @@ def teardown(p: Planning) -> None:
     """Our entry out of the bucket's document (the others kept), EventBridge delivery
     off if we turned it on and nobody else listens, and our rule."""
     a, d, target = p.actual, p.desired, p.config.target
+    if a.bucket_missing:
+        p.notes.append(f"bucket {target.bucket} does not exist: its notification "
+                       "configuration could not be reached (our entry and the EventBridge "
+                       "switch went with the bucket)")
     ours = notifications.find_ours(a.notification, p.fname, d.function_arn)
     want = notifications.without_ours(a.notification, p.fname, d.function_arn)
     eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
