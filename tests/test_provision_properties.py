@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pypicloud_s3sync.provision import deploy
 
 from . import account, moto_gaps
 from .aws_gate import FailAt
-from .deploy_helpers import clients_for, make_config, write_zip
+from .deploy_helpers import BUCKET, clients_for, make_config, write_zip
 
-#: Few examples: each builds a whole deployment in moto (about a second apiece).
-EXAMPLES = settings(max_examples=10, deadline=None,
+#: Few examples: each builds a whole deployment in moto (a quarter to half a second).
+EXAMPLES = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 choices = st.fixed_dictionaries({option: st.sampled_from(values)
@@ -123,6 +123,67 @@ def full_length(world: World, choice: dict[str, Any]) -> int:
     return len(world.plan(choice).steps)
 
 
+# -- 1. status proposes what create -f would apply --------------------------------------------
+
+@EXAMPLES
+@given(deployed=choices, wanted=st.one_of(st.none(), choices),
+       state=st.sampled_from(["nothing", "partial", "drifted", "complete"]),
+       k=st.integers(0, 30), change=st.integers(0, 30))
+def test_status_proposes_exactly_what_create_f_would_apply(
+        world: World, deployed: dict[str, Any], wanted: dict[str, Any] | None, state: str,
+        k: int, change: int) -> None:
+    """An operator who reads ``status`` and then runs ``create -f`` gets exactly the
+    fix status showed, whatever state the account is in: nothing deployed, an apply
+    that stopped halfway, a deployment changed by hand, or one in sync (with the same
+    options or new ones); and after that one run, status shows no drift."""
+    wanted = wanted or deployed
+    world.fresh()
+    if state == "partial":
+        steps = len(world.plan(deployed).steps)
+        world.interrupted(deployed, k % steps)
+    elif state != "nothing":
+        world.create(deployed)
+    if state == "drifted":
+        changes = account.by_hand_changes(world.clients.client)
+        for index in range(len(changes)):
+            _what, apply_change = changes[(change + index) % len(changes)]
+            if apply_change():
+                break
+    report = world.status(wanted)
+    plan = world.plan(wanted, force=True)
+    assert proposed(report.steps) == proposed(plan.steps), account.describe(wanted)
+    assert report.in_sync == plan.is_empty, report.describe()
+    # ... and that fix, applied, is all it takes: one run of create -f, and status agrees.
+    deploy.apply(plan, world.clients, sleep=lambda s: None)
+    after = world.status(wanted)
+    assert after.in_sync and after.steps == [], after.describe()
+
+
+# -- 2. every option that makes something has a value that removes it ------------------------
+
+@pytest.mark.parametrize("others", ["alone", "with-everything"])
+@pytest.mark.parametrize("option", sorted(account.REMOVABLE))
+def test_each_option_has_a_value_that_removes_exactly_what_it_made(
+        world: World, option: str, others: str) -> None:
+    """An operator who turns an option on and then off again (``off``, or the other
+    delivery) is back where they started: what the option made is gone, and nothing
+    else changed; status is in sync and a re-run plans nothing."""
+    on, off = account.REMOVABLE[option]
+    base = {o: values[0] for o, values in account.OPTIONS.items()}
+    if others == "with-everything":
+        base = {**EVERYTHING, "delivery": "direct"}
+    world.fresh()
+    world.create({**base, option: off}, force=True)
+    before = world.snapshot()
+    world.create({**base, option: on}, force=True)
+    assert world.snapshot() != before, f"{option}={on} made nothing"
+    world.create({**base, option: off}, force=True)
+    after = world.snapshot()
+    assert after == before, account.differences(before, after)
+    assert world.status({**base, option: off}).in_sync
+    assert world.plan({**base, option: off}, force=True).is_empty
+
+
 # -- 3. an interrupted apply is continued by create and undone by delete ----------------------
 
 @pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
@@ -151,3 +212,23 @@ def test_an_apply_interrupted_after_any_step_converges_or_is_removed(
         assert after == reference, (f"create again after {k} steps",
                                     account.differences(reference, after))
         assert world.plan(choice, force=True).is_empty
+
+
+# -- 4. delete works when the bucket is gone -------------------------------------------------
+
+
+
+@EXAMPLES
+@given(deployed=choices)
+def test_delete_without_the_bucket_removes_everything_else_of_ours(
+        world: World, deployed: dict[str, Any]) -> None:
+    """A sync whose bucket was deleted first can still be removed: delete takes away
+    every resource of ours outside the bucket, leaves everyone else's, and says that
+    it could not reach the bucket."""
+    world.fresh()
+    seeded = world.snapshot(bucket=False)
+    world.create(deployed)
+    world.clients.client("s3").delete_bucket(Bucket=BUCKET)
+    plan = world.delete(deployed)
+    assert world.snapshot(bucket=False) == seeded
+    assert any(f"bucket {BUCKET} does not exist" in note for note in plan.notes), plan.notes
