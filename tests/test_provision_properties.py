@@ -198,20 +198,14 @@ def test_an_apply_interrupted_after_any_step_converges_or_is_removed(
     reference_plan = world.create(choice)
     reference = world.snapshot()
     for k in range(len(reference_plan.steps)):
-        world.fresh()
-        world.interrupted(choice, k)
-        world.delete(choice)
-        after = world.snapshot()
-        assert after == seeded, (f"delete after {k} steps",
-                                 account.differences(seeded, after))
-
-        world.fresh()
-        world.interrupted(choice, k)
-        world.create(choice)
-        after = world.snapshot()
-        assert after == reference, (f"create again after {k} steps",
-                                    account.differences(reference, after))
-        assert world.plan(choice, force=True).is_empty
+        for then, expected in ((world.delete, seeded), (world.create, reference)):
+            world.fresh()
+            world.interrupted(choice, k)
+            then(choice)
+            after = world.snapshot()
+            assert after == expected, (f"{then.__name__} after {k} steps",
+                                       account.differences(expected, after))
+        assert world.plan(choice, force=True).is_empty  # create's world is converged
 
 
 # -- 4. delete works when the bucket is gone -------------------------------------------------
