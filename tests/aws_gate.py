@@ -43,3 +43,29 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     thread = threading.Thread(target=lambda: result.append(fn()))
     thread.start()
     return thread, result
+
+
+class FailAt:
+    """Lets a provisioning's first ``after`` mutating AWS calls through and makes the
+    next one fail, the way an interrupted apply (a throttle, a network drop, Ctrl-C)
+    stops: AWS holds exactly the first ``after`` changes.
+
+    Registered on one session's ``before-call`` (as :class:`Gate` is), so the real
+    planner and executor run against moto and nothing else is faked.
+    """
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.passed: list[str] = []
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        from pypicloud_s3sync.provision.deploy import is_mutating
+
+        if not is_mutating(model.name):
+            return
+        if len(self.passed) == self.after:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable",
+                                         "Message": "interrupted by the test"}}, model.name)
+        self.passed.append(model.name)

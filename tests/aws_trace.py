@@ -297,7 +297,7 @@ RESOLVERS: dict[str, Resolver] = {
         "GetFunction", "GetFunctionConfiguration", "CreateFunction", "DeleteFunction",
         "UpdateFunctionCode", "UpdateFunctionConfiguration", "GetPolicy", "AddPermission",
         "RemovePermission", "GetFunctionEventInvokeConfig", "PutFunctionEventInvokeConfig",
-        "GetFunctionConcurrency", "PutFunctionConcurrency",
+        "GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
         "UpdateFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig")},
     **{f"lambda.{op}": _lambda(op, "Resource") for op in (
         "TagResource", "UntagResource", "ListTags")},

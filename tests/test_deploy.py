@@ -814,6 +814,31 @@ def test_reserved_concurrency_is_a_planned_resource(bucket, tmp_path, code):
     assert create(config, code=code, reserved_concurrency="3").is_empty
 
 
+def test_reserved_concurrency_off_removes_the_cap_and_no_option_leaves_it(
+        bucket, tmp_path, code):
+    """``off`` is "no cap" (the help says so), so the cap goes; leaving the option out
+    manages nothing, so a cap set by hand stays and status shows it as such."""
+    lam = boto3.client("lambda", region_name=REGION)
+    config = make_config(tmp_path)
+    create(config, code=code, reserved_concurrency="5")
+    off = create(config, code=code, reserved_concurrency="off")
+    assert [(s.action, s.operation, s.params) for s in off.steps] == [
+        ("delete", "delete_function_concurrency", {"FunctionName": FUNCTION})]
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(
+        FunctionName=FUNCTION)
+    assert create(config, code=code, reserved_concurrency="off").is_empty
+
+    lam.put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=7)
+    assert create(config, code=code).is_empty
+    opts = deploy.DeployOptions.from_config(config)
+    report = deploy.status(config, opts, clients_for(config, opts), code=code)
+    assert report.in_sync
+    assert [(r.desired, r.actual) for r in report.rows if r.resource == "concurrency"] == [
+        ("not managed (no --reserved-concurrency)", "reserved 7, left as it is")]
+    assert lam.get_function_concurrency(FunctionName=FUNCTION)[
+        "ReservedConcurrentExecutions"] == 7
+
+
 def test_a_sql_cache_without_a_cap_is_warned_about(bucket, tmp_path, code):
     plan = create(make_config(tmp_path, **SQL), code=code)
     [warning] = [w for w in plan.warnings if "not capped" in w]
@@ -828,7 +853,8 @@ def test_a_sql_cache_without_a_cap_is_warned_about(bucket, tmp_path, code):
     assert not [w for w in sqlite.warnings if "not capped" in w]
 
 
-@pytest.mark.parametrize(("given", "expected"), [("8", 8), ("off", None), ("", None)])
+@pytest.mark.parametrize(("given", "expected"),
+                         [("8", 8), ("off", "off"), ("None", "off"), ("", None)])
 def test_reserved_concurrency_values(given, expected):
     assert deploy.DeployOptions.build(reserved_concurrency=given).reserved_concurrency == (
         expected)

@@ -234,3 +234,29 @@ def test_create_builds_the_real_bundle_and_rerun_with_force_skips_unchanged_code
     capsys.readouterr()
     assert main(["create", config, "-f"]) == 0
     assert "Nothing to create" in capsys.readouterr().out
+
+
+def test_delete_removes_the_rest_when_the_bucket_is_gone(setup, capsys):
+    """Someone deleted the bucket first: delete still removes the function, its role
+    and the rest of ours, says that it could not reach the bucket, and exits 0; create
+    and status still refuse, since they would make a sync for a bucket that is not
+    there."""
+    config, bundle = setup
+    assert main(["create", config, "--bundle", bundle, "--reconcile-every", "1d"]) == 0
+    boto3.client("s3", region_name=REGION).delete_bucket(Bucket=BUCKET)
+    capsys.readouterr()
+
+    assert main(["delete", config]) == 0
+    out = capsys.readouterr().out
+    assert f"bucket {BUCKET} does not exist: its notification configuration could not " \
+           "be reached" in " ".join(out.split())
+    assert f"- delete function {FUNCTION}" in out
+    lam = boto3.client("lambda", region_name=REGION)
+    assert lam.list_functions()["Functions"] == []
+    assert boto3.client("iam").list_roles()["Roles"] == []
+    assert boto3.client("events", region_name=REGION).list_rules()["Rules"] == []
+
+    for command in (["create", config, "--bundle", bundle], ["status", config]):
+        assert main(command) != 0
+        err = capsys.readouterr().err
+        assert "start pypicloud once so that it creates the bucket" in err, command

@@ -118,9 +118,11 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     op.run("status", "--bundle", zip_two, "--memory", "512", "--retry-attempts", "1",
            "--reserved-concurrency", "4", "--alarm-topic", topic, "--alarm-lag", "60")
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--delivery",
-           "eventbridge", "--reconcile-every", "1d", "--on-failure", dead_letters)
+           "eventbridge", "--reconcile-every", "1d", "--on-failure", dead_letters,
+           "--reserved-concurrency", "off")
     op.run("status", "--bundle", zip_two, "--memory", "512", "--delivery", "eventbridge",
-           "--reconcile-every", "1d", "--on-failure", dead_letters)
+           "--reconcile-every", "1d", "--on-failure", dead_letters,
+           "--reserved-concurrency", "off")
     upload("alpha")
     beta = upload("beta")
     op.run("reconcile", expect=3)  # 3: it found drift (two packages added)

@@ -52,6 +52,9 @@ class Actual:
     notification: dict[str, Any] = field(default_factory=dict)
     #: The region the bucket is in (GetBucketLocation), which the plan's must match.
     bucket_region: str | None = None
+    #: True when the bucket does not exist (read for delete only: create and status
+    #: refuse a missing bucket).
+    bucket_missing: bool = False
     rule: dict[str, Any] | None = None
     rule_tags: dict[str, str] = field(default_factory=dict)
     rule_targets: list[dict[str, Any]] = field(default_factory=list)
@@ -81,8 +84,11 @@ class Actual:
 
 def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
                 role_name: str | None, rule_name: str,
-                schedule_rule_name: str | None = None) -> Actual:
-    """Read every resource the sync owns or touches; raises for unreadable buckets."""
+                schedule_rule_name: str | None = None, *,
+                need_bucket: bool = True) -> Actual:
+    """Read every resource the sync owns or touches; raises for unreadable buckets, and
+    for a missing one unless ``need_bucket`` is False (delete: what is outside the
+    bucket can still be removed)."""
     from botocore.exceptions import ClientError
 
     actual = Actual()
@@ -109,9 +115,9 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
         actual.function_tags = _function_tags(lam, function)
         actual.invoke_config = read_or_none(lam.get_function_event_invoke_config,
                                      FunctionName=options.function_name)
-        if options.reserved_concurrency is not None:
-            actual.reserved_concurrency = lam.get_function_concurrency(
-                FunctionName=options.function_name).get("ReservedConcurrentExecutions")
+        # Read whether managed or not: status reports a cap set by hand.
+        actual.reserved_concurrency = lam.get_function_concurrency(
+            FunctionName=options.function_name).get("ReservedConcurrentExecutions")
         policy = read_or_none(lam.get_policy, FunctionName=options.function_name)
         if policy:
             for statement in json.loads(policy["Policy"]).get("Statement", []):
@@ -127,13 +133,16 @@ def read_actual(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
             s3.get_bucket_notification_configuration(Bucket=config.target.bucket)
         )
     except ClientError as exc:
-        if error_code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket" and not need_bucket:
+            actual.bucket_missing = True
+        elif error_code(exc) == "NoSuchBucket":
             raise DeployError(
                 f"bucket {config.target.bucket} does not exist in this account "
                 f"(region {clients.region}); check storage.bucket, or start pypicloud "
                 "once so that it creates the bucket"
             ) from exc
-        raise
+        else:
+            raise
     events = clients.client("events")
     rule = read_or_none(events.describe_rule, Name=rule_name)
     if rule:

@@ -24,11 +24,21 @@ FLAG = "--reserved-concurrency"
 SETTING = "s3sync.reserved_concurrency"
 
 
-def parse(value: Any) -> int | None:
-    """The cap as a number; None (no cap) for nothing or ``off``.  0 is refused: it
-    would throttle every event until the max event age drops them."""
-    if value is None or str(value).strip().lower() in ("", "off", "none"):
+#: ``--reserved-concurrency off``: no cap, and a cap on the function is removed.  Not
+#: giving the option at all (None) leaves the function's concurrency unmanaged.
+OFF = "off"
+
+#: What the option can hold: a cap, :data:`OFF`, or None (not given).
+Cap = int | str | None
+
+
+def parse(value: Any) -> Cap:
+    """The cap as a number; :data:`OFF` for ``off`` (or ``none``); None for nothing.
+    0 is refused: it would throttle every event until the max event age drops them."""
+    if value is None or str(value).strip() == "":
         return None
+    if str(value).strip().lower() in ("off", "none"):
+        return OFF
     try:
         cap = int(value)
     except (TypeError, ValueError) as exc:
@@ -40,4 +50,5 @@ def parse(value: Any) -> int | None:
     return cap
 
 
-__all__ = ["ACCOUNT_DEFAULT_LIMIT", "CONNECTIONS_PER_CONTAINER", "FLAG", "SETTING", "parse"]
+__all__ = ["ACCOUNT_DEFAULT_LIMIT", "CONNECTIONS_PER_CONTAINER", "FLAG", "OFF", "SETTING", "Cap",
+           "parse"]

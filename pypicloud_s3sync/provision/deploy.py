@@ -118,12 +118,13 @@ def _code_provider(code: CodeSource, config: PypicloudConfig, options: DeployOpt
 
 
 def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClients, *,
-             strict: bool = True) -> Planner:
+             strict: bool = True, need_bucket: bool = True) -> Planner:
     desired = desired_state(config, options, clients)
     actual = read_actual(config, options, clients,
                          None if options.role_arn else options.role_name(clients.region),
                          delivery_rule_name(options.function_name),
-                         schedule_rule_name(options.function_name))
+                         schedule_rule_name(options.function_name),
+                         need_bucket=need_bucket)
     return Planner(config, options, clients, actual, desired, strict=strict)
 
 
@@ -170,9 +171,10 @@ def plan_delete(config: PypicloudConfig, options: DeployOptions,
     Foreign notification entries stay; the role goes only if it carries our tag, was
     not given with ``-a`` and holds no policies besides ours; EventBridge delivery on
     the bucket is turned off only if our rule recorded that we turned it on and no
-    other rule listens to the bucket.
+    other rule listens to the bucket.  A bucket that no longer exists is no reason to
+    keep the rest: everything of ours outside it goes, and a note says so.
     """
-    planner = _planner(config, options, clients)
+    planner = _planner(config, options, clients, need_bucket=False)
     planner.teardown()
     return Plan("delete", options.function_name, clients.region, planner.desired.account,
                 planner.steps, planner.warnings, planner.notes)

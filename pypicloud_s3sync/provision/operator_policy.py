@@ -34,10 +34,11 @@ OPERATOR_ROLE_ACTIONS = [
 ]
 #: ... to the function: read (with its tags: GetFunction returns them only to a caller
 #: allowed lambda:ListTags), create (with tags), update code and configuration, its
-#: async settings and its invoke permissions, delete.
+#: async settings, its reserved concurrency (set, and removed by ``off``) and its invoke
+#: permissions, delete.
 OPERATOR_FUNCTION_ACTIONS = [
     "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
-    "lambda:GetFunction", "lambda:GetFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency", "lambda:GetFunction", "lambda:GetFunctionConcurrency",
     "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy", "lambda:ListTags",
     "lambda:PutFunctionConcurrency", "lambda:PutFunctionEventInvokeConfig",
     "lambda:RemovePermission", "lambda:TagResource",

@@ -151,8 +151,10 @@ class DeployOptions:
     max_event_age: int = _option(21600, Flag(
         ("--max-event-age",), "drop events older than this, 60-21600 (21600)", "SECONDS",
         type=int, section=EVENTS), parse=_Whole)
-    #: Containers that may run at once (see :mod:`.concurrency`); None: no cap of ours.
-    reserved_concurrency: int | None = _option(None, Flag(
+    #: Containers that may run at once (see :mod:`.concurrency`); ``"off"``: no cap (one
+    #: on the function is removed); None (not given): the function's concurrency is left
+    #: as it is.
+    reserved_concurrency: concurrency.Cap = _option(None, Flag(
         ("--reserved-concurrency",), "at most N containers at once (each holds one cache "
         "connection); throttled events wait and are retried; off: no cap", "N",
         section=EVENTS), parse=concurrency.parse)

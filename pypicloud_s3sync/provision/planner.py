@@ -37,6 +37,7 @@ class Planner(Planning):
                     raise
                 self.row(kind.KIND, kind.name(self), "as configured", str(exc), False)
             self.made[kind.KIND] = self.steps[start:]
+        self.steps += self.last
 
     def teardown(self) -> None:
         """Every kind in the reverse order: what points at the function goes before it,

@@ -63,18 +63,22 @@ class Planning:
     #: The steps each kind's plan added, by ``KIND``: each kind renders its own calls
     #: as its template form, whatever resource names its rows use.
     made: dict[str, list[Step]] = field(default_factory=dict)
+    #: Steps that go after every kind's: removing what another kind stops using only
+    #: in its own step (the function stops reading a secret when it is updated).
+    last: list[Step] = field(default_factory=list)
 
     @property
     def fname(self) -> str:
         return self.options.function_name
 
     def call(self, resource: str, action: str, name: str, summary: str, api: str,
-             params: dict[str, Any], **extra: Any) -> None:
+             params: dict[str, Any], *, last: bool = False, **extra: Any) -> None:
         """Add one AWS call to the plan; ``api`` is ``"service.operation"`` as boto3
-        spells it (``"iam.create_role"``)."""
+        spells it (``"iam.create_role"``).  ``last``: after every kind's steps."""
         service, operation = api.split(".")
-        self.steps.append(Step(resource=resource, action=action, name=name, summary=summary,
-                               service=service, operation=operation, params=params, **extra))
+        (self.last if last else self.steps).append(
+            Step(resource=resource, action=action, name=name, summary=summary,
+                 service=service, operation=operation, params=params, **extra))
 
     def row(self, resource: str, name: str, desired: str, actual: str,
             in_sync: bool | None = None) -> None:

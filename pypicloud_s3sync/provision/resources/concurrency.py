@@ -1,12 +1,14 @@
 """``--reserved-concurrency``: the cap on the function's containers, which bounds the
 connections a SQL cache sees (the reasons are in :mod:`..concurrency`, with the option's
-parsing).  It lives and dies with the function, so teardown has nothing to do."""
+parsing).  ``N`` sets the cap, ``off`` removes it, and without the option a cap set by
+hand is left as it is and shown.  It lives and dies with the function, so teardown has
+nothing to do."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, SETTING
+from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, OFF, SETTING
 from ..plan import Step
 from .base import Planning
 from .cfn import FUNCTION, Resources, api, unrendered
@@ -22,7 +24,7 @@ def plan(p: Planning) -> None:
     """The row, the step and the warning for the function's reserved concurrency."""
     cap, have = p.options.reserved_concurrency, p.actual.reserved_concurrency
     if p.config.cache_backend == "sql" and not p.config.sqlite_cache:
-        if cap is None:
+        if not isinstance(cap, int):
             p.warnings.append(
                 f"the cache is SQL and the function's concurrency is not capped: a burst of "
                 f"events (a batch replication) can start up to the account's limit "
@@ -36,10 +38,19 @@ def plan(p: Planning) -> None:
                 f"at most {cap} containers x {CONNECTIONS_PER_CONTAINER} connection = "
                 f"{cap * CONNECTIONS_PER_CONTAINER} connections to the SQL cache from the "
                 "function")
-    if cap is None:
-        return  # not ours to manage: a cap set by hand stays as it is
-    p.row(KIND, p.fname, f"reserved {cap}",
-          f"reserved {have}" if have is not None else "not reserved")
+    shown = f"reserved {have}" if have is not None else "not reserved"
+    if cap is None:  # not ours to manage: a cap set by hand stays as it is
+        if have is not None and p.actual.function is not None:
+            p.row(KIND, p.fname, f"not managed (no {FLAG})", f"{shown}, left as it is", True)
+        return
+    if cap == OFF:
+        p.row(KIND, p.fname, "not reserved", shown)
+        if have is not None and p.actual.function is not None:
+            p.call(KIND, "delete", p.fname,
+                   f"remove the reserved concurrency ({have}) of {p.fname}: {FLAG} off",
+                   "lambda.delete_function_concurrency", {"FunctionName": p.fname})
+        return
+    p.row(KIND, p.fname, f"reserved {cap}", shown)
     if have != cap:
         p.call(KIND, "update" if have is not None else "create", p.fname,
                f"reserve {cap} concurrent executions for {p.fname}",

@@ -83,6 +83,11 @@ def plan(p: Planning) -> None:
     else:
         p.row("bucket-eventbridge", target.bucket, "EventBridge delivery on",
               "on" if eb_on else "off", eb_on)
+        # The permission, then the rule, before the bucket's switch: the rule's tag is
+        # what tells delete that we turned the switch on, so it must exist first, or an
+        # apply stopped in between leaves the switch on with nothing to say it is ours.
+        permission(p, "events.amazonaws.com", d.rule_arn, True, None)
+        _rule(p, wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
     if want != current:
         what = []
         if direct and not in_sync:
@@ -96,12 +101,9 @@ def plan(p: Planning) -> None:
             what.append("turn off EventBridge delivery (we turned it on)")
         kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
         _put_notifications(p, what, kept, want, current)
-    if direct:  # tear down the EventBridge path first, then its permission
+    if direct:  # tear down the EventBridge path after the switch, then its permission
         _rule(p, wanted=False, enabled_by_us=False)
         permission(p, "events.amazonaws.com", d.rule_arn, False, None)
-    else:  # the permission exists before the rule can invoke the function
-        permission(p, "events.amazonaws.com", d.rule_arn, True, None)
-        _rule(p, wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
 
 
 def _put_notifications(p: Planning, what: list[str], kept: int, want: dict[str, Any],
@@ -153,6 +155,10 @@ def teardown(p: Planning) -> None:
     """Our entry out of the bucket's document (the others kept), EventBridge delivery
     off if we turned it on and nobody else listens, and our rule."""
     a, d, target = p.actual, p.desired, p.config.target
+    if a.bucket_missing:
+        p.notes.append(f"bucket {target.bucket} does not exist: its notification "
+                       "configuration could not be reached (our entry and the EventBridge "
+                       "switch went with the bucket)")
     ours = notifications.find_ours(a.notification, p.fname, d.function_arn)
     want = notifications.without_ours(a.notification, p.fname, d.function_arn)
     eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"

@@ -23,6 +23,7 @@ def plan(p: Planning) -> None:
     """Keep the ini's db.url in the secret create owns."""
     stored, state = p.desired.stored, p.actual.stored_state
     if stored is None:
+        _retire(p)
         return
     value = stored_db_url(p.config)
     if state is None:
@@ -45,6 +46,26 @@ def plan(p: Planning) -> None:
         p.call(KIND, "update", stored.name,
                f"update {stored.kind} {stored.name}: db.url in the ini changed (the value "
                "is not shown)", f"{service}.{operation}", params)
+
+
+def _retire(p: Planning) -> None:
+    """Without ``--store-db-password`` (or with ``off``), the secret of ours that the
+    deployed function names goes, after the function is pointed back at db.url: which
+    only ``-f`` does, so without it the secret stays while the function reads it."""
+    old, state = p.actual.stored, p.actual.stored_state
+    if old is None or state is None or not state.ours:
+        return
+    if old.name in str(p.config.option("db_url_secret") or ""):
+        return  # the ini names it with s3sync.db_url_secret: in use, as configured
+    p.row(KIND, old.name, "none (no --store-db-password)", "holds db.url", False)
+    if p.actual.function is not None and not p.options.force:
+        p.notes.append(f"{old.kind} {old.name} stays while function {p.fname} reads it; "
+                       "run with -f to update the function and delete it")
+        return
+    service, operation, params = dbstore.delete_call(old, state)
+    p.call(KIND, "delete", old.name,
+           f"delete {old.kind} {old.name}: --store-db-password is no longer set",
+           f"{service}.{operation}", params, last=True)
 
 
 def teardown(p: Planning) -> None:

@@ -1,0 +1,328 @@
+"""A sync's world for the property tests: an account seeded with what belongs to others,
+the options a deploy can be given, and the account read back as an operator sees it.
+
+Nothing here names a resource kind of ours: the snapshot lists every role, function,
+rule, alarm, secret and parameter in the account, so a kind added later shows up in it
+without a change here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pypicloud_s3sync.provision import iam
+
+from .deploy_helpers import BUCKET
+
+#: A boto3 client by service name, in the test's region (``AwsClients.client``).
+Client = Callable[[str], Any]
+
+#: What others keep next to the sync; delete must leave every one of them as it was.
+FOREIGN_QUEUE = "audit"
+FOREIGN_RULE = "someone-elses-rule"
+FOREIGN_ALARM = "someone-elses-alarm"
+FOREIGN_ROLE = "someone-elses-role"
+FOREIGN_SECRET = "someone-elses-secret"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """ARNs made while seeding, for the options that name one."""
+
+    topic: str
+    queue: str
+    subnet: str
+    security_group: str
+
+
+def seed(client: Client) -> Seeded:
+    """The bucket and everything around it that is not ours: a notification entry of
+    another team (a prefix apart from ours), an EventBridge rule on another bucket, an
+    alarm, a role and a secret; and the topic, queue and network the options name."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    sqs = client("sqs")
+    queue = sqs.get_queue_attributes(
+        QueueUrl=sqs.create_queue(QueueName=FOREIGN_QUEUE)["QueueUrl"],
+        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+        "QueueConfigurations": [{
+            "Id": "audit-log", "QueueArn": queue, "Events": ["s3:ObjectRemoved:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "audit/"}]}}}]})
+    events = client("events")
+    events.put_rule(Name=FOREIGN_RULE, EventPattern=json.dumps(
+        {"source": ["aws.s3"], "detail": {"bucket": {"name": ["elsewhere"]}}}))
+    events.put_targets(Rule=FOREIGN_RULE, Targets=[{"Id": "audit", "Arn": queue}])
+    topic = client("sns").create_topic(Name="ops")["TopicArn"]
+    client("cloudwatch").put_metric_alarm(
+        AlarmName=FOREIGN_ALARM, Namespace="AWS/Lambda", MetricName="Errors",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
+        ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic])
+    client("iam").create_role(RoleName=FOREIGN_ROLE,
+                              AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))
+    client("secretsmanager").create_secret(Name=FOREIGN_SECRET, SecretString="not ours")
+    # Lambda takes subnet and group IDs as given: a real VPC in moto costs seconds per
+    # fresh account (EC2 loads its images), and nothing here needs its routes.
+    return Seeded(topic=topic, queue=queue, subnet="subnet-0a1b2c3d4e5f60718",
+                  security_group="sg-0a1b2c3d4e5f60718")
+
+
+def reset_account() -> None:
+    """An empty account again, inside the test's moto (for loops over many states)."""
+    from moto.core.base_backend import BackendDict
+
+    BackendDict.reset()
+
+
+#: Each option that makes or changes something, with the values a test may give it;
+#: the first is the option left out.  A new option that makes something belongs here.
+OPTIONS: dict[str, tuple[Any, ...]] = {
+    "delivery": ("direct", "eventbridge"),
+    "reconcile_every": (None, "1d"),
+    "alarm_topic": (None, "{topic}"),
+    "reserved_concurrency": (None, "5"),
+    "store_db_password": (None, "secretsmanager", "ssm"),
+    "on_failure": (None, "{queue}"),
+    "vpc": (False, True),
+}
+
+#: For each option that makes something: a value that makes it and the value that
+#: removes exactly that again (what the docs promise the operator can pass).
+REMOVABLE: dict[str, tuple[Any, Any]] = {
+    "delivery": ("eventbridge", "direct"),
+    "reconcile_every": ("1d", "off"),
+    "alarm_topic": ("{topic}", "off"),
+    "reserved_concurrency": ("5", "off"),
+    "store_db_password": ("secretsmanager", "off"),
+    "on_failure": ("{queue}", None),
+    "vpc": (True, False),
+}
+
+
+def deploy_options(choice: dict[str, Any], seeded: Seeded) -> dict[str, Any]:
+    """``DeployOptions.from_config`` overrides for a choice of :data:`OPTIONS` values."""
+    values: dict[str, Any] = {}
+    for option, value in choice.items():
+        if option == "vpc":
+            if value:
+                values.update(subnet_ids=seeded.subnet,
+                              security_group_ids=seeded.security_group)
+            continue
+        if isinstance(value, str):
+            value = value.format(topic=seeded.topic, queue=seeded.queue)
+        values[option] = value
+    return values
+
+
+def describe(choice: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(choice.items()) if v not in (None, False))
+
+
+# -- the account as an operator reads it --------------------------------------------------
+
+#: Values AWS makes up anew whenever a resource is made (IDs, dates, revisions).
+_UNSTABLE = {"RoleId", "CreateDate", "RoleLastUsed", "LastModified", "RevisionId",
+             "AlarmConfigurationUpdatedTimestamp", "StateUpdatedTimestamp",
+             "StateReasonData", "StateReason", "StateValue", "StateTransitionedTimestamp",
+             "ResponseMetadata", "LastModifiedDate", "CreatedDate", "VersionId",
+             "LastChangedDate", "LastAccessedDate", "Version", "ARN"}
+#: Secrets Manager appends six random characters to a secret's ARN.
+_SECRET_SUFFIX = re.compile(r"(:secret:[^\"'\s]+?)-[A-Za-z0-9]{6}\b")
+#: EC2 makes up the IDs of the network each fresh account is seeded with.
+_NETWORK_ID = re.compile(r"\b(subnet|sg|vpc)-[0-9a-f]{8,17}\b")
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in sorted(value.items()) if k not in _UNSTABLE}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    if isinstance(value, str):
+        return _NETWORK_ID.sub(r"\1-*", _SECRET_SUFFIX.sub(r"\1-??????", value))
+    return value
+
+
+def _or_none(call: Any, **params: Any) -> Any:
+    from botocore.exceptions import ClientError
+
+    try:
+        return call(**params)
+    except ClientError:
+        return None
+
+
+def snapshot(client: Client, *, bucket: bool = True) -> dict[str, Any]:
+    """Every resource the account holds that the sync could have made or touched;
+    ``bucket=False`` leaves out the bucket's notifications (for a bucket that is gone)."""
+    iam_client, lam, events = client("iam"), client("lambda"), client("events")
+    cloudwatch, sm, ssm = client("cloudwatch"), client("secretsmanager"), client("ssm")
+    roles = {}
+    for role in iam_client.list_roles()["Roles"]:
+        name = role["RoleName"]
+        roles[name] = {
+            "path": role["Path"],
+            "trust": role["AssumeRolePolicyDocument"],
+            "tags": iam_client.list_role_tags(RoleName=name)["Tags"],
+            "inline": {p: iam.parse_document(iam_client.get_role_policy(
+                RoleName=name, PolicyName=p)["PolicyDocument"])
+                for p in iam_client.list_role_policies(RoleName=name)["PolicyNames"]},
+            "attached": [p["PolicyArn"] for p in iam_client.list_attached_role_policies(
+                RoleName=name)["AttachedPolicies"]],
+        }
+    functions = {}
+    for fn in lam.list_functions()["Functions"]:
+        name = fn["FunctionName"]
+        got = lam.get_function(FunctionName=name)
+        config = got["Configuration"]
+        vpc = config.get("VpcConfig") or {}
+        policy = _or_none(lam.get_policy, FunctionName=name)
+        invoke = _or_none(lam.get_function_event_invoke_config, FunctionName=name)
+        functions[name] = {
+            **{k: config.get(k) for k in ("Runtime", "Handler", "Role", "Timeout",
+                                          "MemorySize", "Description", "Environment",
+                                          "KMSKeyArn", "Architectures", "CodeSha256")},
+            "VpcConfig": {"SubnetIds": sorted(vpc.get("SubnetIds") or []),
+                          "SecurityGroupIds": sorted(vpc.get("SecurityGroupIds") or [])},
+            "tags": got.get("Tags") or {},
+            "statements": sorted((json.loads(policy["Policy"])["Statement"] if policy
+                                  else []), key=lambda s: s.get("Sid", "")),
+            "invoke": invoke and {k: invoke.get(k) for k in (
+                "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")},
+            "concurrency": lam.get_function_concurrency(FunctionName=name).get(
+                "ReservedConcurrentExecutions"),
+        }
+    notification = (client("s3").get_bucket_notification_configuration(Bucket=BUCKET)
+                    if bucket else None)
+    rules = {}
+    for rule in events.list_rules()["Rules"]:
+        name = rule["Name"]
+        rules[name] = {
+            **{k: rule.get(k) for k in ("EventPattern", "ScheduleExpression", "State")},
+            "tags": events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"],
+            "targets": events.list_targets_by_rule(Rule=name)["Targets"],
+        }
+    alarms = {}
+    for alarm in cloudwatch.describe_alarms()["MetricAlarms"]:
+        alarms[alarm["AlarmName"]] = {
+            **alarm, "tags": cloudwatch.list_tags_for_resource(
+                ResourceARN=alarm["AlarmArn"])["Tags"]}
+    secrets = {}
+    for secret in sm.list_secrets()["SecretList"]:
+        secrets[secret["Name"]] = {
+            "tags": secret.get("Tags") or [],
+            "value": sm.get_secret_value(SecretId=secret["ARN"])["SecretString"]}
+    parameters = {}
+    for parameter in ssm.describe_parameters()["Parameters"]:
+        name = parameter["Name"]
+        parameters[name] = {
+            "value": ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"],
+            "tags": ssm.list_tags_for_resource(ResourceType="Parameter",
+                                               ResourceId=name)["TagList"]}
+    return _stable({"roles": roles, "functions": functions, "notification": notification,
+                    "rules": rules, "alarms": alarms, "secrets": secrets,
+                    "parameters": parameters})
+
+
+# -- changes made by hand -------------------------------------------------------------------
+
+def _ours(name: str) -> bool:
+    return name.startswith(("pypicloud-s3sync", "pypicloud_s3_sync"))
+
+
+def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
+    """Things an operator (or another tool) might change in a deployed sync, each as
+    ``(what, change)``; ``change()`` returns False where there is nothing to change."""
+    lam, events, iam_client = client("lambda"), client("events"), client("iam")
+    cloudwatch, s3 = client("cloudwatch"), client("s3")
+
+    def functions() -> list[str]:
+        return [f["FunctionName"] for f in lam.list_functions()["Functions"]
+                if _ours(f["FunctionName"])]
+
+    def timeout() -> bool:
+        for name in functions():
+            lam.update_function_configuration(FunctionName=name, Timeout=3)
+        return bool(functions())
+
+    def concurrency() -> bool:
+        for name in functions():
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=7)
+        return bool(functions())
+
+    def retries() -> bool:
+        changed = False
+        for name in functions():
+            if _or_none(lam.get_function_event_invoke_config, FunctionName=name):
+                lam.put_function_event_invoke_config(FunctionName=name,
+                                                     MaximumRetryAttempts=0)
+                changed = True
+        return changed
+
+    def permissions() -> bool:
+        changed = False
+        for name in functions():
+            policy = _or_none(lam.get_policy, FunctionName=name)
+            for statement in json.loads(policy["Policy"])["Statement"] if policy else []:
+                lam.remove_permission(FunctionName=name, StatementId=statement["Sid"])
+                changed = True
+        return changed
+
+    def role_policy() -> bool:
+        changed = False
+        for role in iam_client.list_roles()["Roles"]:
+            if _ours(role["RoleName"]):
+                for policy in iam_client.list_role_policies(
+                        RoleName=role["RoleName"])["PolicyNames"]:
+                    iam_client.delete_role_policy(RoleName=role["RoleName"],
+                                                  PolicyName=policy)
+                    changed = True
+        return changed
+
+    def rules() -> bool:
+        ours = [r["Name"] for r in events.list_rules()["Rules"] if _ours(r["Name"])]
+        for name in ours:
+            events.disable_rule(Name=name)
+        return bool(ours)
+
+    def alarms() -> bool:
+        ours = [a for a in cloudwatch.describe_alarms()["MetricAlarms"]
+                if _ours(a["AlarmName"])]
+        for alarm in ours:
+            cloudwatch.put_metric_alarm(**{
+                k: alarm[k] for k in (
+                    "AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions",
+                    "OKActions", "Namespace", "MetricName", "Statistic", "Dimensions",
+                    "Period", "EvaluationPeriods", "ComparisonOperator",
+                    "TreatMissingData") if k in alarm}, Threshold=alarm["Threshold"] + 1)
+        return bool(ours)
+
+    def notification() -> bool:
+        current = s3.get_bucket_notification_configuration(Bucket=BUCKET)
+        current.pop("ResponseMetadata", None)
+        kept = {k: [e for e in v if not _ours(e.get("Id", ""))] if isinstance(v, list) else v
+                for k, v in current.items()}
+        if kept == current:
+            return False
+        s3.put_bucket_notification_configuration(Bucket=BUCKET,
+                                                 NotificationConfiguration=kept)
+        return True
+
+    return [("function timeout", timeout), ("reserved concurrency", concurrency),
+            ("async retries", retries), ("invoke permissions removed", permissions),
+            ("role policy removed", role_policy), ("rules disabled", rules),
+            ("alarm thresholds", alarms), ("notification entry removed", notification)]
+
+
+def differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """Where two snapshots differ, one line per leaf, for an assertion's message."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [line for key in sorted(set(before) | set(after), key=str)
+                for line in differences(before.get(key, "<absent>"),
+                                        after.get(key, "<absent>"), f"{path}/{key}")]
+    if before != after:
+        return [f"{path}: {before!r} -> {after!r}"]
+    return []
