@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from pypicloud_s3sync.provision import deploy, iam, notifications, tags
-from pypicloud_s3sync.provision.actual import BUCKET_EVENTBRIDGE_TAG
 from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
+from pypicloud_s3sync.provision.resources.delivery import BUCKET_EVENTBRIDGE_TAG
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from . import moto_gaps

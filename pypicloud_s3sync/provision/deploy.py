@@ -1,6 +1,6 @@
 """Plan the sync's AWS resources: the drivers behind ``create``, ``delete`` and ``status``.
 
-This works the way Chalice's deployer does: read what exists (:mod:`.actual`), compute
+This works the way Chalice's deployer does: read what exists (:mod:`.snapshot`), compute
 what should exist from pypicloud's config and the :class:`DeployOptions`, and turn the
 difference into a :class:`Plan` of API calls (:mod:`.planner`).  Printing a plan
 changes nothing; :func:`apply` (:mod:`.executor`) executes it.  ``status`` is the
@@ -22,17 +22,15 @@ from ..bundle.ours import HANDLER
 from ..bundle.runtimes import RUNTIMES, RuntimeRetired, check_runtime
 from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME
 from ..config import PypicloudConfig
-from . import pathchecks
-from .actual import read_actual
+from . import pathchecks, snapshot
+from .actual import Actual
 from .aws import AwsClients, is_mutating
 from .desired import check_cache_reachable, desired_state, function_environment
 from .errors import ApplyError, AwsError, DeployError, Fix, OptionsError, ProvisionError
 from .executor import apply
-from .names import delivery_rule_name
 from .options import DELIVERIES, DeployOptions
 from .plan import ENV_VAR, CodeArtifact, Plan, ResourceStatus, StatusReport, Step, StepResult
 from .planner import Planner
-from .schedule import schedule_rule_name
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_RUNTIME", "DELIVERIES", "ENV_VAR", "HANDLER", "RUNTIMES",
@@ -120,12 +118,9 @@ def _code_provider(code: CodeSource, config: PypicloudConfig, options: DeployOpt
 def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClients, *,
              strict: bool = True, need_bucket: bool = True) -> Planner:
     desired = desired_state(config, options, clients)
-    actual = read_actual(config, options, clients,
-                         None if options.role_arn else options.role_name(clients.region),
-                         delivery_rule_name(options.function_name),
-                         schedule_rule_name(options.function_name),
-                         need_bucket=need_bucket)
-    return Planner(config, options, clients, actual, desired, strict=strict)
+    planner = Planner(config, options, clients, Actual(), desired, strict=strict)
+    snapshot.read(planner, need_bucket=need_bucket)
+    return planner
 
 
 def _compare(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,

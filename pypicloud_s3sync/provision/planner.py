@@ -3,8 +3,8 @@
 ``plan_create``, ``plan_delete`` and ``status`` in :mod:`.deploy` drive it: status is the
 create comparison with ``strict=False``, where whatever create would refuse becomes a
 drifted row of its kind instead, so its proposed fix is the plan create would apply.
-Every remote read happens before, in :mod:`.actual`; what each kind compares and calls
-is in its module under :mod:`.resources`, and nothing here names one.
+Every remote read happens before, in :mod:`.snapshot`; what each kind reads, compares
+and calls is in its module under :mod:`.resources`, and nothing here names one.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ secret the role's policy names, the role the function runs as, the function befo
 settings and before anything may invoke it, the delivery before the schedule, and the
 alarms on a function that exists.  Teardown runs it reversed: nothing points at the
 function when it goes, and the role goes last but for the secret.
+
+:data:`READ_ORDER` is the order :mod:`..snapshot` reads them in, each after the kinds
+whose state its read depends on: the function's settings once it is known to exist, and
+the secret after the function, since without ``--store-db-password`` the secret to read
+is the one the deployed function names.
 """
 
 from __future__ import annotations
@@ -15,4 +20,7 @@ from .base import Kind, Planning
 ORDER: tuple[Kind, ...] = (secret, role, function, async_config, concurrency, delivery,
                            schedule, alarms)
 
-__all__ = ["ORDER", "Kind", "Planning"]
+READ_ORDER: tuple[Kind, ...] = (role, function, async_config, concurrency, secret, delivery,
+                                schedule, alarms)
+
+__all__ = ["ORDER", "READ_ORDER", "Kind", "Planning"]

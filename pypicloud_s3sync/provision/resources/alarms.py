@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import tags
+from .. import alarms, tags
 from ..alarms import (
     ALARM_TOPIC,
     DEFAULT_LAG,
@@ -26,6 +26,12 @@ from .cfn import Resources, api, function_ref, resource, unrendered
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
 LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm"}
+
+
+def read(p: Planning) -> None:
+    """Read whether wanted or not, so that dropping ``--alarm-topic`` removes them."""
+    p.actual.alarms, p.actual.alarm_tags = alarms.read(p.clients.client("cloudwatch"),
+                                                       p.fname)
 
 
 def name(p: Planning) -> str:

@@ -7,11 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..aws import read_or_none
 from ..plan import Step
 from .base import Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
 
 KIND = "async-config"
+
+
+def read(p: Planning) -> None:
+    """Only a function that exists has settings to read."""
+    if p.actual.function is not None:
+        p.actual.invoke_config = read_or_none(
+            p.clients.client("lambda").get_function_event_invoke_config,
+            FunctionName=p.fname)
 
 
 def name(p: Planning) -> str:

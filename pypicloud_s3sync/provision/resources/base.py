@@ -1,7 +1,8 @@
 """What every resource kind plans with: the states to compare, and where its rows and
 calls go.
 
-A kind is a module of this package with ``KIND`` (its rows' resource name), ``plan``
+A kind is a module of this package with ``KIND`` (its rows' resource name), ``read``
+(its part of the actual state, with Get/List/Describe calls only), ``plan``
 (create and update, or refuse what is not ours), ``teardown`` (remove what is ours,
 leave the rest) and ``template`` (its CloudFormation form, rendered from the calls its
 plan made for an empty account); the planner and the template's assembly run them in
@@ -32,6 +33,8 @@ class Kind(Protocol):
     KIND: str
 
     def name(self, p: Planning) -> str: ...
+
+    def read(self, p: Planning) -> None: ...
 
     def plan(self, p: Planning) -> None: ...
 

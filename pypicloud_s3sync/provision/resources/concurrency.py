@@ -16,6 +16,14 @@ from .cfn import FUNCTION, Resources, api, unrendered
 KIND = "concurrency"
 
 
+def read(p: Planning) -> None:
+    """Read whether managed or not: status reports a cap set by hand.  Only a function
+    that exists has one."""
+    if p.actual.function is not None:
+        p.actual.reserved_concurrency = p.clients.client("lambda").get_function_concurrency(
+            FunctionName=p.fname).get("ReservedConcurrentExecutions")
+
+
 def name(p: Planning) -> str:
     return p.fname
 

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import notifications, tags
-from ..actual import BUCKET_EVENTBRIDGE_TAG
+from ..aws import read_or_none
 from ..desired import DESCRIPTION
 from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
 from ..names import delivery_rule_name, statement_id
 from ..plan import Step
+from ..tags import tag_dict
 from .base import Planning
 from .bucket_notification import notification_resources
 from .cfn import Resources, api, unrendered
@@ -27,6 +28,40 @@ from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
 from .permissions import permission, permission_resource
 
 KIND = "notification"
+#: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
+BUCKET_EVENTBRIDGE_TAG = "pypicloud-s3sync:bucket-eventbridge"
+
+
+def read(p: Planning) -> None:
+    """The bucket's notification document (unless the bucket is gone) and our rule, read
+    whatever the delivery so that switching it removes the other path; the other rules
+    on the bucket only when ours says we turned its EventBridge delivery on, since only
+    then might teardown turn it off."""
+    a, bucket, events = p.actual, p.config.target.bucket, p.clients.client("events")
+    if not a.bucket_missing:
+        a.notification = notifications.clean(
+            p.clients.client("s3").get_bucket_notification_configuration(Bucket=bucket))
+    rule_name = delivery_rule_name(p.fname)
+    rule = read_or_none(events.describe_rule, Name=rule_name)
+    if not rule:
+        return
+    a.rule = rule
+    a.rule_tags = tag_dict(events.list_tags_for_resource(ResourceARN=rule["Arn"]).get("Tags"))
+    a.rule_targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    if a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us":
+        a.other_bucket_rules = _other_bucket_rules(events, rule_name, bucket)
+
+
+def _other_bucket_rules(events: Any, own_rule: str, bucket: str) -> list[str]:
+    found = []
+    for page in events.get_paginator("list_rules").paginate():
+        for rule in page.get("Rules", []):
+            if rule["Name"] == own_rule:
+                continue
+            pattern = rule.get("EventPattern") or ""
+            if "aws.s3" in pattern and bucket in pattern:
+                found.append(rule["Name"])
+    return found
 
 
 def name(p: Planning) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...bundle.ours import HANDLER
 from .. import tags
+from ..aws import read_or_none
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
@@ -24,6 +25,36 @@ from .permissions import remove
 KIND = "function"
 #: The fields of the configuration compared as they are.
 _PLAIN = ("Runtime", "Handler", "Role", "Timeout", "MemorySize", "Description")
+
+
+def read(p: Planning) -> None:
+    """The configuration, the tags that tell ours from anyone's, and the resource
+    policy: its invoke permissions belong to the kinds that add them, but it is one
+    document of the function's, read once for all of them."""
+    a, lam = p.actual, p.clients.client("lambda")
+    function = read_or_none(lam.get_function, FunctionName=p.fname)
+    if not function:
+        return
+    a.function = function["Configuration"]
+    a.function_tags = _function_tags(lam, function)
+    policy = read_or_none(lam.get_policy, FunctionName=p.fname)
+    if policy:
+        for statement in json.loads(policy["Policy"]).get("Statement", []):
+            a.statements[statement.get("Sid", "")] = statement
+
+
+def _function_tags(lam: Any, function: dict[str, Any]) -> dict[str, str]:
+    """The function's tags, which tell ours from anyone's.
+
+    GetFunction "returns tag data only if you have explicit allow permissions for
+    lambda:ListTags" (botocore's GetFunctionResponse, ``Tags``), and leaves the field out
+    otherwise, as it does for a function without tags: so a missing field is asked again
+    with ListTags, whose refusal names the permission instead of making our own function
+    look foreign (create would refuse it, delete would leave it).
+    """
+    if "Tags" in function:
+        return function["Tags"] or {}
+    return lam.list_tags(Resource=function["Configuration"]["FunctionArn"]).get("Tags") or {}
 
 
 def name(p: Planning) -> str:

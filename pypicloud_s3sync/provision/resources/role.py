@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from .. import iam, tags
-from ..actual import parse_role_arn
+from ..aws import read_or_none
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
 from ..plan import Step
 from ..tags import tag_dict
@@ -15,6 +16,45 @@ from .base import Planning
 from .cfn import ROLE, Resources, api, resource, unrendered
 
 KIND = "role"
+
+
+def read(p: Planning) -> None:
+    """Our role, its policies (ours and anyone's: teardown keeps a role holding others'),
+    or, with ``-a``, only whether the given role exists."""
+    a, iam_client = p.actual, p.clients.client("iam")
+    if p.options.role_arn:
+        a.given_role_exists = _given_role_exists(iam_client, p.options.role_arn,
+                                                 p.clients.account)
+        return
+    role_name = name(p)
+    role = read_or_none(iam_client.get_role, RoleName=role_name)
+    if not role:
+        return
+    a.role = role["Role"]
+    a.role_inline = iam_client.list_role_policies(RoleName=role_name)["PolicyNames"]
+    a.role_attached = [
+        policy["PolicyArn"] for policy in
+        iam_client.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+    ]
+    if iam.POLICY_NAME in a.role_inline:
+        doc = iam_client.get_role_policy(RoleName=role_name, PolicyName=iam.POLICY_NAME)
+        a.role_policy = iam.parse_document(doc["PolicyDocument"])
+
+
+def parse_role_arn(arn: str) -> tuple[str, str] | None:
+    """``(account, role name)`` of an IAM role ARN, or None if ``arn`` is not one."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+        return None
+    return parts[4], parts[5].rsplit("/", 1)[-1]
+
+
+def _given_role_exists(iam_client: Any, arn: str, account: str) -> bool | None:
+    """None when it cannot be looked up: not a role ARN, or another account's role."""
+    parsed = parse_role_arn(arn)
+    if parsed is None or parsed[0] != account:
+        return None
+    return read_or_none(iam_client.get_role, RoleName=parsed[1]) is not None
 
 
 def name(p: Planning) -> str:

@@ -6,16 +6,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import tags
+from ..aws import read_or_none
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
 from ..plan import Step
 from ..schedule import schedule_rule_name
+from ..tags import tag_dict
 from .base import Planning
 from .cfn import Resources, api, unrendered
 from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
 from .permissions import permission, permission_resource
 
 KIND = "reconcile-schedule"
+
+
+def read(p: Planning) -> None:
+    """Read whether wanted or not, so that dropping the option removes it."""
+    a, events, rule_name = p.actual, p.clients.client("events"), name(p)
+    schedule = read_or_none(events.describe_rule, Name=rule_name)
+    if not schedule:
+        return
+    a.schedule = schedule
+    a.schedule_tags = tag_dict(
+        events.list_tags_for_resource(ResourceARN=schedule["Arn"]).get("Tags"))
+    a.schedule_targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
 
 
 def name(p: Planning) -> str:

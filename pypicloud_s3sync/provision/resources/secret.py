@@ -3,16 +3,41 @@ never sits in the function's environment.  Its value is never shown in a plan.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from .. import dbstore, tags
 from ..desired import stored_db_url
 from ..errors import DeployError
-from ..plan import Step
+from ..plan import ENV_VAR, Step
 from .base import Planning
 from .cfn import Resources, unrendered
 
 KIND = "db-secret"
+
+
+def read(p: Planning) -> None:
+    """The secret to compare (create with ``--store-db-password``) or to remove (the
+    deployed function names one of ours): so it is read after the function."""
+    p.actual.stored = _stored_secret(p)
+    if p.actual.stored is not None:
+        p.actual.stored_state = dbstore.read_state(p.actual.stored, p.clients)
+
+
+def _stored_secret(p: Planning) -> dbstore.StoredSecret | None:
+    options, clients = p.options, p.clients
+    if options.store_db_password:
+        return dbstore.StoredSecret.for_function(
+            options.store_db_password, options.function_name, clients.region,
+            clients.account, clients.partition)
+    variables = ((p.actual.function or {}).get("Environment") or {}).get("Variables") or {}
+    try:
+        settings = json.loads(variables.get(ENV_VAR, "{}"))
+    except ValueError:
+        return None
+    reference = settings.get("s3sync.db_url_secret") if isinstance(settings, dict) else None
+    return dbstore.from_reference(reference, options.function_name, clients.region,
+                                  clients.account, clients.partition)
 
 
 def name(p: Planning) -> str:
