@@ -10,9 +10,9 @@ function when it goes, and the role goes last but for the secret.
 from __future__ import annotations
 
 from . import alarms, async_config, concurrency, delivery, function, role, schedule, secret
-from .base import Kind, Planning
+from .base import Grantee, Kind, Planning
 
 ORDER: tuple[Kind, ...] = (secret, role, function, async_config, concurrency, delivery,
                            schedule, alarms)
 
-__all__ = ["ORDER", "Kind", "Planning"]
+__all__ = ["ORDER", "Grantee", "Kind", "Planning"]

@@ -5,6 +5,7 @@ removed (ours only) without it or on delete.  What they watch and why is in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .. import tags
 from ..alarms import (
@@ -20,8 +21,9 @@ from ..alarms import (
 )
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..plan import Step
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
+from .grants import allow
 
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
@@ -112,3 +114,15 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         params["Dimensions"] = [{**d, "Value": function_ref()} for d in params["Dimensions"]]
         found[logical[params["AlarmName"]]] = resource("AWS::CloudWatch::Alarm", params)
     return found
+
+
+#: Each alarm is read on every plan (so that dropping the option removes it), made with
+#: our tag, updated, deleted; CloudWatch authorizes each by the alarm's name.
+OPERATOR_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
+                    "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:TagResource"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    return [allow("Alarms", OPERATOR_ACTIONS,
+                  [s.arn("cloudwatch", f"alarm:{name}") for name in alarm_names(s.function_name)])]

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..plan import Step
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
+from .grants import on_function
 
 KIND = "async-config"
 
@@ -54,3 +55,13 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         found["AsyncConfig"] = resource("AWS::Lambda::EventInvokeConfig", {
             **step.params, "FunctionName": function_ref(), "Qualifier": "$LATEST"})
     return found
+
+
+#: Read on every plan, put whole (the call has no partial form); deleting the function
+#: removes it.
+OPERATOR_ACTIONS = ["lambda:GetFunctionEventInvokeConfig",
+                    "lambda:PutFunctionEventInvokeConfig"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    return [on_function(s, OPERATOR_ACTIONS)]

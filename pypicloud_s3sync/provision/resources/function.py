@@ -17,8 +17,9 @@ from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
 from ..plan import ENV_VAR, Step
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import CODE_KEY, FUNCTION, Resources, api, code, resource, unrendered
+from .grants import allow, on_function
 from .permissions import remove
 
 KIND = "function"
@@ -175,3 +176,24 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
             params["KmsKeyArn"] = params.pop("KMSKeyArn")
         found[FUNCTION] = resource("AWS::Lambda::Function", params)
     return found
+
+
+#: Read (with its tags: GetFunction returns them only to a caller allowed
+#: lambda:ListTags), create with tags, update code and configuration in place, delete;
+#: from a function not ours, find and remove only our invoke permissions.
+OPERATOR_ACTIONS = [
+    "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
+    "lambda:GetPolicy", "lambda:ListTags", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+]
+#: Lambda checks a VPC function's subnets and groups with the caller's rights when it
+#: creates or updates it; EC2's describe calls name no resource (``"*"`` only).
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+                        "ec2:DescribeVpcs"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    statements = [on_function(s, OPERATOR_ACTIONS)]
+    if s.subnet_ids:
+        statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
+    return statements

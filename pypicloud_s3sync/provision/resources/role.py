@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from .. import iam, tags
 from ..actual import parse_role_arn
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
 from ..plan import Step
 from ..tags import tag_dict
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import ROLE, Resources, api, resource, unrendered
+from .grants import allow
 
 KIND = "role"
 
@@ -127,3 +129,26 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         else:
             raise unrendered(KIND, step)
     return found
+
+
+#: What create and delete do to the role they make (without ``-a``): read it (status,
+#: every plan), create it with its tag, keep its trust and inline policy as generated,
+#: and remove both on delete.
+OPERATOR_ACTIONS = [
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
+    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """``-a``'s role is only read (create checks that it exists before handing it to
+    Lambda), never changed; either role is passed to Lambda, and to nothing else."""
+    role = s.given_role or iam.role_arn(s.account, iam.role_name(s.function_name, s.region),
+                                        s.partition)
+    if s.given_role is None:
+        keep = allow("FunctionRole", OPERATOR_ACTIONS, role)
+    else:
+        keep = allow("GivenRole", ["iam:GetRole"], role)
+    return [keep, allow("PassFunctionRole", ["iam:PassRole"], role,
+                        {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})]
