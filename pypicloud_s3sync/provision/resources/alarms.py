@@ -9,8 +9,10 @@ from typing import Any
 
 from .. import tags
 from ..alarms import (
+    ALARM_RUNBOOK,
     ALARM_TOPIC,
     DEFAULT_LAG,
+    KINDS,
     alarm_name,
     alarm_names,
     compared_fields,
@@ -20,7 +22,7 @@ from ..alarms import (
     topic_region,
 )
 from ..errors import FUNCTION_NAME, DeployError, Fix
-from ..plan import Step
+from ..plan import OK, WARN, Check, Step
 from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
 from .grants import allow
@@ -126,3 +128,28 @@ OPERATOR_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     return [allow("Alarms", OPERATOR_ACTIONS,
                   [s.arn("cloudwatch", f"alarm:{name}") for name in alarm_names(s.function_name)])]
+
+
+def checks(p: Planning) -> list[Check]:
+    """Each of our alarms' current state, read with the alarms themselves (no extra
+    call): an alarm firing now is news the rows cannot give.  A missing or foreign alarm
+    is a drifted row already."""
+    if not p.options.alarm_topic:
+        return []
+    found = []
+    for kind in KINDS:
+        name = alarm_name(p.fname, kind)
+        alarm = p.actual.alarms.get(name)
+        if alarm is None or not ours(p.actual.alarm_tags, name):
+            continue
+        state = alarm.get("StateValue") or "INSUFFICIENT_DATA"
+        check = f"{kind}-alarm"
+        if state == "ALARM":
+            found.append(Check(check, WARN, f"{name} is ALARM: {alarm.get('StateReason', '')}"
+                               .rstrip(": "), ALARM_RUNBOOK[kind].format(fname=p.fname)))
+        elif state == "OK":
+            found.append(Check(check, OK, f"{name} is OK"))
+        else:
+            found.append(Check(check, OK, f"{name} is {state}: no data in its last period "
+                                          "yet (missing data counts as not breaching)"))
+    return found

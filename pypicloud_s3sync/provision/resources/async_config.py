@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..plan import Step
+from ..plan import Check, Step
 from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
 from .grants import on_function
@@ -65,3 +65,8 @@ OPERATOR_ACTIONS = ["lambda:GetFunctionEventInvokeConfig",
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     return [on_function(s, OPERATOR_ACTIONS)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its row is the whole of what status knows of it."""
+    return []

@@ -5,8 +5,9 @@ A kind is a module of this package with ``KIND`` (its rows' resource name), ``pl
 (create and update, or refuse what is not ours), ``teardown`` (remove what is ours,
 leave the rest) and ``template`` (its CloudFormation form, rendered from the calls its
 plan made for an empty account), ``operator_statements`` (what the caller's IAM policy
-must grant for its read, plan and teardown calls); the planner, the template's assembly and the
-operator's policy run them in :data:`~.ORDER` and know none by name.  One
+must grant for its read, plan and teardown calls) and ``checks`` (status's checks of its
+own resource's health, beyond the rows); the planner, the template's assembly, the
+operator's policy and status's checks run them in :data:`~.ORDER` and know none by name.  One
 :class:`Planning` is shared by all of them for one plan, so that the plan's order is the
 order in which the kinds added their calls, and status and create collect the same rows.
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..plan import CodeArtifact, ResourceStatus, Step
+from ..plan import Check, CodeArtifact, ResourceStatus, Step
 
 if TYPE_CHECKING:
     from ...config import PypicloudConfig
@@ -42,6 +43,8 @@ class Kind(Protocol):
         ...
 
     def operator_statements(self, s: Grantee) -> list[dict[str, Any]]: ...
+
+    def checks(self, p: Planning) -> list[Check]: ...
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, OFF, SETTING
-from ..plan import Step
+from ..plan import Check, Step
 from .base import Grantee, Planning
 from .cfn import FUNCTION, Resources, api, unrendered
 from .grants import on_function
@@ -83,3 +83,8 @@ OPERATOR_ACTIONS = ["lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcu
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     return [on_function(s, OPERATOR_ACTIONS)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: throttles show in the path's activity check, not here."""
+    return []

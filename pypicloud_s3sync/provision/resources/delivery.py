@@ -19,7 +19,7 @@ from ..actual import BUCKET_EVENTBRIDGE_TAG
 from ..desired import DESCRIPTION
 from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
 from ..names import delivery_rule_name, statement_id
-from ..plan import Step
+from ..plan import Check, Step
 from .base import Grantee, Planning
 from .bucket_notification import notification_resources
 from .cfn import Resources, api, unrendered
@@ -223,3 +223,8 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     return [invoke_statement(s), on_bucket(s, OPERATOR_BUCKET_ACTIONS),
             rule_statement(s, delivery_rule_name(s.function_name)),
             allow("ListRules", ["events:ListRules"], "*")]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: whether events arrive is the path's activity check, beyond this kind."""
+    return []

@@ -16,7 +16,7 @@ from .. import tags
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
-from ..plan import ENV_VAR, Step
+from ..plan import BY_CREATE, BY_CREATE_FORCE, ENV_VAR, FAIL, OK, WARN, Check, Step
 from .base import Grantee, Planning
 from .cfn import CODE_KEY, FUNCTION, Resources, api, code, resource, unrendered
 from .grants import allow, on_function
@@ -197,3 +197,38 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     if s.subnet_ids:
         statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
     return statements
+
+
+def checks(p: Planning) -> list[Check]:
+    """A function can exist, ours and configured as asked, and still not run: stuck in a
+    failed update, or (seen only with ``-f``, which status plans with) other code."""
+    return [state(p)]
+
+
+def state(p: Planning) -> Check:
+    """Active, its last update done, and the code this config builds."""
+    function, name = p.actual.function, p.fname
+    create = "ppc-create-s3-sync CONFIG"
+    if function is None:
+        return Check("function", FAIL, f"function {name} does not exist: nothing syncs",
+                     f"run '{create}'", BY_CREATE)
+    state = function.get("State") or "Active"
+    update = function.get("LastUpdateStatus") or "Successful"
+    reason = function.get("StateReason") or function.get("LastUpdateStatusReason") or ""
+    if state == "Failed" or update == "Failed":
+        return Check("function", FAIL,
+                     f"function {name} is {state}, last update {update}: {reason}".rstrip(": "),
+                     f"fix what the reason names, then run '{create} -f'")
+    if state != "Active" or update != "Successful":
+        return Check("function", WARN,
+                     f"function {name} is {state}, last update {update}"
+                     + (f": {reason}" if reason else ""),
+                     "wait a minute and run status again; an Inactive function wakes on "
+                     "its next event")
+    code = next((row for row in p.rows if row.resource == "function-code"), None)
+    if code is not None and not code.in_sync:
+        return Check("function", FAIL,
+                     f"function {name} is Active but runs other code ({code.actual}) than "
+                     f"this config builds ({code.desired})", f"run '{create} -f'",
+                     BY_CREATE_FORCE)
+    return Check("function", OK, f"function {name} is Active with the expected code")

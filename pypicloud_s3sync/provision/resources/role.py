@@ -10,7 +10,7 @@ from typing import Any
 from .. import iam, tags
 from ..actual import parse_role_arn
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
-from ..plan import Step
+from ..plan import Check, Step
 from ..tags import tag_dict
 from .base import Grantee, Planning
 from .cfn import ROLE, Resources, api, resource, unrendered
@@ -152,3 +152,8 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
         keep = allow("GivenRole", ["iam:GetRole"], role)
     return [keep, allow("PassFunctionRole", ["iam:PassRole"], role,
                         {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: the role's rows say all status knows of it."""
+    return []

@@ -9,7 +9,7 @@ from typing import Any
 from .. import tags
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
-from ..plan import Step
+from ..plan import Check, Step
 from ..schedule import schedule_rule_name
 from .base import Grantee, Planning
 from .cfn import Resources, api, unrendered
@@ -96,3 +96,8 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     """Its invoke permission and its rule."""
     return [invoke_statement(s), rule_statement(s, schedule_rule_name(s.function_name))]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its rows are the whole of what status knows of it."""
+    return []

@@ -9,7 +9,7 @@ from typing import Any
 from .. import dbstore, tags
 from ..desired import stored_db_url
 from ..errors import DeployError
-from ..plan import Step
+from ..plan import Check, Step
 from .base import Grantee, Planning
 from .cfn import Resources, unrendered
 from .grants import allow
@@ -110,3 +110,8 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
                                                s.account, s.partition)
     return [allow("StoredDatabaseSecret", OPERATOR_ACTIONS[s.store],
                   stored.policy_resource)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its row says whether it holds the ini's URL."""
+    return []
