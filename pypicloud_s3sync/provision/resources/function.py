@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...bundle.ours import HANDLER
-from .. import tags
+from .. import iam, tags
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
@@ -193,7 +193,13 @@ OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
 
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
-    statements = [on_function(s, OPERATOR_ACTIONS)]
+    """Creating the function or changing its configuration hands Lambda its role
+    (iam:PassRole on that role, to Lambda only), whether ours or ``-a``'s."""
+    role = s.given_role or iam.role_arn(s.account, iam.role_name(s.function_name, s.region),
+                                        s.partition)
+    statements = [allow("PassFunctionRole", ["iam:PassRole"], role,
+                        {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
+                  on_function(s, OPERATOR_ACTIONS)]
     if s.subnet_ids:
         statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
     return statements

@@ -143,15 +143,12 @@ OPERATOR_ACTIONS = [
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     """``-a``'s role is only read (create checks that it exists before handing it to
-    Lambda), never changed; either role is passed to Lambda, and to nothing else."""
-    role = s.given_role or iam.role_arn(s.account, iam.role_name(s.function_name, s.region),
-                                        s.partition)
-    if s.given_role is None:
-        keep = allow("FunctionRole", OPERATOR_ACTIONS, role)
-    else:
-        keep = allow("GivenRole", ["iam:GetRole"], role)
-    return [keep, allow("PassFunctionRole", ["iam:PassRole"], role,
-                        {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})]
+    Lambda), never changed.  Passing it is the function's calls' need (its kind grants
+    iam:PassRole)."""
+    if s.given_role is not None:
+        return [allow("GivenRole", ["iam:GetRole"], s.given_role)]
+    role = iam.role_arn(s.account, iam.role_name(s.function_name, s.region), s.partition)
+    return [allow("FunctionRole", OPERATOR_ACTIONS, role)]
 
 
 def checks(p: Planning) -> list[Check]:
