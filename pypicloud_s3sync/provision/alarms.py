@@ -42,6 +42,15 @@ DEFAULT_LAG = 900.0
 #: The period both alarms judge, in seconds.
 PERIOD = 300
 KINDS = ("errors", "lag")
+#: The first thing to do when an alarm fires, said in full: an installed wheel has no
+#: docs.  Status says it for a firing alarm, and the activity check for a lag above it.
+ALARM_RUNBOOK = {
+    "errors": "read the failed invocations' log lines: aws logs tail /aws/lambda/{fname} "
+              "--since 1h --filter-pattern failed; fix the cause each names, then run "
+              "'ppc-s3sync reconcile CONFIG' for what the retries gave up on",
+    "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
+           "replication backlog in the activity check",
+}
 #: The fields of an alarm we set and compare; everything else AWS returns is its own.
 COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
             "Namespace", "MetricName", "Statistic", "Dimensions", "Period",

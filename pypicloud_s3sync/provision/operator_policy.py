@@ -2,84 +2,34 @@
 create, status and delete of one function's sync, and reconcile of its bucket and cache.
 
 Generated, never written by hand, so that docs/resources.rst and the tests read the one
-the commands need; every resource is named where AWS allows it.
+the commands need; every resource is named where AWS allows it.  Each resource kind
+grants what its own read, plan and teardown call (``operator_statements``, in
+:data:`~.resources.ORDER`); this module adds what belongs to no kind, and merges the
+statements kinds make on one shared resource (the function, the bucket, the rules) so
+that the policy keeps one statement per resource.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..config import PypicloudConfig
-from .alarms import alarm_names
-from .dbstore import StoredSecret
-from .iam import (
-    POLICY_VERSION,
-    dynamo_statements,
-    package_statements,
-    role_arn,
-    role_name,
-    secret_statements,
-)
-from .names import delivery_rule_name
-from .schedule import schedule_rule_name
+from .iam import POLICY_VERSION, dynamo_statements, package_statements, secret_statements
+from .resources import ORDER, Grantee
+from .resources.grants import allow, on_bucket
 
-#: What the operator's commands do to the function's role (without ``-a``): read it
-#: (status, every plan), create it with its tag, keep its trust and inline policy as
-#: generated, and remove both on delete.
-OPERATOR_ROLE_ACTIONS = [
-    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
-    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
-    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
-]
-#: ... to the function: read (with its tags: GetFunction returns them only to a caller
-#: allowed lambda:ListTags), create (with tags), update code and configuration, its
-#: async settings, its reserved concurrency (set, and removed by ``off``) and its invoke
-#: permissions, delete.
-OPERATOR_FUNCTION_ACTIONS = [
-    "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
-    "lambda:DeleteFunctionConcurrency", "lambda:GetFunction", "lambda:GetFunctionConcurrency",
-    "lambda:GetFunctionEventInvokeConfig", "lambda:GetPolicy", "lambda:ListTags",
-    "lambda:PutFunctionConcurrency", "lambda:PutFunctionEventInvokeConfig",
-    "lambda:RemovePermission", "lambda:TagResource",
-    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
-]
-#: ... to the bucket's notification document (merged, never replaced), and its region
-#: (S3 only notifies a function in the bucket's own region); status reads its
-#: versioning and replication rules.
-OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:GetBucketNotification",
-                           "s3:GetBucketVersioning", "s3:GetReplicationConfiguration",
-                           "s3:PutBucketNotification"]
-#: ... to the two EventBridge rules (delivery and schedule), read on every plan so that
-#: dropping an option removes its rule.
-OPERATOR_RULE_ACTIONS = [
-    "events:DeleteRule", "events:DescribeRule", "events:ListTagsForResource",
-    "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
-    "events:RemoveTargets", "events:TagResource",
-]
-#: ... to the secret ``--store-db-password`` keeps (tagged when made, so TagResource /
-#: AddTagsToResource come with the create call).
-OPERATOR_STORE_ACTIONS = {
-    "secretsmanager": ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
-                       "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
-                       "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
-    "ssm": ["ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter",
-            "ssm:ListTagsForResource", "ssm:PutParameter"],
-}
-#: EventBridge lists rules on "*" only; create looks for other rules on the bucket.
-OPERATOR_LIST_ACTIONS = ["events:ListRules"]
-#: Lambda checks a VPC function's subnets and groups with the caller's rights; status
-#: looks for the subnets' route to S3.
-OPERATOR_VPC_ACTIONS = ["ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSubnets", "ec2:DescribeVpcEndpoints", "ec2:DescribeVpcs"]
+#: What the checks beyond our resources read of the bucket (status's versioning and
+#: replication checks), and its region, which every plan compares with its own (S3
+#: notifies only a function in the bucket's region): facts about the bucket, which no
+#: kind makes or removes.
+OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:GetBucketVersioning",
+                           "s3:GetReplicationConfiguration"]
+#: status looks for a VPC function's subnets' route to S3; EC2 names no resource here.
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeRouteTables", "ec2:DescribeSubnets",
+                        "ec2:DescribeVpcEndpoints"]
 #: status reads the function's last day of metrics; CloudWatch names no resource here.
 OPERATOR_METRIC_ACTIONS = ["cloudwatch:GetMetricStatistics"]
-#: ... to the two alarms of ``--alarm-topic``, by name: read on every plan (so that
-#: dropping the option removes them), made with our tag, updated, deleted.
-OPERATOR_ALARM_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
-                          "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
-                          "cloudwatch:TagResource"]
-
 
 
 def operator_policy(
@@ -106,53 +56,44 @@ def operator_policy(
     EC2 describe calls) take ``"*"``,
     the one form AWS accepts for them.
     """
-
-    ours = given_role is None
-    role = given_role or role_arn(account, role_name(function_name, region), partition)
-    function = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
-    rules = [f"arn:{partition}:events:{region}:{account}:rule/{name}"
-             for name in (delivery_rule_name(function_name), schedule_rule_name(function_name))]
-    alarms = [f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"
-              for name in alarm_names(function_name)]
-    statements: list[dict[str, Any]] = []
-    if ours:
-        statements.append({"Sid": "FunctionRole", "Effect": "Allow",
-                           "Action": list(OPERATOR_ROLE_ACTIONS), "Resource": role})
-    else:
-        # create checks that the given role exists before handing it to Lambda.
-        statements.append({"Sid": "GivenRole", "Effect": "Allow",
-                           "Action": ["iam:GetRole"], "Resource": role})
+    grantee = Grantee(config, account, region, function_name, partition, given_role,
+                      tuple(subnet_ids),
+                      store_db_password or config.option("store_db_password"))
+    statements = [statement for kind in ORDER for statement in kind.operator_statements(grantee)]
     statements += [
-        {"Sid": "PassFunctionRole", "Effect": "Allow", "Action": ["iam:PassRole"],
-         "Resource": role,
-         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
-        {"Sid": "Function", "Effect": "Allow", "Action": list(OPERATOR_FUNCTION_ACTIONS),
-         "Resource": function},
-        {"Sid": "BucketNotifications", "Effect": "Allow",
-         "Action": list(OPERATOR_BUCKET_ACTIONS),
-         "Resource": f"arn:{partition}:s3:::{config.target.bucket}"},
-        {"Sid": "Rules", "Effect": "Allow", "Action": list(OPERATOR_RULE_ACTIONS),
-         "Resource": rules},
-        {"Sid": "ListRules", "Effect": "Allow", "Action": list(OPERATOR_LIST_ACTIONS),
-         "Resource": "*"},
-        {"Sid": "Metrics", "Effect": "Allow", "Action": list(OPERATOR_METRIC_ACTIONS),
-         "Resource": "*"},
-        {"Sid": "Alarms", "Effect": "Allow", "Action": list(OPERATOR_ALARM_ACTIONS),
-         "Resource": alarms},
+        on_bucket(grantee, OPERATOR_BUCKET_ACTIONS),
+        allow("Metrics", OPERATOR_METRIC_ACTIONS, "*"),
         # reconcile reads the bucket and writes the cache as the function does.
         *package_statements(config, partition),
     ]
     if config.cache_backend == "dynamo":
         statements += dynamo_statements(config, account, region, partition)
     if subnet_ids:
-        statements.append({"Sid": "VpcChecks", "Effect": "Allow",
-                           "Action": list(OPERATOR_VPC_ACTIONS), "Resource": "*"})
+        statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
     # create reads the secret once, to refuse one the function could not use.
     statements += secret_statements(config)
-    store = store_db_password or config.option("store_db_password")
-    if store in OPERATOR_STORE_ACTIONS:
-        stored = StoredSecret.for_function(store, function_name, region, account, partition)
-        statements.append({"Sid": "StoredDatabaseSecret", "Effect": "Allow",
-                           "Action": list(OPERATOR_STORE_ACTIONS[store]),
-                           "Resource": stored.policy_resource})
-    return {"Version": POLICY_VERSION, "Statement": statements}
+    return {"Version": POLICY_VERSION, "Statement": merged(statements)}
+
+
+def merged(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One statement per Sid, where its first one was, with every action granted under
+    it (sorted) and every resource; statements under one Sid must agree on the rest."""
+    found: dict[str, dict[str, Any]] = {}
+    for statement in statements:
+        sid = statement["Sid"]
+        first = found.get(sid)
+        if first is None:
+            found[sid] = {**statement, "Action": list(statement["Action"])}
+            continue
+        assert (first["Effect"], first.get("Condition")) == (
+            statement["Effect"], statement.get("Condition")), f"{sid} granted two ways"
+        first["Action"] = sorted({*first["Action"], *statement["Action"]})
+        resources = _listed(first["Resource"])
+        resources += [r for r in _listed(statement["Resource"]) if r not in resources]
+        if isinstance(first["Resource"], list) or len(resources) > 1:
+            first["Resource"] = resources
+    return list(found.values())
+
+
+def _listed(resource: str | list[str]) -> list[str]:
+    return [resource] if isinstance(resource, str) else list(resource)

@@ -5,6 +5,9 @@ replication that never carries deletes, a function in a VPC with no route to S3 
 HEAD hangs until the timeout), a function stuck in a failed update, errors nobody
 looked at.  Each check reads (Get/Describe calls only, like :mod:`.actual`) and ends in
 one line: ok, warn or fail, with the fix.  A failed check makes ``status`` exit 3.
+
+The checks of our own resources' health (the function's state, the alarms') are their
+kinds' (``checks``); :func:`plan` puts them where an upload meets them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..function import metrics
-from . import alarms
+from .alarms import ALARM_RUNBOOK
 from .aws import error_code
-from .plan import BY_CREATE, BY_CREATE_FORCE, FAIL, OK, WARN, Check
+from .plan import FAIL, OK, WARN, Check
+from .resources import ORDER, function
 
 if TYPE_CHECKING:
     from .resources.base import Planning
@@ -26,54 +30,30 @@ METRICS_HOURS = 24
 
 def plan(planner: Planning) -> list[Check]:
     """Every check, in the order an upload travels (bucket, replication, function,
-    route, what the function reported)."""
+    route, what the function reported, the alarms): the path's own checks, and each
+    kind's checks of its resource, the function's followed by the path beyond it."""
     bucket = planner.config.target.bucket
     s3 = planner.clients.client("s3")
-    function = planner.actual.function
-    checks = [versioning(s3, bucket),
-              replication(s3, bucket, planner.config.target.prefix),
-              function_state(function, planner)]
-    if function is not None:
-        route = s3_route(planner.clients.client("ec2"), function, planner.clients.region)
-        if route is not None:
-            checks.append(route)
-        checks.append(activity(planner.clients.client("cloudwatch"), planner.fname,
-                               lag_limit=planner.options.lag_threshold))
-    if planner.options.alarm_topic:
-        checks += alarm_states(planner)
+    checks = [versioning(s3, bucket), replication(s3, bucket, planner.config.target.prefix)]
+    for kind in ORDER:
+        checks += kind.checks(planner)
+        if kind is function:
+            checks += _beyond_function(planner)
     return checks
 
 
-def alarm_states(planner: Planning) -> list[Check]:
-    """Each of our alarms' current state, read with the alarms themselves (no extra
-    call).  A missing or foreign alarm is a drifted resource row already."""
-    found = []
-    for kind in alarms.KINDS:
-        name = alarms.alarm_name(planner.fname, kind)
-        alarm = planner.actual.alarms.get(name)
-        if alarm is None or not alarms.ours(planner.actual.alarm_tags, name):
-            continue
-        state = alarm.get("StateValue") or "INSUFFICIENT_DATA"
-        check = f"{kind}-alarm"
-        if state == "ALARM":
-            found.append(Check(check, WARN, f"{name} is ALARM: {alarm.get('StateReason', '')}"
-                               .rstrip(": "), ALARM_RUNBOOK[kind].format(fname=planner.fname)))
-        elif state == "OK":
-            found.append(Check(check, OK, f"{name} is OK"))
-        else:
-            found.append(Check(check, OK, f"{name} is {state}: no data in its last period "
-                                          "yet (missing data counts as not breaching)"))
-    return found
-
-
-#: The first thing to do when an alarm fires, said in full: an installed wheel has no docs.
-ALARM_RUNBOOK = {
-    "errors": "read the failed invocations' log lines: aws logs tail /aws/lambda/{fname} "
-              "--since 1h --filter-pattern failed; fix the cause each names, then run "
-              "'ppc-s3sync reconcile CONFIG' for what the retries gave up on",
-    "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
-           "replication backlog in the activity check",
-}
+def _beyond_function(planner: Planning) -> list[Check]:
+    """Its route to S3 and what it reported; nothing to look at without a function."""
+    found = planner.actual.function
+    if found is None:
+        return []
+    checks = []
+    route = s3_route(planner.clients.client("ec2"), found, planner.clients.region)
+    if route is not None:
+        checks.append(route)
+    checks.append(activity(planner.clients.client("cloudwatch"), planner.fname,
+                           lag_limit=planner.options.lag_threshold))
+    return checks
 
 
 def versioning(s3: Any, bucket: str) -> Check:
@@ -165,35 +145,6 @@ def _replicates_deletes(rule: dict[str, Any]) -> bool:
 
 def _destination(rule: dict[str, Any]) -> str:
     return (rule.get("Destination") or {}).get("Bucket", "?").rsplit(":", 1)[-1]
-
-
-def function_state(function: dict[str, Any] | None, planner: Planning) -> Check:
-    """Active, its last update done, and the code this config builds."""
-    name = planner.fname
-    create = "ppc-create-s3-sync CONFIG"
-    if function is None:
-        return Check("function", FAIL, f"function {name} does not exist: nothing syncs",
-                     f"run '{create}'", BY_CREATE)
-    state = function.get("State") or "Active"
-    update = function.get("LastUpdateStatus") or "Successful"
-    reason = function.get("StateReason") or function.get("LastUpdateStatusReason") or ""
-    if state == "Failed" or update == "Failed":
-        return Check("function", FAIL,
-                     f"function {name} is {state}, last update {update}: {reason}".rstrip(": "),
-                     f"fix what the reason names, then run '{create} -f'")
-    if state != "Active" or update != "Successful":
-        return Check("function", WARN,
-                     f"function {name} is {state}, last update {update}"
-                     + (f": {reason}" if reason else ""),
-                     "wait a minute and run status again; an Inactive function wakes on "
-                     "its next event")
-    code = next((row for row in planner.rows if row.resource == "function-code"), None)
-    if code is not None and not code.in_sync:
-        return Check("function", FAIL,
-                     f"function {name} is Active but runs other code ({code.actual}) than "
-                     f"this config builds ({code.desired})", f"run '{create} -f'",
-                     BY_CREATE_FORCE)
-    return Check("function", OK, f"function {name} is Active with the expected code")
 
 
 def s3_route(ec2: Any, function: dict[str, Any], region: str) -> Check | None:

@@ -15,7 +15,7 @@ is the one the deployed function names.
 from __future__ import annotations
 
 from . import alarms, async_config, concurrency, delivery, function, role, schedule, secret
-from .base import Kind, Planning
+from .base import Grantee, Kind, Planning
 
 ORDER: tuple[Kind, ...] = (secret, role, function, async_config, concurrency, delivery,
                            schedule, alarms)
@@ -23,4 +23,4 @@ ORDER: tuple[Kind, ...] = (secret, role, function, async_config, concurrency, de
 READ_ORDER: tuple[Kind, ...] = (role, function, async_config, concurrency, secret, delivery,
                                 schedule, alarms)
 
-__all__ = ["ORDER", "READ_ORDER", "Kind", "Planning"]
+__all__ = ["ORDER", "READ_ORDER", "Grantee", "Kind", "Planning"]

@@ -5,11 +5,14 @@ removed (ours only) without it or on delete.  What they watch and why is in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .. import alarms, tags
 from ..alarms import (
+    ALARM_RUNBOOK,
     ALARM_TOPIC,
     DEFAULT_LAG,
+    KINDS,
     alarm_name,
     alarm_names,
     compared_fields,
@@ -19,9 +22,10 @@ from ..alarms import (
     topic_region,
 )
 from ..errors import FUNCTION_NAME, DeployError, Fix
-from ..plan import Step
-from .base import Planning
+from ..plan import OK, WARN, Check, Step
+from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
+from .grants import allow
 
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
@@ -117,4 +121,41 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         params = dict(step.params)
         params["Dimensions"] = [{**d, "Value": function_ref()} for d in params["Dimensions"]]
         found[logical[params["AlarmName"]]] = resource("AWS::CloudWatch::Alarm", params)
+    return found
+
+
+#: Each alarm is read on every plan (so that dropping the option removes it), made with
+#: our tag, updated, deleted; CloudWatch authorizes each by the alarm's name.
+OPERATOR_ACTIONS = ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms",
+                    "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:TagResource"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    return [allow("Alarms", OPERATOR_ACTIONS,
+                  [s.arn("cloudwatch", f"alarm:{name}") for name in alarm_names(s.function_name)])]
+
+
+def checks(p: Planning) -> list[Check]:
+    """Each of our alarms' current state, read with the alarms themselves (no extra
+    call): an alarm firing now is news the rows cannot give.  A missing or foreign alarm
+    is a drifted row already."""
+    if not p.options.alarm_topic:
+        return []
+    found = []
+    for kind in KINDS:
+        name = alarm_name(p.fname, kind)
+        alarm = p.actual.alarms.get(name)
+        if alarm is None or not ours(p.actual.alarm_tags, name):
+            continue
+        state = alarm.get("StateValue") or "INSUFFICIENT_DATA"
+        check = f"{kind}-alarm"
+        if state == "ALARM":
+            found.append(Check(check, WARN, f"{name} is ALARM: {alarm.get('StateReason', '')}"
+                               .rstrip(": "), ALARM_RUNBOOK[kind].format(fname=p.fname)))
+        elif state == "OK":
+            found.append(Check(check, OK, f"{name} is OK"))
+        else:
+            found.append(Check(check, OK, f"{name} is {state}: no data in its last period "
+                                          "yet (missing data counts as not breaching)"))
     return found

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..aws import read_or_none
-from ..plan import Step
-from .base import Planning
+from ..plan import Check, Step
+from .base import Grantee, Planning
 from .cfn import Resources, api, function_ref, resource, unrendered
+from .grants import on_function
 
 KIND = "async-config"
 
@@ -63,3 +64,18 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         found["AsyncConfig"] = resource("AWS::Lambda::EventInvokeConfig", {
             **step.params, "FunctionName": function_ref(), "Qualifier": "$LATEST"})
     return found
+
+
+#: Read on every plan, put whole (the call has no partial form); deleting the function
+#: removes it.
+OPERATOR_ACTIONS = ["lambda:GetFunctionEventInvokeConfig",
+                    "lambda:PutFunctionEventInvokeConfig"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    return [on_function(s, OPERATOR_ACTIONS)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its row is the whole of what status knows of it."""
+    return []

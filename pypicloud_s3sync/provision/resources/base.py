@@ -5,8 +5,10 @@ A kind is a module of this package with ``KIND`` (its rows' resource name), ``re
 (its part of the actual state, with Get/List/Describe calls only), ``plan``
 (create and update, or refuse what is not ours), ``teardown`` (remove what is ours,
 leave the rest) and ``template`` (its CloudFormation form, rendered from the calls its
-plan made for an empty account); the planner and the template's assembly run them in
-:data:`~.ORDER` and know none by name.  One
+plan made for an empty account), ``operator_statements`` (what the caller's IAM policy
+must grant for its read, plan and teardown calls) and ``checks`` (status's checks of its
+own resource's health, beyond the rows); the planner, the template's assembly, the
+operator's policy and status's checks run them in :data:`~.ORDER` and know none by name.  One
 :class:`Planning` is shared by all of them for one plan, so that the plan's order is the
 order in which the kinds added their calls, and status and create collect the same rows.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..plan import CodeArtifact, ResourceStatus, Step
+from ..plan import Check, CodeArtifact, ResourceStatus, Step
 
 if TYPE_CHECKING:
     from ...config import PypicloudConfig
@@ -42,6 +44,34 @@ class Kind(Protocol):
 
     def template(self, p: Planning, created: Sequence[Step]) -> dict[str, dict[str, Any]]:
         ...
+
+    def operator_statements(self, s: Grantee) -> list[dict[str, Any]]: ...
+
+    def checks(self, p: Planning) -> list[Check]: ...
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """Whom the operator's policy is for: one function's sync in one account and region.
+
+    The policy is written before anything exists and without credentials, so the kinds
+    get names and ARNs from this rather than from a :class:`Planning`, which needs AWS.
+    """
+
+    config: PypicloudConfig
+    account: str
+    region: str
+    function_name: str
+    partition: str = "aws"
+    #: ``-a``'s role: only read and passed, never changed.
+    given_role: str | None = None
+    subnet_ids: Sequence[str] = ()
+    #: Where ``--store-db-password`` keeps the database URL (``ssm``, ``secretsmanager``).
+    store: str | None = None
+
+    def arn(self, service: str, resource: str) -> str:
+        """A regional resource's ARN in this account (IAM and S3 ARNs have no region)."""
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
 
 
 @dataclass
@@ -89,4 +119,4 @@ class Planning:
                                         desired == actual if in_sync is None else in_sync))
 
 
-__all__ = ["Kind", "Planning"]
+__all__ = ["Grantee", "Kind", "Planning"]

@@ -7,11 +7,13 @@ nothing to do."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, OFF, SETTING
-from ..plan import Step
-from .base import Planning
+from ..plan import Check, Step
+from .base import Grantee, Planning
 from .cfn import FUNCTION, Resources, api, unrendered
+from .grants import on_function
 
 KIND = "concurrency"
 
@@ -80,3 +82,17 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         found[FUNCTION] = {"Properties": {
             "ReservedConcurrentExecutions": step.params["ReservedConcurrentExecutions"]}}
     return found
+
+
+#: Read on every plan (a cap set by hand is reported), set, and removed by ``off``.
+OPERATOR_ACTIONS = ["lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency",
+                    "lambda:PutFunctionConcurrency"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    return [on_function(s, OPERATOR_ACTIONS)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: throttles show in the path's activity check, not here."""
+    return []

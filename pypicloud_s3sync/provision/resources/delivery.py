@@ -19,13 +19,14 @@ from ..aws import read_or_none
 from ..desired import DESCRIPTION
 from ..errors import DELIVERY_EVENTBRIDGE, FUNCTION_NAME, DeployError, Fix
 from ..names import delivery_rule_name, statement_id
-from ..plan import Step
+from ..plan import Check, Step
 from ..tags import tag_dict
-from .base import Planning
+from .base import Grantee, Planning
 from .bucket_notification import notification_resources
 from .cfn import Resources, api, unrendered
-from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
-from .permissions import permission, permission_resource
+from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_statement, rule_targets
+from .grants import allow, on_bucket
+from .permissions import invoke_statement, permission, permission_resource
 
 KIND = "notification"
 #: Rule tag that remembers whether we switched the bucket's EventBridge delivery on.
@@ -244,3 +245,21 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         else:
             raise unrendered(KIND, step)
     return found
+
+
+#: The bucket's notification document, read and put back whole (merged, never replaced).
+OPERATOR_BUCKET_ACTIONS = ["s3:GetBucketNotification", "s3:PutBucketNotification"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """Its invoke permission, the bucket's notifications, its rule, and EventBridge's
+    list of rules, which names no resource (``"*"`` only): turning EventBridge delivery
+    off again first looks for other rules on the bucket."""
+    return [invoke_statement(s), on_bucket(s, OPERATOR_BUCKET_ACTIONS),
+            rule_statement(s, delivery_rule_name(s.function_name)),
+            allow("ListRules", ["events:ListRules"], "*")]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: whether events arrive is the path's activity check, beyond this kind."""
+    return []

@@ -9,8 +9,9 @@ from typing import Any
 
 from ..names import TARGET_ID
 from ..plan import Step
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import Resources, api, resource
+from .grants import allow
 
 #: The calls that make a rule, and so one ``AWS::Events::Rule``.
 RULE_CALLS = ("events.put_rule", "events.put_targets")
@@ -53,3 +54,17 @@ def add_rule(found: Resources, step: Step, logical: str, permission: str) -> Non
 
 
 __all__ = ["RULE_CALLS", "add_rule", "delete_rule", "rule_targets"]
+
+
+#: Each rule is read on every plan (so that dropping its option removes it), made with
+#: our tag and its one target, and removed target first.
+OPERATOR_ACTIONS = [
+    "events:DeleteRule", "events:DescribeRule", "events:ListTagsForResource",
+    "events:ListTargetsByRule", "events:PutRule", "events:PutTargets",
+    "events:RemoveTargets", "events:TagResource",
+]
+
+
+def rule_statement(s: Grantee, name: str) -> dict[str, Any]:
+    """Both rules' kinds grant under one ``Rules`` Sid, by the rule's name."""
+    return allow("Rules", OPERATOR_ACTIONS, [s.arn("events", f"rule/{name}")])

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...bundle.ours import HANDLER
-from .. import tags
+from .. import iam, tags
 from ..aws import read_or_none
 from ..desired import DESCRIPTION
 from ..errors import FORCE, FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
-from ..plan import ENV_VAR, Step
-from .base import Planning
+from ..plan import BY_CREATE, BY_CREATE_FORCE, ENV_VAR, FAIL, OK, WARN, Check, Step
+from .base import Grantee, Planning
 from .cfn import CODE_KEY, FUNCTION, Resources, api, code, resource, unrendered
+from .grants import allow, on_function
 from .permissions import remove
 
 KIND = "function"
@@ -206,3 +207,65 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
             params["KmsKeyArn"] = params.pop("KMSKeyArn")
         found[FUNCTION] = resource("AWS::Lambda::Function", params)
     return found
+
+
+#: Read (with its tags: GetFunction returns them only to a caller allowed
+#: lambda:ListTags), create with tags, update code and configuration in place, delete;
+#: from a function not ours, find and remove only our invoke permissions.
+OPERATOR_ACTIONS = [
+    "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
+    "lambda:GetPolicy", "lambda:ListTags", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+]
+#: Lambda checks a VPC function's subnets and groups with the caller's rights when it
+#: creates or updates it; EC2's describe calls name no resource (``"*"`` only).
+OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+                        "ec2:DescribeVpcs"]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """Creating the function or changing its configuration hands Lambda its role
+    (iam:PassRole on that role, to Lambda only), whether ours or ``-a``'s."""
+    role = s.given_role or iam.role_arn(s.account, iam.role_name(s.function_name, s.region),
+                                        s.partition)
+    statements = [allow("PassFunctionRole", ["iam:PassRole"], role,
+                        {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
+                  on_function(s, OPERATOR_ACTIONS)]
+    if s.subnet_ids:
+        statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
+    return statements
+
+
+def checks(p: Planning) -> list[Check]:
+    """A function can exist, ours and configured as asked, and still not run: stuck in a
+    failed update, or (seen only with ``-f``, which status plans with) other code."""
+    return [state(p)]
+
+
+def state(p: Planning) -> Check:
+    """Active, its last update done, and the code this config builds."""
+    function, name = p.actual.function, p.fname
+    create = "ppc-create-s3-sync CONFIG"
+    if function is None:
+        return Check("function", FAIL, f"function {name} does not exist: nothing syncs",
+                     f"run '{create}'", BY_CREATE)
+    state = function.get("State") or "Active"
+    update = function.get("LastUpdateStatus") or "Successful"
+    reason = function.get("StateReason") or function.get("LastUpdateStatusReason") or ""
+    if state == "Failed" or update == "Failed":
+        return Check("function", FAIL,
+                     f"function {name} is {state}, last update {update}: {reason}".rstrip(": "),
+                     f"fix what the reason names, then run '{create} -f'")
+    if state != "Active" or update != "Successful":
+        return Check("function", WARN,
+                     f"function {name} is {state}, last update {update}"
+                     + (f": {reason}" if reason else ""),
+                     "wait a minute and run status again; an Inactive function wakes on "
+                     "its next event")
+    code = next((row for row in p.rows if row.resource == "function-code"), None)
+    if code is not None and not code.in_sync:
+        return Check("function", FAIL,
+                     f"function {name} is Active but runs other code ({code.actual}) than "
+                     f"this config builds ({code.desired})", f"run '{create} -f'",
+                     BY_CREATE_FORCE)
+    return Check("function", OK, f"function {name} is Active with the expected code")

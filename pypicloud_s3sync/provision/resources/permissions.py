@@ -12,8 +12,9 @@ from typing import Any
 from .. import iam
 from ..names import statement_id
 from ..plan import Step
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import function_ref, resource
+from .grants import on_function
 
 
 def permission(p: Planning, principal: str, source_arn: str, wanted: bool,
@@ -62,3 +63,13 @@ def permission_resource(step: Step) -> dict[str, Any]:
 
 
 __all__ = ["permission", "permission_resource", "remove"]
+
+
+#: Every plan reads the function's policy to find the statements already there (the
+#: function's teardown too, removing ours from a function that is not ours).
+OPERATOR_ACTIONS = ["lambda:AddPermission", "lambda:GetPolicy", "lambda:RemovePermission"]
+
+
+def invoke_statement(s: Grantee) -> dict[str, Any]:
+    """For the kinds that make something invoke the function; granted on the function."""
+    return on_function(s, OPERATOR_ACTIONS)

@@ -10,10 +10,11 @@ from typing import Any
 from .. import iam, tags
 from ..aws import read_or_none
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
-from ..plan import Step
+from ..plan import Check, Step
 from ..tags import tag_dict
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import ROLE, Resources, api, resource, unrendered
+from .grants import allow
 
 KIND = "role"
 
@@ -167,3 +168,28 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         else:
             raise unrendered(KIND, step)
     return found
+
+
+#: What create and delete do to the role they make (without ``-a``): read it (status,
+#: every plan), create it with its tag, keep its trust and inline policy as generated,
+#: and remove both on delete.
+OPERATOR_ACTIONS = [
+    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
+    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
+    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+]
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """``-a``'s role is only read (create checks that it exists before handing it to
+    Lambda), never changed.  Passing it is the function's calls' need (its kind grants
+    iam:PassRole)."""
+    if s.given_role is not None:
+        return [allow("GivenRole", ["iam:GetRole"], s.given_role)]
+    role = iam.role_arn(s.account, iam.role_name(s.function_name, s.region), s.partition)
+    return [allow("FunctionRole", OPERATOR_ACTIONS, role)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: the role's rows say all status knows of it."""
+    return []

@@ -4,18 +4,19 @@ reconcile (the expression's parsing is in :mod:`..schedule`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .. import tags
 from ..aws import read_or_none
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import SCHEDULE_PRINCIPAL, statement_id
-from ..plan import Step
+from ..plan import Check, Step
 from ..schedule import schedule_rule_name
 from ..tags import tag_dict
-from .base import Planning
+from .base import Grantee, Planning
 from .cfn import Resources, api, unrendered
-from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_targets
-from .permissions import permission, permission_resource
+from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_statement, rule_targets
+from .permissions import invoke_statement, permission, permission_resource
 
 KIND = "reconcile-schedule"
 
@@ -104,3 +105,13 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         else:
             raise unrendered(KIND, step)
     return found
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """Its invoke permission and its rule."""
+    return [invoke_statement(s), rule_statement(s, schedule_rule_name(s.function_name))]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its rows are the whole of what status knows of it."""
+    return []

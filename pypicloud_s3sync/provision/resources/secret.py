@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from .. import dbstore, tags
 from ..desired import stored_db_url
 from ..errors import DeployError
-from ..plan import ENV_VAR, Step
-from .base import Planning
+from ..plan import ENV_VAR, Check, Step
+from .base import Grantee, Planning
 from .cfn import Resources, unrendered
+from .grants import allow
 
 KIND = "db-secret"
 
@@ -112,3 +114,29 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
     for step in created:
         raise unrendered(KIND, step)
     return {}
+
+
+#: What keeping the secret ``--store-db-password`` names takes, by service (tagged when
+#: made, so TagResource / AddTagsToResource come with the create call).
+OPERATOR_ACTIONS = {
+    "secretsmanager": ["secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+                       "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                       "secretsmanager:PutSecretValue", "secretsmanager:TagResource"],
+    "ssm": ["ssm:AddTagsToResource", "ssm:DeleteParameter", "ssm:GetParameter",
+            "ssm:ListTagsForResource", "ssm:PutParameter"],
+}
+
+
+def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """Only that one secret or parameter, and nothing without the option."""
+    if s.store not in OPERATOR_ACTIONS:
+        return []
+    stored = dbstore.StoredSecret.for_function(s.store, s.function_name, s.region,
+                                               s.account, s.partition)
+    return [allow("StoredDatabaseSecret", OPERATOR_ACTIONS[s.store],
+                  stored.policy_resource)]
+
+
+def checks(p: Planning) -> list[Check]:
+    """None: its row says whether it holds the ini's URL."""
+    return []
