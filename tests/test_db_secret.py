@@ -40,7 +40,7 @@ from .test_function_policy import (
     run_every_path,
 )
 
-FIRST, SECOND = "first-Pass-1", "second-Pass-2"
+FIRST, SECOND, WRONG = "first-Pass-1", "second-Pass-2", "third-Pass-3"
 KINDS = ("secretsmanager-url", "secretsmanager-json", "ssm-password", "ssm-customer-key")
 READS = {"secretsmanager.GetSecretValue", "ssm.GetParameter"}
 
@@ -165,8 +165,22 @@ def test_a_rotated_password_is_read_again_after_the_database_refuses_the_old_one
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(kind, redis_user, FIRST)
     policy, _ = deploy_settings(tmp_path, redis_user, arn, monkeypatch, kind)
-    server = {"pypi.db": "redis", "db.url": redis_user.url(FIRST), "storage.bucket": BUCKET}
-    bucket = SyncBucket.create(server)
+    rotate_through_the_function(
+        redis_user, {"pypi.db": "redis", "storage.bucket": BUCKET},
+        lambda password: store(kind, redis_user, password, arn=arn), tracer, policy)
+
+
+def rotate_through_the_function(user: Any, server: dict[str, str],
+                                store_password: Callable[[str], Any],
+                                tracer: aws_trace.Tracer, policy: dict[str, Any]) -> None:
+    """Three events through the function, for a database ``user`` (``set_password``,
+    ``url``) whose password the secret holds: one on the first password; one after a
+    rotation (the database takes only the new password and drops every connection, the
+    secret holds it); one after the password changed without the secret.  Then what an
+    operator checks: one read of the secret each time, the log's two lines and no
+    password in it, every call allowed by the role's policy, the first two packages
+    cached and the third event failed for Lambda to retry."""
+    bucket = SyncBucket.create({**server, "db.url": user.url(FIRST)})
     log = io.StringIO()
     capture = logging.StreamHandler(log)
     handler.LOG.addHandler(capture)
@@ -175,33 +189,30 @@ def test_a_rotated_password_is_read_again_after_the_database_refuses_the_old_one
         with tracer.recording() as cold:
             handler.handle_event(alpha.event("aws"), None)
 
-        # Rotation: the database takes only the new password, and drops every connection.
-        redis_user.set_password(SECOND)
-        store(kind, redis_user, SECOND, arn=arn)
+        user.set_password(SECOND)
+        store_password(SECOND)
         _, beta = bucket.put_package("beta", "1.0")
         with tracer.recording() as rotated:
             handler.handle_event(beta.event("aws"), None)
 
-        # A password that is simply wrong (the secret was not updated) fails the event
-        # for Lambda to retry, after one more read.
-        redis_user.set_password("third-Pass-3")
+        user.set_password(WRONG)
         _, gamma = bucket.put_package("gamma", "1.0")
         with tracer.recording() as refused, pytest.raises(handler.SyncError):
             handler.handle_event(gamma.event("aws"), None)
     finally:
         handler.LOG.removeHandler(capture)
+        handler.reset()  # its pooled connection must not outlive the user
 
-    assert [c.name for c in cold if c.name in READS] != []
-    assert len([c for c in rotated if c.name in READS]) == 1
-    assert len([c for c in refused if c.name in READS]) == 1
+    for calls in (cold, rotated, refused):
+        assert len([c for c in calls if c.name in READS]) == 1
     assert "read the secret again and reconnected" in log.getvalue()
     assert "the secret still holds the same one" in log.getvalue()
-    for secret in (FIRST, SECOND):
+    for secret in (FIRST, SECOND, WRONG):
         assert secret not in log.getvalue()
     assert not aws_trace.denied(policy, aws_trace.iam_requests([*cold, *rotated, *refused]))
-    redis_user.set_password(SECOND)
-    server["db.url"] = redis_user.url(SECOND)
-    assert set(cached(server)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
+    user.set_password(SECOND)
+    assert set(cached({**server, "db.url": user.url(SECOND)})) == {"alpha-1.0.tar.gz",
+                                                                   "beta-1.0.tar.gz"}
 
 
 # -- create's checks ------------------------------------------------------------------------

@@ -12,9 +12,7 @@ username and keeps the rest of ``db.url``.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +24,9 @@ import pytest
 from pypicloud_s3sync.function import handler
 
 from . import aws_trace, moto_gaps
-from .sync_harness import SyncBucket, cached
-from .test_db_secret import READS, deploy_settings
+from .test_db_secret import FIRST, deploy_settings, rotate_through_the_function
 from .test_function_policy import BUCKET, REGION
 
-FIRST, SECOND, WRONG = "first-Pass-1", "second-Pass-2", "third-Pass-3"
 #: PostgreSQL roles in this group must give their password even from 127.0.0.1.
 PASSWORD_GROUP = "s3sync_password_login"
 
@@ -174,38 +170,6 @@ def test_a_rotated_database_password_is_read_again_and_a_wrong_one_fails_the_eve
     policy, environment = deploy_settings(tmp_path, sql_user, arn, monkeypatch,
                                           pypi_db="sql")
     assert FIRST not in json.dumps(environment)
-    server = {"pypi.db": "sql", "db.url": sql_user.url(FIRST), "storage.bucket": BUCKET}
-    bucket = SyncBucket.create(server)
-    log = io.StringIO()
-    capture = logging.StreamHandler(log)
-    handler.LOG.addHandler(capture)
-    try:
-        _, alpha = bucket.put_package("alpha", "1.0")
-        with tracer.recording() as cold:
-            handler.handle_event(alpha.event("aws"), None)
-
-        sql_user.set_password(SECOND)
-        store(shape, sql_user, SECOND, arn=arn)
-        _, beta = bucket.put_package("beta", "1.0")
-        with tracer.recording() as rotated:
-            handler.handle_event(beta.event("aws"), None)
-
-        sql_user.set_password(WRONG)
-        _, gamma = bucket.put_package("gamma", "1.0")
-        with tracer.recording() as refused, pytest.raises(handler.SyncError):
-            handler.handle_event(gamma.event("aws"), None)
-    finally:
-        handler.LOG.removeHandler(capture)
-        handler.reset()  # its pooled connection must not outlive the user
-
-    assert len([c for c in cold if c.name in READS]) == 1
-    assert len([c for c in rotated if c.name in READS]) == 1
-    assert len([c for c in refused if c.name in READS]) == 1
-    assert "read the secret again and reconnected" in log.getvalue()
-    assert "the secret still holds the same one" in log.getvalue()
-    for secret in (FIRST, SECOND, WRONG):
-        assert secret not in log.getvalue()
-    assert not aws_trace.denied(policy, aws_trace.iam_requests([*cold, *rotated, *refused]))
-    sql_user.set_password(SECOND)
-    server["db.url"] = sql_user.url(SECOND)
-    assert set(cached(server)) == {"alpha-1.0.tar.gz", "beta-1.0.tar.gz"}
+    rotate_through_the_function(
+        sql_user, {"pypi.db": "sql", "storage.bucket": BUCKET},
+        lambda password: store(shape, sql_user, password, arn=arn), tracer, policy)
