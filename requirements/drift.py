@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)(?:\s*;\s*([^\\]+))?")
 
 
 def canonical(name: str) -> str:
@@ -19,8 +19,13 @@ def canonical(name: str) -> str:
 
 
 def locked(lock: Path) -> dict[str, str]:
+    """Name -> version for this interpreter: a universal lock may pin one package twice,
+    under markers for different Pythons, and only the one whose marker holds counts."""
+    from packaging.markers import Marker
+
     pins = (PIN.match(line) for line in lock.read_text(encoding="utf-8").splitlines())
-    return {canonical(m[1]): m[2] for m in pins if m}
+    return {canonical(m[1]): m[2] for m in pins
+            if m and (not m[3] or Marker(m[3].strip()).evaluate())}
 
 
 def installed() -> dict[str, str]:
