@@ -326,3 +326,18 @@ from .ci_checks import (  # noqa: E402
     pytest_runtest_makereport,  # noqa: F401
     pytest_terminal_summary,  # noqa: F401
 )
+
+
+@pytest.fixture
+def function_tracer(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Every AWS call the function makes, traced (tests/aws_trace.py), on moto as AWS
+    answers it, from a fresh container: the function's runtime is built anew."""
+    from pypicloud_s3sync.function import handler
+
+    from . import aws_trace, moto_gaps
+
+    moto_gaps.apply(monkeypatch)
+    handler.reset()
+    with aws_trace.tracing() as tracer:
+        yield tracer
+    handler.reset()

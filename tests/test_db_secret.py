@@ -78,15 +78,6 @@ def redis_user(cache_settings: Callable[[str], dict[str, str]]) -> Iterator[Redi
     user.close()
 
 
-@pytest.fixture
-def tracer(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[aws_trace.Tracer]:
-    moto_gaps.apply(monkeypatch)
-    handler.reset()
-    with aws_trace.tracing() as tracer:
-        yield tracer
-    handler.reset()
-
-
 def store(kind: str, user: RedisUser, password: str, arn: str | None = None) -> str:
     """Put the password (the way ``kind`` holds it) in Secrets Manager or SSM; the ARN."""
     if kind.startswith("ssm"):
@@ -135,7 +126,7 @@ def deploy_settings(tmp_path: Path, user: Any, arn: str,
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_function_bootstraps_from_the_secret_and_its_role_allows_just_that_read(
-        kind: str, tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
+        kind: str, function_tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(kind, redis_user, FIRST)
     policy, environment = deploy_settings(tmp_path, redis_user, arn, monkeypatch, kind)
@@ -151,7 +142,7 @@ def test_the_function_bootstraps_from_the_secret_and_its_role_allows_just_that_r
     server = {"pypi.db": "redis", "db.url": redis_user.url(FIRST), "storage.bucket": BUCKET}
     bucket = SyncBucket.create(server)
 
-    paths = run_every_path(bucket, "", tracer=tracer)
+    paths = run_every_path(bucket, "", tracer=function_tracer)
 
     check_policy(policy, paths, "")
     reads = [c.name for calls in paths.values() for c in calls if c.name in READS]
@@ -161,13 +152,13 @@ def test_the_function_bootstraps_from_the_secret_and_its_role_allows_just_that_r
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_rotated_password_is_read_again_after_the_database_refuses_the_old_one(
-        kind: str, tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
+        kind: str, function_tracer: aws_trace.Tracer, redis_user: RedisUser, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(kind, redis_user, FIRST)
     policy, _ = deploy_settings(tmp_path, redis_user, arn, monkeypatch, kind)
     rotate_through_the_function(
         redis_user, {"pypi.db": "redis", "storage.bucket": BUCKET},
-        lambda password: store(kind, redis_user, password, arn=arn), tracer, policy)
+        lambda password: store(kind, redis_user, password, arn=arn), function_tracer, policy)
 
 
 def rotate_through_the_function(user: Any, server: dict[str, str],
@@ -256,10 +247,11 @@ def test_create_refuses_a_secret_the_function_could_not_use(
 
 
 def test_create_reads_the_secret_once_and_shows_no_password(
-        tracer: aws_trace.Tracer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        function_tracer: aws_trace.Tracer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="pypi-db", SecretString="redis://ppc:Stored-Pass-8@cache.internal:6379/0")["ARN"]
-    with tracer.recording() as calls:
+    with function_tracer.recording() as calls:
         code, _ = create_with(tmp_path, arn, "redis://ppc:Ini-Pass-9@cache.internal:6379/0")
     out = capsys.readouterr()
     assert code == 0, out.err

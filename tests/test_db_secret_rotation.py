@@ -21,9 +21,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from pypicloud_s3sync.function import handler
-
-from . import aws_trace, moto_gaps
+from . import aws_trace
 from .test_db_secret import FIRST, deploy_settings, rotate_through_the_function
 from .test_function_policy import BUCKET, REGION
 
@@ -143,15 +141,6 @@ def sql_user(request: pytest.FixtureRequest) -> Iterator[SQLUser]:
         user.close()
 
 
-@pytest.fixture
-def tracer(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[aws_trace.Tracer]:
-    moto_gaps.apply(monkeypatch)
-    handler.reset()
-    with aws_trace.tracing() as tracer:
-        yield tracer
-    handler.reset()
-
-
 def store(shape: str, user: SQLUser, password: str, arn: str | None = None) -> str:
     value = user.url(password) if shape == "url" else user.rds_document(password)
     secrets = boto3.client("secretsmanager", region_name=REGION)
@@ -164,7 +153,7 @@ def store(shape: str, user: SQLUser, password: str, arn: str | None = None) -> s
 
 @pytest.mark.parametrize("shape", ["url", "rds-json"])
 def test_a_rotated_database_password_is_read_again_and_a_wrong_one_fails_the_event(
-        shape: str, sql_user: SQLUser, tracer: aws_trace.Tracer, tmp_path: Path,
+        shape: str, sql_user: SQLUser, function_tracer: aws_trace.Tracer, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     arn = store(shape, sql_user, FIRST)
     policy, environment = deploy_settings(tmp_path, sql_user, arn, monkeypatch,
@@ -172,4 +161,4 @@ def test_a_rotated_database_password_is_read_again_and_a_wrong_one_fails_the_eve
     assert FIRST not in json.dumps(environment)
     rotate_through_the_function(
         sql_user, {"pypi.db": "sql", "storage.bucket": BUCKET},
-        lambda password: store(shape, sql_user, password, arn=arn), tracer, policy)
+        lambda password: store(shape, sql_user, password, arn=arn), function_tracer, policy)
