@@ -75,7 +75,7 @@ lock:
 # Mutation testing of the modules where a wrong answer loses or leaks data; long, so not
 # part of test. MODULES=events (or sync, handler, ...) runs some of them.
 mutate: $(VENV)/.installed
-	$(PY) -m tests.mutation $(MODULES)
+	$(PY) tools/mutation/mutation.py $(MODULES)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

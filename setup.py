@@ -36,7 +36,7 @@ TEST_REQUIRES = [
     "cfn-lint>=1",
     # Lambda's runtime interface client: the tests run every bundle under it.
     "awslambdaric>=3",
-    # make mutate (tests/mutation.py): mutation testing, not run by make test.
+    # make mutate (tools/mutation/mutation.py): mutation testing, not run by make test.
     "mutmut>=3.8,<4",
     # Drives the system's Chromium (never its own browser downloads) for the sync page.
     "playwright>=1.40",

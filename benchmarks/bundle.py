@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pypicloud_s3sync.bundle.builder import build_bundle
     from pypicloud_s3sync.config import load_config
-    from tests.pypicloud_app import build_cache, sdist_bytes
-    from tests.services import REDIS_ADMIN, claim_redis_database
+    from tests.support.pypicloud_app import build_cache, sdist_bytes
+    from tests.support.services import REDIS_ADMIN, claim_redis_database
 
     work = args.work or Path(tempfile.mkdtemp(prefix="ppc-bench-bundle-"))
     work.mkdir(parents=True, exist_ok=True)

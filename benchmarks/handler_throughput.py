@@ -64,7 +64,7 @@ def cache_settings(backend: str) -> Iterator[dict[str, str]]:
 
 
 def fresh_cache(settings: dict[str, str]) -> Any:
-    from tests.pypicloud_app import build_cache
+    from tests.support.pypicloud_app import build_cache
 
     return build_cache({**settings, "pypi.storage": "file", "storage.dir": "/tmp"})
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from . import services
-from .aws_gate import Gate
-from .pypicloud_app import Pypicloud, create_dynamo_tables, make_app, write_ini
+from .support import services
+from .support.aws_gate import Gate
+from .support.pypicloud_app import Pypicloud, create_dynamo_tables, make_app, write_ini
 
 REGION = "us-east-1"
 
@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     directory, machine-wide as it must be on a server; two workers testing the endpoint
     on the same bucket name would otherwise find each other "busy".
     """
-    from .ci_checks import register_hypothesis_profiles
+    from .support.ci_checks import register_hypothesis_profiles
 
     register_hypothesis_profiles()
     workerinput = getattr(config, "workerinput", None)
@@ -158,7 +158,7 @@ _LAMBDA_SELECTED = pytest.StashKey[set]()
 
 @pytest.fixture(scope="session")
 def lambda_prepared(builder_cache_dir: Path, run_id: str) -> Iterator[Any]:
-    from .lambda_prepare import Prepared
+    from .support.lambda_prepare import Prepared
 
     prepared = Prepared(builder_cache_dir / "lambda", builder_cache_dir, run_id)
     yield prepared
@@ -169,7 +169,7 @@ def lambda_prepared(builder_cache_dir: Path, run_id: str) -> Iterator[Any]:
 def plain_server_venv(lambda_prepared: Any) -> Path:
     """The server venv operators have (plain ``python3 -m venv``, then pip): the one the
     Lambda preparation builds its second set of zips in, made once per run."""
-    from .lambda_prepare import make_plain_venv, plain_venv_path
+    from .support.lambda_prepare import make_plain_venv, plain_venv_path
 
     return make_plain_venv(plain_venv_path(lambda_prepared.root))
 
@@ -322,7 +322,7 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 
 # CI's checks on the run itself (no silent skips, untested Lambda targets named,
 # derandomized hypothesis): see ci_checks.
-from .ci_checks import (  # noqa: E402
+from .support.ci_checks import (  # noqa: E402
     pytest_runtest_makereport,  # noqa: F401
     pytest_terminal_summary,  # noqa: F401
 )
@@ -330,11 +330,11 @@ from .ci_checks import (  # noqa: E402
 
 @pytest.fixture
 def function_tracer(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Every AWS call the function makes, traced (tests/aws_trace.py), on moto as AWS
+    """Every AWS call the function makes, traced (tests/support/aws_trace.py), on moto as AWS
     answers it, from a fresh container: the function's runtime is built anew."""
     from pypicloud_s3sync.function import handler
 
-    from . import aws_trace, moto_gaps
+    from .support import aws_trace, moto_gaps
 
     moto_gaps.apply(monkeypatch)
     handler.reset()

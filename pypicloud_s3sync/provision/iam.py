@@ -41,7 +41,8 @@ DYNAMO_PACKAGE_ACTIONS = ["dynamodb:DeleteItem", "dynamodb:Scan"]
 DYNAMO_INDEX_ACTIONS = ["dynamodb:Query"]
 
 #: Granted actions the function's own code never calls, and why they are granted.
-#: Everything else the role grants is used by a traced path (tests/test_function_policy.py).
+#: Everything else the role grants is used by a traced path
+#: (tests/function/test_function_policy.py).
 UNTRACED_ACTIONS = {
     "logs:CreateLogGroup": "Lambda's runtime writes the function's output to CloudWatch Logs",
     "logs:CreateLogStream": "Lambda's runtime writes the function's output to CloudWatch Logs",
