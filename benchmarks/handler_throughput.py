@@ -56,7 +56,7 @@ class Fails(Exception):
 @contextlib.contextmanager
 def cache_settings(backend: str) -> Iterator[dict[str, str]]:
     """A fresh cache of our own for ``backend``; removed afterwards."""
-    from tests import services
+    from tests.support import services
 
     with tempfile.TemporaryDirectory() as tmp, \
             services.temporary_cache(backend, Path(tmp), REGION) as settings:

@@ -49,7 +49,7 @@ def fake_aws_environment() -> None:
 
 def cache_settings(backend: str, workdir: Path) -> Any:
     """``db.*`` settings of an empty cache of our own (Redis: a claimed empty database)."""
-    from tests import services
+    from tests.support import services
 
     return services.temporary_cache(backend, workdir, REGION)
 
