@@ -48,7 +48,7 @@ dist: $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python -m build --no-isolation --outdir dist .
 
 # The early warning for upstream changes: the newest release of everything within
-# setup.py's ranges (--upgrade: a plain venv's old setuptools and pip too; the suite
+# setup.py's ranges (eager upgrades: a plain venv's old setuptools and pip too; the suite
 # tests that old pair separately), in a venv of its own, then the whole suite. Not run
 # by CI; docs/development.rst says when to run it.
 LATEST_VENV ?= .venv-latest
@@ -56,7 +56,7 @@ test-latest:
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -e ".[all,test]"
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[all,test]"
 	$(LATEST_VENV)/bin/python requirements/drift.py requirements/dev.txt
 	$(LATEST_VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
