@@ -184,12 +184,20 @@ def vpc_network() -> tuple[Any, str, str, str, str]:
     return ec2, vpc, subnet, group, table
 
 
-def test_a_vpc_function_needs_a_gateway_endpoint_or_a_nat(deployed, capsys):
+def vpc_sync(deployed: tuple[str, str], capsys: pytest.CaptureFixture[str]
+             ) -> tuple[Any, str, str, str, tuple[str, ...]]:
+    """The sync moved into a new VPC subnet with create -f: (ec2, vpc, subnet, its route
+    table, the arguments status takes for it)."""
     ini, bundle = deployed
     ec2, vpc, subnet, group, table = vpc_network()
     args = (ini, "--bundle", bundle, "--subnet-ids", subnet, "--security-group-ids", group)
     assert main(["create", "-f", *args]) == 0
     capsys.readouterr()
+    return ec2, vpc, subnet, table, args
+
+
+def test_a_vpc_function_needs_a_gateway_endpoint_or_a_nat(deployed, capsys):
+    ec2, vpc, subnet, table, args = vpc_sync(deployed, capsys)
 
     route = status(capsys, *args, expect=3)["s3-route"]
     assert route["status"] == "fail"
@@ -214,11 +222,7 @@ def test_a_vpc_function_needs_a_gateway_endpoint_or_a_nat(deployed, capsys):
 
 def test_a_vpc_function_whose_subnet_is_gone_cannot_start(deployed, capsys):
     """A subnet deleted after create: Lambda cannot start the function there."""
-    ini, bundle = deployed
-    ec2, vpc, subnet, group, table = vpc_network()
-    args = (ini, "--bundle", bundle, "--subnet-ids", subnet, "--security-group-ids", group)
-    assert main(["create", "-f", *args]) == 0
-    capsys.readouterr()
+    ec2, vpc, subnet, table, args = vpc_sync(deployed, capsys)
     ec2.disassociate_route_table(AssociationId=ec2.describe_route_tables(
         RouteTableIds=[table])["RouteTables"][0]["Associations"][0]["RouteTableAssociationId"])
     ec2.delete_subnet(SubnetId=subnet)
