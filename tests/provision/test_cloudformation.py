@@ -496,6 +496,27 @@ def _moto_tags_stack_functions(monkeypatch):
                         classmethod(create))
 
 
+@pytest.fixture
+def _moto_keeps_a_stack_functions_key(monkeypatch):
+    """``AWS::Lambda::Function``'s ``KmsKeyArn`` is CreateFunction's ``KMSKeyArn``
+    ("The ARN of the Key Management Service (KMS) customer managed key that's used to
+    encrypt ... The function's environment variables", botocore's Lambda model); moto
+    5.2.5's CloudFormation passes only some properties on to CreateFunction and drops
+    that one, leaving the stack's function on Lambda's own key."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        function = original(cls, resource_name, cloudformation_json, account_id,
+                            region_name, **kwargs)
+        function.kms_key_arn = cloudformation_json["Properties"].get("KmsKeyArn")
+        return function
+
+    monkeypatch.setattr(LambdaFunction, "create_from_cloudformation_json",
+                        classmethod(create))
+
+
 def _run_commands(commands, s3):
     """The export's printed commands, on moto: the uploads, then the deploy's parameters."""
     parameters = []
@@ -512,7 +533,7 @@ def _run_commands(commands, s3):
     return parameters
 
 
-def _deploy_stack(tmp_path, code, delivery):
+def _deploy_stack(tmp_path, code, delivery, **placed):
     """Export and deploy as an operator would, on moto: the zips uploaded and the
     parameters given as the export prints; the resources moto cannot make are skipped,
     and the custom resource is called as CloudFormation would."""
@@ -521,7 +542,7 @@ def _deploy_stack(tmp_path, code, delivery):
     s3.create_bucket(Bucket="deploy-artifacts")
     config = make_config(tmp_path)
     options = deploy.DeployOptions.from_config(config, delivery=delivery,
-                                               reconcile_every="1d", force=True)
+                                               reconcile_every="1d", force=True, **placed)
     written = cloudformation.export(config, options, REGION, code, tmp_path / "export")
     template = json.loads(written.template.read_text())
     parameters = _run_commands(written.commands("deploy-artifacts"), s3)
@@ -542,11 +563,18 @@ def _deploy_stack(tmp_path, code, delivery):
     return config, options, template
 
 
-@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize(("delivery", "network"), [
+    ("direct", "lambda's"), ("eventbridge", "lambda's"), ("direct", "vpc-own-key")])
 def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delivery,
+                                                      network,
                                                       _moto_stack_policies_as_json,
-                                                      _moto_tags_stack_functions):
-    config, options, template = _deploy_stack(tmp_path, code, delivery)
+                                                      _moto_tags_stack_functions,
+                                                      _moto_keeps_a_stack_functions_key):
+    """The exported files deployed as the export's printed commands say: status, which
+    compares every field create sets with the config, finds the stack's resources in
+    sync, the function's subnets, security groups and key included."""
+    placed = _network() if network == "vpc-own-key" else {}
+    config, options, template = _deploy_stack(tmp_path, code, delivery, **placed)
     report = deploy.status(config, options, clients_for(config, options), code=code)
     rows = {(row.resource, row.name): row for row in report.rows}
     drifted = sorted(f"{resource} {name}" for (resource, name), row in rows.items()
@@ -561,6 +589,9 @@ def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delive
     [function] = [c for c in report.checks if c.name == "function"]
     assert function.status == OK, function.detail
     lam = boto3.client("lambda", region_name=REGION)
+    held = lam.get_function_configuration(FunctionName=FUNCTION)
+    assert (held.get("KMSKeyArn"), held.get("VpcConfig", {}).get("SubnetIds")) == (
+        (placed["kms_key_arn"], [placed["subnet_ids"]]) if placed else (None, None))
     principals = {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["AWS:SourceArn"]
                   for s in json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])[
                       "Statement"]}
