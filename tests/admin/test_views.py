@@ -339,6 +339,9 @@ def test_a_slow_provisioning_frees_the_worker_and_reports_progress(
 def test_a_slow_status_frees_the_worker_and_is_computed_once(
         aws: None, pypicloud_factory: Callable[..., Pypicloud], function_zip: Path,
         gate: Gate) -> None:
+    """Three GETs while status is slow: each answers at once, and the status is computed
+    once for all three.  That count is the promise, so the held GetRole (status's first
+    read) is counted."""
     server = pypicloud_factory(**{"s3sync.bundle": str(function_zip),
                                   "s3sync.admin.wait": "0.5"})
     gate.operations = {"GetRole"}

@@ -87,8 +87,9 @@ def test_json_output_is_one_document(setup, capsys):
                  "--memory", "512", "--delivery", "eventbridge"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["plan"]["function"] == "other-name"
-    assert [r["call"] for r in document["applied"]][:3] == [
-        "iam.create_role", "iam.put_role_policy", "lambda.create_function"]
+    # What was applied is what the plan in the same document said, step for step.
+    assert [(r["call"], r["name"]) for r in document["applied"]] == [
+        (s["call"], s["name"]) for s in document["plan"]["steps"]]
     assert boto3.client("lambda", region_name=REGION).get_function_configuration(
         FunctionName="other-name")["MemorySize"] == 512
 

