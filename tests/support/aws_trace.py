@@ -190,12 +190,48 @@ def _lambda(operation: str, key: str = "FunctionName") -> Resolver:
             # "Lambda returns tag data only if you have explicit allow permissions for
             # lambda:ListTags" (botocore's GetFunctionResponse, Tags); we read the tags.
             found.append(("lambda:ListTags", arn, {}))
+        found += _environment_key(operation, arn, c.params)
         if (c.params.get("VpcConfig") or {}).get("SubnetIds"):
             # Lambda checks the subnets and groups with the caller's rights.
             found += [(f"ec2:{check}", "*", {}) for check in (
                 "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs")]
         return found
     return resolve
+
+
+#: Each function's customer managed key, as the calls traced so far set it
+#: (:func:`iam_requests` starts each list of calls with none known).
+_FUNCTION_KEYS: dict[str, str] = {}
+
+
+def _environment_key(operation: str, function: str,
+                     params: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """What Lambda does with the caller's rights on a function's customer managed key.
+
+    "Lambda uses your permissions to create a grant on the key [...] kms:CreateGrant,
+    kms:Encrypt – To configure a customer managed CMK on a function. kms:Decrypt – To
+    view and manage environment variables that are encrypted with a customer managed
+    CMK." (Lambda developer guide, "Securing environment variables").  Reads name no
+    key, so the key is the one the traced calls last gave the function; "" drops it.
+    """
+    if operation == "DeleteFunction":
+        _FUNCTION_KEYS.pop(function, None)
+        return []
+    if operation in ("GetFunction", "GetFunctionConfiguration"):
+        key = _FUNCTION_KEYS.get(function)
+        return [("kms:Decrypt", key, {})] if key else []
+    if operation not in ("CreateFunction", "UpdateFunctionConfiguration"):
+        return []
+    found = []
+    if "KMSKeyArn" in params:
+        if params["KMSKeyArn"]:
+            found += [("kms:CreateGrant", params["KMSKeyArn"], {}),
+                      ("kms:Encrypt", params["KMSKeyArn"], {})]
+        _FUNCTION_KEYS[function] = params["KMSKeyArn"]
+    key = _FUNCTION_KEYS.get(function)
+    if key and "Environment" in params and "KMSKeyArn" not in params:
+        found.append(("kms:Encrypt", key, {}))  # new variables, sealed with its key
+    return found
 
 
 def _iam(operation: str) -> Resolver:
@@ -329,6 +365,7 @@ RESOLVERS: dict[str, Resolver] = {
 def iam_requests(calls: Iterable[Call]) -> list[Request]:
     """What IAM authorizes for these calls (duplicates kept, in order)."""
     found = []
+    _FUNCTION_KEYS.clear()
     for call in calls:
         resolver = RESOLVERS.get(call.name)
         if resolver is None:
