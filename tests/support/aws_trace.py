@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -274,16 +275,24 @@ def _alarms(operation: str) -> Resolver:
 
 
 #: Secrets Manager authorizes a secret's full ARN, whose last six characters it chose;
-#: a call that names the secret gets this stand-in suffix.
+#: a call that names the secret, or gives its ARN without them, gets this stand-in.
 SECRET_SUFFIX = "-Ab12Cd"
+#: "Secrets Manager constructs the last part of the secret ARN by appending a dash and
+#: six random alphanumeric characters at the end of the secret name" (Secrets Manager
+#: user guide, "Permissions reference"); an ARN that does not end so is partial, which
+#: the API accepts ("You can specify a partial ARN too", botocore's SecretId) and IAM
+#: still judges on the full one.
+_COMPLETE_SECRET = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
 def _secret(operation: str, key: str = "SecretId") -> Resolver:
     def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
         value = c.params[key]
-        arn = value if value.startswith("arn:") else (
-            f"arn:{PARTITION}:secretsmanager:{c.region}:{ACCOUNT}:secret:{value}"
-            f"{SECRET_SUFFIX}")
+        if value.startswith("arn:"):
+            arn = value if _COMPLETE_SECRET.search(value) else value + SECRET_SUFFIX
+        else:
+            arn = (f"arn:{PARTITION}:secretsmanager:{c.region}:{ACCOUNT}:secret:{value}"
+                   f"{SECRET_SUFFIX}")
         found = [(f"secretsmanager:{operation}", arn, {})]
         if operation == "CreateSecret" and c.params.get("Tags"):
             found.append(("secretsmanager:TagResource", arn, {}))
