@@ -12,6 +12,7 @@ from __future__ import annotations
 import configparser
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,9 +208,40 @@ def check_endpoint_url(url: str, source: str) -> str:
     return url
 
 
+#: The one form IAM matches a KMS key by, as the messages say it.
+KMS_KEY_FORM = "arn:aws:kms:REGION:ACCOUNT:key/ID"
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+
+
+def kms_key_problem(value: str) -> str | None:
+    """Why ``value`` cannot name a KMS key in a grant, or None.
+
+    "To specify a KMS key in an IAM policy statement, you must use its key ARN. You
+    cannot use a key id, alias name, or alias ARN to identify a KMS key in an IAM policy
+    statement." (KMS developer guide, "Specifying KMS keys in IAM policy statements"):
+    every setting of ours that names a key is also granted as the policy's resource, so
+    an alias would deploy a grant on nothing the function uses.
+    """
+    if _KMS_KEY_ARN.match(value.strip()):
+        return None
+    what = "an alias" if "alias/" in value else "no key ARN"
+    return (f"it is {what}, and IAM matches a key only by its key ARN; give that "
+            f"({KMS_KEY_FORM}), which 'aws kms describe-key --key-id {value.strip()} "
+            "--query KeyMetadata.Arn' prints")
+
+
+def check_kms_key(value: str, source: str) -> str:
+    """``value`` when it is a KMS key's ARN; else a ConfigError naming ``source``."""
+    problem = kms_key_problem(value)
+    if problem:
+        raise ConfigError(f"{source} = {value!r} is not valid: {problem}")
+    return value
+
+
 def check_settings(settings: EnvironSettings,
                    environ: Mapping[str, str] | None = None) -> None:
-    """What can be checked before anything is built: every name, and the endpoint URL.
+    """What can be checked before anything is built: every name, the endpoint URL and
+    the database secret's key.
 
     The server runs this at startup (the plugin's includeme) and every command when it
     loads the ini, so a mistake stops both at once, the same way.
@@ -218,6 +250,10 @@ def check_settings(settings: EnvironSettings,
     endpoint = settings.get(PREFIX + "endpoint_url")
     if endpoint:
         check_endpoint_url(str(endpoint), setting_source(settings, PREFIX + "endpoint_url"))
+    # s3sync.kms_key_arn is a deploy option, checked with the others (provision.options).
+    key = settings.get(PREFIX + "db_url_secret_kms_key")
+    if key:
+        check_kms_key(str(key), setting_source(settings, PREFIX + "db_url_secret_kms_key"))
 
 
 def parse_verify_after(value: Any, default: float) -> float | None:

@@ -37,6 +37,9 @@ class Actual:
     role_attached: list[str] = field(default_factory=list)
     function: dict[str, Any] | None = None
     function_tags: dict[str, str] = field(default_factory=dict)
+    #: Why the function's environment could not be read (Lambda's ``Environment.Error``
+    #: for a caller who may not decrypt with its key); None when it was read.
+    environment_unreadable: str | None = None
     #: The CloudFormation stack that made these resources, from their tags: a stack
     #: undoes by-hand changes on its next update, so create and delete leave them alone.
     stack: str | None = None
@@ -71,6 +74,9 @@ class Actual:
     #: deployed function names by our naming), and its state (None: missing).
     stored: StoredSecret | None = None
     stored_state: SecretState | None = field(default=None, repr=False)
+    #: Secrets of our naming that could not be looked for (the caller may not read
+    #: them), when the function's environment could not say which one it names.
+    stored_unsearched: list[str] = field(default_factory=list)
     #: Our CloudWatch alarms by name (read whether wanted or not, so that dropping
     #: ``--alarm-topic`` removes them), and each one's tags.
     alarms: dict[str, dict[str, Any]] = field(default_factory=dict)

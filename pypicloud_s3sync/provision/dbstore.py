@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tags
 from .aws import read_or_none
+from .iam import secret_resource
 from .tags import tag_dict
 
 if TYPE_CHECKING:
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
 #: ``--store-db-password`` choices.
 STORES = ("secretsmanager", "ssm")
 
-#: Secrets Manager appends six characters to a secret's name in its ARN; IAM's form for
-#: "this name and nothing longer".
-SUFFIX_PATTERN = "-??????"
 
 
 def secret_name(function_name: str, region: str) -> str:
@@ -64,7 +62,7 @@ class StoredSecret:
     @property
     def policy_resource(self) -> str:
         """The one resource the role may read."""
-        return self.reference + (SUFFIX_PATTERN if self.store == "secretsmanager" else "")
+        return secret_resource(self.reference)
 
     @property
     def kind(self) -> str:

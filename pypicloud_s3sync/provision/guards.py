@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..urlsecrets import without_secrets
 from .errors import DB_URL_SECRET, REGION, DeployError, Fix
+from .iam import secret_resource
 from .resources.base import Planning
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def _create_secret_command(ref: SecretRef) -> str:
         name = ref.arn.split(":parameter", 1)[1]
         return (f"aws ssm put-parameter --region {ref.region} --name {name} "
                 "--type SecureString --value DATABASE_URL")
-    name = ref.arn.split(":secret:", 1)[1][:-7]  # without the six characters AWS appends
+    name = ref.arn.split(":secret:", 1)[1]
+    if secret_resource(ref.arn) == ref.arn:
+        name = name[:-7]  # without the six characters AWS appends
     return (f"aws secretsmanager create-secret --region {ref.region} --name {name} "
             "--secret-string DATABASE_URL, then set s3sync.db_url_secret to the ARN it "
             "prints (AWS gives the name a new suffix)")

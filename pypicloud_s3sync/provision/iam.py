@@ -11,6 +11,7 @@ The documents are plain dicts so that the planner can compare them with what IAM
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -62,6 +63,11 @@ UNTRACED_ACTIONS = {
 }
 #: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
 SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
+#: "Secrets Manager constructs the last part of the secret ARN by appending a dash and
+#: six random alphanumeric characters at the end of the secret name" (Secrets Manager
+#: user guide, "Permissions reference"): IAM's form for "these six, whatever they are".
+SECRET_SUFFIX_PATTERN = "-??????"
+_COMPLETE_SECRET_ARN = re.compile(r":secret:.+-[A-Za-z0-9]{6}$")
 #: What Lambda does with a VPC function's role to attach its network interfaces (the
 #: actions of AWS's managed AWSLambdaVPCAccessExecutionRole), split by what each one
 #: can be narrowed to: the interfaces in this region and account, plus the function's
@@ -177,6 +183,22 @@ def role_policy(
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
+def secret_resource(arn: str) -> str:
+    """The resource that grants reading the secret ``arn`` names.
+
+    GetSecretValue finds a secret by its ARN without the six characters ("You can
+    specify a partial ARN too", botocore's ``SecretId``), but IAM authorises the call on
+    the secret's full ARN, which the partial one never matches: so a partial ARN is
+    granted with the pattern for those six ("Using '??????' as a wildcard to match the
+    6 random characters assigned by Secrets Manager", user guide, "Limiting access to
+    specific secrets"), as the secret of ``--store-db-password`` is.  An SSM
+    parameter's ARN is always whole.
+    """
+    if ":secretsmanager:" in arn and not _COMPLETE_SECRET_ARN.search(arn):
+        return arn + SECRET_SUFFIX_PATTERN
+    return arn
+
+
 def secret_statements(config: PypicloudConfig) -> list[dict[str, Any]]:
     """Reading the one secret ``s3sync.db_url_secret`` names, and decrypting it with the
     customer key ``s3sync.db_url_secret_kms_key`` only through that secret's service.
@@ -195,7 +217,7 @@ def secret_statements(config: PypicloudConfig) -> list[dict[str, Any]]:
         return []
     statements: list[dict[str, Any]] = [{
         "Sid": "DatabaseSecret", "Effect": "Allow",
-        "Action": [SECRET_ACTIONS[ref.service]], "Resource": ref.arn,
+        "Action": [SECRET_ACTIONS[ref.service]], "Resource": secret_resource(ref.arn),
     }]
     key = config.option("db_url_secret_kms_key")
     if key:

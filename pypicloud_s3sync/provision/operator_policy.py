@@ -42,11 +42,14 @@ def operator_policy(
     subnet_ids: Sequence[str] = (),
     partition: str = "aws",
     store_db_password: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """What an operator (or the admin server's credentials) needs for every command.
 
     ``store_db_password`` (default: the ini's ``s3sync.store_db_password``) adds keeping
     the secret create owns: make, read, update and delete that one secret or parameter.
+    ``kms_key_arn`` (default: ``s3sync.kms_key_arn``) adds using that one key, which
+    Lambda does with the caller's rights for the function's environment.
 
     create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
     status for this one function in ``region``, reconcile of this config's bucket and
@@ -58,7 +61,8 @@ def operator_policy(
     """
     grantee = Grantee(config, account, region, function_name, partition, given_role,
                       tuple(subnet_ids),
-                      store_db_password or config.option("store_db_password"))
+                      store_db_password or config.option("store_db_password"),
+                      kms_key_arn or config.option("kms_key_arn"))
     statements = [statement for kind in ORDER for statement in kind.operator_statements(grantee)]
     statements += [
         on_bucket(grantee, OPERATOR_BUCKET_ACTIONS),

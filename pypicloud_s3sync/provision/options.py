@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bundle.runtimes import RUNTIMES
 from ..bundle.target import ARCHITECTURES, DEFAULT_RUNTIME, arch_name, runtime_name
-from ..config import check_endpoint_url
+from ..config import check_endpoint_url, kms_key_problem
 from . import alarms, concurrency, iam
 from .errors import VPC, Fix, OptionsError
 from .schedule import schedule_expression
@@ -263,10 +263,9 @@ class DeployOptions:
             raise OptionsError(
                 "a function in a VPC needs both subnet ids and security group ids ({0})",
                 Fix(*VPC))
-        if self.kms_key_arn and not (self.kms_key_arn.startswith("arn:")
-                                     and ":kms:" in self.kms_key_arn):
-            raise bad("kms_key_arn", self.kms_key_arn,
-                      "give the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)")
+        key_problem = self.kms_key_arn and kms_key_problem(self.kms_key_arn)
+        if key_problem:
+            raise bad("kms_key_arn", self.kms_key_arn, key_problem)
         if self.on_failure and not self.on_failure.startswith("arn:"):
             raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
         if not self.function_name or len(self.function_name) > 64:

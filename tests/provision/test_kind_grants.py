@@ -50,8 +50,10 @@ def test_each_kind_grants_what_its_own_plan_and_teardown_call(
     config = make_config(tmp_path)
     clients = clients_for(config, deploy.DeployOptions.from_config(config))
     seeded = account.seed(clients.client)
+    # The function's own key: Lambda uses it with the caller's rights.
+    key = clients.client("kms").create_key()["KeyMetadata"]["Arn"]
     options = deploy.DeployOptions.from_config(
-        config, **account.deploy_options(EVERYTHING, seeded))
+        config, **account.deploy_options(EVERYTHING, seeded), kms_key_arn=key)
     code = deploy.ZipBundle.from_path(write_zip(tmp_path / "f.zip"))
 
     planner = deploy._planner(config, options, clients)
@@ -63,7 +65,8 @@ def test_each_kind_grants_what_its_own_plan_and_teardown_call(
                       lambda kind: kind.teardown, tuple(reversed(ORDER)))
 
     grantee = Grantee(config, aws_trace.ACCOUNT, clients.region, options.function_name,
-                      subnet_ids=options.subnet_ids, store=options.store_db_password)
+                      subnet_ids=options.subnet_ids, store=options.store_db_password,
+                      kms_key_arn=options.kms_key_arn)
     for kind in ORDER:
         assert made[kind.KIND], f"{kind.KIND}: its plan made no step; nothing is judged"
         own: dict[str, Any] = {"Version": POLICY_VERSION,

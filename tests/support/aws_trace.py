@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -190,12 +191,48 @@ def _lambda(operation: str, key: str = "FunctionName") -> Resolver:
             # "Lambda returns tag data only if you have explicit allow permissions for
             # lambda:ListTags" (botocore's GetFunctionResponse, Tags); we read the tags.
             found.append(("lambda:ListTags", arn, {}))
+        found += _environment_key(operation, arn, c.params)
         if (c.params.get("VpcConfig") or {}).get("SubnetIds"):
             # Lambda checks the subnets and groups with the caller's rights.
             found += [(f"ec2:{check}", "*", {}) for check in (
                 "DescribeSecurityGroups", "DescribeSubnets", "DescribeVpcs")]
         return found
     return resolve
+
+
+#: Each function's customer managed key, as the calls traced so far set it
+#: (:func:`iam_requests` starts each list of calls with none known).
+_FUNCTION_KEYS: dict[str, str] = {}
+
+
+def _environment_key(operation: str, function: str,
+                     params: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """What Lambda does with the caller's rights on a function's customer managed key.
+
+    "Lambda uses your permissions to create a grant on the key [...] kms:CreateGrant,
+    kms:Encrypt – To configure a customer managed CMK on a function. kms:Decrypt – To
+    view and manage environment variables that are encrypted with a customer managed
+    CMK." (Lambda developer guide, "Securing environment variables").  Reads name no
+    key, so the key is the one the traced calls last gave the function; "" drops it.
+    """
+    if operation == "DeleteFunction":
+        _FUNCTION_KEYS.pop(function, None)
+        return []
+    if operation in ("GetFunction", "GetFunctionConfiguration"):
+        key = _FUNCTION_KEYS.get(function)
+        return [("kms:Decrypt", key, {})] if key else []
+    if operation not in ("CreateFunction", "UpdateFunctionConfiguration"):
+        return []
+    found = []
+    if "KMSKeyArn" in params:
+        if params["KMSKeyArn"]:
+            found += [("kms:CreateGrant", params["KMSKeyArn"], {}),
+                      ("kms:Encrypt", params["KMSKeyArn"], {})]
+        _FUNCTION_KEYS[function] = params["KMSKeyArn"]
+    key = _FUNCTION_KEYS.get(function)
+    if key and "Environment" in params and "KMSKeyArn" not in params:
+        found.append(("kms:Encrypt", key, {}))  # new variables, sealed with its key
+    return found
 
 
 def _iam(operation: str) -> Resolver:
@@ -238,16 +275,24 @@ def _alarms(operation: str) -> Resolver:
 
 
 #: Secrets Manager authorizes a secret's full ARN, whose last six characters it chose;
-#: a call that names the secret gets this stand-in suffix.
+#: a call that names the secret, or gives its ARN without them, gets this stand-in.
 SECRET_SUFFIX = "-Ab12Cd"
+#: "Secrets Manager constructs the last part of the secret ARN by appending a dash and
+#: six random alphanumeric characters at the end of the secret name" (Secrets Manager
+#: user guide, "Permissions reference"); an ARN that does not end so is partial, which
+#: the API accepts ("You can specify a partial ARN too", botocore's SecretId) and IAM
+#: still judges on the full one.
+_COMPLETE_SECRET = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
 def _secret(operation: str, key: str = "SecretId") -> Resolver:
     def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
         value = c.params[key]
-        arn = value if value.startswith("arn:") else (
-            f"arn:{PARTITION}:secretsmanager:{c.region}:{ACCOUNT}:secret:{value}"
-            f"{SECRET_SUFFIX}")
+        if value.startswith("arn:"):
+            arn = value if _COMPLETE_SECRET.search(value) else value + SECRET_SUFFIX
+        else:
+            arn = (f"arn:{PARTITION}:secretsmanager:{c.region}:{ACCOUNT}:secret:{value}"
+                   f"{SECRET_SUFFIX}")
         found = [(f"secretsmanager:{operation}", arn, {})]
         if operation == "CreateSecret" and c.params.get("Tags"):
             found.append(("secretsmanager:TagResource", arn, {}))
@@ -329,6 +374,7 @@ RESOLVERS: dict[str, Resolver] = {
 def iam_requests(calls: Iterable[Call]) -> list[Request]:
     """What IAM authorizes for these calls (duplicates kept, in order)."""
     found = []
+    _FUNCTION_KEYS.clear()
     for call in calls:
         resolver = RESOLVERS.get(call.name)
         if resolver is None:

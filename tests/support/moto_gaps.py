@@ -154,3 +154,27 @@ def function_in_state(monkeypatch: pytest.MonkeyPatch, state: str, update: str,
         return config
 
     monkeypatch.setattr(LambdaFunction, "get_configuration", get_configuration)
+
+
+def environment_unreadable(monkeypatch: pytest.MonkeyPatch, code: str, message: str) -> None:
+    """Answer a function with a customer managed key as Lambda answers a caller who may
+    not decrypt with that key: ``Environment.Error`` instead of ``Environment.Variables``.
+
+    "Users without Decrypt permissions can still manage functions, but they can't view
+    environment variables" (Lambda developer guide, "Securing environment variables"),
+    and botocore's ``EnvironmentResponse`` carries either ``Variables`` or ``Error``
+    (``ErrorCode``, ``Message``): "If the operation succeeds, the response contains the
+    environment variables. If it fails, the response contains details about the error."
+    moto returns the variables to anyone.
+    """
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.get_configuration
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = original(self, *args, **kwargs)
+        if self.kms_key_arn:
+            config["Environment"] = {"Error": {"ErrorCode": code, "Message": message}}
+        return config
+
+    monkeypatch.setattr(LambdaFunction, "get_configuration", get_configuration)

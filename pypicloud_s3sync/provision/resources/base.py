@@ -68,6 +68,8 @@ class Grantee:
     subnet_ids: Sequence[str] = ()
     #: Where ``--store-db-password`` keeps the database URL (``ssm``, ``secretsmanager``).
     store: str | None = None
+    #: ``--kms-key-arn``: the customer managed key of the function's environment.
+    kms_key_arn: str | None = None
 
     def arn(self, service: str, resource: str) -> str:
         """A regional resource's ARN in this account (IAM and S3 ARNs have no region)."""

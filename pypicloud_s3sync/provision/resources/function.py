@@ -38,6 +38,7 @@ def read(p: Planning) -> None:
         return
     a.function = function["Configuration"]
     a.function_tags = _function_tags(lam, function)
+    a.environment_unreadable = _environment_error(a.function)
     policy = read_or_none(lam.get_policy, FunctionName=p.fname)
     if policy:
         for statement in json.loads(policy["Policy"]).get("Statement", []):
@@ -56,6 +57,33 @@ def _function_tags(lam: Any, function: dict[str, Any]) -> dict[str, str]:
     if "Tags" in function:
         return function["Tags"] or {}
     return lam.list_tags(Resource=function["Configuration"]["FunctionArn"]).get("Tags") or {}
+
+
+def _environment_error(function: dict[str, Any]) -> str | None:
+    """Lambda's reason for not showing the environment, or None when it did.
+
+    "Users without Decrypt permissions can still manage functions, but they can't view
+    environment variables" (Lambda developer guide, "Securing environment variables"):
+    GetFunction then answers ``Environment.Error`` (``ErrorCode``, ``Message``) in
+    place of ``Variables`` (botocore's ``EnvironmentResponse``), which is no evidence
+    that the variables differ from ours.
+    """
+    environment = function.get("Environment") or {}
+    error = environment.get("Error")
+    if not error or "Variables" in environment:
+        return None
+    return ": ".join(part for part in (error.get("ErrorCode"), error.get("Message")) if part) \
+        or "no reason given"
+
+
+def unreadable_environment(p: Planning) -> str:
+    """The sentence that says the environment was not compared, and the grant that
+    lets the caller read it."""
+    key = (p.actual.function or {}).get("KMSKeyArn") or "the function's KMS key"
+    return (f"function {p.fname}: its environment cannot be read "
+            f"({p.actual.environment_unreadable}), so it was not compared; Lambda shows "
+            f"it only to a caller allowed kms:Decrypt on {key}: grant that to whoever "
+            "runs this (the operator policy does)")
 
 
 def name(p: Planning) -> str:
@@ -92,7 +120,9 @@ def config_drift(p: Planning, want: dict[str, Any]) -> tuple[list[str], dict[str
         have_env = json.loads(have_vars.get(ENV_VAR, "null"))
     except ValueError:
         have_env = None
-    if have_env != p.desired.env:
+    # Unread variables are not compared, nor replaced by ours alone (which would drop
+    # any the operator set).
+    if have_env != p.desired.env and not p.actual.environment_unreadable:
         changed.append("Environment")
     if (have.get("KMSKeyArn") or "") != want.get("KMSKeyArn", ""):
         changed.append("KMSKeyArn")
@@ -143,8 +173,11 @@ def plan(p: Planning) -> None:
     have_arch = (a.function.get("Architectures") or ["x86_64"])[0]
     code_changed = bool(artifact) and (
         a.function.get("CodeSha256") != artifact.sha256 or have_arch != o.arch)
-    p.row(KIND, p.fname, "as configured",
-          "as configured" if not changed else "differs: " + ", ".join(changed))
+    seen = "as configured" if not changed else "differs: " + ", ".join(changed)
+    if a.environment_unreadable:
+        p.warnings.append(unreadable_environment(p))
+        seen += " (environment not readable)"
+    p.row(KIND, p.fname, "as configured", seen, not changed)
     if artifact:
         p.row("function-code", p.fname, f"{artifact.sha256} ({o.arch})",
               f"{a.function.get('CodeSha256')} ({have_arch})")
@@ -221,11 +254,17 @@ OPERATOR_ACTIONS = [
 #: creates or updates it; EC2's describe calls name no resource (``"*"`` only).
 OPERATOR_VPC_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
                         "ec2:DescribeVpcs"]
+#: ``--kms-key-arn``: "Lambda uses your permissions to create a grant on the key [...]
+#: kms:CreateGrant, kms:Encrypt – To configure a customer managed CMK on a function.
+#: kms:Decrypt – To view and manage environment variables that are encrypted with a
+#: customer managed CMK." (Lambda developer guide, "Securing environment variables")
+OPERATOR_KEY_ACTIONS = ["kms:CreateGrant", "kms:Decrypt", "kms:Encrypt"]
 
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     """Creating the function or changing its configuration hands Lambda its role
-    (iam:PassRole on that role, to Lambda only), whether ours or ``-a``'s."""
+    (iam:PassRole on that role, to Lambda only), whether ours or ``-a``'s; with
+    ``--kms-key-arn``, Lambda uses that one key with the caller's rights."""
     role = s.given_role or iam.role_arn(s.account, iam.role_name(s.function_name, s.region),
                                         s.partition)
     statements = [allow("PassFunctionRole", ["iam:PassRole"], role,
@@ -233,6 +272,8 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
                   on_function(s, OPERATOR_ACTIONS)]
     if s.subnet_ids:
         statements.append(allow("VpcChecks", OPERATOR_VPC_ACTIONS, "*"))
+    if s.kms_key_arn:
+        statements.append(allow("EnvironmentKey", OPERATOR_KEY_ACTIONS, s.kms_key_arn))
     return statements
 
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import dbstore, tags
+from ..aws import error_code
+from ..awsfailure import DENIED
 from ..desired import stored_db_url
 from ..errors import DeployError
 from ..plan import ENV_VAR, Check, Step
@@ -21,9 +23,34 @@ KIND = "db-secret"
 def read(p: Planning) -> None:
     """The secret to compare (create with ``--store-db-password``) or to remove (the
     deployed function names one of ours): so it is read after the function."""
+    if p.actual.environment_unreadable and not p.options.store_db_password:
+        _find_ours(p)
+        return
     p.actual.stored = _stored_secret(p)
     if p.actual.stored is not None:
         p.actual.stored_state = dbstore.read_state(p.actual.stored, p.clients)
+
+
+def _find_ours(p: Planning) -> None:
+    """The function's environment could not say which secret it names: look for ours
+    by the name create gives it, in each store, and know it by our tag.  A store the
+    caller may not read is noted, for teardown to refuse rather than leave it behind."""
+    from botocore.exceptions import ClientError
+
+    clients = p.clients
+    for store in dbstore.STORES:
+        stored = dbstore.StoredSecret.for_function(store, p.fname, clients.region,
+                                                   clients.account, clients.partition)
+        try:
+            state = dbstore.read_state(stored, clients)
+        except ClientError as exc:
+            if error_code(exc) not in DENIED:
+                raise
+            p.actual.stored_unsearched.append(f"{stored.kind} {stored.name}")
+            continue
+        if state is not None and state.ours:
+            p.actual.stored, p.actual.stored_state = stored, state
+            return
 
 
 def _stored_secret(p: Planning) -> dbstore.StoredSecret | None:
@@ -84,6 +111,10 @@ def _retire(p: Planning) -> None:
         return
     if old.name in str(p.config.option("db_url_secret") or ""):
         return  # the ini names it with s3sync.db_url_secret: in use, as configured
+    if p.actual.environment_unreadable:
+        p.notes.append(f"{old.kind} {old.name} stays: function {p.fname}'s environment "
+                       "cannot be read, so whether it still reads it cannot be told")
+        return
     p.row(KIND, old.name, "none (no --store-db-password)", "holds db.url", False)
     if p.actual.function is not None and not p.options.force:
         p.notes.append(f"{old.kind} {old.name} stays while function {p.fname} reads it; "
@@ -97,6 +128,15 @@ def _retire(p: Planning) -> None:
 
 def teardown(p: Planning) -> None:
     stored, state = p.actual.stored, p.actual.stored_state
+    if stored is None and p.actual.stored_unsearched:
+        key = (p.actual.function or {}).get("KMSKeyArn") or "the function's KMS key"
+        raise DeployError(
+            f"function {p.fname}'s environment cannot be read "
+            f"({p.actual.environment_unreadable}) and looking for "
+            f"{' and '.join(p.actual.stored_unsearched)} was refused, so delete cannot "
+            f"tell whether create kept db.url there; allow kms:Decrypt on {key}, or "
+            "set s3sync.store_db_password to the store create used, and run delete "
+            "again")
     if stored is None or state is None:
         return
     if not state.ours:
