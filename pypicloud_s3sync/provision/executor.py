@@ -11,21 +11,23 @@ import copy
 import time
 from collections.abc import Callable
 
+from . import notifications
 from .aws import AwsClients, error_code
-from .errors import ApplyError
+from .errors import ApplyError, BlockedNotification
 from .plan import Plan, Step, StepResult
 
 #: Error text S3 returns while a new invoke permission has not propagated yet.
-UNVALIDATED = "Unable to validate the following destination configurations"
+UNVALIDATED = notifications.UNVALIDATED
 
 #: Retry schedules (seconds) for errors that only mean "AWS has not caught up yet".
-NOTIFICATION_BACKOFF = (1, 2, 4, 8, 15, 30)
+NOTIFICATION_BACKOFF = notifications.VALIDATION_BACKOFF
 ROLE_BACKOFF = (2, 4, 8, 15, 30)
 
 
 def _retryable(step: Step, exc: Exception) -> bool:
     code, message = error_code(exc), str(exc)
     if step.operation == "put_bucket_notification_configuration":
+        # Only our own destination (or none named) can be the permission propagating.
         return code == "InvalidArgument" and UNVALIDATED in message
     if step.operation in ("create_function", "update_function_configuration"):
         # A new role takes a few seconds before Lambda can assume it.
@@ -33,6 +35,15 @@ def _retryable(step: Step, exc: Exception) -> bool:
     if step.operation.startswith(("update_function", "put_function_event")):
         return code == "ResourceConflictException"  # an update is still in progress
     return False
+
+
+def _blocked_by_others(step: Step, exc: Exception) -> list[tuple[str, str]]:
+    """The others' destinations S3 named as not validating (a deleted queue...), which no
+    wait fixes: the write fails at once, naming them."""
+    if step.operation != "put_bucket_notification_configuration":
+        return []
+    failed = notifications.unvalidated(getattr(exc, "response", {}).get("Error", {})) or []
+    return notifications.foreign(failed, step.details.get("ours", ""))
 
 
 def apply(plan: Plan, clients: AwsClients, progress: Callable[[str], None] | None = None,
@@ -68,6 +79,13 @@ def apply(plan: Plan, clients: AwsClients, progress: Callable[[str], None] | Non
                 getattr(client, step.operation)(**params)
                 break
             except ClientError as exc:
+                others = _blocked_by_others(step, exc)
+                if others:
+                    raise BlockedNotification(
+                        f"step {index}/{total} ({step.summary}) failed: "
+                        f"{notifications.blocked_message(step.params['Bucket'], others)}; "
+                        f"{len(done)} step(s) were applied, run the command again once "
+                        "that entry is fixed", done) from exc
                 if attempts <= len(schedule) and _retryable(step, exc):
                     delay = schedule[attempts - 1]
                     say(f"      not ready yet ({error_code(exc)}); retrying in {delay} s")

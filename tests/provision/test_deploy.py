@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_s3sync.config import ConfigError
-from pypicloud_s3sync.provision import deploy, executor, iam, notifications, tags
+from pypicloud_s3sync.provision import awsfailure, deploy, executor, iam, notifications, tags
 
 from ..support import moto_gaps
 from ..support.deploy_helpers import (
@@ -21,6 +21,7 @@ from ..support.deploy_helpers import (
     foreign_destinations,
     make_config,
     snapshot,
+    stale_foreign_queue,
     write_zip,
 )
 
@@ -517,6 +518,111 @@ def test_notification_retried_while_permission_propagates(bucket, tmp_path, code
     results = deploy.apply(plan, clients, sleep=slept.append)
     assert slept == [1, 2]
     assert results[-1].attempts == 3
+    assert bucket_notification()["LambdaFunctionConfigurations"][0]["Id"] == ENTRY_ID
+
+
+# S3 validates the whole document on each write: "After Amazon S3 receives this request,
+# it first verifies that any Amazon Simple Notification Service (Amazon SNS) or Amazon
+# Simple Queue Service (Amazon SQS) destination exists [...] In the case of Lambda
+# destinations, Amazon S3 verifies that the Lambda function permissions grant Amazon S3
+# permission to invoke the function from the Amazon S3 bucket", and "The PUT notification
+# is an atomic operation" (the S3 API Reference, PutBucketNotificationConfiguration);
+# its SkipDestinationValidation "Skips validation of Amazon SQS, Amazon SNS, and Lambda
+# destinations".  moto checks none of it: moto_gaps.validates_destinations does.
+
+def test_delete_removes_our_entry_past_a_stale_foreign_destination(
+        bucket, tmp_path, code, monkeypatch):
+    """Another team's deleted queue stays in the bucket's document.  Delete only takes
+    our entry out, which validates nothing new, so it must not be blocked by theirs
+    (nor retried for a minute as if it were our permission propagating)."""
+    moto_gaps.validates_destinations(monkeypatch)
+    config = make_config(tmp_path)
+    create(config, code=code)
+    stale = stale_foreign_queue()
+    slept: list[float] = []
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    deploy.apply(deploy.plan_delete(config, opts, clients), clients, sleep=slept.append)
+    assert slept == []
+    assert bucket_notification() == {"QueueConfigurations": [{
+        "Id": "team-b-uploads", "QueueArn": stale, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "team-b/"}]}}}]}
+    assert FUNCTION not in {f["FunctionName"] for f in boto3.client(
+        "lambda", region_name=REGION).list_functions()["Functions"]}
+
+
+def test_switching_to_eventbridge_removes_our_entry_past_a_stale_foreign_destination(
+        bucket, tmp_path, code, monkeypatch):
+    """Moving delivery to EventBridge takes our entry out and turns EventBridge on:
+    no new SQS, SNS or Lambda destination, so nothing for S3 to validate."""
+    moto_gaps.validates_destinations(monkeypatch)
+    config = make_config(tmp_path)
+    create(config, code=code)
+    stale_foreign_queue()
+    create(config, code=code, delivery="eventbridge")
+    after = bucket_notification()
+    assert "LambdaFunctionConfigurations" not in after
+    assert [e["Id"] for e in after["QueueConfigurations"]] == ["team-b-uploads"]
+    assert after["EventBridgeConfiguration"] == {}
+
+
+def test_a_stale_foreign_destination_stops_create_at_once_naming_it(
+        bucket, tmp_path, code, monkeypatch):
+    """Adding our entry makes S3 validate every destination, and another team's deleted
+    queue fails that whatever we do.  create says which destination and what to do in
+    one line, at once: retrying is for our own permission, not for their queue."""
+    moto_gaps.validates_destinations(monkeypatch)
+    stale = stale_foreign_queue()
+    before = bucket_notification()
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    slept: list[float] = []
+    with pytest.raises(deploy.ApplyError) as failed:
+        deploy.apply(plan, clients, sleep=slept.append)
+    message = str(failed.value)
+    assert slept == []
+    assert len(message.splitlines()) == 1
+    assert stale in message
+    assert "remove" in message and "policy" in message
+    assert bucket_notification() == before
+    failure = awsfailure.classify(failed.value)
+    assert failure.kind == "state" and stale in failure.message
+
+    # Once that team's entry is gone, the same create goes through.
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={}, SkipDestinationValidation=True)
+    create(config, code=code)
+    assert [e["Id"] for e in bucket_notification()["LambdaFunctionConfigurations"]] == [
+        ENTRY_ID]
+
+
+def test_our_own_permission_propagating_is_still_retried_when_s3_names_it(
+        bucket, tmp_path, code, monkeypatch):
+    """The permission we just added may not have reached S3 yet: it then names our own
+    function as the destination it could not validate, which is worth waiting for."""
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    ours = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}"
+    refusals = iter([True, True])
+
+    def not_yet(model, **_):
+        if next(refusals, False):
+            raise ClientError({"Error": {
+                "Code": "InvalidArgument", "Message": moto_gaps.UNVALIDATED,
+                "ArgumentName1": ours,
+                "ArgumentValue1": f"Not authorized to invoke function [{ours}]"}},
+                model.name)
+
+    clients.client("s3").meta.events.register(
+        "before-call.s3.PutBucketNotificationConfiguration", not_yet)
+    slept: list[float] = []
+    deploy.apply(plan, clients, sleep=slept.append)
+    assert len(slept) == 2
     assert bucket_notification()["LambdaFunctionConfigurations"][0]["Id"] == ENTRY_ID
 
 
