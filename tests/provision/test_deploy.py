@@ -718,6 +718,87 @@ def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, c
     assert [r.attempts for r in results if r.step.operation == "create_function"] == [2]
 
 
+def _queue_and_topic():
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="sync-failed")[
+        "QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="sync-failed")[
+        "TopicArn"]
+    return queue, topic
+
+
+VPC = {"subnet_ids": "subnet-1", "security_group_ids": "sg-1"}
+ENI_REFUSAL = ("The provided execution role does not have permissions to call "
+               "CreateNetworkInterface on EC2")
+
+
+@pytest.mark.parametrize("case", ["vpc-create", "vpc-update", "sqs", "sns"])
+def test_every_role_permission_refusal_is_retried_while_iam_propagates(
+        bucket, tmp_path, code, monkeypatch, case):
+    """Right after the role's policy changes, Lambda refuses what the new statements
+    allow, not only a role it "cannot assume": the network interfaces of a VPC function
+    (on CreateFunction and UpdateFunctionConfiguration) and the on-failure destination
+    (on PutFunctionEventInvokeConfig).  IAM is eventually consistent, so create waits
+    for each as it waits for a new role (moto_gaps.lambda_refuses_role cites them)."""
+    queue, topic = _queue_and_topic()
+    config = make_config(tmp_path)
+    if case == "vpc-update":
+        create(config, code=code)
+    operation, message, options = {
+        "vpc-create": ("create_function", ENI_REFUSAL, VPC),
+        "vpc-update": ("update_function_configuration", ENI_REFUSAL,
+                       {**VPC, "force": True}),
+        "sqs": ("put_function_event_invoke_config",
+                "The function's execution role does not have permissions to call "
+                f"SendMessage on {queue}", {"on_failure": queue}),
+        "sns": ("put_function_event_invoke_config",
+                "The function's execution role does not have permissions to call "
+                f"Publish on {topic}", {"on_failure": topic}),
+    }[case]
+    refused = moto_gaps.lambda_refuses_role(monkeypatch, operation, message, times=2)
+    create(config, code=code, **options)
+    assert len(refused) == 2
+    lam = boto3.client("lambda", region_name=REGION)
+    if case.startswith("vpc"):
+        vpc = lam.get_function_configuration(FunctionName=FUNCTION)["VpcConfig"]
+        assert vpc["SubnetIds"] == ["subnet-1"]
+    else:
+        invoke = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == options[
+            "on_failure"]
+
+
+@pytest.mark.parametrize("given_role", [False, True])
+def test_a_role_permission_that_never_comes_fails_after_the_bound_naming_it(
+        bucket, tmp_path, code, monkeypatch, given_role):
+    """A permission the role really lacks (a role given with -a, whose policy create
+    never changes) is refused for good: after the same bounded wait, one line names the
+    role and the permission to grant."""
+    config = make_config(tmp_path)
+    options = dict(VPC)
+    role = iam.role_arn("123456789012", iam.role_name(FUNCTION, REGION))
+    if given_role:
+        role = boto3.client("iam").create_role(
+            RoleName="platform", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
+            "Role"]["Arn"]
+        options["role_arn"] = role
+    moto_gaps.lambda_refuses_role(monkeypatch, "create_function", ENI_REFUSAL)
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    slept: list[float] = []
+    with pytest.raises(deploy.ApplyError) as failed:
+        deploy.apply(plan, clients, sleep=slept.append)
+    message = str(failed.value)
+    assert len(message.splitlines()) == 1
+    assert f"role {role} needs ec2:CreateNetworkInterface" in message
+    assert "run the command again" in message
+    assert len(slept) == len(executor.ROLE_BACKOFF)  # bounded
+    assert FUNCTION not in {f["FunctionName"] for f in boto3.client(
+        "lambda", region_name=REGION).list_functions()["Functions"]}
+    assert "ec2:CreateNetworkInterface" in awsfailure.classify(failed.value).message
+
+
 def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):
     """IAM is global: the second region's create must not rewrite the first one's role."""
     import boto3

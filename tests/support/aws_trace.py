@@ -298,7 +298,10 @@ RESOLVERS: dict[str, Resolver] = {
         "CreateTable")},
     **{f"dynamodb.{op}": _ddb_batch(op) for op in ("BatchWriteItem", "BatchGetItem")},
     "dynamodb.ListTables": _one("dynamodb:ListTables", lambda c: "*"),
-    # Lambda.
+    # Lambda.  CreateFunction, UpdateFunctionConfiguration and PutFunctionEventInvokeConfig
+    # also check what the function's role may do (a VPC's ec2:CreateNetworkInterface,
+    # the on-failure destination's sqs:SendMessage or sns:Publish): the role's policy
+    # (iam.py), not the caller's, and retried while IAM propagates (executor.py).
     **{f"lambda.{op}": _lambda(op) for op in (
         "GetFunction", "GetFunctionConfiguration", "CreateFunction", "DeleteFunction",
         "UpdateFunctionCode", "UpdateFunctionConfiguration", "GetPolicy", "AddPermission",

@@ -255,3 +255,38 @@ def validates_destinations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S3Response, "_notification_config_from_body",
                         _notification_config_from_body)
 
+
+def lambda_refuses_role(monkeypatch: pytest.MonkeyPatch, operation: str, message: str,
+                        times: int | None = None) -> list[str]:
+    """Answer Lambda's ``operation`` (moto's ``LambdaBackend`` method of that name) with
+    InvalidParameterValueException ``message`` the first ``times`` calls, or every call
+    when ``times`` is None; returns the list of refusals made so far.
+
+    Lambda checks the execution role, and what its policy lets Lambda do for the
+    function, on the calls that set or rely on it: "Lambda uses your function's
+    permissions to create and manage network interfaces. To connect to a VPC, your
+    function's execution role must have the following permissions:
+    ec2:CreateNetworkInterface [...]" (the Lambda Developer Guide, "Giving Lambda
+    functions access to resources in an Amazon VPC"), and an on-failure destination
+    needs the role's sqs:SendMessage or sns:Publish.  Its refusals while IAM has not yet
+    shown it a change read "The provided execution role does not have permissions to
+    call CreateNetworkInterface on EC2" or "The function's execution role does not have
+    permissions to call Publish on arn:aws:sns:..." (quoted in
+    hashicorp/terraform-provider-aws#12171, whose fix retries them), and IAM's changes
+    are eventually consistent (the IAM User Guide, "Changes that I make are not always
+    immediately visible").  moto checks none of these permissions.
+    """
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+
+    original = getattr(LambdaBackend, operation)
+    refused: list[str] = []
+
+    def refusing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if times is None or len(refused) < times:
+            refused.append(message)
+            raise InvalidParameterValueException(message)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LambdaBackend, operation, refusing)
+    return refused
