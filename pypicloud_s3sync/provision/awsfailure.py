@@ -17,7 +17,15 @@ from urllib.parse import urlsplit
 
 from ..bundle.errors import BundleError
 from ..config import ConfigError
-from .errors import ApplyError, AwsError, DeployError, Fix, MissingCredentials, ProvisionError
+from .errors import (
+    ApplyError,
+    AwsError,
+    BlockedNotification,
+    DeployError,
+    Fix,
+    MissingCredentials,
+    ProvisionError,
+)
 
 DENIED = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
@@ -138,6 +146,8 @@ def classify(exc: BaseException) -> Failure:
     will not touch is told apart from both."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, BlockedNotification):
+        return Failure("state", exc.for_api())  # another team's entry: theirs to fix
     if isinstance(exc, AwsError):
         cause = exc.__cause__
         if not isinstance(cause, ClientError | BotoCoreError):

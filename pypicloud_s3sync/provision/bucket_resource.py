@@ -16,7 +16,9 @@ imports nothing but :mod:`.notifications`, the standard library and boto3.
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from . import notifications
@@ -67,8 +69,10 @@ def desired_configuration(current: dict[str, Any], properties: dict[str, Any],
                                    name, arn)
 
 
-def apply_request(event: dict[str, Any], s3: Any) -> str:
-    """Carry out one Create/Update/Delete; returns the PhysicalResourceId."""
+def apply_request(event: dict[str, Any], s3: Any,
+                  wait: Callable[[float], bool] = lambda seconds: False) -> str:
+    """Carry out one Create/Update/Delete; returns the PhysicalResourceId.  ``wait``
+    sleeps before a retry and says whether there was time for it."""
     kind = event["RequestType"]
     properties = event.get("ResourceProperties") or {}
     if kind == "Delete":
@@ -83,9 +87,7 @@ def apply_request(event: dict[str, Any], s3: Any) -> str:
         current = notifications.clean(current)
         want = notifications.without_ours(current, properties["FunctionName"],
                                           properties["FunctionArn"])
-        if want != current:
-            s3.put_bucket_notification_configuration(Bucket=bucket,
-                                                     NotificationConfiguration=want)
+        put(s3, bucket, current, want, properties["FunctionArn"], wait)
         return physical_id(properties)
     bucket = properties["BucketName"]
     previous = None
@@ -94,9 +96,36 @@ def apply_request(event: dict[str, Any], s3: Any) -> str:
         previous = old
     current = notifications.clean(s3.get_bucket_notification_configuration(Bucket=bucket))
     want = desired_configuration(current, properties, previous)
-    if want != current:
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=want)
+    put(s3, bucket, current, want, properties["FunctionArn"], wait)
     return physical_id(properties)
+
+
+def put(s3: Any, bucket: str, current: dict[str, Any], want: dict[str, Any], ours: str,
+        wait: Callable[[float], bool]) -> None:
+    """Write ``want`` as ``create`` does: without S3's validation of the destinations
+    when it adds none (so that a stale entry of someone else's cannot block the removal
+    of ours, and the stack's Delete); else retrying while S3 names only our function,
+    whose permission the stack has just added, as long as ``wait`` allows; and at once
+    refused, naming it, when S3 names a destination of someone else's."""
+    if want == current:
+        return
+    params: dict[str, Any] = {"Bucket": bucket, "NotificationConfiguration": want}
+    if not notifications.adds_destination(current, want):
+        params["SkipDestinationValidation"] = True
+    for delay in (*notifications.VALIDATION_BACKOFF, None):
+        try:
+            s3.put_bucket_notification_configuration(**params)
+            return
+        except Exception as exc:  # noqa: BLE001 - botocore's ClientError, not imported
+            failed = notifications.unvalidated(
+                (getattr(exc, "response", None) or {}).get("Error", {}))
+            if failed is None:
+                raise
+            others = notifications.foreign(failed, ours)
+            if others:
+                raise RefusedError(notifications.blocked_message(bucket, others)) from exc
+            if delay is None or not wait(delay):
+                raise
 
 
 def respond(event: dict[str, Any], status: str, physical: str, reason: str = "") -> None:
@@ -117,7 +146,24 @@ def respond(event: dict[str, Any], status: str, physical: str, reason: str = "")
         answer.read()
 
 
-def handle(event: dict[str, Any], context: Any = None, s3: Any = None) -> None:
+#: Time kept for answering CloudFormation after the last retry (milliseconds).
+ANSWER_MARGIN_MS = 15_000
+
+
+def waiter(context: Any, sleep: Callable[[float], None]) -> Callable[[float], bool]:
+    """Sleep before a retry only when the invocation has time left for it and for the
+    answer after it, so that a stack never waits an hour for one that timed out."""
+    def wait(seconds: float) -> bool:
+        left = getattr(context, "get_remaining_time_in_millis", None)
+        if left is not None and left() < seconds * 1000 + ANSWER_MARGIN_MS:
+            return False
+        sleep(seconds)
+        return True
+    return wait
+
+
+def handle(event: dict[str, Any], context: Any = None, s3: Any = None,
+           sleep: Callable[[float], None] = time.sleep) -> None:
     """Lambda entry point: any exception becomes FAILED with its reason, never silence."""
     physical = event.get("PhysicalResourceId") or event.get("LogicalResourceId") or "none"
     try:
@@ -125,7 +171,7 @@ def handle(event: dict[str, Any], context: Any = None, s3: Any = None) -> None:
             import boto3
 
             s3 = boto3.client("s3")
-        physical = apply_request(event, s3)
+        physical = apply_request(event, s3, waiter(context, sleep))
     except Exception as exc:  # noqa: BLE001 - reported to CloudFormation, not raised
         respond(event, "FAILED", physical, f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, RefusedError) else str(exc))

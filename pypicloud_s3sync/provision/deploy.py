@@ -156,7 +156,8 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
     """
     planner = _compare(config, options, clients, code, progress, strict=True)
     return Plan("create", options.function_name, clients.region, planner.desired.account,
-                planner.steps, planner.warnings, planner.notes, planner.drift)
+                planner.steps, planner.warnings, planner.notes, planner.drift,
+                role_arn=planner.desired.role_arn)
 
 
 def plan_delete(config: PypicloudConfig, options: DeployOptions,

@@ -99,6 +99,11 @@ class ApplyError(AwsError):
         self.done = done
 
 
+class BlockedNotification(ApplyError):
+    """S3 refused the bucket's notification document for a destination that is not ours
+    (another team's deleted queue...): the account's state, which no wait fixes."""
+
+
 #: Fixes the planner suggests, named once for both front ends.
 FORCE = "-f", '{"force": true} in the request (or s3sync.force = true)'
 FUNCTION_NAME = "-n", "s3sync.function_name"

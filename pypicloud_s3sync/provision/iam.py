@@ -345,3 +345,30 @@ def has_wildcard_resource(document: dict[str, Any], services: tuple[str, ...]) -
         if "*" in resources:
             found += [a for a in actions if a.split(":")[0] in services or a == "*"]
     return found
+
+
+#: Lambda checks the execution role on every call that sets it or relies on it
+#: (CreateFunction, UpdateFunctionConfiguration, PutFunctionEventInvokeConfig...), and
+#: refuses with InvalidParameterValueException while IAM has not yet shown it the role
+#: ("The role defined for the function cannot be assumed by Lambda.") or a permission
+#: its policy was just given ("The provided execution role does not have permissions to
+#: call CreateNetworkInterface on EC2", "The function's execution role does not have
+#: permissions to call SendMessage on arn:aws:sqs:...", "... Publish on arn:aws:sns:...").
+_NOT_ASSUMABLE = "cannot be assumed"
+#: What Lambda lacks when it cannot assume the role: the role itself, or its trust.
+ASSUME = "sts:AssumeRole"
+_MISSING = re.compile(r"does not have permissions to call (\w+) on (\S+)")
+
+
+def role_refusal(message: str) -> str | None:
+    """What Lambda says the function's role cannot do, in IAM's terms (the action, and
+    the resource when Lambda names one), or None when ``message`` is not about it."""
+    if _NOT_ASSUMABLE in message:
+        return ASSUME
+    found = _MISSING.search(message)
+    if not found:
+        return None
+    action, target = found.group(1), found.group(2).rstrip(".")
+    if target.startswith("arn:"):
+        return f"{target.split(':')[2]}:{action} on {target}"
+    return f"{target.lower()}:{action}"

@@ -171,3 +171,55 @@ def overlaps(config: dict[str, Any], prefix: str, function_name: str,
                     events=tuple(events), prefix=their_prefix, suffix=their_suffix,
                 ))
     return found
+
+
+# -- S3's validation of the destinations ------------------------------------------------
+
+#: S3's refusal when it could not check a destination of the document: "After Amazon S3
+#: receives this request, it first verifies that any [SNS or SQS] destination exists, and
+#: that the bucket owner has permission to publish to it [...] In the case of Lambda
+#: destinations, Amazon S3 verifies that the Lambda function permissions grant Amazon S3
+#: permission to invoke the function" (PutBucketNotificationConfiguration).  Each failing
+#: destination's ARN comes as ``ArgumentName1``, ``2``... and its reason as
+#: ``ArgumentValue1``...
+UNVALIDATED = "Unable to validate the following destination configurations"
+#: How long (seconds between tries) a write that adds our entry waits for the invoke
+#: permission added just before it to reach S3: about a minute.
+VALIDATION_BACKOFF = (1, 2, 4, 8, 15, 30)
+
+
+def unvalidated(error: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The destinations (ARN, S3's reason) that S3 could not validate, from botocore's
+    ``response["Error"]``; None for any other error, ``[]`` when S3 named none."""
+    if error.get("Code") != "InvalidArgument" or UNVALIDATED not in str(
+            error.get("Message", "")):
+        return None
+    names = sorted((key for key in error if key.startswith("ArgumentName")),
+                   key=lambda key: int(key[len("ArgumentName"):] or 0))
+    return [(str(error[key]), str(error.get(key.replace("Name", "Value", 1), "")))
+            for key in names]
+
+
+def foreign(failed: list[tuple[str, str]], function_arn: str) -> list[tuple[str, str]]:
+    """The failed destinations that are not our function: waiting never fixes those."""
+    return [(arn, why) for arn, why in failed if _unqualified(arn) != function_arn]
+
+
+def blocked_message(bucket: str, failed: list[tuple[str, str]]) -> str:
+    """One line: which of the others' destinations S3 refused, and what to do about it."""
+    named = "; ".join(f"{arn} ({why})" if why else arn for arn, why in failed)
+    return (f"bucket {bucket}'s notifications also send to {named}, which S3 could not "
+            "validate; S3 checks every destination whenever the document is written, so "
+            "that entry blocks ours: remove it from the bucket's notifications, or fix "
+            "that destination's policy so S3 may send to it")
+
+
+def adds_destination(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether ``after`` has an SQS, SNS or Lambda entry that ``before`` has not.
+
+    Only then is there anything new for S3 to validate: a write that only removes
+    entries (or switches EventBridge, which S3 does not validate) may skip the check,
+    so that an entry of someone else's that no longer validates cannot block it.
+    """
+    return any(entry not in (before.get(key) or [])
+               for key in KINDS for entry in after.get(key) or [])

@@ -135,6 +135,8 @@ class Plan:
     #: Resources that differ from the config and stay so, because updating them in place
     #: needs ``force``: an empty plan with these is not "up to date".
     drift: list[str] = field(default_factory=list)
+    #: The function's execution role, named when Lambda keeps refusing what it lacks.
+    role_arn: str = ""
 
     @property
     def is_empty(self) -> bool:

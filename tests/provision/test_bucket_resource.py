@@ -25,6 +25,7 @@ from ..support.deploy_helpers import (
     clients_for,
     foreign_destinations,
     make_config,
+    stale_foreign_queue,
     write_zip,
 )
 
@@ -81,8 +82,9 @@ def properties(function_arn, prefix="pkgs/", delivery="direct", bucket=BUCKET):
             "Prefix": prefix, "Delivery": delivery}
 
 
-def call(url, kind, props, physical=None, old=None):
-    """One request as CloudFormation sends it; returns the recorded answer's body."""
+def call(url, kind, props, physical=None, old=None, sleep=None, s3=None):
+    """One request as CloudFormation sends it; returns the recorded answer's body.
+    ``sleep`` stands in for the handler's waits between retries (none by default)."""
     server, received = url
     event = {"RequestType": kind, "ResponseURL": f"{server}/answer?X-Amz-Signature=abc",
              "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/sync/guid",
@@ -95,7 +97,8 @@ def call(url, kind, props, physical=None, old=None):
         event["OldResourceProperties"] = old
     count = len(received)
     bucket_resource.handle(copy.deepcopy(event), None,
-                           boto3.client("s3", region_name=REGION))
+                           s3 or boto3.client("s3", region_name=REGION),
+                           sleep=sleep or (lambda seconds: None))
     assert len(received) == count + 1, "every request is answered exactly once"
     answer = received[-1]
     assert answer["path"] == "/answer?X-Amz-Signature=abc"
@@ -221,3 +224,83 @@ def test_any_failure_is_answered_failed_with_its_reason(aws, responses):
     assert broken["PhysicalResourceId"]
     assert call(responses, "Delete", {"ServiceToken": "x"},
                 broken["PhysicalResourceId"])["Status"] == "SUCCESS"
+
+
+# S3 validates the whole document on each write: "After Amazon S3 receives this request,
+# it first verifies that any Amazon Simple Notification Service (Amazon SNS) or Amazon
+# Simple Queue Service (Amazon SQS) destination exists [...] In the case of Lambda
+# destinations, Amazon S3 verifies that the Lambda function permissions grant Amazon S3
+# permission to invoke the function from the Amazon S3 bucket"; "The PUT notification is
+# an atomic operation"; SkipDestinationValidation "Skips validation of Amazon SQS, Amazon
+# SNS, and Lambda destinations" (the S3 API Reference, PutBucketNotificationConfiguration).
+# moto checks none of it: moto_gaps.validates_destinations does.
+
+def allow_s3(function_arn):
+    """The invoke permission the stack's S3InvokePermission gives our function."""
+    boto3.client("lambda", region_name=REGION).add_permission(
+        FunctionName=function_arn, StatementId="s3", Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{BUCKET}",
+        SourceAccount="123456789012")
+
+
+def test_stack_delete_removes_ours_past_a_stale_foreign_destination(
+        bucket, responses, monkeypatch):
+    """Another team's deleted queue must not make the stack's Delete fail (the stack
+    would end DELETE_FAILED, with our entry left behind): removing ours adds nothing
+    for S3 to validate."""
+    moto_gaps.validates_destinations(monkeypatch)
+    allow_s3(bucket)
+    created = call(responses, "Create", properties(bucket))
+    assert created["Status"] == "SUCCESS", created["Reason"]
+    stale = stale_foreign_queue()
+    deleted = call(responses, "Delete", properties(bucket), created["PhysicalResourceId"])
+    assert deleted["Status"] == "SUCCESS", deleted["Reason"]
+    assert ours(bucket_notification()) == []
+    assert [e["QueueArn"] for e in bucket_notification()["QueueConfigurations"]] == [stale]
+
+
+def test_stack_create_past_a_stale_foreign_destination_fails_at_once_naming_it(
+        bucket, responses, monkeypatch):
+    """Adding ours makes S3 validate every destination; another team's deleted queue
+    fails whatever we wait for, so the answer comes at once and names it."""
+    moto_gaps.validates_destinations(monkeypatch)
+    allow_s3(bucket)
+    stale = stale_foreign_queue()
+    before = bucket_notification()
+    slept = []
+    answer = call(responses, "Create", properties(bucket), sleep=slept.append)
+    assert answer["Status"] == "FAILED"
+    assert stale in answer["Reason"] and "remove" in answer["Reason"]
+    assert slept == []
+    assert bucket_notification() == before
+
+
+def test_stack_create_waits_for_our_permission_to_reach_s3(bucket, responses, monkeypatch):
+    """The stack adds the invoke permission just before the custom resource runs; until
+    it reaches S3, S3 names our own function as the destination it could not validate.
+    The resource waits for it as create does, so the stack need not fail and roll back."""
+    moto_gaps.validates_destinations(monkeypatch)
+    slept = []
+
+    def sleep(seconds):  # the permission arrives while the resource waits
+        slept.append(seconds)
+        if len(slept) == 2:
+            allow_s3(bucket)
+
+    answer = call(responses, "Create", properties(bucket), sleep=sleep)
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert len(slept) == 2
+    assert len(ours(bucket_notification())) == 1
+
+
+def test_stack_create_stops_waiting_for_our_permission_within_its_bound(
+        bucket, responses, monkeypatch):
+    """A permission that never comes ends in FAILED with S3's refusal, after a bounded
+    wait that fits in the resource function's timeout with time left to answer."""
+    moto_gaps.validates_destinations(monkeypatch)
+    slept = []
+    answer = call(responses, "Create", properties(bucket), sleep=slept.append)
+    assert answer["Status"] == "FAILED"
+    assert moto_gaps.UNVALIDATED in answer["Reason"]
+    assert ours(bucket_notification()) == []
+    assert 0 < len(slept) <= len(notifications.VALIDATION_BACKOFF)

@@ -19,7 +19,14 @@ import pytest
 
 from pypicloud_s3sync import cli
 from pypicloud_s3sync.bundle.archive import zip_sha256
-from pypicloud_s3sync.provision import bucket_resource, cloudformation, deploy, iam, resource_zip
+from pypicloud_s3sync.provision import (
+    bucket_resource,
+    cloudformation,
+    deploy,
+    iam,
+    notifications,
+    resource_zip,
+)
 from pypicloud_s3sync.provision.names import SCHEDULE_PRINCIPAL, statement_id
 from pypicloud_s3sync.provision.plan import OK
 
@@ -226,6 +233,18 @@ def test_given_role_is_referenced_not_created(aws, tmp_path):
     resources = cloudformation.render(config, options, REGION)["Resources"]
     assert "Role" not in resources
     assert resources["Function"]["Properties"]["Role"] == arn
+
+
+def test_the_notification_resource_outlives_its_wait_for_the_permission(aws, tmp_path):
+    """The custom resource waits, as create does, for the invoke permission the stack
+    has just added to reach S3; its function's timeout must leave it that minute and
+    the time to answer CloudFormation, or the stack waits an hour for a reply."""
+    config = make_config(tmp_path)
+    options = deploy.DeployOptions.from_config(config)
+    resources = cloudformation.render(config, options, REGION)["Resources"]
+    timeout = resources["BucketNotificationFunction"]["Properties"]["Timeout"]
+    assert timeout * 1000 >= (sum(notifications.VALIDATION_BACKOFF) * 1000
+                              + bucket_resource.ANSWER_MARGIN_MS)
 
 
 def test_copied_password_is_called_out_for_the_template_file(tmp_path, code):

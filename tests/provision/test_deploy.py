@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_s3sync.config import ConfigError
-from pypicloud_s3sync.provision import deploy, executor, iam, notifications, tags
+from pypicloud_s3sync.provision import awsfailure, deploy, executor, iam, notifications, tags
 
 from ..support import moto_gaps
 from ..support.deploy_helpers import (
@@ -21,6 +21,7 @@ from ..support.deploy_helpers import (
     foreign_destinations,
     make_config,
     snapshot,
+    stale_foreign_queue,
     write_zip,
 )
 
@@ -546,6 +547,111 @@ def test_notification_retried_while_permission_propagates(bucket, tmp_path, code
     assert bucket_notification()["LambdaFunctionConfigurations"][0]["Id"] == ENTRY_ID
 
 
+# S3 validates the whole document on each write: "After Amazon S3 receives this request,
+# it first verifies that any Amazon Simple Notification Service (Amazon SNS) or Amazon
+# Simple Queue Service (Amazon SQS) destination exists [...] In the case of Lambda
+# destinations, Amazon S3 verifies that the Lambda function permissions grant Amazon S3
+# permission to invoke the function from the Amazon S3 bucket", and "The PUT notification
+# is an atomic operation" (the S3 API Reference, PutBucketNotificationConfiguration);
+# its SkipDestinationValidation "Skips validation of Amazon SQS, Amazon SNS, and Lambda
+# destinations".  moto checks none of it: moto_gaps.validates_destinations does.
+
+def test_delete_removes_our_entry_past_a_stale_foreign_destination(
+        bucket, tmp_path, code, monkeypatch):
+    """Another team's deleted queue stays in the bucket's document.  Delete only takes
+    our entry out, which validates nothing new, so it must not be blocked by theirs
+    (nor retried for a minute as if it were our permission propagating)."""
+    moto_gaps.validates_destinations(monkeypatch)
+    config = make_config(tmp_path)
+    create(config, code=code)
+    stale = stale_foreign_queue()
+    slept: list[float] = []
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    deploy.apply(deploy.plan_delete(config, opts, clients), clients, sleep=slept.append)
+    assert slept == []
+    assert bucket_notification() == {"QueueConfigurations": [{
+        "Id": "team-b-uploads", "QueueArn": stale, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "team-b/"}]}}}]}
+    assert FUNCTION not in {f["FunctionName"] for f in boto3.client(
+        "lambda", region_name=REGION).list_functions()["Functions"]}
+
+
+def test_switching_to_eventbridge_removes_our_entry_past_a_stale_foreign_destination(
+        bucket, tmp_path, code, monkeypatch):
+    """Moving delivery to EventBridge takes our entry out and turns EventBridge on:
+    no new SQS, SNS or Lambda destination, so nothing for S3 to validate."""
+    moto_gaps.validates_destinations(monkeypatch)
+    config = make_config(tmp_path)
+    create(config, code=code)
+    stale_foreign_queue()
+    create(config, code=code, delivery="eventbridge")
+    after = bucket_notification()
+    assert "LambdaFunctionConfigurations" not in after
+    assert [e["Id"] for e in after["QueueConfigurations"]] == ["team-b-uploads"]
+    assert after["EventBridgeConfiguration"] == {}
+
+
+def test_a_stale_foreign_destination_stops_create_at_once_naming_it(
+        bucket, tmp_path, code, monkeypatch):
+    """Adding our entry makes S3 validate every destination, and another team's deleted
+    queue fails that whatever we do.  create says which destination and what to do in
+    one line, at once: retrying is for our own permission, not for their queue."""
+    moto_gaps.validates_destinations(monkeypatch)
+    stale = stale_foreign_queue()
+    before = bucket_notification()
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    slept: list[float] = []
+    with pytest.raises(deploy.ApplyError) as failed:
+        deploy.apply(plan, clients, sleep=slept.append)
+    message = str(failed.value)
+    assert slept == []
+    assert len(message.splitlines()) == 1
+    assert stale in message
+    assert "remove" in message and "policy" in message
+    assert bucket_notification() == before
+    failure = awsfailure.classify(failed.value)
+    assert failure.kind == "state" and stale in failure.message
+
+    # Once that team's entry is gone, the same create goes through.
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET, NotificationConfiguration={}, SkipDestinationValidation=True)
+    create(config, code=code)
+    assert [e["Id"] for e in bucket_notification()["LambdaFunctionConfigurations"]] == [
+        ENTRY_ID]
+
+
+def test_our_own_permission_propagating_is_still_retried_when_s3_names_it(
+        bucket, tmp_path, code, monkeypatch):
+    """The permission we just added may not have reached S3 yet: it then names our own
+    function as the destination it could not validate, which is worth waiting for."""
+    config = make_config(tmp_path)
+    opts = deploy.DeployOptions.from_config(config)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    ours = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION}"
+    refusals = iter([True, True])
+
+    def not_yet(model, **_):
+        if next(refusals, False):
+            raise ClientError({"Error": {
+                "Code": "InvalidArgument", "Message": moto_gaps.UNVALIDATED,
+                "ArgumentName1": ours,
+                "ArgumentValue1": f"Not authorized to invoke function [{ours}]"}},
+                model.name)
+
+    clients.client("s3").meta.events.register(
+        "before-call.s3.PutBucketNotificationConfiguration", not_yet)
+    slept: list[float] = []
+    deploy.apply(plan, clients, sleep=slept.append)
+    assert len(slept) == 2
+    assert bucket_notification()["LambdaFunctionConfigurations"][0]["Id"] == ENTRY_ID
+
+
 # -- plan output and dry run ---------------------------------------------------------------
 
 def test_dry_run_plan_is_json_safe_and_changes_nothing(bucket, tmp_path, code):
@@ -636,6 +742,87 @@ def test_function_creation_retried_while_new_role_propagates(bucket, tmp_path, c
     results = deploy.apply(plan, clients, sleep=slept.append)
     assert slept == [executor.ROLE_BACKOFF[0]]
     assert [r.attempts for r in results if r.step.operation == "create_function"] == [2]
+
+
+def _queue_and_topic():
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="sync-failed")[
+        "QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="sync-failed")[
+        "TopicArn"]
+    return queue, topic
+
+
+VPC = {"subnet_ids": "subnet-1", "security_group_ids": "sg-1"}
+ENI_REFUSAL = ("The provided execution role does not have permissions to call "
+               "CreateNetworkInterface on EC2")
+
+
+@pytest.mark.parametrize("case", ["vpc-create", "vpc-update", "sqs", "sns"])
+def test_every_role_permission_refusal_is_retried_while_iam_propagates(
+        bucket, tmp_path, code, monkeypatch, case):
+    """Right after the role's policy changes, Lambda refuses what the new statements
+    allow, not only a role it "cannot assume": the network interfaces of a VPC function
+    (on CreateFunction and UpdateFunctionConfiguration) and the on-failure destination
+    (on PutFunctionEventInvokeConfig).  IAM is eventually consistent, so create waits
+    for each as it waits for a new role (moto_gaps.lambda_refuses_role cites them)."""
+    queue, topic = _queue_and_topic()
+    config = make_config(tmp_path)
+    if case == "vpc-update":
+        create(config, code=code)
+    operation, message, options = {
+        "vpc-create": ("create_function", ENI_REFUSAL, VPC),
+        "vpc-update": ("update_function_configuration", ENI_REFUSAL,
+                       {**VPC, "force": True}),
+        "sqs": ("put_function_event_invoke_config",
+                "The function's execution role does not have permissions to call "
+                f"SendMessage on {queue}", {"on_failure": queue}),
+        "sns": ("put_function_event_invoke_config",
+                "The function's execution role does not have permissions to call "
+                f"Publish on {topic}", {"on_failure": topic}),
+    }[case]
+    refused = moto_gaps.lambda_refuses_role(monkeypatch, operation, message, times=2)
+    create(config, code=code, **options)
+    assert len(refused) == 2
+    lam = boto3.client("lambda", region_name=REGION)
+    if case.startswith("vpc"):
+        vpc = lam.get_function_configuration(FunctionName=FUNCTION)["VpcConfig"]
+        assert vpc["SubnetIds"] == ["subnet-1"]
+    else:
+        invoke = lam.get_function_event_invoke_config(FunctionName=FUNCTION)
+        assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == options[
+            "on_failure"]
+
+
+@pytest.mark.parametrize("given_role", [False, True])
+def test_a_role_permission_that_never_comes_fails_after_the_bound_naming_it(
+        bucket, tmp_path, code, monkeypatch, given_role):
+    """A permission the role really lacks (a role given with -a, whose policy create
+    never changes) is refused for good: after the same bounded wait, one line names the
+    role and the permission to grant."""
+    config = make_config(tmp_path)
+    options = dict(VPC)
+    role = iam.role_arn("123456789012", iam.role_name(FUNCTION, REGION))
+    if given_role:
+        role = boto3.client("iam").create_role(
+            RoleName="platform", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
+            "Role"]["Arn"]
+        options["role_arn"] = role
+    moto_gaps.lambda_refuses_role(monkeypatch, "create_function", ENI_REFUSAL)
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    slept: list[float] = []
+    with pytest.raises(deploy.ApplyError) as failed:
+        deploy.apply(plan, clients, sleep=slept.append)
+    message = str(failed.value)
+    assert len(message.splitlines()) == 1
+    assert f"role {role} needs ec2:CreateNetworkInterface" in message
+    assert "run the command again" in message
+    assert len(slept) == len(executor.ROLE_BACKOFF)  # bounded
+    assert FUNCTION not in {f["FunctionName"] for f in boto3.client(
+        "lambda", region_name=REGION).list_functions()["Functions"]}
+    assert "ec2:CreateNetworkInterface" in awsfailure.classify(failed.value).message
 
 
 def test_two_regions_in_one_account_keep_their_own_roles(aws, tmp_path):

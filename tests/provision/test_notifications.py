@@ -197,3 +197,37 @@ def test_an_overlap_after_an_entry_that_does_not_overlap_is_found() -> None:
         {"Id": "restore", "QueueArn": QUEUE, "Events": ["s3:ObjectRestore:*"]},
         {"Id": "created", "QueueArn": QUEUE, "Events": ["s3:ObjectCreated:*"]}]}
     assert [o.id for o in notifications.overlaps(config, "", "sync", ARN)] == ["created"]
+
+
+# -- S3's validation of the destinations -------------------------------------------------
+# "After Amazon S3 receives this request, it first verifies that any Amazon Simple
+# Notification Service (Amazon SNS) or Amazon Simple Queue Service (Amazon SQS)
+# destination exists [...]"; SkipDestinationValidation "Skips validation of Amazon SQS,
+# Amazon SNS, and Lambda destinations" (PutBucketNotificationConfiguration).
+
+def test_a_write_that_only_removes_or_switches_eventbridge_adds_nothing_to_validate():
+    ours = notifications.our_entry(ARN, "sync", "pkgs/")
+    theirs = queue(["s3:ObjectRemoved:*"], "audit/")
+    both = notifications.with_ours(theirs, ours, "sync", ARN)
+    removed = notifications.without_ours(both, "sync", ARN)
+    assert not notifications.adds_destination(both, removed)
+    assert not notifications.adds_destination(
+        both, notifications.with_eventbridge(removed, True))
+    assert notifications.adds_destination(theirs, both)
+    moved = notifications.with_ours(both, notifications.our_entry(ARN, "sync", "wheels/"),
+                                    "sync", ARN)
+    assert notifications.adds_destination(both, moved)  # a changed entry is new to S3
+
+
+def test_the_destinations_s3_could_not_validate_are_read_from_its_error():
+    error = {"Code": "InvalidArgument", "Message": notifications.UNVALIDATED,
+             "ArgumentName2": QUEUE, "ArgumentValue2": "queue gone",
+             "ArgumentName1": ARN, "ArgumentValue1": "not authorized"}
+    failed = notifications.unvalidated(error)
+    assert failed == [(ARN, "not authorized"), (QUEUE, "queue gone")]
+    assert notifications.foreign(failed, ARN) == [(QUEUE, "queue gone")]
+    assert notifications.foreign([(f"{ARN}:live", "x")], ARN) == []  # an alias of ours
+    assert notifications.unvalidated({"Code": "InvalidArgument",
+                                      "Message": notifications.UNVALIDATED}) == []
+    assert notifications.unvalidated({"Code": "InvalidArgument",
+                                      "Message": "The ARN is not well formed"}) is None

@@ -149,7 +149,8 @@ def test_a_direct_deployment_is_removed_and_the_other_entries_stay(tmp_path, del
     plan = delete()
     assert calls(plan) == [
         ("notification", "update", BUCKET, "s3.put_bucket_notification_configuration",
-         {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]}}),
+         {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]},
+          "SkipDestinationValidation": True}),  # only ours goes: nothing to validate
         ("function", "delete", FUNCTION, "lambda.delete_function",
          {"FunctionName": FUNCTION}),
         ("role-policy", "delete", f"{ROLE}/{iam.POLICY_NAME}", "iam.delete_role_policy",
@@ -165,7 +166,7 @@ def test_a_direct_deployment_is_removed_and_the_other_entries_stay(tmp_path, del
     ]
     assert plan.notes == []
     # --json shows what the configuration was, to put back by hand if need be.
-    assert plan.to_json()["steps"][0]["details"] == {"before": before}
+    assert plan.to_json()["steps"][0]["details"] == {"before": before, "ours": arn}
 
     delete.apply()
     assert notification() == {"QueueConfigurations": [audit]}
@@ -188,7 +189,8 @@ def test_eventbridge_delivery_we_turned_on_is_turned_off_with_our_rules(tmp_path
         ("reconcile-schedule", "delete", SCHEDULE, "events.delete_rule",
          {"Name": SCHEDULE}),
         ("notification", "update", BUCKET, "s3.put_bucket_notification_configuration",
-         {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]}}),
+         {"Bucket": BUCKET, "NotificationConfiguration": {"QueueConfigurations": [audit]},
+          "SkipDestinationValidation": True}),  # only ours goes: nothing to validate
         ("eventbridge-rule", "delete", RULE, "events.remove_targets",
          {"Rule": RULE, "Ids": ["sync"]}),
         ("eventbridge-rule", "delete", RULE, "events.delete_rule", {"Name": RULE}),

@@ -321,6 +321,12 @@ RESOLVERS: dict[str, Resolver] = {
     "s3.HeadBucket": _s3("s3:ListBucket", _bucket),
     "s3.GetBucketLocation": _s3("s3:GetBucketLocation", _bucket),
     "s3.GetBucketNotificationConfiguration": _s3("s3:GetBucketNotification", _bucket),
+    # S3 validates every destination of the document ("it first verifies that any [SNS
+    # or SQS] destination exists, and that the bucket owner has permission to publish to
+    # it [...] Amazon S3 verifies that the Lambda function permissions grant Amazon S3
+    # permission to invoke the function"), with the bucket owner's and the function's
+    # resource policy's rights, not the caller's; SkipDestinationValidation (a write
+    # that only removes ours) is a header of the same action.
     "s3.PutBucketNotificationConfiguration": _s3("s3:PutBucketNotification", _bucket),
     "s3.GetBucketVersioning": _s3("s3:GetBucketVersioning", _bucket),
     "s3.GetBucketReplication": _s3("s3:GetReplicationConfiguration", _bucket),
@@ -337,7 +343,10 @@ RESOLVERS: dict[str, Resolver] = {
         "CreateTable")},
     **{f"dynamodb.{op}": _ddb_batch(op) for op in ("BatchWriteItem", "BatchGetItem")},
     "dynamodb.ListTables": _one("dynamodb:ListTables", lambda c: "*"),
-    # Lambda.
+    # Lambda.  CreateFunction, UpdateFunctionConfiguration and PutFunctionEventInvokeConfig
+    # also check what the function's role may do (a VPC's ec2:CreateNetworkInterface,
+    # the on-failure destination's sqs:SendMessage or sns:Publish): the role's policy
+    # (iam.py), not the caller's, and retried while IAM propagates (executor.py).
     **{f"lambda.{op}": _lambda(op) for op in (
         "GetFunction", "GetFunctionConfiguration", "CreateFunction", "DeleteFunction",
         "UpdateFunctionCode", "UpdateFunctionConfiguration", "GetPolicy", "AddPermission",

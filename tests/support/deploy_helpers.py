@@ -144,3 +144,30 @@ def foreign_destinations(tmp_path: Path) -> dict[str, Any]:
                                                 {"Name": "suffix", "Value": ".iso"}]}}}],
         "EventBridgeConfiguration": {},
     }
+
+
+def stale_foreign_queue(bucket: str = BUCKET) -> str:
+    """Another team's SQS entry on the bucket whose queue has since been deleted.
+
+    S3 accepted the entry while the queue let it send there; the queue is gone now, so
+    every write of the document that validates its destinations fails on this entry.
+    Returns the queue's ARN.
+    """
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="team-b-uploads")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}}}]})})
+    s3 = boto3.client("s3", region_name=REGION)
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    current.pop("ResponseMetadata", None)
+    current.setdefault("QueueConfigurations", []).append({
+        "Id": "team-b-uploads", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "team-b/"}]}}})
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)
+    sqs.delete_queue(QueueUrl=url)
+    return arn

@@ -178,3 +178,139 @@ def environment_unreadable(monkeypatch: pytest.MonkeyPatch, code: str, message: 
         return config
 
     monkeypatch.setattr(LambdaFunction, "get_configuration", get_configuration)
+
+
+#: S3's refusal of a notification document with a destination it could not check.
+UNVALIDATED = "Unable to validate the following destination configurations"
+
+
+def _allows_s3(policy: str | dict[str, Any] | None, action: str, bucket_arn: str) -> bool:
+    """Whether a resource policy lets ``s3.amazonaws.com`` call ``action`` for this
+    bucket: an Allow naming S3 (or ``*``), the action (or the service's ``*``) and, when
+    it has one, a source ARN condition that matches the bucket."""
+    import fnmatch
+    import json
+
+    document = json.loads(policy) if isinstance(policy, str) else (policy or {})
+    for statement in document.get("Statement", []):
+        principal = statement.get("Principal")
+        services = (principal.get("Service", []) if isinstance(principal, dict)
+                    else [principal])
+        services = [services] if isinstance(services, str) else services
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or not (
+                "s3.amazonaws.com" in services or "*" in services):
+            continue
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
+            continue
+        sources = [value for test, keys in (statement.get("Condition") or {}).items()
+                   if test.startswith("Arn") for key, value in keys.items()
+                   if key.lower() == "aws:sourcearn"]
+        if all(fnmatch.fnmatchcase(bucket_arn, v) for value in sources
+               for v in ([value] if isinstance(value, str) else value)):
+            return True
+    return False
+
+
+def _destination_refusal(arn: str, bucket_arn: str) -> str | None:
+    """Why S3 would refuse ``arn`` as a destination of this bucket, or None."""
+    import json
+
+    from moto.awslambda.models import lambda_backends
+    from moto.sns.models import sns_backends
+    from moto.sqs.models import sqs_backends
+
+    _, _, service, region, account, *rest = arn.split(":")
+    if service == "lambda":
+        try:  # GetPolicy's answer: the policy document is its "Policy", as a string
+            policy = json.loads(lambda_backends[account][region].get_policy(arn))["Policy"]
+        except Exception:  # noqa: BLE001 - no function, or no policy: both refused
+            policy = None
+        if not _allows_s3(policy, "lambda:InvokeFunction", bucket_arn):
+            return f"Not authorized to invoke function [{arn}]"
+    elif service == "sqs":
+        queue = sqs_backends[account][region].queues.get(rest[0])
+        if queue is None or not _allows_s3(queue.policy, "sqs:SendMessage", bucket_arn):
+            return ("Permissions on the destination queue do not allow S3 to publish "
+                    "notifications from this bucket")
+    elif service == "sns":
+        topic = sns_backends[account][region].topics.get(arn)
+        if topic is None or not _allows_s3(topic._policy_json, "sns:Publish", bucket_arn):
+            return ("Permissions on the destination topic do not allow S3 to publish "
+                    "notifications from this bucket")
+    return None
+
+
+def validates_destinations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make PutBucketNotificationConfiguration check every destination, as S3 does.
+
+    "After Amazon S3 receives this request, it first verifies that any Amazon Simple
+    Notification Service (Amazon SNS) or Amazon Simple Queue Service (Amazon SQS)
+    destination exists, and that the bucket owner has permission to publish to it by
+    sending a test notification. In the case of Lambda destinations, Amazon S3 verifies
+    that the Lambda function permissions grant Amazon S3 permission to invoke the
+    function from the Amazon S3 bucket." and "The PUT notification is an atomic
+    operation" (botocore's PutBucketNotificationConfiguration); the request's
+    ``SkipDestinationValidation`` "Skips validation of Amazon SQS, Amazon SNS, and Lambda
+    destinations".  moto 5.2 stores any document; this refuses it, storing nothing, with
+    S3's InvalidArgument "Unable to validate the following destination configurations"
+    and the first failing destination's ARN and reason as the error's ArgumentName and
+    ArgumentValue (S3 numbers them, ArgumentName1...; the reasons are this patch's
+    wording), unless the request skips validation.
+    """
+    from moto.s3.exceptions import InvalidArgumentError
+    from moto.s3.responses import S3Response
+
+    original = S3Response._notification_config_from_body
+
+    def _notification_config_from_body(self: Any) -> dict[str, Any]:
+        config = original(self)  # the wire form: TopicConfiguration with its Topic...
+        if self.headers.get("x-amz-skip-destination-validation", "").lower() == "true":
+            return config
+        bucket_arn = f"arn:aws:s3:::{self.bucket_name}"
+        for name in ("Topic", "Queue", "CloudFunction"):
+            for entry in config.get(f"{name}Configuration") or []:
+                why = _destination_refusal(entry[name], bucket_arn)
+                if why:
+                    raise InvalidArgumentError(UNVALIDATED, entry[name], why)
+        return config
+
+    monkeypatch.setattr(S3Response, "_notification_config_from_body",
+                        _notification_config_from_body)
+
+
+def lambda_refuses_role(monkeypatch: pytest.MonkeyPatch, operation: str, message: str,
+                        times: int | None = None) -> list[str]:
+    """Answer Lambda's ``operation`` (moto's ``LambdaBackend`` method of that name) with
+    InvalidParameterValueException ``message`` the first ``times`` calls, or every call
+    when ``times`` is None; returns the list of refusals made so far.
+
+    Lambda checks the execution role, and what its policy lets Lambda do for the
+    function, on the calls that set or rely on it: "Lambda uses your function's
+    permissions to create and manage network interfaces. To connect to a VPC, your
+    function's execution role must have the following permissions:
+    ec2:CreateNetworkInterface [...]" (the Lambda Developer Guide, "Giving Lambda
+    functions access to resources in an Amazon VPC"), and an on-failure destination
+    needs the role's sqs:SendMessage or sns:Publish.  Its refusals while IAM has not yet
+    shown it a change read "The provided execution role does not have permissions to
+    call CreateNetworkInterface on EC2" or "The function's execution role does not have
+    permissions to call Publish on arn:aws:sns:..." (quoted in
+    hashicorp/terraform-provider-aws#12171, whose fix retries them), and IAM's changes
+    are eventually consistent (the IAM User Guide, "Changes that I make are not always
+    immediately visible").  moto checks none of these permissions.
+    """
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+
+    original = getattr(LambdaBackend, operation)
+    refused: list[str] = []
+
+    def refusing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if times is None or len(refused) < times:
+            refused.append(message)
+            raise InvalidParameterValueException(message)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LambdaBackend, operation, refusing)
+    return refused

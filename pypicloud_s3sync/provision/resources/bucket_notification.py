@@ -50,7 +50,9 @@ def notification_resources(p: Planning, depends_on: str | None) -> Resources:
             "Architectures": [options.arch],
             "Handler": bucket_resource.HANDLER,
             "Role": {"Fn::GetAtt": [NOTIFICATION_ROLE, "Arn"]},
-            "Timeout": 60,
+            # A minute of waiting for S3 to see the invoke permission, as create
+            # waits, and the time to answer CloudFormation after it.
+            "Timeout": 120,
             "MemorySize": 128,
             "Description": "pypicloud-s3sync: merges our entry into the bucket's "
                            "notifications",

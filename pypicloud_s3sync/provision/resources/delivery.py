@@ -145,13 +145,23 @@ def plan(p: Planning) -> None:
 def _put_notifications(p: Planning, what: list[str], kept: int, want: dict[str, Any],
                        before: dict[str, Any]) -> None:
     """Put the bucket's whole notification configuration; the summary says what changes
-    and that the others are kept."""
+    and that the others are kept.
+
+    S3 validates every destination of the document on each write, so one of someone
+    else's that no longer validates (a deleted queue) would block any change; a write
+    that adds no destination skips that check (``SkipDestinationValidation``).  The
+    step names our function as ``ours``: the executor waits only for our own permission
+    to reach S3, never for another team's destination to be fixed.
+    """
     bucket = p.config.target.bucket
+    params: dict[str, Any] = {"Bucket": bucket, "NotificationConfiguration": want}
+    if not notifications.adds_destination(before, want):
+        params["SkipDestinationValidation"] = True
     p.call(KIND, "update", bucket,
            f"bucket {bucket} notifications: {'; '.join(what)}; {kept} other "
            f"entr{'y' if kept == 1 else 'ies'} kept as they are",
-           "s3.put_bucket_notification_configuration",
-           {"Bucket": bucket, "NotificationConfiguration": want}, details={"before": before})
+           "s3.put_bucket_notification_configuration", params,
+           details={"before": before, "ours": p.desired.function_arn})
 
 
 def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
