@@ -91,10 +91,6 @@ class SyncTarget:
     endpoint_url: str | None = None
     prepend_hash: bool = True
 
-    @property
-    def bucket_arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket}"
-
 
 @dataclass(frozen=True)
 class FunctionSettings:

@@ -67,3 +67,37 @@ def region_problem(name: str) -> str | None:
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     guess = f" (did you mean {close[0]}?)" if close else ""
     return f"is not an AWS region botocore {botocore.__version__} knows{guess}"
+
+
+@functools.cache
+def _partition_data(region: str) -> tuple[str, str]:
+    """(partition, DNS suffix) of ``region``, from botocore's endpoint data; a region it
+    does not list matches its partition's region pattern, and an unknown one is ``aws``'s
+    (as botocore's own ``get_partition_for_region`` answers)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    name = session.get_partition_for_region(region)
+    data = session.get_data("endpoints")
+    suffix = next(p["dnsSuffix"] for p in data["partitions"] if p["partition"] == name)
+    return name, suffix
+
+
+def partition(region: str) -> str:
+    """The ARN partition of ``region``: ``aws``, ``aws-cn`` (cn-north-1), ``aws-us-gov``...
+
+    Every ARN we build for a region starts ``arn:<this>:``; ``arn:aws:`` is wrong in
+    China and GovCloud, where IAM then matches nothing.
+    """
+    return _partition_data(region)[0]
+
+
+def vpc_service_name(region: str, service: str) -> str:
+    """The VPC endpoint service name of ``service`` in ``region``.
+
+    It is the partition's DNS suffix reversed, then region and service:
+    ``com.amazonaws.us-east-1.s3``, but ``cn.com.amazonaws.cn-north-1.s3`` in China,
+    whose DNS suffix is ``amazonaws.com.cn``.
+    """
+    prefix = ".".join(reversed(_partition_data(region)[1].split(".")))
+    return f"{prefix}.{region}.{service}"

@@ -160,10 +160,19 @@ def is_auth_failure(exc: BaseException) -> bool:
 
 
 def boto3_client(service: str, region: str) -> Any:
-    """A client for the secret's own region (the ARN's, not the function's default)."""
-    import boto3
+    """A client for the secret's own region (the ARN's, not the function's default).
 
-    return boto3.client(service, region_name=region)
+    It fails as fast as the S3 client (:mod:`.s3`'s timeouts and retries): the secret is
+    read during init, where botocore's 60 s connect timeout, tried five times, would
+    spend the function's whole start on a VPC with no way to the service.
+    """
+    import boto3
+    from botocore.config import Config
+
+    from .s3 import CONNECT_TIMEOUT, READ_TIMEOUT, RETRIES
+
+    return boto3.client(service, region_name=region, config=Config(
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, retries=dict(RETRIES)))
 
 
 __all__ = ["OPTION", "SecretError", "SecretRef", "boto3_client", "database_url",

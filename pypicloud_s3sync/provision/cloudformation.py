@@ -17,6 +17,7 @@ notification custom resource runs from a small zip of its own (:mod:`.resource_z
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -113,9 +114,25 @@ def render(config: PypicloudConfig, options: DeployOptions, region: str,
         "Description": f"{DESCRIPTION} (bucket {target.bucket}, "
                        f"function {options.function_name})",
         "Parameters": PARAMETERS,
+        "Rules": region_rule(target.bucket, region),
         "Resources": substitute(resources, planner),
         "Outputs": {"FunctionArn": {"Value": {"Fn::GetAtt": [FUNCTION, "Arn"]}}},
     }
+
+
+def region_rule(bucket: str, region: str) -> dict[str, Any]:
+    """Refuse the stack in another region than the bucket's, before anything is made.
+
+    S3 sends a bucket's events only to a function in the bucket's region, and the role's
+    name and the template's region-bound values were chosen for it: a stack elsewhere
+    would be made in full and never receive an event.
+    """
+    return {"BucketRegion": {"Assertions": [{
+        "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, region]},
+        "AssertDescription": f"deploy this stack in {region}, the region of bucket "
+                             f"{bucket}: S3 notifies functions in the bucket's region "
+                             f"only (export again with --region for another bucket)",
+    }]}}
 
 
 def _merge(resources: Resources, added: Resources) -> None:
@@ -149,10 +166,13 @@ class Export:
     warnings: list[str]
     #: The bucket notification custom resource's zip.
     notification: Path
+    #: The two zips' S3 keys, each named by its digest (see :func:`code_key`).
+    key: str = ""
+    notification_key: str = ""
 
     def commands(self, code_bucket: str = "CODE_BUCKET") -> list[str]:
         """Upload both zips to ``code_bucket``, then deploy with their keys."""
-        key, notification_key = self.bundle.name, self.notification.name
+        key, notification_key = self.key, self.notification_key
         return [
             f"aws s3 cp {self.bundle} s3://{code_bucket}/{key}",
             f"aws s3 cp {self.notification} s3://{code_bucket}/{notification_key}",
@@ -161,6 +181,17 @@ class Export:
             f"{CODE_BUCKET}={code_bucket} {CODE_KEY}={key} "
             f"{NOTIFICATION_CODE_KEY}={notification_key}",
         ]
+
+
+def code_key(function_name: str, zipped: Path, kind: str = "") -> str:
+    """The S3 key a zip is uploaded to: named by its digest, so new code is a new key.
+
+    CloudFormation compares a function's ``Code`` as the template spells it, not the
+    object's bytes: a new zip uploaded under the old key is a stack update that changes
+    nothing, and the function keeps running the old code.
+    """
+    digest = hashlib.sha256(zipped.read_bytes()).hexdigest()[:16]
+    return f"{function_name}/pypicloud-s3sync{'-' + kind if kind else ''}-{digest}.zip"
 
 
 def stack_name(function_name: str) -> str:
@@ -192,6 +223,14 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(code.path), bundle)
         write_resource_zip(notification)
+        key = code_key(options.function_name, bundle)
+        notification_key = code_key(options.function_name, notification,
+                                    "bucket-notification")
+        template["Parameters"] = {
+            **PARAMETERS,
+            CODE_KEY: {**PARAMETERS[CODE_KEY], "Default": key},
+            NOTIFICATION_CODE_KEY: {**PARAMETERS[NOTIFICATION_CODE_KEY],
+                                    "Default": notification_key}}
         path.write_text(json.dumps(template, indent=2, sort_keys=True) + "\n")
     except BaseException:
         for file in written:
@@ -200,8 +239,9 @@ def export(config: PypicloudConfig, options: DeployOptions, region: str,
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    return Export(path, bundle, stack_name(options.function_name), warnings, notification)
+    return Export(path, bundle, stack_name(options.function_name), warnings, notification,
+                  key, notification_key)
 
 
-__all__ = ["PARAMETERS", "TEMPLATE_NAME", "Export", "create_steps", "export", "render",
-           "stack_name"]
+__all__ = ["PARAMETERS", "TEMPLATE_NAME", "Export", "code_key", "create_steps", "export",
+           "region_rule", "render", "stack_name"]

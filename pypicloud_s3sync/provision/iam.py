@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..config import PypicloudConfig
+from ..endpoints import partition as partition_of
 from .names import bounded
 
 POLICY_VERSION = "2012-10-17"
@@ -103,7 +104,7 @@ def role_name(function_name: str, region: str) -> str:
     return bounded(f"pypicloud-s3sync-{function_name}-{region}")
 
 
-def role_arn(account: str, name: str, partition: str = "aws") -> str:
+def role_arn(account: str, name: str, partition: str) -> str:
     return f"arn:{partition}:iam::{account}:role{ROLE_PATH}{name}"
 
 
@@ -130,7 +131,7 @@ def role_policy(
     subnet_ids: Sequence[str] = (),
     security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
-    partition: str = "aws",
+    partition: str | None = None,
     stored_db_secret: tuple[str, str] | None = None,
     environment_key: str | None = None,
 ) -> dict[str, Any]:
@@ -143,20 +144,9 @@ def role_policy(
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
     """
-    log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
+    partition = partition or partition_of(region)
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "OwnLogGroup",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup"],
-            "Resource": f"{log_group}:*",
-        },
-        {
-            "Sid": "OwnLogStreams",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"{log_group}:log-stream:*",
-        },
+        *log_statements(partition, region, account, function_name),
         *package_statements(config, partition),
     ]
     if config.cache_backend == "dynamo":
@@ -228,6 +218,26 @@ def secret_statements(config: PypicloudConfig) -> list[dict[str, Any]]:
                 "kms:ViaService": f"{ref.service}.{ref.region}.amazonaws.com"}},
         })
     return statements
+
+
+def log_statements(partition: str, region: str, account: str,
+                   function_name: str) -> list[dict[str, Any]]:
+    """Writing to the function's own log group (``/aws/lambda/NAME``) and no other."""
+    log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
+    return [
+        {
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup"],
+            "Resource": f"{log_group}:*",
+        },
+        {
+            "Sid": "OwnLogStreams",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group}:log-stream:*",
+        },
+    ]
 
 
 def package_statements(config: PypicloudConfig, partition: str) -> list[dict[str, Any]]:

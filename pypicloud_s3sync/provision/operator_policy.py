@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..config import PypicloudConfig
+from ..endpoints import partition as partition_of
 from .iam import POLICY_VERSION, dynamo_statements, package_statements, secret_statements
 from .resources import ORDER, Grantee
 from .resources.grants import allow, on_bucket
@@ -40,7 +41,7 @@ def operator_policy(
     function_name: str,
     given_role: str | None = None,
     subnet_ids: Sequence[str] = (),
-    partition: str = "aws",
+    partition: str | None = None,
     store_db_password: str | None = None,
     kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def operator_policy(
     EC2 describe calls) take ``"*"``,
     the one form AWS accepts for them.
     """
+    partition = partition or partition_of(region)
     grantee = Grantee(config, account, region, function_name, partition, given_role,
                       tuple(subnet_ids),
                       store_db_password or config.option("store_db_password"),

@@ -258,3 +258,40 @@ def test_create_reads_the_secret_once_and_shows_no_password(
     assert [c.name for c in calls].count("secretsmanager.GetSecretValue") == 1
     for secret in ("Stored-Pass-8", "Ini-Pass-9"):
         assert secret not in out.out + out.err
+
+
+@pytest.mark.parametrize("service, variable", [
+    ("secretsmanager", "AWS_ENDPOINT_URL_SECRETS_MANAGER"), ("ssm", "AWS_ENDPOINT_URL_SSM")])
+def test_the_secret_client_fails_fast_like_the_s3_client(aws_env, monkeypatch, service,
+                                                          variable):
+    """botocore's Config says "connect_timeout: The time in seconds till a timeout
+    exception is thrown when attempting to make a connection. The default is 60
+    seconds", and its legacy retry mode tries five times: a function in a VPC with no
+    way to Secrets Manager would spend its whole init there, saying nothing.  The secret
+    client gets the S3 client's bounds instead, and its error names the endpoint.
+
+    The endpoint is a loopback port bound by no listener (held by this test, so no other
+    process takes it), so the call fails on its first connection whatever the machine's
+    speed; the bound itself is asserted on the client's configuration."""
+    import socket
+
+    from botocore.exceptions import EndpointConnectionError
+
+    from pypicloud_s3sync.function import dbsecret, s3
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{held.getsockname()[1]}"
+        monkeypatch.setenv(variable, url)
+        client = dbsecret.boto3_client(service, REGION)
+        assert client.meta.endpoint_url == url
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (s3.CONNECT_TIMEOUT,
+                                                                 s3.READ_TIMEOUT)
+        assert config.retries == s3.RETRIES
+        arn = (f"arn:aws:secretsmanager:{REGION}:123456789012:secret:pypi-db-AbCdEf"
+               if service == "secretsmanager"
+               else f"arn:aws:ssm:{REGION}:123456789012:parameter/pypi/db")
+        with pytest.raises(EndpointConnectionError) as failure:
+            dbsecret.read_value(dbsecret.parse_ref(arn), dbsecret.boto3_client)
+    assert url in str(failure.value)

@@ -401,7 +401,7 @@ def test_export_writes_template_and_zips_and_prints_deploy_commands(tmp_path, ca
     assert f"aws s3 cp {out / FUNCTION}-bucket-notification.zip s3://" in printed
     assert "aws cloudformation deploy --stack-name pypicloud-s3sync-pypicloud-s3-sync" in printed
     assert "CAPABILITY_NAMED_IAM" in printed
-    assert f"NotificationCodeKey={FUNCTION}-bucket-notification.zip" in printed
+    assert f"NotificationCodeKey={FUNCTION}/pypicloud-s3sync-bucket-notification-" in printed
 
 
 def test_exported_function_zip_has_the_digest_status_expects(tmp_path, code):
@@ -669,3 +669,152 @@ def test_create_refuses_to_change_a_stack_managed_sync(aws, tmp_path, code, caps
         "sync; change the stack instead: export a new template with ppc-s3sync export and "
         "deploy it"]
     assert snapshot() == before
+
+
+# -- robustness: upgrades, the custom resource, the region, the partition ------------------
+
+
+def _export(tmp_path, name, body=None):
+    config = make_config(tmp_path)
+    zipped = write_zip(tmp_path / f"{name}.zip", *([body] if body else []))
+    code = deploy.ZipBundle.from_path(zipped)
+    options = deploy.DeployOptions.from_config(config)
+    written = cloudformation.export(config, options, REGION, code, tmp_path / name)
+    template = json.loads(written.template.read_text())
+    return written, template
+
+
+def test_an_upgraded_zip_gets_a_new_s3_key_so_the_stack_update_deploys_it(tmp_path):
+    """AWS::Lambda::Function Code: "Changes to a deployment package in Amazon S3 or a
+    container image in ECR are not detected automatically during stack updates. To
+    update the function code, change the object key or version in the template."  So
+    the key carries the zip's digest, in the template and in the printed commands."""
+    first, first_template = _export(tmp_path, "first")
+    again, _ = _export(tmp_path, "again")
+    upgraded, upgraded_template = _export(
+        tmp_path, "upgraded", "def handle_event(event, context):\n    return 1\n")
+
+    assert first.key == again.key  # the same zip: nothing to deploy
+    assert first.key != upgraded.key
+    assert first.key.startswith(f"{FUNCTION}/pypicloud-s3sync-")
+    for written, template in ((first, first_template), (upgraded, upgraded_template)):
+        parameters = template["Parameters"]
+        assert parameters["CodeKey"]["Default"] == written.key
+        assert parameters["NotificationCodeKey"]["Default"] == written.notification_key
+        commands = "\n".join(written.commands("artifacts"))
+        assert f"aws s3 cp {written.bundle} s3://artifacts/{written.key}" in commands
+        assert f"CodeKey={written.key} " in commands
+        assert (f"aws s3 cp {written.notification} s3://artifacts/"
+                f"{written.notification_key}") in commands
+        assert f"NotificationCodeKey={written.notification_key}" in commands
+    # The custom resource's zip is ours alone: the same code, the same key.
+    assert first.notification_key == upgraded.notification_key
+    assert first.notification_key != first.key
+
+
+def test_the_custom_resource_times_out_in_minutes_and_logs_to_its_own_group(tmp_path):
+    """AWS::CloudFormation::CustomResource ServiceTimeout: "The maximum time, in
+    seconds, that can elapse before a custom resource operation times out. The value
+    must be an integer from 1 to 3600. The default value is 3600 seconds (1 hour)."  A
+    handler that dies before answering must not hold the stack for an hour, and its
+    log lines, which say why, need a log group it may write: its own only."""
+    config = make_config(tmp_path)
+    resources = cloudformation.render(config, deploy.DeployOptions.from_config(config),
+                                      REGION)["Resources"]
+    custom = resources["BucketNotification"]["Properties"]
+    assert isinstance(custom["ServiceTimeout"], int)
+    function = resources["BucketNotificationFunction"]["Properties"]
+    assert function["Timeout"] < custom["ServiceTimeout"] < 3600
+
+    from ..support import aws_trace
+
+    resolve = Resolver(aws_trace.ACCOUNT, "", "")
+    [policy] = resources["BucketNotificationRole"]["Properties"]["Policies"]
+    document = resolve(policy["PolicyDocument"])
+    name = function["FunctionName"]
+    group = f"arn:aws:logs:{REGION}:{aws_trace.ACCOUNT}:log-group:/aws/lambda/{name}"
+    other = f"arn:aws:logs:{REGION}:{aws_trace.ACCOUNT}:log-group:/aws/lambda/{FUNCTION}"
+
+    def request(action, resource):
+        return aws_trace.Request(action, resource)
+
+    own = [request("logs:CreateLogGroup", f"{group}:*"),
+           request("logs:CreateLogStream", f"{group}:log-stream:2026/12/06/x"),
+           request("logs:PutLogEvents", f"{group}:log-stream:2026/12/06/x")]
+    assert aws_trace.denied(document, own) == []
+    foreign = [request("logs:PutLogEvents", f"{other}:log-stream:x"),
+               request("logs:CreateLogGroup", f"{other}:*")]
+    assert aws_trace.denied(document, foreign) == foreign
+
+
+def test_the_template_refuses_a_stack_in_another_region_than_the_buckets(tmp_path):
+    """A template's Rules are checked before any resource is made: "A rule can include a
+    RuleCondition property and must include an Assertions property ... You can use the
+    following rule-specific intrinsic functions to define rule conditions and
+    assertions: ... Fn::Equals ..." (AWS CloudFormation, template Rules).  S3 notifies
+    functions of its own region only, so a stack elsewhere is refused with words."""
+    config = make_config(tmp_path)
+    template = cloudformation.render(config, deploy.DeployOptions.from_config(config),
+                                     "eu-west-1")
+    [assertion] = [a for rule in template["Rules"].values() for a in rule["Assertions"]]
+    assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "eu-west-1"]}
+    assert assertion["AssertDescription"].startswith(
+        f"deploy this stack in eu-west-1, the region of bucket {BUCKET}")
+
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(json.dumps(template), config=ManualArgs(regions=["eu-west-1"]))
+    assert [f"{m.rule.id} {m.message}" for m in matches] == []
+
+
+@pytest.mark.parametrize("region, partition", [("cn-north-1", "aws-cn"),
+                                               ("us-gov-west-1", "aws-us-gov")])
+def test_china_and_govcloud_get_their_own_partitions_arns(tmp_path, region, partition):
+    """"In the Beijing and Ningxia Regions, the Amazon Resource Name (ARN) syntax
+    includes a cn. arn:aws-cn" (Amazon General Reference, ARNs for Amazon Web Services
+    in China); "In the AWS GovCloud (US) Regions, ARNs begin with: arn:aws-us-gov" (AWS
+    GovCloud (US) User Guide).  The template says ${AWS::Partition}; the policies the
+    commands grant and print name the region's own partition."""
+    from pypicloud_s3sync.provision import operator_policy
+
+    from ..support import aws_trace
+
+    config = make_config(tmp_path, **{"storage.region_name": region})
+    options = deploy.DeployOptions.from_config(config, delivery="eventbridge",
+                                               reconcile_every="1d")
+    template = cloudformation.render(config, options, region)
+    text = json.dumps(template)
+    assert "arn:aws:" not in text
+    assert "arn:${AWS::Partition}:s3:::packages" in text
+
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(text, config=ManualArgs(regions=[region]))
+    assert [f"{m.rule.id} {m.message}" for m in matches] == []
+
+    for policy in (operator_policy.operator_policy(
+                       config, account=aws_trace.ACCOUNT, region=region,
+                       function_name=FUNCTION),
+                   iam.role_policy(config, account=aws_trace.ACCOUNT, region=region,
+                                   function_name=FUNCTION)):
+        resources = [r for s in policy["Statement"]
+                     for r in ([s["Resource"]] if isinstance(s["Resource"], str)
+                               else s["Resource"]) if r != "*"]
+        assert resources
+        assert all(r.startswith(f"arn:{partition}:") for r in resources), resources
+
+
+def test_no_arn_is_spelled_for_the_commercial_partition_alone():
+    """Every ARN we build names its region's partition: no ``arn:aws:`` in the code,
+    except the examples error messages give in parentheses."""
+    import re
+    from pathlib import Path
+
+    import pypicloud_s3sync
+
+    root = Path(pypicloud_s3sync.__file__).parent
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+             for path in sorted(root.rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"(?<!\()arn:aws:[a-z]", line)]
+    assert found == []

@@ -29,15 +29,29 @@ def _moto_returns_eventbridge(monkeypatch: pytest.MonkeyPatch) -> None:
     moto_gaps.apply(monkeypatch)
 
 
-@pytest.fixture
-def deployed(aws: None, tmp_path: Path) -> tuple[str, str]:
-    """A sync made by create, for a bucket of prefix pkgs/ that is not versioned."""
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+def make_sync(tmp_path: Path, region: str = REGION, **settings: str) -> tuple[str, str]:
+    """A sync made by create in ``region``, for a bucket of prefix pkgs/ that is not
+    versioned; ``settings`` go into the ini over a Redis cache's."""
+    s3 = boto3.client("s3", region_name=region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=BUCKET)
+    else:
+        s3.create_bucket(Bucket=BUCKET,
+                         CreateBucketConfiguration={"LocationConstraint": region})
     ini = tmp_path / "pypicloud.ini"
-    write_ini(ini, {"storage.bucket": BUCKET, "storage.prefix": PREFIX, **REDIS})
+    values = {"storage.bucket": BUCKET, "storage.prefix": PREFIX, **REDIS, **settings}
+    if region != REGION:
+        values["storage.region_name"] = region
+    write_ini(ini, {k: v for k, v in values.items() if v is not None})
     bundle = str(write_zip(tmp_path / "function.zip"))
     assert main(["create", str(ini), "--bundle", bundle]) == 0
     return str(ini), bundle
+
+
+@pytest.fixture
+def deployed(aws: None, tmp_path: Path) -> tuple[str, str]:
+    """A sync made by create, for a bucket of prefix pkgs/ that is not versioned."""
+    return make_sync(tmp_path)
 
 
 def status(capsys: pytest.CaptureFixture[str], *args: str,
@@ -173,8 +187,8 @@ def test_a_function_not_ready_says_its_state_its_reason_and_the_fix(
     assert function["fix"] == fix
 
 
-def vpc_network() -> tuple[Any, str, str, str, str]:
-    ec2 = boto3.client("ec2", region_name=REGION)
+def vpc_network(region: str = REGION) -> tuple[Any, str, str, str, str]:
+    ec2 = boto3.client("ec2", region_name=region)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(VpcId=vpc, GroupName="sync",
@@ -184,12 +198,12 @@ def vpc_network() -> tuple[Any, str, str, str, str]:
     return ec2, vpc, subnet, group, table
 
 
-def vpc_sync(deployed: tuple[str, str], capsys: pytest.CaptureFixture[str]
-             ) -> tuple[Any, str, str, str, tuple[str, ...]]:
+def vpc_sync(deployed: tuple[str, str], capsys: pytest.CaptureFixture[str],
+             region: str = REGION) -> tuple[Any, str, str, str, tuple[str, ...]]:
     """The sync moved into a new VPC subnet with create -f: (ec2, vpc, subnet, its route
     table, the arguments status takes for it)."""
     ini, bundle = deployed
-    ec2, vpc, subnet, group, table = vpc_network()
+    ec2, vpc, subnet, group, table = vpc_network(region)
     args = (ini, "--bundle", bundle, "--subnet-ids", subnet, "--security-group-ids", group)
     assert main(["create", "-f", *args]) == 0
     capsys.readouterr()
@@ -255,3 +269,157 @@ def test_the_last_day_of_metrics_is_read_back(deployed, capsys):
     assert activity["detail"] == ("last 24 h: 40 invocations, 2 errors, 1 throttles, "
                                   "largest lag 12.5 s")
     assert f"aws logs tail /aws/lambda/{FUNCTION} --since 24h" in activity["fix"]
+
+
+# -- outside the commercial partition and simple VPCs ------------------------------------
+
+def nat_gateway(ec2: Any, vpc: str, table: str) -> None:
+    public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.9.0/24")["Subnet"]["SubnetId"]
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=public, AllocationId=allocation)
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                     NatGatewayId=nat["NatGateway"]["NatGatewayId"])
+
+
+def test_a_china_vpc_function_is_checked_against_the_china_endpoint_name(aws, tmp_path,
+                                                                          capsys):
+    """In the China regions a VPC endpoint's service name starts with the partition's
+    reversed domain: "The endpoint domain for both the Beijing and Ningxia Regions is
+    amazonaws.com.cn" (Amazon Web Services in China, Beijing Region Endpoints), so the
+    S3 endpoint is cn.com.amazonaws.cn-north-1.s3, not com.amazonaws.cn-north-1.s3."""
+    china = "cn-north-1"
+    ec2, vpc, subnet, table, args = vpc_sync(make_sync(tmp_path, china), capsys, china)
+    service = f"cn.com.amazonaws.{china}.s3"
+    route = status(capsys, *args, expect=3)["s3-route"]
+    assert route["fix"] == (f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --service-name "
+                            f"{service} --route-table-ids {table}")
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=service, VpcEndpointType="Gateway",
+                            RouteTableIds=[table])
+    assert status(capsys, *args)["s3-route"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("target", ["transit-gateway", "core-network", "appliance-eni",
+                                    "instance"])
+def test_a_default_route_status_cannot_follow_warns_and_never_fails(
+        deployed, capsys, monkeypatch, target):
+    """A default route may lead out through a transit gateway, a Cloud WAN core network
+    or an appliance: EC2's Route has "TransitGatewayId: The ID of a transit gateway",
+    "CoreNetworkArn: The Amazon Resource Name (ARN) of the core network" and
+    "NetworkInterfaceId: The ID of the network interface" (botocore's ec2 model).  What
+    lies beyond is another VPC's or account's, which status cannot read: a warning."""
+    moto_gaps.core_network_routes(monkeypatch)
+    ec2, vpc, subnet, table, args = vpc_sync(deployed, capsys)
+    if target == "transit-gateway":
+        hop = ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                         TransitGatewayId=hop)
+    elif target == "core-network":
+        hop = "arn:aws:networkmanager::123456789012:core-network/core-network-0a1b2c3d4e5f6a7b8"
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                         CoreNetworkArn=hop)
+    elif target == "appliance-eni":
+        hop = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"][
+            "NetworkInterfaceId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                         NetworkInterfaceId=hop)
+    else:
+        hop = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                SubnetId=subnet)["Instances"][0]["InstanceId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0",
+                         InstanceId=hop)
+    route = status(capsys, *args)["s3-route"]
+    assert route["status"] == "warn"
+    assert f"{subnet} (route table {table}: " in route["detail"]
+    assert hop in route["detail"]
+    assert "cannot follow" in route["detail"]
+    assert f"--service-name com.amazonaws.{REGION}.s3" in route["fix"]
+
+
+def test_an_s3_interface_endpoint_with_private_dns_reaches_s3(deployed, capsys):
+    """An interface endpoint answers for S3's own name only with private DNS: "The
+    private hosted zone contains a record set for the default public DNS name for the
+    service for the Region ..., which resolves to the private IP addresses of the
+    endpoint network interfaces in the VPC" (botocore's ec2 model, CreateVpcEndpoint
+    PrivateDnsEnabled).  Without it the SDK's default name still leads to the public
+    endpoint, which the subnet cannot reach."""
+    ec2, vpc, subnet, table, args = vpc_sync(deployed, capsys)
+    service = f"com.amazonaws.{REGION}.s3"
+    plain = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=service,
+                                    VpcEndpointType="Interface", SubnetIds=[subnet],
+                                    PrivateDnsEnabled=False)["VpcEndpoint"]["VpcEndpointId"]
+    assert status(capsys, *args, expect=3)["s3-route"]["status"] == "fail"
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[plain])
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=service, VpcEndpointType="Interface",
+                            SubnetIds=[subnet], PrivateDnsEnabled=True)
+    route = status(capsys, *args)["s3-route"]
+    assert route["status"] == "ok"
+    assert "interface endpoint" in route["detail"]
+
+
+def _secret(store: str) -> str:
+    url = REDIS["db.url"]
+    if store == "secretsmanager":
+        return boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="pypi-db", SecretString=url)["ARN"]
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/pypi/db", Value=url, Type="SecureString")
+    return f"arn:aws:ssm:{REGION}:123456789012:parameter/pypi/db"
+
+
+@pytest.mark.parametrize("store", ["secretsmanager", "ssm"])
+def test_a_vpc_function_reading_its_secret_needs_a_way_to_that_service(
+        aws, tmp_path, capsys, store):
+    """Secrets Manager and SSM have interface endpoints only, so a VPC function reads
+    its database secret through one with private DNS, or through a NAT: "To access the
+    internet and AWS services, a Lambda function requires network address translation
+    (NAT)" and "You can use VPC endpoints to connect to AWS services from a VPC that
+    doesn't have internet access" (AWS ParallelCluster User Guide, AWS Lambda VPC
+    configuration).  Without either, the first read at start-up times out."""
+    ini, bundle = make_sync(tmp_path, **{"s3sync.db_url_secret": _secret(store)})
+    ec2, vpc, subnet, table, args = vpc_sync((ini, bundle), capsys)
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3",
+                            VpcEndpointType="Gateway", RouteTableIds=[table])
+    checks = status(capsys, *args, expect=3)
+    assert checks["s3-route"]["status"] == "ok"
+    route = checks[f"{store}-route"]
+    assert route["status"] == "fail"
+    assert f"{subnet} (route table {table})" in route["detail"]
+    assert route["fix"] == (
+        f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --vpc-endpoint-type Interface "
+        f"--service-name com.amazonaws.{REGION}.{store} --subnet-ids {subnet} "
+        "--security-group-ids SECURITY_GROUP_ALLOWING_HTTPS_FROM_THE_FUNCTION "
+        "--private-dns-enabled")
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.{store}",
+                            VpcEndpointType="Interface", SubnetIds=[subnet],
+                            PrivateDnsEnabled=True)
+    assert status(capsys, *args)[f"{store}-route"]["status"] == "ok"
+
+
+def test_a_vpc_function_with_a_dynamodb_cache_needs_a_way_to_dynamodb(aws, tmp_path,
+                                                                       capsys):
+    """"You access most services by using a VPC interface endpoint. DynamoDB is accessed
+    using a gateway endpoint. Amazon S3 supports both interface and gateway endpoints"
+    (AWS Prescriptive Guidance, startup security baseline WKLD.12): the fix offers a
+    gateway endpoint for DynamoDB; a NAT serves as well."""
+    ini, bundle = make_sync(tmp_path, **{"pypi.db": "dynamo", "db.url": None,
+                                         "db.region_name": REGION})
+    ec2, vpc, subnet, table, args = vpc_sync((ini, bundle), capsys)
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{REGION}.s3",
+                            VpcEndpointType="Gateway", RouteTableIds=[table])
+    route = status(capsys, *args, expect=3)["dynamodb-route"]
+    assert route["status"] == "fail"
+    assert route["fix"] == (f"aws ec2 create-vpc-endpoint --vpc-id {vpc} --service-name "
+                            f"com.amazonaws.{REGION}.dynamodb --route-table-ids {table}")
+    nat_gateway(ec2, vpc, table)
+    checks = status(capsys, *args)
+    assert checks["dynamodb-route"]["status"] == checks["s3-route"]["status"] == "ok"
+
+
+def test_the_replication_fix_names_the_destination_in_the_regions_partition(aws, tmp_path,
+                                                                             capsys):
+    """"In the Beijing and Ningxia Regions, the Amazon Resource Name (ARN) syntax
+    includes a cn" (Amazon General Reference, ARNs for Amazon Web Services in China):
+    the printed command must run there as it is."""
+    ini, bundle = make_sync(tmp_path, "cn-north-1")
+    fix = status(capsys, ini, "--bundle", bundle)["replication"]["fix"]
+    assert '"Bucket": "arn:aws-cn:s3:::OTHER_REGION_BUCKET"' in fix

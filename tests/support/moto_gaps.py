@@ -314,3 +314,30 @@ def lambda_refuses_role(monkeypatch: pytest.MonkeyPatch, operation: str, message
 
     monkeypatch.setattr(LambdaBackend, operation, refusing)
     return refused
+
+
+def core_network_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a route's ``CoreNetworkArn``, as EC2 does.
+
+    CreateRoute takes "CoreNetworkArn: The Amazon Resource Name (ARN) of the core
+    network" and DescribeRouteTables returns it on the route (botocore's ec2 model,
+    ``CreateRouteRequest`` and ``Route``); moto 5.2.6 drops it, leaving a default route
+    that goes nowhere.
+    """
+    from moto.ec2.models.route_tables import Route
+    from moto.ec2.responses.route_tables import RouteTables
+
+    original = RouteTables.create_route
+
+    def create_route(self: Any) -> Any:
+        result = original(self)
+        arn = self._get_param("CoreNetworkArn")
+        if arn:
+            table = self.ec2_backend.get_route_table(self._get_param("RouteTableId"))
+            for route in table.routes:
+                if route.destination_cidr_block == self._get_param("DestinationCidrBlock"):
+                    route.core_network_arn = arn
+        return result
+
+    monkeypatch.setattr(RouteTables, "create_route", create_route)
+    monkeypatch.setattr(Route, "core_network_arn", None, raising=False)

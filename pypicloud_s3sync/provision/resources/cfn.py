@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: CloudFormation's pseudo parameters, so one template serves any account.
 ACCOUNT = "${AWS::AccountId}"
 PARTITION = "${AWS::Partition}"
+REGION = "${AWS::Region}"
 #: The logical ids other kinds' resources refer to.
 FUNCTION, ROLE = "Function", "Role"
 #: Template parameters: where the operator uploaded the two zips (see the export).
@@ -78,5 +79,5 @@ def unrendered(kind: str, step: Step) -> AssertionError:
 
 
 __all__ = ["ACCOUNT", "CODE_BUCKET", "CODE_KEY", "FUNCTION", "NOTIFICATION_CODE_KEY",
-           "PARTITION", "ROLE", "Resources", "api", "code", "function_ref", "resource",
+           "PARTITION", "REGION", "ROLE", "Resources", "api", "code", "function_ref", "resource",
            "substitute", "unrendered"]
