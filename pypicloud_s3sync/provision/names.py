@@ -14,6 +14,8 @@ import hashlib
 MAX_NAME = 64
 #: Lambda permission statement ids.
 MAX_STATEMENT_ID = 100
+#: SQS queue names.
+MAX_QUEUE_NAME = 80
 #: CloudWatch alarm names.
 MAX_ALARM_NAME = 255
 #: Hex characters of the digest a shortened name ends with.
@@ -44,3 +46,13 @@ def statement_id(principal: str, bucket: str) -> str:
     """Statement ids stable per bucket (``.`` is not allowed in a Sid; ``_`` not in a bucket)."""
     return bounded(f"pypicloud-s3sync-{principal}-{bucket.replace('.', '_')}",
                    MAX_STATEMENT_ID)
+
+
+def queue_name(function_name: str) -> str:
+    """The queue of ``--delivery sqs``, which the bucket (or its rule) sends to."""
+    return bounded(f"pypicloud-s3sync-{function_name}", MAX_QUEUE_NAME)
+
+
+def dead_letter_queue_name(function_name: str) -> str:
+    """Where a message goes once it has failed the redrive policy's number of receives."""
+    return bounded(f"pypicloud-s3sync-{function_name}-dlq", MAX_QUEUE_NAME)

@@ -6,7 +6,15 @@ import boto3
 import pytest
 
 from pypicloud_s3sync.provision import deploy, iam
-from pypicloud_s3sync.provision.names import MAX_NAME, bounded, delivery_rule_name, statement_id
+from pypicloud_s3sync.provision.names import (
+    MAX_NAME,
+    MAX_QUEUE_NAME,
+    bounded,
+    dead_letter_queue_name,
+    delivery_rule_name,
+    queue_name,
+    statement_id,
+)
 from pypicloud_s3sync.provision.schedule import schedule_rule_name
 
 from ..support import moto_gaps
@@ -29,14 +37,30 @@ def test_short_names_are_kept_as_they_are():
     (delivery_rule_name, MAX_NAME),
     (schedule_rule_name, MAX_NAME),
     (lambda function: iam.role_name(function, "ap-southeast-2"), MAX_NAME),
+    (queue_name, MAX_QUEUE_NAME),
+    (dead_letter_queue_name, MAX_QUEUE_NAME),
     (lambda function: bounded(function, 20), 20),
-], ids=["delivery rule", "schedule rule", "role", "any limit"])
+], ids=["delivery rule", "schedule rule", "role", "queue", "dead-letter queue", "any limit"])
 def test_long_names_sharing_a_prefix_stay_apart_and_within_the_limit(name_of, limit):
     assert len(EAST) == len(WEST) == 64
     east, west = name_of(EAST), name_of(WEST)
     assert east != west
     assert len(east) <= limit and len(west) <= limit
     assert name_of(EAST) == east  # the same function finds its resource again
+
+
+def test_a_queue_name_is_one_sqs_accepts(aws):
+    """SQS: "A queue name can have up to 80 characters. Valid values: alphanumeric
+    characters, hyphens (-), and underscores (_)" (CreateQueue, QueueName).  A function
+    name as long as Lambda allows gives queue names moto's SQS, which checks both rules,
+    creates; and the dead-letter queue's name is never the queue's own."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    for function in (EAST, "sync"):
+        queue, dead = queue_name(function), dead_letter_queue_name(function)
+        assert queue != dead
+        for name in (queue, dead):
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            assert url.endswith(f"/{name}")
 
 
 def test_shortened_names_keep_their_start_readable():
