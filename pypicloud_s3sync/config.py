@@ -204,8 +204,6 @@ def check_endpoint_url(url: str, source: str) -> str:
     return url
 
 
-#: The one form IAM matches a KMS key by, as the messages say it.
-KMS_KEY_FORM = "arn:aws:kms:REGION:ACCOUNT:key/ID"
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
@@ -222,8 +220,8 @@ def kms_key_problem(value: str) -> str | None:
         return None
     what = "an alias" if "alias/" in value else "no key ARN"
     return (f"it is {what}, and IAM matches a key only by its key ARN; give that "
-            f"({KMS_KEY_FORM}), which 'aws kms describe-key --key-id {value.strip()} "
-            "--query KeyMetadata.Arn' prints")
+            "(arn:aws:kms:REGION:ACCOUNT:key/ID), which "
+            f"'aws kms describe-key --key-id {value.strip()} --query KeyMetadata.Arn' prints")
 
 
 def check_kms_key(value: str, source: str) -> str:

@@ -363,7 +363,7 @@ def has_wildcard_resource(document: dict[str, Any], services: tuple[str, ...]) -
 #: ("The role defined for the function cannot be assumed by Lambda.") or a permission
 #: its policy was just given ("The provided execution role does not have permissions to
 #: call CreateNetworkInterface on EC2", "The function's execution role does not have
-#: permissions to call SendMessage on arn:aws:sqs:...", "... Publish on arn:aws:sns:...").
+#: permissions to call SendMessage on <the queue's ARN>", or Publish on a topic's).
 _NOT_ASSUMABLE = "cannot be assumed"
 #: What Lambda lacks when it cannot assume the role: the role itself, or its trust.
 ASSUME = "sts:AssumeRole"
