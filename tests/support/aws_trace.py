@@ -299,6 +299,8 @@ RESOLVERS: dict[str, Resolver] = {
         "RemovePermission", "GetFunctionEventInvokeConfig", "PutFunctionEventInvokeConfig",
         "GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
         "UpdateFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig")},
+    # The Region's concurrency quota: an account-wide read that names no resource.
+    "lambda.GetAccountSettings": _one("lambda:GetAccountSettings", lambda c: "*"),
     **{f"lambda.{op}": _lambda(op, "Resource") for op in (
         "TagResource", "UntagResource", "ListTags")},
     # IAM roles (ours live under ROLE_PATH).

@@ -16,6 +16,14 @@ moto 5.2.5 answers ``GetBucketReplication`` with every rule's ``Filter`` as pref
 and ``DeleteMarkerReplication`` as Disabled, whatever was put; status judges exactly
 those two fields, so the patch returns the stored ones, as AWS does.
 
+moto 5.2.6 has no ``GetAccountSettings`` at all (no route: the client gets a 404), while
+create reads it before it reserves concurrency.  :func:`account_settings` adds it, from
+moto's own model of the rule: ``MOTO_LAMBDA_CONCURRENCY_QUOTA`` (when set) is the
+account's concurrency limit, AWS's default of 1000 otherwise, and what is unreserved is
+that minus every function's reserved concurrency, as moto's PutFunctionConcurrency
+counts it.  The ``aws`` and ``moto_server`` fixtures install it for every test, since it
+only answers a call moto would otherwise leave unanswered.
+
 Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
 copes with both in the policy of the IAM user a test runs as, never in the policy we
 generate (parliament and the IAM evaluator keep checking that one with AWS's names):
@@ -90,6 +98,39 @@ def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, 
                       "DeleteMarkerReplication": put.get("DeleteMarkerReplication")
                       or rule["DeleteMarkerReplication"]})
     return fixed
+
+
+#: Lambda's default "Concurrent executions" quota per account and Region.
+DEFAULT_CONCURRENCY_QUOTA = 1000
+
+
+def account_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer ``GetAccountSettings``'s concurrency fields from moto's own state.
+
+    "UnreservedConcurrentExecutions: The maximum number of simultaneous function
+    executions, minus the capacity that's reserved for individual functions with
+    PutFunctionConcurrency" (botocore's AccountLimit).
+    """
+    import json
+    import os
+
+    from moto.awslambda import urls
+    from moto.awslambda.responses import LambdaResponse
+
+    def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
+        limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA")
+                    or DEFAULT_CONCURRENCY_QUOTA)
+        functions = self.backend.list_functions()
+        reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+        return 200, {}, json.dumps({
+            "AccountLimit": {"ConcurrentExecutions": limit,
+                             "UnreservedConcurrentExecutions": limit - reserved},
+            "AccountUsage": {"FunctionCount": len(functions)}})
+
+    monkeypatch.setitem(urls.url_paths, r"{0}/(?P<api_version>[^/]+)/account-settings/?$",
+                        LambdaResponse.dispatch)
+    monkeypatch.setattr(LambdaResponse, "get_account_settings", get_account_settings,
+                        raising=False)
 
 
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:
