@@ -133,6 +133,42 @@ def account_settings(monkeypatch: pytest.MonkeyPatch) -> None:
                         raising=False)
 
 
+#: "Function environment variables: 4 KB, for all environment variables associated with
+#: the function, combined" (Lambda Developer Guide, Lambda quotas).
+ENVIRONMENT_LIMIT = 4096
+
+
+def environment_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse a CreateFunction or UpdateFunctionConfiguration whose environment variables
+    (keys and values) total more than 4 KB, as Lambda does; moto stores any size."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+
+    def check(spec: dict[str, Any]) -> None:
+        variables = (spec.get("Environment") or {}).get("Variables") or {}
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in variables.items())
+        if size > ENVIRONMENT_LIMIT:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the "
+                "environment variables you have provided exceeded the 4KB limit. String "
+                f"measured: {size}")
+
+    create, update = LambdaBackend.create_function, LambdaBackend.update_function_configuration
+
+    def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        check(spec)
+        return create(self, spec)
+
+    def update_function_configuration(self: Any, function_name: str, qualifier: str,
+                                      body: dict[str, Any]) -> Any:
+        check(body)
+        return update(self, function_name, qualifier, body)
+
+    monkeypatch.setattr(LambdaBackend, "create_function", create_function)
+    monkeypatch.setattr(LambdaBackend, "update_function_configuration",
+                        update_function_configuration)
+
+
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto answer as AWS does where our planner compares what it reads back, for
     the test that asks: ``monkeypatch`` undoes it when that test ends, so no other test
