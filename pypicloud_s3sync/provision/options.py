@@ -168,11 +168,13 @@ class DeployOptions:
         ("--reconcile-every",), "also reconcile the cache with the bucket on a schedule: 1d, "
         "12h, 30m, or an EventBridge rate(...)/cron(...) expression; 'off' removes a "
         "schedule set in the ini", "INTERVAL", section=EVENTS))
-    #: An SNS topic ARN: create keeps CloudWatch alarms on errors and lag that notify it
+    #: An SNS topic ARN: create keeps CloudWatch alarms on errors, lag and dropped events
+    #: that notify it
     #: (see :mod:`.alarms`); None: no alarms (ours are removed).
     alarm_topic: str | None = _option(None, Flag(
-        ("--alarm-topic",), "keep CloudWatch alarms on the function's errors and lag that "
-        "notify this SNS topic (same region); 'off' removes ours", "SNS_ARN", section=ALARMS),
+        ("--alarm-topic",), "keep CloudWatch alarms on the function's errors, lag and "
+        "dropped events that notify this SNS topic (same region); 'off' removes ours",
+        "SNS_ARN", section=ALARMS),
         parse=alarms.parse_topic)
     #: Seconds of lag above which the lag alarm fires (and status warns); None: the
     #: default with a topic, no threshold without.
