@@ -158,10 +158,11 @@ class DeployOptions:
         ("--reserved-concurrency",), "at most N containers at once (each holds one cache "
         "connection); throttled events wait and are retried; off: no cap", "N",
         section=EVENTS), parse=concurrency.parse)
-    #: ARN of an SQS queue (or SNS topic) for events that still failed.
+    #: ARN of an SQS queue, SNS topic, S3 bucket, Lambda function or EventBridge event bus
+    #: for events that still failed (see :data:`.iam.DESTINATIONS`).
     on_failure: str | None = _option(None, Flag(
-        ("--on-failure",), "SQS queue or SNS topic ARN for events that still failed", "ARN",
-        section=EVENTS))
+        ("--on-failure",), "SQS queue, SNS topic, S3 bucket, Lambda function or EventBridge "
+        "event bus ARN for events that still failed", "ARN", section=EVENTS))
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
     #: or ``off`` (see :mod:`.schedule`).
     reconcile_every: str | None = _option(None, Flag(
@@ -270,7 +271,8 @@ class DeployOptions:
             raise bad("kms_key_arn", self.kms_key_arn,
                       "give the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/ID)")
         if self.on_failure and not self.on_failure.startswith("arn:"):
-            raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
+            raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue, SNS topic, "
+                      "S3 bucket, Lambda function or EventBridge event bus")
         if not self.function_name or len(self.function_name) > 64:
             raise bad("function_name", self.function_name, "1 to 64 letters, digits, - or _")
         schedule_expression(self.reconcile_every)
