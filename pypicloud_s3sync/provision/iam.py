@@ -88,8 +88,8 @@ VPC_DESCRIBE_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
 #: in messages, and (action, resource suffix) pairs; an S3 destination is the bucket,
 #: whose records are objects in it.
 DESTINATIONS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
-    "sqs": ("an SQS queue", (("sqs:SendMessage", ""),)),
-    "sns": ("an SNS topic", (("sns:Publish", ""),)),
+    "sqs": ("a standard SQS queue", (("sqs:SendMessage", ""),)),
+    "sns": ("a standard SNS topic", (("sns:Publish", ""),)),
     "s3": ("an S3 bucket", (("s3:PutObject", "/*"), ("s3:ListBucket", ""))),
     "lambda": ("a Lambda function", (("lambda:InvokeFunction", ""),)),
     "events": ("an EventBridge event bus", (("events:PutEvents", ""),)),
@@ -100,7 +100,10 @@ DESTINATION_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 
 def destination_kind(arn: str) -> str | None:
     """The service of an on-failure destination ARN, or None for anything Lambda does
-    not send failed events to (a rule, a table, a layer...)."""
+    not send failed events to (a rule, a table, a layer...), FIFO queues and topics
+    included: "This can happen if your configuration includes an unsupported destination
+    type, such as an Amazon SQS FIFO queue or an Amazon SNS FIFO topic" (Capturing
+    records of Lambda asynchronous invocations)."""
     parts = arn.split(":")
     if len(parts) < 6 or parts[0] != "arn" or not parts[5]:
         return None
@@ -110,7 +113,8 @@ def destination_kind(arn: str) -> str | None:
     if not region or not account:
         return None
     if service in ("sqs", "sns"):
-        return service if ":" not in resource and "/" not in resource else None
+        plain = ":" not in resource and "/" not in resource
+        return service if plain and not resource.endswith(".fifo") else None
     if service == "lambda":
         return service if resource.startswith("function:") else None
     if service == "events":

@@ -7,7 +7,9 @@ function's execution role also contains the relevant permissions": Amazon SQS qu
 sqs:SendMessage; Amazon SNS topic, sns:Publish; Amazon S3 bucket (on failure only),
 s3:PutObject and s3:ListBucket; Lambda function, lambda:InvokeFunction; EventBridge
 event bus, events:PutEvents (Lambda Developer Guide, Capturing records of Lambda
-asynchronous invocations, "Adding a destination").
+asynchronous invocations, "Adding a destination").  Not FIFO ones: "This can happen
+if your configuration includes an unsupported destination type, such as an Amazon SQS
+FIFO queue or an Amazon SNS FIFO topic" (same page, on DestinationDeliveryFailures).
 
 An encrypted queue or topic also needs its key: an SQS producer needs
 kms:GenerateDataKey and kms:Decrypt on the queue's KMS key (Amazon SQS Developer Guide,
@@ -118,6 +120,8 @@ def test_each_kind_of_destination_is_granted_on_exactly_its_arn(code, tmp_path, 
     f"arn:aws:events:{REGION}:{ACCOUNT}:rule/failed",
     f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/failed",
     f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:failed:1",
+    f"arn:aws:sqs:{REGION}:{ACCOUNT}:failed.fifo",
+    f"arn:aws:sns:{REGION}:{ACCOUNT}:failed.fifo",
 ])
 def test_another_kind_of_arn_is_refused_before_anything_is_made(code, tmp_path, arn):
     config = make_config(tmp_path)
@@ -125,8 +129,8 @@ def test_another_kind_of_arn_is_refused_before_anything_is_made(code, tmp_path, 
         create(config, code, on_failure=arn)
     message = str(refused.value)
     assert f"--on-failure {arn}" in message
-    for kind in ("an SQS queue", "an SNS topic", "an S3 bucket", "a Lambda function",
-                 "an EventBridge event bus"):
+    for kind in ("a standard SQS queue", "a standard SNS topic", "an S3 bucket",
+                 "a Lambda function", "an EventBridge event bus"):
         assert kind in message
     assert "s3sync.on_failure" in refused.value.for_api()
     assert boto3.client("lambda", region_name=REGION).list_functions()["Functions"] == []
