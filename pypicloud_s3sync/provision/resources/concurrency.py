@@ -99,20 +99,20 @@ def _check_quota(p: Planning, cap: int, have: int | None) -> None:
         return
     most = free - MIN_UNRESERVED
     own = f" (plus the {have} this function reserves now)" if have else ""
-    lower = (f"give {{}} {most} or less" if most >= 1 else
-             "leave out {} (this account has nothing left to reserve)")
+    lower = (f"or give {{}} {most} or less" if most >= 1 else
+             "or leave out {} (this account has nothing left to reserve)")
     raise DeployError(
         f"{FLAG} {cap} would leave {free - cap} unreserved of the account's {total} "
         f"concurrent executions in {p.clients.region} ({unreserved} unreserved now{own}); "
         f"Lambda keeps at least {MIN_UNRESERVED} unreserved, and new accounts start with a "
         f"reduced quota. Request a higher 'Concurrent executions' quota in Service Quotas "
         f"(aws service-quotas request-service-quota-increase --service-code lambda "
-        f"--quota-code {QUOTA_CODE} --desired-value {total_needed(total, free, cap)} "
+        f"--quota-code {QUOTA_CODE} --desired-value {_quota_needed(total, free, cap)} "
         f"--region {p.clients.region})",
         Fix(FLAG, SETTING, lower))
 
 
-def total_needed(total: Any, free: int, cap: int) -> Any:
+def _quota_needed(total: Any, free: int, cap: int) -> Any:
     """The quota at which ``cap`` fits, with what else is reserved staying as it is."""
     if not isinstance(total, int):
         return "N"
