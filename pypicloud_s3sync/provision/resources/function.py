@@ -122,8 +122,13 @@ def _check_environment(p: Planning, variables: dict[str, str]) -> None:
     """Refuse, before any step, an environment Lambda would refuse: applied, the role
     would exist and the function not, and every re-run would stop at the same step.
     Our settings are one variable, so its parts are named by setting; anyone else's
-    variables, which an update keeps, by name."""
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
+    variables, which an update keeps, by name.
+
+    Counted as the variables' JSON object (keys, values, and the encoding's quotes,
+    separators and escapes), never less than the keys and values alone: "keys, values
+    and encoding overhead" may all count, and refusing a few bytes early beats a create
+    that stops halfway."""
+    size = len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
     if size <= ENVIRONMENT_LIMIT:
         return
     parts = [(len(k.encode()) + len(v.encode()), k) for k, v in variables.items()
@@ -132,7 +137,8 @@ def _check_environment(p: Planning, variables: dict[str, str]) -> None:
     largest = ", ".join(f"{name} ({n} bytes)" for n, name in sorted(parts, reverse=True)[:3])
     raise DeployError(
         f"the function's environment variables would be {size} bytes, over Lambda's 4 KB "
-        f"({ENVIRONMENT_LIMIT} bytes) for all of them combined, keys and values; the "
+        f"({ENVIRONMENT_LIMIT} bytes) for all of them combined (keys, values and their JSON "
+        "quoting); the "
         f"largest: {largest}. Shorten those settings (or remove variables set on the "
         "function by hand)",
         Fix(*STORE_DB_PASSWORD, "or keep db.url in a secret with {} (or name one with "
