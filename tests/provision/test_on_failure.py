@@ -165,3 +165,13 @@ def test_an_encrypted_queue_or_topic_grants_its_key(code, tmp_path):
     assert granted(role_statements(), ("kms:",)) == set()
     statements = json.dumps(role_statements())
     assert "alias/" not in statements
+
+
+def test_a_queue_in_another_account_is_granted_and_its_key_left_to_the_operator(
+        code, tmp_path):
+    """Another account's queue is not ours to read (nor the operator's policy's): the
+    role may send to it, and the plan says that its key, if any, is the operator's."""
+    theirs = f"arn:aws:sqs:{REGION}:210987654321:shared-failures"
+    plan = create(make_config(tmp_path), code, on_failure=theirs)
+    assert granted(role_statements(), ("sqs:", "kms:")) == {("sqs:SendMessage", theirs)}
+    assert any(theirs in note and "kms:GenerateDataKey" in note for note in plan.notes)

@@ -37,14 +37,20 @@ def _destination_key(p: Planning, arn: str) -> str | None:
     """The ARN of the customer managed key of an encrypted queue or topic (its
     ``KmsMasterKeyId``): an SQS producer, and an SNS publisher, needs kms:GenerateDataKey
     and kms:Decrypt on it.  None for anything else: no destination of those kinds, one
-    in another region (not ours to read) or missing, no encryption, or an AWS managed
-    key (``alias/aws/sqs``, ``alias/aws/sns``), whose policy already lets the account's
-    principals use it through that service."""
+    in another account or region (not ours to read: a note says so) or missing, no
+    encryption, or an AWS managed key (``alias/aws/sqs``, ``alias/aws/sns``), whose
+    policy already lets the account's principals use it through that service."""
     from botocore.exceptions import ClientError
 
     kind = destination_kind(arn)
     parts = arn.split(":")
-    if kind not in ("sqs", "sns") or parts[3] != p.clients.region:
+    if kind not in ("sqs", "sns"):
+        return None
+    if (parts[4], parts[3]) != (p.clients.account, p.clients.region):
+        p.notes.append(f"--on-failure {arn} is in another account or region, so its "
+                       "encryption is not read: if a customer managed KMS key encrypts "
+                       "it, allow the function's role kms:GenerateDataKey and kms:Decrypt "
+                       "on that key yourself")
         return None
     try:
         if kind == "sqs":
