@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from .support import services
+from .support import moto_gaps, services
 from .support.aws_gate import Gate
 from .support.pypicloud_app import Pypicloud, create_dynamo_tables, make_app, write_ini
 
@@ -41,20 +41,22 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def aws(aws_env: None) -> Iterator[None]:
+def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every AWS call in the test goes to moto, in process."""
     from moto import mock_aws
 
+    moto_gaps.account_settings(monkeypatch)
     with mock_aws():
         yield
 
 
 @pytest.fixture
-def moto_server(aws_env: None) -> Iterator[str]:
+def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto server on a free loopback port, for code that must talk real HTTP
     (subprocesses, the Lambda bundle).  Yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    moto_gaps.account_settings(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -44,8 +44,14 @@ class Actual:
     #: undoes by-hand changes on its next update, so create and delete leave them alone.
     stack: str | None = None
     invoke_config: dict[str, Any] | None = None
+    #: The ARN of the customer managed KMS key that encrypts the ``--on-failure`` queue
+    #: or topic (its ``KmsMasterKeyId``), which the role must be allowed to use.
+    on_failure_key: str | None = None
     #: The function's reserved concurrency; None when it has none.
     reserved_concurrency: int | None = None
+    #: GetAccountSettings' ``AccountLimit`` (the Region's concurrency limit and what is
+    #: unreserved of it), read only when the plan may reserve concurrency.
+    account_limit: dict[str, Any] | None = None
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
     notification: dict[str, Any] = field(default_factory=dict)
     #: The region the bucket is in (GetBucketLocation), which the plan's must match.

@@ -1,7 +1,7 @@
 """``--alarm-topic``: CloudWatch alarms that tell an operator the sync broke or fell behind.
 
-Opt-in, because an alarm needs somewhere to send it.  With a topic, create keeps two
-metric alarms, both notifying the topic when they go to ALARM and when they come back
+Opt-in, because an alarm needs somewhere to send it.  With a topic, create keeps three
+metric alarms, each notifying the topic when they go to ALARM and when they come back
 to OK:
 
 ``errors``
@@ -12,6 +12,13 @@ to OK:
     The function's own ``LagSeconds`` (:mod:`..function.metrics`, same namespace and
     dimension): the slowest write in five minutes took more than ``--alarm-lag``
     seconds from the S3 event to the cache.
+``dropped``
+    Lambda's own ``AWS/Lambda`` ``AsyncEventsDropped`` for the function: at least one
+    event in five minutes that Lambda gave up on, past ``--max-event-age`` or its
+    retries ("events can exceed the maximum event age or exhaust the maximum retry
+    attempts", Lambda Developer Guide, Types of metrics for Lambda functions).  Without
+    an ``--on-failure`` destination that event is gone: the cache misses a change until
+    a reconcile finds it, and nothing else would tell anyone.
 
 Missing data is not breaching: a sync that had no uploads in a period is healthy, not
 INSUFFICIENT_DATA for ever.  Each alarm carries our tag, so delete and a create without
@@ -39,9 +46,9 @@ ALARM_TOPIC = TOPIC_FLAG, TOPIC_SETTING
 #: Seconds of lag above which the lag alarm fires when ``--alarm-lag`` is not given:
 #: well past a healthy sync's seconds, well inside Lambda's retries of a failed event.
 DEFAULT_LAG = 900.0
-#: The period both alarms judge, in seconds.
+#: The period every alarm judges, in seconds.
 PERIOD = 300
-KINDS = ("errors", "lag")
+KINDS = ("errors", "lag", "dropped")
 #: The first thing to do when an alarm fires, said in full: an installed wheel has no
 #: docs.  Status says it for a firing alarm, and the activity check for a lag above it.
 ALARM_RUNBOOK = {
@@ -50,6 +57,10 @@ ALARM_RUNBOOK = {
               "'ppc-s3sync reconcile CONFIG' for what the retries gave up on",
     "lag": "look for throttles (raise --reserved-concurrency), errors being retried, or a "
            "replication backlog in the activity check",
+    "dropped": "events were dropped after their retries or --max-event-age, so the cache "
+               "misses those changes: run 'ppc-s3sync reconcile CONFIG' now; the errors "
+               "alarm's log lines (aws logs tail /aws/lambda/{fname} --since 6h "
+               "--filter-pattern failed) and the --on-failure destination's records say why",
 }
 #: The fields of an alarm we set and compare; everything else AWS returns is its own.
 COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
@@ -133,6 +144,17 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
             "Threshold": float(lag), "ComparisonOperator": "GreaterThanThreshold",
             **common,
         },
+        "dropped": {
+            "AlarmName": alarm_name(function_name, "dropped"),
+            "AlarmDescription": f"pypicloud-s3sync: Lambda dropped at least one event for "
+            f"function {function_name} in {PERIOD // 60} minutes (past its retries or "
+            "maximum event age); the cache misses those changes until "
+            "'ppc-s3sync reconcile' runs",
+            "Namespace": "AWS/Lambda", "MetricName": "AsyncEventsDropped", "Statistic": "Sum",
+            "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
+            "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            **common,
+        },
     }
 
 
@@ -166,7 +188,7 @@ def ours(alarm_tags: Mapping[str, Mapping[str, str]], name: str) -> bool:
 
 
 def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Our two alarms by name, and their tags (read for every plan, so that dropping the
+    """Our alarms by name, and their tags (read for every plan, so that dropping the
     option or deleting the sync removes them)."""
     found = {alarm["AlarmName"]: alarm for alarm in cloudwatch.describe_alarms(
         AlarmNames=alarm_names(function_name))["MetricAlarms"]}

@@ -20,6 +20,12 @@ from .errors import OptionsError
 CONNECTIONS_PER_CONTAINER = 1
 #: Lambda's default concurrency limit per account and region.
 ACCOUNT_DEFAULT_LIMIT = 1000
+#: "You can reserve concurrency for as many functions as you like, as long as you leave
+#: at least 100 simultaneous executions unreserved for functions that aren't configured
+#: with a per-function limit." (Lambda API Reference, PutFunctionConcurrency)
+MIN_UNRESERVED = 100
+#: Service Quotas' code of Lambda's "Concurrent executions" quota.
+QUOTA_CODE = "L-B99A9384"
 FLAG = "--reserved-concurrency"
 SETTING = "s3sync.reserved_concurrency"
 
@@ -50,5 +56,5 @@ def parse(value: Any) -> Cap:
     return cap
 
 
-__all__ = ["ACCOUNT_DEFAULT_LIMIT", "CONNECTIONS_PER_CONTAINER", "FLAG", "OFF", "SETTING", "Cap",
-           "parse"]
+__all__ = ["ACCOUNT_DEFAULT_LIMIT", "CONNECTIONS_PER_CONTAINER", "FLAG", "MIN_UNRESERVED", "OFF",
+           "QUOTA_CODE", "SETTING", "Cap", "parse"]

@@ -51,8 +51,11 @@ UNTRACED_ACTIONS = {
     "logs:PutLogEvents": "Lambda's runtime writes the function's output to CloudWatch Logs",
     "sqs:SendMessage": "Lambda itself sends failed events to the --on-failure queue",
     "sns:Publish": "Lambda itself sends failed events to the --on-failure topic",
+    "s3:PutObject": "Lambda itself writes failed events to the --on-failure bucket",
     "lambda:InvokeFunction": "Lambda itself sends failed events to the --on-failure function",
     "events:PutEvents": "Lambda itself sends failed events to the --on-failure event bus",
+    "kms:GenerateDataKey": "SQS or SNS encrypts what Lambda sends to an encrypted "
+                           "--on-failure queue or topic with its customer key",
     "ec2:AssignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:CreateNetworkInterface": "Lambda attaches a VPC function's network interfaces",
     "ec2:DeleteNetworkInterface": "Lambda attaches a VPC function's network interfaces",
@@ -60,7 +63,8 @@ UNTRACED_ACTIONS = {
     "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
     "kms:Decrypt": "Secrets Manager or SSM (kms:ViaService), or Lambda for the environment, "
-                   "decrypts with the customer key for the function",
+                   "decrypts with the customer key for the function; SQS or SNS for an "
+                   "encrypted --on-failure queue or topic",
 }
 #: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
 SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
@@ -81,6 +85,66 @@ VPC_INTERFACE_ACTIONS = [
 VPC_CREATE_ACTIONS = ["ec2:CreateNetworkInterface"]
 #: EC2 authorizes these describe calls on "*" only.
 VPC_DESCRIBE_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+
+
+#: The on-failure destinations Lambda sends failed asynchronous events to, and what the
+#: function's role must be allowed on each: "For Lambda to successfully send records to
+#: your chosen destination, ensure that your function's execution role also contains the
+#: relevant permissions" (Lambda Developer Guide, Capturing records of Lambda
+#: asynchronous invocations, "Adding a destination").  By the ARN's service: its name
+#: in messages, and (action, resource suffix) pairs; an S3 destination is the bucket,
+#: whose records are objects in it.
+DESTINATIONS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "sqs": ("a standard SQS queue", (("sqs:SendMessage", ""),)),
+    "sns": ("a standard SNS topic", (("sns:Publish", ""),)),
+    "s3": ("an S3 bucket", (("s3:PutObject", "/*"), ("s3:ListBucket", ""))),
+    "lambda": ("a Lambda function", (("lambda:InvokeFunction", ""),)),
+    "events": ("an EventBridge event bus", (("events:PutEvents", ""),)),
+}
+#: What a producer needs of an encrypted queue's or topic's customer managed key.
+DESTINATION_KEY_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+def destination_kind(arn: str) -> str | None:
+    """The service of an on-failure destination ARN, or None for anything Lambda does
+    not send failed events to (a rule, a table, a layer...), FIFO queues and topics
+    included: "This can happen if your configuration includes an unsupported destination
+    type, such as an Amazon SQS FIFO queue or an Amazon SNS FIFO topic" (Capturing
+    records of Lambda asynchronous invocations)."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[5]:
+        return None
+    service, region, account, resource = parts[2], parts[3], parts[4], ":".join(parts[5:])
+    if service == "s3":
+        return "s3" if not region and not account and "/" not in resource else None
+    if not region or not account:
+        return None
+    if service in ("sqs", "sns"):
+        plain = ":" not in resource and "/" not in resource
+        return service if plain and not resource.endswith(".fifo") else None
+    if service == "lambda":
+        return service if resource.startswith("function:") else None
+    if service == "events":
+        return service if resource.startswith("event-bus/") else None
+    return None
+
+
+def destination_statements(arn: str, key: str | None = None) -> list[dict[str, Any]]:
+    """The role's grants for the on-failure destination ``arn``, each on exactly that
+    resource, and for ``key``, the customer managed key that encrypts it."""
+    kind = destination_kind(arn)
+    if kind is None:
+        return []  # refused by the plan (async-config) before any change
+    by_resource: dict[str, list[str]] = {}
+    for action, suffix in DESTINATIONS[kind][1]:
+        by_resource.setdefault(arn + suffix, []).append(action)
+    sids = iter(("OnFailureDestination", "OnFailureBucket"))
+    statements = [{"Sid": next(sids), "Effect": "Allow", "Action": actions,
+                   "Resource": resource} for resource, actions in by_resource.items()]
+    if key:
+        statements.append({"Sid": "OnFailureKey", "Effect": "Allow",
+                           "Action": list(DESTINATION_KEY_ACTIONS), "Resource": key})
+    return statements
 
 
 def trust_policy() -> dict[str, Any]:
@@ -131,13 +195,15 @@ def role_policy(
     subnet_ids: Sequence[str] = (),
     security_group_ids: Sequence[str] = (),
     on_failure: str | None = None,
+    on_failure_key: str | None = None,
     partition: str | None = None,
     stored_db_secret: tuple[str, str] | None = None,
     environment_key: str | None = None,
 ) -> dict[str, Any]:
     """The inline policy: exactly what the handler and reconcile touch, nothing more.
 
-    ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
+    ``on_failure_key`` is the customer managed key of an encrypted on-failure queue or
+    topic.  ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
     database URL in (``--store-db-password``); ``environment_key`` the customer managed
     key that encrypts the function's environment (``--kms-key-arn``).
 
@@ -152,12 +218,7 @@ def role_policy(
     if config.cache_backend == "dynamo":
         statements += dynamo_statements(config, account, region, partition)
     if on_failure:
-        statements.append({
-            "Sid": "OnFailureDestination",
-            "Effect": "Allow",
-            "Action": [_destination_action(on_failure)],
-            "Resource": on_failure,
-        })
+        statements += destination_statements(on_failure, on_failure_key)
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
@@ -297,16 +358,6 @@ def _vpc_statements(subnet_ids: Sequence[str], security_group_ids: Sequence[str]
         {"Sid": "VpcDescribe", "Effect": "Allow", "Action": list(VPC_DESCRIBE_ACTIONS),
          "Resource": "*"},
     ]
-
-
-def _destination_action(arn: str) -> str:
-    service = arn.split(":")[2] if arn.count(":") >= 5 else ""
-    return {
-        "sqs": "sqs:SendMessage",
-        "sns": "sns:Publish",
-        "lambda": "lambda:InvokeFunction",
-        "events": "events:PutEvents",
-    }.get(service, "sqs:SendMessage")
 
 
 def parse_document(document: str | dict[str, Any]) -> dict[str, Any]:

@@ -56,8 +56,8 @@ def operator_policy(
     status for this one function in ``region``, reconcile of this config's bucket and
     cache, and bundle (which calls no AWS API).  ``given_role`` is ``-a``'s role: it is
     then only read and passed to the function, never changed.  Every resource is named;
-    only ``events:ListRules``, ``cloudwatch:GetMetricStatistics`` (and a VPC function's
-    EC2 describe calls) take ``"*"``,
+    only ``events:ListRules``, ``cloudwatch:GetMetricStatistics``,
+    ``lambda:GetAccountSettings`` (and a VPC function's EC2 describe calls) take ``"*"``,
     the one form AWS accepts for them.
     """
     partition = partition or partition_of(region)

@@ -158,21 +158,24 @@ class DeployOptions:
         ("--reserved-concurrency",), "at most N containers at once (each holds one cache "
         "connection); throttled events wait and are retried; off: no cap", "N",
         section=EVENTS), parse=concurrency.parse)
-    #: ARN of an SQS queue (or SNS topic) for events that still failed.
+    #: ARN of an SQS queue, SNS topic, S3 bucket, Lambda function or EventBridge event bus
+    #: for events that still failed (see :data:`.iam.DESTINATIONS`).
     on_failure: str | None = _option(None, Flag(
-        ("--on-failure",), "SQS queue or SNS topic ARN for events that still failed", "ARN",
-        section=EVENTS))
+        ("--on-failure",), "SQS queue, SNS topic, S3 bucket, Lambda function or EventBridge "
+        "event bus ARN for events that still failed", "ARN", section=EVENTS))
     #: Reconcile on a schedule: ``1d``, ``12h``, ``30m``, ``rate(...)``, ``cron(...)``
     #: or ``off`` (see :mod:`.schedule`).
     reconcile_every: str | None = _option(None, Flag(
         ("--reconcile-every",), "also reconcile the cache with the bucket on a schedule: 1d, "
         "12h, 30m, or an EventBridge rate(...)/cron(...) expression; 'off' removes a "
         "schedule set in the ini", "INTERVAL", section=EVENTS))
-    #: An SNS topic ARN: create keeps CloudWatch alarms on errors and lag that notify it
+    #: An SNS topic ARN: create keeps CloudWatch alarms on errors, lag and dropped events
+    #: that notify it
     #: (see :mod:`.alarms`); None: no alarms (ours are removed).
     alarm_topic: str | None = _option(None, Flag(
-        ("--alarm-topic",), "keep CloudWatch alarms on the function's errors and lag that "
-        "notify this SNS topic (same region); 'off' removes ours", "SNS_ARN", section=ALARMS),
+        ("--alarm-topic",), "keep CloudWatch alarms on the function's errors, lag and "
+        "dropped events that notify this SNS topic (same region); 'off' removes ours",
+        "SNS_ARN", section=ALARMS),
         parse=alarms.parse_topic)
     #: Seconds of lag above which the lag alarm fires (and status warns); None: the
     #: default with a topic, no threshold without.
@@ -267,7 +270,8 @@ class DeployOptions:
         if key_problem:
             raise bad("kms_key_arn", self.kms_key_arn, key_problem)
         if self.on_failure and not self.on_failure.startswith("arn:"):
-            raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue or SNS topic")
+            raise bad("on_failure", self.on_failure, "give the ARN of an SQS queue, SNS topic, "
+                      "S3 bucket, Lambda function or EventBridge event bus")
         if not self.function_name or len(self.function_name) > 64:
             raise bad("function_name", self.function_name, "1 to 64 letters, digits, - or _")
         schedule_expression(self.reconcile_every)

@@ -1,4 +1,4 @@
-"""``--alarm-topic``: the two CloudWatch alarms on moto, as an operator would check them in
+"""``--alarm-topic``: the CloudWatch alarms on moto, as an operator would check them in
 the console, in status (text, ``--json``, ``GET /admin/s3sync``) and after delete.
 
 moto stores alarms and answers DescribeAlarms, but evaluates none of them against
@@ -18,7 +18,7 @@ import pytest
 
 from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.function import metrics
-from pypicloud_s3sync.provision import alarms, deploy, tags
+from pypicloud_s3sync.provision import alarms, cloudformation, deploy, tags
 from pypicloud_s3sync.provision.errors import OptionsError
 
 from ..support import moto_gaps
@@ -26,7 +26,7 @@ from ..support.deploy_helpers import REGION, Recorder, clients_for, make_config,
 from ..support.pypicloud_app import ADMIN, basic_auth
 
 FUNCTION = "pypicloud_s3_sync"
-ERRORS, LAG = (alarms.alarm_name(FUNCTION, kind) for kind in alarms.KINDS)
+ERRORS, LAG, DROPPED = (alarms.alarm_name(FUNCTION, kind) for kind in alarms.KINDS)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +71,7 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
 
     plan = create(config, code, alarm_topic=topic)
     assert [(s.resource, s.action, s.name) for s in plan.steps] == [
-        ("alarm", "create", ERRORS), ("alarm", "create", LAG)]
+        ("alarm", "create", ERRORS), ("alarm", "create", LAG), ("alarm", "create", DROPPED)]
     assert f"+ create CloudWatch alarm {ERRORS}: AWS/Lambda Errors Sum >= 1 per 300 s -> " \
            f"{topic}" in plan.describe()
     alarm = held()
@@ -98,7 +98,7 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
     report = status(config, code, alarm_topic=topic)
     assert report.in_sync, report.describe()
     rows = [(r.name, r.in_sync) for r in report.rows if r.resource == "alarm"]
-    assert rows == [(ERRORS, True), (LAG, True)]
+    assert rows == [(ERRORS, True), (LAG, True), (DROPPED, True)]
 
     plan = create(config, code, alarm_topic=topic, alarm_lag="120")
     assert [(s.action, s.name) for s in plan.steps] == [("update", LAG)]
@@ -106,11 +106,11 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
     assert held()[ERRORS] == errors  # untouched, to its last-updated time
     assert held()[LAG]["Threshold"] == 120.0
     assert held()[LAG]["AlarmArn"] == lag["AlarmArn"]
-    # Another topic: both alarms are updated in place, nothing else.
+    # Another topic: every alarm is updated in place, nothing else.
     other = boto3.client("sns", region_name=REGION).create_topic(Name="oncall")["TopicArn"]
     plan = create(config, code, alarm_topic=other, alarm_lag="120")
     assert [(s.action, s.details["changed"]) for s in plan.steps] == [
-        ("update", ["AlarmActions", "OKActions"])] * 2
+        ("update", ["AlarmActions", "OKActions"])] * 3
     assert {a["AlarmActions"][0] for a in held().values()} == {other}
     create(config, code, alarm_topic=topic, alarm_lag="120")
     report = status(config, code, alarm_topic=topic)  # the ini's default again: drift
@@ -120,23 +120,23 @@ def test_create_rerun_change_and_drop_the_alarms(topic, tmp_path, code):
 
     # The option gone: create says so and removes exactly ours.
     plan = create(config, code)
-    assert (f"- delete CloudWatch alarms {ERRORS}, {LAG}: --alarm-topic is no longer set"
-            in plan.describe())
+    assert (f"- delete CloudWatch alarms {ERRORS}, {LAG}, {DROPPED}: --alarm-topic is no "
+            "longer set" in plan.describe())
     assert held() == {}
     assert snapshot() == before
 
 
 @pytest.mark.parametrize("command", ["create without --alarm-topic", "delete"])
-def test_both_alarms_go_in_one_call(topic, tmp_path, code, command):
+def test_our_alarms_go_in_one_call(topic, tmp_path, code, command):
     """The number of calls is the promise here: CloudWatch's DeleteAlarms "Deletes the
     specified alarms. You can delete up to 100 alarms in one operation" (botocore's
-    CloudWatch model; ``AlarmNames`` has ``max: 100``), so removing our two is one call,
-    not one per alarm.  And what a user checks: both are gone, nothing else changed."""
+    CloudWatch model; ``AlarmNames`` has ``max: 100``), so removing ours is one call, not
+    one per alarm.  And what a user checks: all are gone, nothing else changed."""
     config = make_config(tmp_path)
     create(config, code)
     before = snapshot()
     create(config, code, alarm_topic=topic)
-    assert set(held()) == {ERRORS, LAG}
+    assert set(held()) == {ERRORS, LAG, DROPPED}
     recorder = Recorder()
     if command == "delete":
         opts = deploy.DeployOptions.from_config(config)
@@ -153,11 +153,12 @@ def test_delete_removes_the_alarms_with_everything_else(topic, tmp_path, code):
     config = make_config(tmp_path, **{"s3sync.alarm_topic": topic})
     before = snapshot()
     create(config, code)
-    assert set(held()) == {ERRORS, LAG}
+    assert set(held()) == {ERRORS, LAG, DROPPED}
     opts = deploy.DeployOptions.from_config(config)
     clients = clients_for(config, opts)
     plan = deploy.plan_delete(config, opts, clients)
-    assert f"- delete CloudWatch alarms {ERRORS}, {LAG}\n" in plan.describe() + "\n"
+    assert (f"- delete CloudWatch alarms {ERRORS}, {LAG}, {DROPPED}\n"
+            in plan.describe() + "\n")
     deploy.apply(plan, clients)
     assert held() == {}
     assert snapshot() == before
@@ -226,7 +227,8 @@ def test_status_shows_each_alarms_state_and_warns_past_the_lag_threshold(
     for check in report["checks"]:
         assert f"{check['status']:<5} {check['check']}: {check['detail']}" in text
     alarm_rows = [r for r in report["resources"] if r["resource"] == "alarm"]
-    assert [(r["name"], r["in_sync"]) for r in alarm_rows] == [(ERRORS, True), (LAG, True)]
+    assert [(r["name"], r["in_sync"]) for r in alarm_rows] == [
+        (ERRORS, True), (LAG, True), (DROPPED, True)]
     assert "ok    alarm" in text
 
 
@@ -237,13 +239,14 @@ def test_the_admin_status_shows_the_alarms(topic, pypicloud_factory, tmp_path):
     answer = server.app.post("/admin/s3sync", params="{}", content_type="application/json",
                              extra_environ=basic_auth(ADMIN), status="*")
     assert answer.status_int == 200, answer.text
-    assert set(held()) == {ERRORS, LAG}
+    assert set(held()) == {ERRORS, LAG, DROPPED}
     got = server.app.get("/admin/s3sync", extra_environ=basic_auth(ADMIN), status="*")
     assert got.status_int == 200, got.text
     assert [(r["name"], r["in_sync"]) for r in got.json["resources"]
-            if r["resource"] == "alarm"] == [(ERRORS, True), (LAG, True)]
+            if r["resource"] == "alarm"] == [(ERRORS, True), (LAG, True), (DROPPED, True)]
     checks = {c["check"]: c["status"] for c in got.json["checks"]}
-    assert (checks["errors-alarm"], checks["lag-alarm"]) == ("ok", "ok")
+    assert (checks["errors-alarm"], checks["lag-alarm"], checks["dropped-alarm"]) == (
+        "ok", "ok", "ok")
 
 
 def test_a_topic_in_another_region_is_refused_before_any_change(topic, tmp_path, code):
@@ -289,5 +292,65 @@ def test_alarm_settings_and_their_defaults():
 def test_alarm_names_stay_within_cloudwatchs_limit_and_apart():
     longest = "f" * 64  # Lambda's longest function name
     names = alarms.alarm_names(longest)
-    assert len(set(names)) == 2 and all(len(name) <= 255 for name in names)
+    assert len(set(names)) == 3 and all(len(name) <= 255 for name in names)
     assert set(names).isdisjoint(alarms.alarm_names(longest[:-1] + "g"))
+
+
+def test_events_lambda_dropped_raise_their_own_alarm(topic, tmp_path, code, capsys):
+    """"AsyncEventsDropped – The number of events that are dropped without successfully
+    running the function. If you configure a dead-letter queue (DLQ) or OnFailure
+    destination, then events are sent there before they're dropped. Events are dropped
+    for various reasons. For example, events can exceed the maximum event age or exhaust
+    the maximum retry attempts" (Lambda Developer Guide, Types of metrics for Lambda
+    functions, asynchronous invocation metrics).  Without a destination such an event
+    is lost from the cache: its alarm is kept, changed, checked and removed like the
+    others."""
+    config = make_config(tmp_path)
+    before = snapshot()
+    plan = create(config, code, alarm_topic=topic)
+    assert ("alarm", "create", DROPPED) in [(s.resource, s.action, s.name)
+                                           for s in plan.steps]
+    dropped = held()[DROPPED]
+    assert (dropped["Namespace"], dropped["MetricName"], dropped["Statistic"]) == (
+        "AWS/Lambda", "AsyncEventsDropped", "Sum")
+    assert dropped["Dimensions"] == [{"Name": "FunctionName", "Value": FUNCTION}]
+    assert (dropped["Threshold"], dropped["ComparisonOperator"], dropped["Period"]) == (
+        1.0, "GreaterThanOrEqualToThreshold", 300)
+    assert dropped["AlarmActions"] == dropped["OKActions"] == [topic]
+    assert dropped["TreatMissingData"] == "notBreaching"
+    found = boto3.client("cloudwatch", region_name=REGION).list_tags_for_resource(
+        ResourceARN=dropped["AlarmArn"])["Tags"]
+    assert {"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE} in found
+
+    recorder = Recorder()
+    assert create(config, code, recorder, alarm_topic=topic).is_empty
+    assert recorder.mutating == []
+
+    # Firing: status warns, says what was lost and how to get it back.
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName=DROPPED, StateValue="ALARM", StateReason="Threshold Crossed: 3 events")
+    report = status(config, code, alarm_topic=topic)
+    [check] = [c for c in report.checks if c.name == "dropped-alarm"]
+    assert (check.status, check.detail) == ("warn", f"{DROPPED} is ALARM: Threshold "
+                                                    "Crossed: 3 events")
+    assert "ppc-s3sync reconcile" in check.fix
+
+    # The template has it beside the other two.
+    opts = deploy.DeployOptions.from_config(config, alarm_topic=topic)
+    template = cloudformation.render(config, opts, REGION)
+    assert template["Resources"]["DroppedAlarm"]["Properties"]["MetricName"] == (
+        "AsyncEventsDropped")
+
+    # Without the option, and on delete, ours goes.
+    plan = create(config, code)
+    assert ("alarm", "delete", DROPPED) in [(s.resource, s.action, s.name)
+                                           for s in plan.steps]
+    assert held() == {}
+    create(config, code, alarm_topic=topic)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_delete(config, opts, clients)
+    assert ("alarm", "delete", DROPPED) in [(s.resource, s.action, s.name)
+                                           for s in plan.steps]
+    deploy.apply(plan, clients)
+    assert held() == {}
+    assert snapshot() == before

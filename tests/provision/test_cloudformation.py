@@ -310,7 +310,8 @@ def test_alarms_are_templated_as_create_makes_them(aws, tmp_path, code):
     templated = {v["Properties"]["AlarmName"]: v["Properties"] for v in resources.values()
                  if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert set(templated) == set(made) == {"pypicloud-s3sync-pypicloud_s3_sync-errors",
-                                           "pypicloud-s3sync-pypicloud_s3_sync-lag"}
+                                           "pypicloud-s3sync-pypicloud_s3_sync-lag",
+                                           "pypicloud-s3sync-pypicloud_s3_sync-dropped"}
     for name, want in templated.items():
         assert [d["Value"] for d in want["Dimensions"]] == [{"Ref": "Function"}]
         held = made[name]

@@ -92,7 +92,13 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     write_ini(ini, settings)
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
-    queue = boto3.client("sqs", region_name=REGION).create_queue(QueueName="dead-letters")
+    # Encrypted with a customer key named by alias: create reads the queue's key for the
+    # role's grant, and asks KMS which key the alias names.
+    kms = boto3.client("kms", region_name=REGION)
+    kms.create_alias(AliasName="alias/dead-letters",
+                     TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    queue = boto3.client("sqs", region_name=REGION).create_queue(
+        QueueName="dead-letters", Attributes={"KmsMasterKeyId": "alias/dead-letters"})
     dead_letters = f"arn:aws:sqs:{REGION}:{aws_trace.ACCOUNT}:dead-letters"
     assert queue["QueueUrl"].endswith("dead-letters")
     topic = boto3.client("sns", region_name=REGION).create_topic(Name="ops")["TopicArn"]
@@ -129,6 +135,7 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     s3.delete_object(Bucket=BUCKET, Key=beta)
     op.run("reconcile", "--deep", expect=3)  # one removed
     op.run("reconcile")
+    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--on-failure", topic)
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512")  # back to direct
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

@@ -312,6 +312,30 @@ def _parameter(operation: str, key: str = "Name") -> Resolver:
     return resolve
 
 
+def _queue(call: Call) -> str:
+    """A queue's ARN from GetQueueUrl's name and owner, or from a queue URL
+    (``https://sqs.REGION.amazonaws.com/ACCOUNT/NAME``)."""
+    p = call.params
+    if "QueueUrl" in p:
+        account, name = p["QueueUrl"].rstrip("/").split("/")[-2:]
+    else:
+        account, name = p.get("QueueOwnerAWSAccountId") or ACCOUNT, p["QueueName"]
+    return f"arn:{PARTITION}:sqs:{call.region}:{account}:{name}"
+
+
+def _key(call: Call) -> str:
+    """KMS authorizes a key's ARN; a bare key id is one of this account's keys."""
+    key = call.params["KeyId"]
+    if key.startswith("arn:") and ":key/" in key:
+        return key
+    if "alias/" in key:
+        from moto.kms.models import kms_backends
+
+        key = kms_backends[ACCOUNT][call.region].get_key_id_from_alias(
+            key.split(":")[-1]) or key
+    return f"arn:{PARTITION}:kms:{call.region}:{ACCOUNT}:key/{key}"
+
+
 RESOLVERS: dict[str, Resolver] = {
     # S3: HEAD is authorized as GetObject, HeadBucket as ListBucket.
     "s3.HeadObject": _s3("s3:GetObject", _object),
@@ -353,6 +377,8 @@ RESOLVERS: dict[str, Resolver] = {
         "RemovePermission", "GetFunctionEventInvokeConfig", "PutFunctionEventInvokeConfig",
         "GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency",
         "UpdateFunctionEventInvokeConfig", "DeleteFunctionEventInvokeConfig")},
+    # The Region's concurrency quota: an account-wide read that names no resource.
+    "lambda.GetAccountSettings": _one("lambda:GetAccountSettings", lambda c: "*"),
     **{f"lambda.{op}": _lambda(op, "Resource") for op in (
         "TagResource", "UntagResource", "ListTags")},
     # IAM roles (ours live under ROLE_PATH).
@@ -375,6 +401,10 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"ssm.{op}": _parameter(op) for op in ("GetParameter", "PutParameter",
                                               "DeleteParameter")},
     "ssm.ListTagsForResource": _parameter("ListTagsForResource", key="ResourceId"),
+    # An --on-failure queue's or topic's encryption, and the key an alias names.
+    **{f"sqs.{op}": _one(f"sqs:{op}", _queue) for op in ("GetQueueUrl", "GetQueueAttributes")},
+    "sns.GetTopicAttributes": _one("sns:GetTopicAttributes", lambda c: c.params["TopicArn"]),
+    "kms.DescribeKey": _one("kms:DescribeKey", _key),
     # Needs no permission: AWS answers it for any valid credentials.
     "sts.GetCallerIdentity": lambda c: [],
 }

@@ -16,6 +16,14 @@ moto 5.2.5 answers ``GetBucketReplication`` with every rule's ``Filter`` as pref
 and ``DeleteMarkerReplication`` as Disabled, whatever was put; status judges exactly
 those two fields, so the patch returns the stored ones, as AWS does.
 
+moto 5.2.6 has no ``GetAccountSettings`` at all (no route: the client gets a 404), while
+create reads it before it reserves concurrency.  :func:`account_settings` adds it, from
+moto's own model of the rule: ``MOTO_LAMBDA_CONCURRENCY_QUOTA`` (when set) is the
+account's concurrency limit, AWS's default of 1000 otherwise, and what is unreserved is
+that minus every function's reserved concurrency, as moto's PutFunctionConcurrency
+counts it.  The ``aws`` and ``moto_server`` fixtures install it for every test, since it
+only answers a call moto would otherwise leave unanswered.
+
 Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
 copes with both in the policy of the IAM user a test runs as, never in the policy we
 generate (parliament and the IAM evaluator keep checking that one with AWS's names):
@@ -90,6 +98,75 @@ def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, 
                       "DeleteMarkerReplication": put.get("DeleteMarkerReplication")
                       or rule["DeleteMarkerReplication"]})
     return fixed
+
+
+#: Lambda's default "Concurrent executions" quota per account and Region.
+DEFAULT_CONCURRENCY_QUOTA = 1000
+
+
+def account_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer ``GetAccountSettings``'s concurrency fields from moto's own state.
+
+    "UnreservedConcurrentExecutions: The maximum number of simultaneous function
+    executions, minus the capacity that's reserved for individual functions with
+    PutFunctionConcurrency" (botocore's AccountLimit).
+    """
+    import json
+    import os
+
+    from moto.awslambda import urls
+    from moto.awslambda.responses import LambdaResponse
+
+    def get_account_settings(self: Any) -> tuple[int, dict[str, str], str]:
+        limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA")
+                    or DEFAULT_CONCURRENCY_QUOTA)
+        functions = self.backend.list_functions()
+        reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+        return 200, {}, json.dumps({
+            "AccountLimit": {"ConcurrentExecutions": limit,
+                             "UnreservedConcurrentExecutions": limit - reserved},
+            "AccountUsage": {"FunctionCount": len(functions)}})
+
+    monkeypatch.setitem(urls.url_paths, r"{0}/(?P<api_version>[^/]+)/account-settings/?$",
+                        LambdaResponse.dispatch)
+    monkeypatch.setattr(LambdaResponse, "get_account_settings", get_account_settings,
+                        raising=False)
+
+
+#: "Function environment variables: 4 KB, for all environment variables associated with
+#: the function, combined" (Lambda Developer Guide, Lambda quotas).
+ENVIRONMENT_LIMIT = 4096
+
+
+def environment_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse a CreateFunction or UpdateFunctionConfiguration whose environment variables
+    (keys and values) total more than 4 KB, as Lambda does; moto stores any size."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+
+    def check(spec: dict[str, Any]) -> None:
+        variables = (spec.get("Environment") or {}).get("Variables") or {}
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in variables.items())
+        if size > ENVIRONMENT_LIMIT:
+            raise InvalidParameterValueException(
+                "Lambda was unable to configure your environment variables because the "
+                "environment variables you have provided exceeded the 4KB limit. String "
+                f"measured: {size}")
+
+    create, update = LambdaBackend.create_function, LambdaBackend.update_function_configuration
+
+    def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        check(spec)
+        return create(self, spec)
+
+    def update_function_configuration(self: Any, function_name: str, qualifier: str,
+                                      body: dict[str, Any]) -> Any:
+        check(body)
+        return update(self, function_name, qualifier, body)
+
+    monkeypatch.setattr(LambdaBackend, "create_function", create_function)
+    monkeypatch.setattr(LambdaBackend, "update_function_configuration",
+                        update_function_configuration)
 
 
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
-"""``--alarm-topic``: our two CloudWatch alarms, made or updated with the option and
-removed (ours only) without it or on delete.  What they watch and why is in
-:mod:`..alarms`, with the option's parsing."""
+"""``--alarm-topic``: our CloudWatch alarms (errors, lag, dropped events), made or updated
+with the option and removed (ours only) without it or on delete.  What they watch and
+why is in :mod:`..alarms`, with the option's parsing."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from .grants import allow
 
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
-LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm"}
+LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm", "dropped": "DroppedAlarm"}
 
 
 def read(p: Planning) -> None:
@@ -43,7 +43,7 @@ def name(p: Planning) -> str:
 
 
 def plan(p: Planning) -> None:
-    """The rows and steps for both alarms: made or updated with ``--alarm-topic``,
+    """The rows and steps for each alarm: made or updated with ``--alarm-topic``,
     removed (ours only) without it."""
     options, found = p.options, p.actual.alarms
     topic = options.alarm_topic
@@ -123,7 +123,8 @@ def _remove_ours(p: Planning, *, shown: bool) -> None:
 
 
 def template(p: Planning, created: Sequence[Step]) -> Resources:
-    """``ErrorsAlarm`` and ``LagAlarm``: create's fields, the function by reference."""
+    """``ErrorsAlarm``, ``LagAlarm`` and ``DroppedAlarm``: create's fields, the function
+    by reference."""
     logical = {alarm_name(p.fname, kind): name for kind, name in LOGICAL.items()}
     found: Resources = {}
     for step in created:

@@ -9,21 +9,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..concurrency import ACCOUNT_DEFAULT_LIMIT, CONNECTIONS_PER_CONTAINER, FLAG, OFF, SETTING
+from ..concurrency import (
+    ACCOUNT_DEFAULT_LIMIT,
+    CONNECTIONS_PER_CONTAINER,
+    FLAG,
+    MIN_UNRESERVED,
+    OFF,
+    QUOTA_CODE,
+    SETTING,
+)
+from ..errors import DeployError, Fix
 from ..plan import Check, Step
 from .base import Grantee, Planning
 from .cfn import FUNCTION, Resources, api, unrendered
-from .grants import on_function
+from .grants import allow, on_function
 
 KIND = "concurrency"
 
 
 def read(p: Planning) -> None:
     """Read whether managed or not: status reports a cap set by hand.  Only a function
-    that exists has one."""
+    that exists has one.  A cap to set is checked against the account's quota first,
+    so the account's limits are read when one would be."""
+    lam = p.clients.client("lambda")
     if p.actual.function is not None:
-        p.actual.reserved_concurrency = p.clients.client("lambda").get_function_concurrency(
+        p.actual.reserved_concurrency = lam.get_function_concurrency(
             FunctionName=p.fname).get("ReservedConcurrentExecutions")
+    cap = p.options.reserved_concurrency
+    if isinstance(cap, int) and cap != p.actual.reserved_concurrency:
+        p.actual.account_limit = lam.get_account_settings().get("AccountLimit") or {}
 
 
 def name(p: Planning) -> str:
@@ -60,12 +74,49 @@ def plan(p: Planning) -> None:
                    f"remove the reserved concurrency ({have}) of {p.fname}: {FLAG} off",
                    "lambda.delete_function_concurrency", {"FunctionName": p.fname})
         return
+    if have != cap:
+        _check_quota(p, cap, have)
     p.row(KIND, p.fname, f"reserved {cap}", shown)
     if have != cap:
         p.call(KIND, "update" if have is not None else "create", p.fname,
                f"reserve {cap} concurrent executions for {p.fname}",
                "lambda.put_function_concurrency",
                {"FunctionName": p.fname, "ReservedConcurrentExecutions": cap})
+
+
+def _check_quota(p: Planning, cap: int, have: int | None) -> None:
+    """Refuse a cap Lambda would refuse, before any step: applied, it fails after the
+    function exists and before its notification, and every re-run stops there again.
+    Lambda keeps :data:`MIN_UNRESERVED` executions unreserved; the function's own
+    reservation is freed by the change, so raising 10 to 20 needs only 10 more."""
+    limit = p.actual.account_limit
+    if not limit or "UnreservedConcurrentExecutions" not in limit:
+        return  # a template: no account to ask
+    unreserved = int(limit["UnreservedConcurrentExecutions"])
+    total = limit.get("ConcurrentExecutions", "?")
+    free = unreserved + (have or 0)
+    if free - cap >= MIN_UNRESERVED:
+        return
+    most = free - MIN_UNRESERVED
+    own = f" (plus the {have} this function reserves now)" if have else ""
+    lower = (f"or give {{}} {most} or less" if most >= 1 else
+             "or leave out {} (this account has nothing left to reserve)")
+    raise DeployError(
+        f"{FLAG} {cap} would leave {free - cap} unreserved of the account's {total} "
+        f"concurrent executions in {p.clients.region} ({unreserved} unreserved now{own}); "
+        f"Lambda keeps at least {MIN_UNRESERVED} unreserved, and new accounts start with a "
+        f"reduced quota. Request a higher 'Concurrent executions' quota in Service Quotas "
+        f"(aws service-quotas request-service-quota-increase --service-code lambda "
+        f"--quota-code {QUOTA_CODE} --desired-value {_quota_needed(total, free, cap)} "
+        f"--region {p.clients.region})",
+        Fix(FLAG, SETTING, lower))
+
+
+def _quota_needed(total: Any, free: int, cap: int) -> Any:
+    """The quota at which ``cap`` fits, with what else is reserved staying as it is."""
+    if not isinstance(total, int):
+        return "N"
+    return total + MIN_UNRESERVED - (free - cap)
 
 
 def teardown(p: Planning) -> None:
@@ -87,10 +138,13 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
 #: Read on every plan (a cap set by hand is reported), set, and removed by ``off``.
 OPERATOR_ACTIONS = ["lambda:DeleteFunctionConcurrency", "lambda:GetFunctionConcurrency",
                     "lambda:PutFunctionConcurrency"]
+#: The Region's concurrency quota, read before a cap is set; it names no resource.
+OPERATOR_ACCOUNT_ACTIONS = ["lambda:GetAccountSettings"]
 
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
-    return [on_function(s, OPERATOR_ACTIONS)]
+    return [on_function(s, OPERATOR_ACTIONS),
+            allow("LambdaAccountSettings", OPERATOR_ACCOUNT_ACTIONS, "*")]
 
 
 def checks(p: Planning) -> list[Check]:

@@ -26,6 +26,12 @@ from .permissions import remove
 KIND = "function"
 #: The fields of the configuration compared as they are.
 _PLAIN = ("Runtime", "Handler", "Role", "Timeout", "MemorySize", "Description")
+#: "Function environment variables: 4 KB, for all environment variables associated with
+#: the function, combined" (Lambda Developer Guide, Lambda quotas); keys count too.
+ENVIRONMENT_LIMIT = 4096
+#: Where the fix for a large environment goes: db.url in a secret of create's own.
+STORE_DB_PASSWORD = ("--store-db-password secretsmanager",
+                     "s3sync.store_db_password = secretsmanager")
 
 
 def read(p: Planning) -> None:
@@ -142,11 +148,41 @@ def config_drift(p: Planning, want: dict[str, Any]) -> tuple[list[str], dict[str
     return changed, update
 
 
+def _check_environment(p: Planning, variables: dict[str, str]) -> None:
+    """Refuse, before any step, an environment Lambda would refuse: applied, the role
+    would exist and the function not, and every re-run would stop at the same step.
+    Our settings are one variable, so its parts are named by setting; anyone else's
+    variables, which an update keeps, by name.
+
+    Counted as the variables' JSON object (keys, values, and the encoding's quotes,
+    separators and escapes), never less than the keys and values alone: "keys, values
+    and encoding overhead" may all count, and refusing a few bytes early beats a create
+    that stops halfway."""
+    size = len(json.dumps(variables, separators=(",", ":"), ensure_ascii=False).encode())
+    if size <= ENVIRONMENT_LIMIT:
+        return
+    parts = [(len(k.encode()) + len(v.encode()), k) for k, v in variables.items()
+             if k != ENV_VAR]
+    parts += [(len(k.encode()) + len(v.encode()), k) for k, v in p.desired.env.items()]
+    largest = ", ".join(f"{name} ({n} bytes)" for n, name in sorted(parts, reverse=True)[:3])
+    raise DeployError(
+        f"the function's environment variables would be {size} bytes, over Lambda's 4 KB "
+        f"({ENVIRONMENT_LIMIT} bytes) for all of them combined (keys, values and their JSON "
+        "quoting); the "
+        f"largest: {largest}. Shorten those settings (or remove variables set on the "
+        "function by hand)",
+        Fix(*STORE_DB_PASSWORD, "or keep db.url in a secret with {} (or name one with "
+                                "s3sync.db_url_secret): the function then gets it "
+                                "without its password"))
+
+
 def plan(p: Planning) -> None:
     o, a = p.options, p.actual
     assert p.code is not None, "a plan that may create the function needs its code"
     ours_tag = {tags.MANAGED_TAG: tags.MANAGED_VALUE}
     if a.function is None:
+        params = configuration(p, HANDLER)
+        _check_environment(p, params["Environment"]["Variables"])
         artifact = p.code()
         p.row(KIND, p.fname, f"{o.runtime} {o.arch}", "missing")
         p.row("function-code", p.fname, artifact.sha256, "missing")
@@ -192,6 +228,8 @@ def plan(p: Planning) -> None:
         p.call(KIND, "update", p.fname, f"tag function {p.fname} as managed by "
                "pypicloud-s3sync", "lambda.tag_resource",
                {"Resource": p.desired.function_arn, "Tags": ours_tag})
+    if "Environment" in update:
+        _check_environment(p, update["Environment"]["Variables"])
     if changed:
         p.call(KIND, "update", p.fname,
                f"update configuration of {p.fname}: {', '.join(changed)}",

@@ -72,7 +72,8 @@ def plan(p: Planning) -> None:
     policy = iam.role_policy(p.config, account=d.account, region=p.clients.region,
                              function_name=p.fname, subnet_ids=o.subnet_ids,
                              security_group_ids=o.security_group_ids,
-                             on_failure=o.on_failure, partition=d.partition,
+                             on_failure=o.on_failure, on_failure_key=a.on_failure_key,
+                             partition=d.partition,
                              stored_db_secret=(d.stored.store, d.stored.policy_resource)
                              if d.stored else None, environment_key=o.kms_key_arn)
     if a.role is None:
