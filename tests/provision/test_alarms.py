@@ -298,13 +298,13 @@ def test_alarm_names_stay_within_cloudwatchs_limit_and_apart():
 
 def test_events_lambda_dropped_raise_their_own_alarm(topic, tmp_path, code, capsys):
     """"AsyncEventsDropped – The number of events that are dropped without successfully
-    running the function. If you configure a dead-letter queue (DLQ) or OnFailure
+    executing the function. If you configure a dead-letter queue (DLQ) or OnFailure
     destination, then events are sent there before they're dropped. Events are dropped
     for various reasons. For example, events can exceed the maximum event age or exhaust
-    the maximum retry attempts" (Lambda Developer Guide, Types of metrics for Lambda
-    functions, asynchronous invocation metrics).  Without a destination such an event
-    is lost from the cache: its alarm is kept, changed, checked and removed like the
-    others."""
+    the maximum retry attempts, …" (Lambda Developer Guide, Types of metrics for Lambda
+    functions, asynchronous invocation metrics).  Without a destination such an event is
+    lost from the cache: its alarm is kept, changed, checked and removed like the others.
+    """
     config = make_config(tmp_path)
     before = snapshot()
     plan = create(config, code, alarm_topic=topic)
