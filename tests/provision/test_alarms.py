@@ -296,6 +296,12 @@ def test_alarm_names_stay_within_cloudwatchs_limit_and_apart():
     assert set(names).isdisjoint(alarms.alarm_names(longest[:-1] + "g"))
 
 
+def deleted_alarms(plan: Any) -> list[str]:
+    """The alarms a plan's delete steps name (one step names all it removes)."""
+    return [name for step in plan.steps if (step.resource, step.action) == ("alarm", "delete")
+            for name in step.name.split(", ")]
+
+
 def test_events_lambda_dropped_raise_their_own_alarm(topic, tmp_path, code, capsys):
     """"AsyncEventsDropped – The number of events that are dropped without successfully
     executing the function. If you configure a dead-letter queue (DLQ) or OnFailure
@@ -343,14 +349,12 @@ def test_events_lambda_dropped_raise_their_own_alarm(topic, tmp_path, code, caps
 
     # Without the option, and on delete, ours goes.
     plan = create(config, code)
-    assert ("alarm", "delete", DROPPED) in [(s.resource, s.action, s.name)
-                                           for s in plan.steps]
+    assert DROPPED in deleted_alarms(plan)
     assert held() == {}
     create(config, code, alarm_topic=topic)
     clients = clients_for(config, opts)
     plan = deploy.plan_delete(config, opts, clients)
-    assert ("alarm", "delete", DROPPED) in [(s.resource, s.action, s.name)
-                                           for s in plan.steps]
+    assert DROPPED in deleted_alarms(plan)
     deploy.apply(plan, clients)
     assert held() == {}
     assert snapshot() == before
