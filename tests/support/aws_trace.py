@@ -312,6 +312,16 @@ def _parameter(operation: str, key: str = "Name") -> Resolver:
     return resolve
 
 
+def _queue(call: Call) -> str:
+    """A queue's ARN from the QueueUrl (``.../ACCOUNT/NAME``) or QueueName a call gives."""
+    p = call.params
+    if "QueueUrl" in p:
+        account, name = p["QueueUrl"].rstrip("/").split("/")[-2:]
+    else:
+        account, name = p.get("QueueOwnerAWSAccountId") or ACCOUNT, p["QueueName"]
+    return f"arn:{PARTITION}:sqs:{call.region}:{account}:{name}"
+
+
 RESOLVERS: dict[str, Resolver] = {
     # S3: HEAD is authorized as GetObject, HeadBucket as ListBucket.
     "s3.HeadObject": _s3("s3:GetObject", _object),
@@ -375,6 +385,16 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"ssm.{op}": _parameter(op) for op in ("GetParameter", "PutParameter",
                                               "DeleteParameter")},
     "ssm.ListTagsForResource": _parameter("ListTagsForResource", key="ResourceId"),
+    # SQS, as redrive calls it.  "You cannot set permissions explicitly for
+    # SendMessageBatch, DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead,
+    # setting permissions for SendMessage, DeleteMessage, or ChangeMessageVisibility sets
+    # permissions for the corresponding batch versions of the actions." (SQS developer
+    # guide, "Amazon SQS batch actions").
+    **{f"sqs.{op}": _one(f"sqs:{op}", _queue) for op in (
+        "GetQueueUrl", "GetQueueAttributes", "ReceiveMessage", "SendMessage",
+        "DeleteMessage")},
+    "sqs.SendMessageBatch": _one("sqs:SendMessage", _queue),
+    "sqs.DeleteMessageBatch": _one("sqs:DeleteMessage", _queue),
     # Needs no permission: AWS answers it for any valid credentials.
     "sts.GetCallerIdentity": lambda c: [],
 }
