@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import DeployError
-from .names import dead_letter_queue_name, queue_name
+from .errors import AwsError, DeployError
+from .names import queue_name
 
 if TYPE_CHECKING:
     from .aws import AwsClients
@@ -162,14 +162,10 @@ def redrive(clients: AwsClients, function_name: str, *, dry_run: bool = False,
 
 def _redrive(clients: AwsClients, function_name: str, dry_run: bool,
              progress: Callable[[str], None] | None) -> RedriveReport:
-    from botocore.exceptions import ClientError
-
     sqs = clients.client("sqs")
     url, dead = find_queues(clients, function_name)
-    dead_name = dead.rstrip("/").rsplit("/", 1)[-1]
-    report = RedriveReport(queue_name(function_name), dead_name or
-                           dead_letter_queue_name(function_name), _count(sqs, dead),
-                           dry_run=dry_run)
+    report = RedriveReport(queue_name(function_name), dead.rstrip("/").rsplit("/", 1)[-1],
+                           _count(sqs, dead), dry_run=dry_run)
     if dry_run:
         return report
     sent_ids: set[str] = set()
@@ -200,8 +196,6 @@ def _redrive(clients: AwsClients, function_name: str, dry_run: bool,
         if progress is not None:
             progress(f"moved {report.moved} of about {report.found}")
     if refused:
-        raise ClientError({"Error": {
-            "Code": "SendMessageBatchFailed",
-            "Message": f"SQS refused {len(refused)} message(s), left in {report.dead_letter_queue}"
-                       f" (moved {report.moved}): {refused[0]}"}}, "SendMessageBatch")
+        raise AwsError(f"SQS refused {len(refused)} message(s), left in "
+                       f"{report.dead_letter_queue} (moved {report.moved}): {refused[0]}")
     return report
