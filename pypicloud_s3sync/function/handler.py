@@ -310,6 +310,12 @@ class Runtime:
                 failed_in_a_row = 0
         if parsed.sqs_message_ids is not None:
             if error is not None and failed_messages >= set(parsed.sqs_message_ids):
+                # Nothing applied: an error sends the whole batch back as the full list
+                # would, and it is what makes Lambda back off ("If your function code
+                # caused the error, [...] Lambda gradually backs off", while with
+                # ReportBatchItemFailures it "doesn't scale down message polling"), so
+                # an outage spends fewer of each message's receives before the
+                # dead-letter queue.
                 raise error
             return {"batchItemFailures": [
                 {"itemIdentifier": mid} for mid in parsed.sqs_message_ids
