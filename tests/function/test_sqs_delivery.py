@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class LambdaFunction:
-    """The function's container, started again after a failed init as Lambda does
-    ("If the Init phase fails, Lambda [...] retries it on the next invocation")."""
+    """The function's container, started again on the next invocation after a failed
+    init, as Lambda starts a fresh one."""
 
     env: dict[str, str]
     log: Path
