@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 import sysconfig
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,10 +179,8 @@ def test_a_cache_outage_loses_no_event(world: World) -> None:
     total = world.queued()
     assert total >= 141  # the test event, 100 uploads, 40 deletes
 
-    started = time.monotonic()
     while world.poller.poll_once() is not None:
         pass
-    assert time.monotonic() - started < OUTAGE_VISIBILITY  # one pass, one receive each
     assert cached(world.direct) == {}
     assert world.queued() == total - 1  # only the s3:TestEvent was acknowledged
     assert world.dead_letters() == []
