@@ -392,6 +392,31 @@ def _reconcile_failure(exc: Exception) -> str:
     return line + (f" ({aws.hint})" if aws is not None and aws.hint else "")
 
 
+# -- redrive ----------------------------------------------------------------------------
+
+
+def add_redrive_arguments(parser: argparse.ArgumentParser) -> None:
+    _target_arguments(parser, "redrive")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="count the dead-letter queue's messages and move none")
+    parser.set_defaults(prog="ppc-s3sync redrive")
+
+
+@_aws_errors
+def run_redrive(args: argparse.Namespace) -> int:
+    """After a fix, hand the ``--delivery sqs`` sync's dead letters to the function again."""
+    from .provision.operation import redrive
+
+    config = load(args)
+    report = redrive(config, _options(args, config), dry_run=args.dry_run,
+                     progress=_progress)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.describe())
+    return 0
+
+
 # -- export ------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("cloudformation",)
@@ -437,6 +462,8 @@ COMMANDS: dict[str, Command] = {
     "bundle": ("Build the Lambda function's zip", add_bundle_arguments, run_bundle),
     "reconcile": ("Make the cache list exactly the packages in the bucket",
                   add_reconcile_arguments, run_reconcile),
+    "redrive": ("Move a --delivery sqs sync's dead-letter messages back to its queue",
+                add_redrive_arguments, run_redrive),
     "export": ("Write what create would make as a template, for a reviewed deploy",
                add_export_arguments, run_export),
 }

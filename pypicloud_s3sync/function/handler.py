@@ -48,6 +48,10 @@ VERIFY_OPTION = "s3sync.verify_after"
 
 LOG = logging.getLogger("pypicloud_s3sync.handler")
 
+#: Keys in a row that must fail before the rest of an SQS batch is reported failed
+#: without being tried: one failure may be that key's alone, two say the backend is down.
+GIVE_UP_AFTER = 2
+
 
 class HandlerConfigError(ValueError):
     """PYPICLOUD_SETTINGS cannot drive the function; the message says what to change."""
@@ -272,26 +276,46 @@ class Runtime:
                 # Deleting it would lose it; failed, the queue's redrive policy moves it
                 # to the dead-letter queue, where someone can read what was sent.
                 failed_messages.add(skipped.message_id or "")
-                self._log_skipped(skipped, "failed", " (reported in batchItemFailures: "
-                                  "left on the queue for its redrive policy)")
+                # The line is how an operator finds the message later in the dead-letter
+                # queue: by its key, or by its message id when it names none.
+                named = "" if skipped.key else f"; it names no key (message {skipped.message_id})"
+                self._log_skipped(skipped, "failed", named + " (reported in batchItemFailures: "
+                                  "left on the queue for its redrive policy, then the "
+                                  "dead-letter queue)")
             else:
                 self._log_skipped(skipped)
         error: SyncError | None = None
+        failed_in_a_row = 0
         for (bucket, key), records in iter_keys(parsed.records):
-            if error is not None:
-                # The backend just failed: do not wait for it once per remaining key.
+            if failed_in_a_row >= GIVE_UP_AFTER:
+                # Two keys in a row failed: the cache or S3 is down for every key, so the
+                # rest would each wait for it only to fail; reported failed untried, they
+                # go back to the queue all the same.
                 failed_messages.update(r.message_id for r in records if r.message_id)
                 for record in records:
                     self._log_record(record, "failed",
-                                     "not attempted after an earlier failure", 0)
+                                     "not attempted after earlier failures", 0)
                 continue
             try:
                 self.apply(bucket, key, records)
             except SyncError as exc:
                 error = exc
+                failed_in_a_row += 1
                 failed_messages.update(r.message_id for r in records if r.message_id)
+            else:
+                # One key that fails alone (S3 refuses that object) must not send the
+                # batch's other messages back: each return counts towards the queue's
+                # maxReceiveCount, and an innocent message would reach the dead-letter
+                # queue with it.
+                failed_in_a_row = 0
         if parsed.sqs_message_ids is not None:
             if error is not None and failed_messages >= set(parsed.sqs_message_ids):
+                # Nothing applied: an error sends the whole batch back as the full list
+                # would, and it is what makes Lambda back off ("If your function code
+                # caused the error, [...] Lambda gradually backs off", while with
+                # ReportBatchItemFailures it "doesn't scale down message polling"), so
+                # an outage spends fewer of each message's receives before the
+                # dead-letter queue.
                 raise error
             return {"batchItemFailures": [
                 {"itemIdentifier": mid} for mid in parsed.sqs_message_ids

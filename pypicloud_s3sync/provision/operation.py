@@ -2,7 +2,8 @@
 
 :func:`run` plans, applies unless it is a dry run (or there is nothing to do), and hands
 back the result as data; :func:`reconcile` makes the server's cache agree with its
-bucket; :func:`export` writes create's plan as a template instead of applying it.  Each
+bucket; :func:`redrive` moves a ``--delivery sqs`` sync's dead-letter queue back to its
+queue; :func:`export` writes create's plan as a template instead of applying it.  Each
 front end only renders what they return (text or JSON) and what they raise, so the two
 cannot drift apart in what they do.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .cloudformation import Export
     from .options import DeployOptions
     from .plan import Plan, StatusReport, StepResult
+    from .redrive import RedriveReport
 
 ACTIONS = ("create", "delete", "status")
 
@@ -85,6 +87,18 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
         outcome.applied = executor.apply(plan, clients, progress=progress)
     return outcome
 
+
+def redrive(config: PypicloudConfig, options: DeployOptions, *, dry_run: bool = False,
+            progress: Callable[[str], None] | None = None,
+            session: Any = None) -> RedriveReport:
+    """Move the dead-letter queue's messages back to the queue (see :mod:`.redrive`);
+    with ``dry_run`` only count them.  No queue for this config raises
+    :class:`~.errors.DeployError` saying how to make one."""
+    from . import redrive as queues
+
+    clients = AwsClients.from_config(config, options, session=session)
+    return queues.redrive(clients, options.function_name, dry_run=dry_run,
+                          progress=progress)
 
 
 def export(config: PypicloudConfig, options: DeployOptions, directory: str, *,

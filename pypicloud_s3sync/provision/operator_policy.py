@@ -103,3 +103,20 @@ def merged(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _listed(resource: str | list[str]) -> list[str]:
     return [resource] if isinstance(resource, str) else list(resource)
+
+
+def redrive_statements(*, account: str, region: str, function_name: str,
+                       partition: str) -> list[dict[str, Any]]:
+    """What ``ppc-s3sync redrive`` calls, on the ``--delivery sqs`` queue and its
+    dead-letter queue (see :mod:`.redrive`): kept apart until the queue's kind grants
+    them in its own statements."""
+    from .names import dead_letter_queue_name, queue_name
+    from .redrive import OPERATOR_ACTIONS
+
+    def arn(name: str) -> str:
+        return f"arn:{partition}:sqs:{region}:{account}:{name}"
+
+    return [allow("RedriveQueue", sorted(OPERATOR_ACTIONS["queue"]),
+                  arn(queue_name(function_name))),
+            allow("RedriveDeadLetterQueue", sorted(OPERATOR_ACTIONS["dead_letter_queue"]),
+                  arn(dead_letter_queue_name(function_name)))]

@@ -401,8 +401,17 @@ RESOLVERS: dict[str, Resolver] = {
     **{f"ssm.{op}": _parameter(op) for op in ("GetParameter", "PutParameter",
                                               "DeleteParameter")},
     "ssm.ListTagsForResource": _parameter("ListTagsForResource", key="ResourceId"),
-    # An --on-failure queue's or topic's encryption, and the key an alias names.
-    **{f"sqs.{op}": _one(f"sqs:{op}", _queue) for op in ("GetQueueUrl", "GetQueueAttributes")},
+    # An --on-failure queue's or topic's encryption, and the key an alias names; and SQS
+    # as redrive calls it.  "You cannot set permissions explicitly for
+    # SendMessageBatch, DeleteMessageBatch, or ChangeMessageVisibilityBatch. Instead,
+    # setting permissions for SendMessage, DeleteMessage, or ChangeMessageVisibility sets
+    # permissions for the corresponding batch versions of the actions." (SQS developer
+    # guide, "Amazon SQS batch actions").
+    **{f"sqs.{op}": _one(f"sqs:{op}", _queue) for op in (
+        "GetQueueUrl", "GetQueueAttributes", "ReceiveMessage", "SendMessage",
+        "DeleteMessage")},
+    "sqs.SendMessageBatch": _one("sqs:SendMessage", _queue),
+    "sqs.DeleteMessageBatch": _one("sqs:DeleteMessage", _queue),
     "sns.GetTopicAttributes": _one("sns:GetTopicAttributes", lambda c: c.params["TopicArn"]),
     "kms.DescribeKey": _one("kms:DescribeKey", _key),
     # Needs no permission: AWS answers it for any valid credentials.
