@@ -197,3 +197,36 @@ def test_one_at_a_time_and_a_slow_run_answers_202_with_a_url_to_poll(
         time.sleep(0.1)
     assert res.json["state"] == "succeeded" and res.json["report"]["moved"] == 13
     assert bodies(sqs, url) == sent
+
+
+def test_an_unreachable_sqs_is_answered_as_the_other_operations_answer_it(
+        server: Pypicloud, dead_letters: tuple[Any, str, str, list[str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut between the send and the delete, as a network drop would: 504 as for every
+    operation, and every message still in the dead-letter queue (sent ones in both)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    sqs, url, dead, sent = dead_letters
+
+    def cut(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
+
+    real_client = boto3.session.Session.client
+
+    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = real_client(self, *args, **kwargs)
+        made.meta.events.register("before-call.sqs.DeleteMessageBatch", cut)
+        return made
+
+    monkeypatch.setattr(boto3.session.Session, "client", client)
+    res = call(server.app, body={})
+    monkeypatch.undo()
+
+    assert res.status_int == 504, res.text
+    assert res.json["error"] == "aws_unreachable" and res.json["state"] == "failed"
+    assert "could not reach AWS" in res.json["message"]
+    attributes = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert sum(int(count) for count in attributes.values()) == len(sent)
+    resent = bodies(sqs, url)
+    assert resent and set(resent) <= set(sent)  # the batch sent before the cut
