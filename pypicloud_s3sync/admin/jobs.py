@@ -28,6 +28,10 @@ LOG = logging.getLogger(__name__)
 
 #: A reconcile's action name, which is also its sub-path: ``/admin/s3sync/reconcile``.
 RECONCILE = "reconcile"
+#: A redrive's (``--delivery sqs``'s dead letters back to the queue), ``/admin/s3sync/redrive``.
+REDRIVE = "redrive"
+#: The operations that report rather than plan, each with its own URL to poll.
+REPORTING = (RECONCILE, REDRIVE)
 
 #: Turns what the work raised into what the caller is told (already scrubbed and logged).
 Explain = Callable[[BaseException], ApiError]
@@ -54,7 +58,8 @@ class Operation:
     applied: list[Any] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     failure: ApiError | None = None
-    #: A reconcile's report (``ReconcileReport.to_dict()``); None for provisioning.
+    #: A reconcile's or a redrive's report (``ReconcileReport.to_dict()``,
+    #: ``RedriveReport.to_json()``); None for provisioning.
     report: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -75,7 +80,7 @@ class Operation:
             "applied": list(self.applied),
             "progress": list(self.progress),
         }
-        if self.action == RECONCILE:
+        if self.action in REPORTING:
             answer["report"] = self.report
         if self.failure is not None:
             answer["error"] = self.failure.error
@@ -90,8 +95,9 @@ class OperationLog:
         self._last: Operation | None = None
         #: How many operations have finished: what they changed makes older status stale.
         self.finished = 0
-        #: The last reconcile, kept apart so a later provisioning does not hide its report.
-        self.last_reconcile: Operation | None = None
+        #: The last reconcile and redrive, kept apart so that a later operation of
+        #: another kind does not hide their reports from whoever polls their URL.
+        self.last_of: dict[str, Operation] = {}
 
     @property
     def last(self) -> Operation | None:
@@ -100,8 +106,22 @@ class OperationLog:
     @last.setter
     def last(self, op: Operation | None) -> None:
         self._last = op
-        if op is not None and op.action == RECONCILE:
-            self.last_reconcile = op
+        if op is not None and op.action in REPORTING:
+            self.last_of[op.action] = op
+
+
+class LatestLine:
+    """A redrive's progress ("moved N of about M") as one line rewritten in place: a
+    dead-letter queue of thousands must not grow the operation by a line per batch."""
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+
+    def __call__(self, line: str) -> None:
+        if self.op.progress:
+            self.op.progress[-1] = line
+        else:
+            self.op.progress.append(line)
 
 
 class ProgressLines:

@@ -18,7 +18,9 @@ and a mutating endpoint that talks to AWS needs (the mechanics live in
 This module is HTTP only. The work is the CLI's own, in
 :mod:`pypicloud_s3sync.provision.operation` (``run`` plans and applies; ``reconcile``, for
 ``POST /admin/s3sync/reconcile``, writes the cache, so it runs under the same guards, with
-``GET`` on the same URL to poll it), and which kind of failure an error is comes from
+``GET`` on the same URL to poll it; ``redrive``, for ``POST /admin/s3sync/redrive``, moves
+a ``--delivery sqs`` sync's dead letters back to its queue, guarded and polled the same
+way), and which kind of failure an error is comes from
 :func:`pypicloud_s3sync.provision.awsfailure.classify`; the views pick the status. A
 browser asking for HTML gets the sync page (:mod:`~pypicloud_s3sync.admin.page`) from
 ``GET /admin/s3sync``, which calls these views like any other client.
@@ -39,7 +41,16 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from ..config import PypicloudConfig, load_config
 from . import page
 from .errors import ApiError
-from .jobs import RECONCILE, Operation, OperationLog, ProgressLines, StatusRuns, run_operation
+from .jobs import (
+    RECONCILE,
+    REDRIVE,
+    LatestLine,
+    Operation,
+    OperationLog,
+    ProgressLines,
+    StatusRuns,
+    run_operation,
+)
 from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
 
 if TYPE_CHECKING:
@@ -57,6 +68,7 @@ VIEW_NAME = "s3sync"
 POST_KEYS = frozenset({"dry_run", "force"})
 DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
+REDRIVE_KEYS = frozenset({"dry_run"})
 
 
 # -- failures as HTTP answers -----------------------------------------------------------
@@ -108,8 +120,29 @@ def _options(config: PypicloudConfig, **overrides: Any) -> DeployOptions:
 def _status(config: PypicloudConfig, progress: Callable[[str], None]) -> dict[str, Any]:
     from ..provision.operation import run, server_session
 
-    return run(config, _options(config), "status", progress=progress,
-               session=server_session(config)).to_json()
+    answer = run(config, _options(config), "status", progress=progress,
+                 session=server_session(config)).to_json()
+    return {**answer, "redrive": _dead_letters(config)}
+
+
+def _dead_letters(config: PypicloudConfig) -> dict[str, Any]:
+    """Whether there is a dead-letter queue to redrive, and how full it is: what the page
+    shows its Redrive button by.
+
+    It is the redrive's own dry run (two queue lookups and a count, no lock needed as it
+    changes nothing), so the button is offered exactly when the redrive would find its
+    queues. A failure here (no ``--delivery sqs`` sync, SQS denied to the server) is
+    reported in this key only: the rest of the status stands without it.
+    """
+    from ..provision import operation
+
+    try:
+        report = operation.redrive(config, _options(config), dry_run=True,
+                                   session=operation.server_session(config))
+    except Exception as exc:  # noqa: BLE001 - reported in the answer, like the others
+        error = error_for(exc)
+        return {"available": False, "error": error.error, "message": error.message}
+    return {"available": True, **report.to_json()}
 
 
 def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]) -> None:
@@ -120,6 +153,11 @@ def _provision(config: PypicloudConfig, op: Operation, overrides: dict[str, Any]
     if op.action == RECONCILE:
         op.report = operation.reconcile(config, deep=bool(overrides.get("deep")),
                                         dry_run=op.dry_run, progress=ProgressLines(op)).to_dict()
+        return
+    if op.action == REDRIVE:
+        op.report = operation.redrive(config, _options(config), dry_run=op.dry_run,
+                                      progress=LatestLine(op),
+                                      session=operation.server_session(config)).to_json()
         return
 
     def show(plan: Plan) -> None:
@@ -276,18 +314,40 @@ def post_reconcile(request: Request) -> dict[str, Any]:
     return _mutate(request, RECONCILE, RECONCILE_KEYS)
 
 
-def get_reconcile(request: Request) -> dict[str, Any]:
-    """The last reconcile started through the endpoint: what a 202 tells callers to poll.
+def post_redrive(request: Request) -> dict[str, Any]:
+    """Move a ``--delivery sqs`` sync's dead letters back to its queue, as
+    ``ppc-s3sync redrive`` does.
+
+    It sends messages to the function again, so it gets the provisioning guards: JSON
+    only and same-origin, one operation at a time (409), a bounded wait (202, then GET
+    this URL). ``{"dry_run": true}`` only counts them. A config without the queues is a
+    state of the account (409, saying how to make them), as the planner's refusals are.
+    """
+    return _mutate(request, REDRIVE, REDRIVE_KEYS)
+
+
+def _get_last(request: Request, action: str) -> dict[str, Any]:
+    """The last ``action`` started through its endpoint: what a 202 tells callers to poll.
 
     Cheap on purpose (no AWS call, unlike ``GET /admin/s3sync``), so polling costs nothing.
     """
     log: OperationLog = request.registry.s3sync_operations
-    last = log.last_reconcile
+    last = log.last_of.get(action)
     if last is None:
         return _answer(request, {"error": "not_found",
-                                 "message": "no reconcile has run in this server process; "
+                                 "message": f"no {action} has run in this server process; "
                                             "POST to this URL to start one"}, 404)
     return _answer(request, last.to_json())
+
+
+def get_reconcile(request: Request) -> dict[str, Any]:
+    """The last reconcile started through the endpoint (see :func:`_get_last`)."""
+    return _get_last(request, RECONCILE)
+
+
+def get_redrive(request: Request) -> dict[str, Any]:
+    """The last redrive started through the endpoint (see :func:`_get_last`)."""
+    return _get_last(request, REDRIVE)
 
 
 def get_page(request: Request) -> Response:
@@ -338,13 +398,26 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     config.add_view(get_reconcile, request_method="GET", renderer="json", **sub)
     config.add_view(post_reconcile, request_method="POST", renderer="json", **sub)
     config.add_view(reconcile_method_not_allowed, **sub)
+    sub = {**common, "subpath": (REDRIVE,)}
+    config.add_view(get_redrive, request_method="GET", renderer="json", **sub)
+    config.add_view(post_redrive, request_method="POST", renderer="json", **sub)
+    config.add_view(redrive_method_not_allowed, **sub)
+
+
+def _sub_method_not_allowed(action: str) -> HTTPMethodNotAllowed:
+    response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST"})
+    response.content_type = "application/json"
+    response.json_body = {"error": "method_not_allowed",
+                          "message": f"use POST (run a {action}) or GET (the last one's "
+                                     "progress and report)"}
+    return response
 
 
 def reconcile_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
     """PUT, DELETE... on the reconcile URL: name the two that exist."""
-    response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST"})
-    response.content_type = "application/json"
-    response.json_body = {"error": "method_not_allowed",
-                          "message": "use POST (run a reconcile) or GET (the last one's "
-                                     "progress and report)"}
-    return response
+    return _sub_method_not_allowed(RECONCILE)
+
+
+def redrive_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
+    """PUT, DELETE... on the redrive URL: name the two that exist."""
+    return _sub_method_not_allowed(REDRIVE)

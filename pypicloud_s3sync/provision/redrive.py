@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AwsError, DeployError
+from .errors import MAKE_QUEUES, AwsError, DeployError, Fix
 from .names import queue_name
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ OPERATOR_ACTIONS = {
                           "sqs:ReceiveMessage", "sqs:DeleteMessage"),
 }
 
-NOT_SQS = ("no --delivery sqs sync for this config: run ppc-create-s3-sync CONFIG "
-           "--delivery sqs")
+#: The command line says which command makes the queues, the admin API which setting.
+NOT_SQS = "no --delivery sqs sync for this config: {0}"
 
 
 @dataclass
@@ -105,18 +105,18 @@ def find_queues(clients: AwsClients, function_name: str) -> tuple[str, str]:
     sqs = clients.client("sqs")
     url = _queue_url(sqs, queue_name(function_name))
     if url is None:
-        raise DeployError(NOT_SQS)
+        raise DeployError(NOT_SQS, Fix(*MAKE_QUEUES))
     policy = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]
                                       ).get("Attributes", {}).get("RedrivePolicy")
     target = json.loads(policy).get("deadLetterTargetArn") if policy else None
     if not target:
         raise DeployError(f"queue {queue_name(function_name)} has no dead-letter queue "
-                          "(RedrivePolicy): run ppc-create-s3-sync CONFIG --delivery sqs")
+                          "(RedrivePolicy): {0}", Fix(*MAKE_QUEUES))
     _, _, _, _, owner, name = target.split(":", 5)
     dead = _queue_url(sqs, name, owner)
     if dead is None:
         raise DeployError(f"the dead-letter queue {name} of {queue_name(function_name)} "
-                          "does not exist: run ppc-create-s3-sync CONFIG --delivery sqs")
+                          "does not exist: {0}", Fix(*MAKE_QUEUES))
     return url, dead
 
 

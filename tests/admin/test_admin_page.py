@@ -222,6 +222,7 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert "missing" in page.locator("#checks tr[data-resource=function]").inner_text()
     assert "changes:" in page.inner_text("#plan")
     assert "logged in as admin" in page.inner_text("header")
+    assert page.is_hidden("#redrive")  # no --delivery sqs queues: nothing to redrive
     # The path beyond our resources, each check with its fix: no function yet.
     missing = page.locator("#path tr[data-check=function]")
     assert missing.locator(".mark.fail").count() == 1
@@ -300,6 +301,35 @@ def test_an_admin_logs_in_plans_applies_reconciles_and_deletes_from_the_page(
     assert functions(aws) == []
     assert pypicloud.simple("delta") == ["delta-2.0.tar.gz"]  # the cache keeps its packages
     page.shot("deleted")
+
+
+def test_redrive_is_offered_for_a_dead_letter_queue_and_moves_its_messages_back(
+        page: Any, site: str, aws: Callable[[str], Any]) -> None:
+    """The queues as ``--delivery sqs`` makes them (names.py, the queue's RedrivePolicy);
+    the button appears because the status's dry run of the redrive found them."""
+    from pypicloud_s3sync.provision.names import dead_letter_queue_name, queue_name
+
+    sqs = aws("sqs")
+    dead = sqs.create_queue(QueueName=dead_letter_queue_name(FUNCTION))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]
+                                   )["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=queue_name(FUNCTION), Attributes={"RedrivePolicy":
+        f'{{"deadLetterTargetArn": "{arn}", "maxReceiveCount": "5"}}'})["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=dead, MessageBody=f'{{"Records": [{{"n": {n}}}]}}')
+
+    page.goto(f"{site}/acct/login")
+    log_in(page, site, ADMIN)
+    page.goto(f"{site}/admin/s3sync")
+    page.locator("#redrive-count").get_by_text("3 messages in").wait_for()
+    page.click("#redrive")
+    wait_for_operation(page, "Redrive")
+    assert "moved 3 messages" in page.inner_text("#operation")
+    page.locator("#redrive-count").get_by_text("0 messages in").wait_for()
+    page.shot("redriven")
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == "3"
 
 
 #: Every element whose text must be whole at phone width; ``pre`` scrolls on purpose.
