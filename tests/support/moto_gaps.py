@@ -24,6 +24,12 @@ that minus every function's reserved concurrency, as moto's PutFunctionConcurren
 counts it.  The ``aws`` and ``moto_server`` fixtures install it for every test, since it
 only answers a call moto would otherwise leave unanswered.
 
+moto 5.2.5's ``SetQueueAttributes`` sets a queue's ``Policy`` to whatever the call
+gives, so any call that changes another attribute (a KMS key, a redrive policy) deletes
+the queue's policy; AWS "Sets the value of one or more queue attributes" (botocore's
+SQS model, SetQueueAttributes) and keeps the rest.  The patch keeps the policy when the
+call does not name it.
+
 Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
 copes with both in the policy of the IAM user a test runs as, never in the policy we
 generate (parliament and the IAM evaluator keep checking that one with AWS's names):
@@ -169,11 +175,26 @@ def environment_limit(monkeypatch: pytest.MonkeyPatch) -> None:
                         update_function_configuration)
 
 
+def _keep_queue_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sqs.models import Queue
+
+    original = Queue._set_attributes
+
+    def set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        policy = getattr(self, "_policy_json", None)  # none yet while it is created
+        original(self, attributes, now)
+        if "Policy" not in attributes and policy is not None:
+            self._policy_json = policy
+
+    monkeypatch.setattr(Queue, "_set_attributes", set_attributes)
+
+
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto answer as AWS does where our planner compares what it reads back, for
     the test that asks: ``monkeypatch`` undoes it when that test ends, so no other test
     runs against a moto it did not ask for."""
     _replace_invoke_config(monkeypatch)
+    _keep_queue_policy(monkeypatch)
     from moto.core.responses import ActionResult
     from moto.s3.responses import S3Response
 

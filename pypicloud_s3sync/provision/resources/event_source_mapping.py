@@ -165,7 +165,6 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
         allow("CreateEventSourceMapping", ["lambda:CreateEventSourceMapping"], "*",
               {"ArnEquals": {"lambda:FunctionArn": function}}),
         allow("EventSourceMapping", ["lambda:DeleteEventSourceMapping",
-                                     "lambda:GetEventSourceMapping",
                                      "lambda:UpdateEventSourceMapping"],
               s.arn("lambda", "event-source-mapping:*"),
               {"ArnEquals": {"lambda:FunctionArn": function}}),
