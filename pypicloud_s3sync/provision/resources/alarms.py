@@ -25,16 +25,14 @@ from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import dead_letter_queue_name, queue_name
 from ..plan import OK, WARN, Check, Step
 from .base import Grantee, Planning
-from .cfn import QUEUE, Resources, api, function_ref, resource, unrendered
+from .cfn import DEAD_LETTER_QUEUE, QUEUE, Resources, api, function_ref, resource, unrendered
 from .grants import allow
 
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
 LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm", "dropped": "DroppedAlarm",
            "queue-age": "QueueAgeAlarm", "dead-letters": "DeadLettersAlarm"}
-#: A dimension's value as the template refers to it: the stack's own resources.
-DIMENSION_REFS = {"FunctionName": function_ref(),
-                  "QueueName": {"Fn::GetAtt": [QUEUE, "QueueName"]}}
+
 
 
 def read(p: Planning) -> None:
@@ -138,12 +136,17 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
     """``ErrorsAlarm``, ``LagAlarm`` and ``DroppedAlarm``: create's fields, the function
     by reference."""
     logical = {alarm_name(p.fname, kind): name for kind, name in LOGICAL.items()}
+    # Each dimension's value as the stack's own resource, so also a dependency.
+    refs = {("FunctionName", p.fname): function_ref(),
+            ("QueueName", queue_name(p.fname)): {"Fn::GetAtt": [QUEUE, "QueueName"]},
+            ("QueueName", dead_letter_queue_name(p.fname)):
+                {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "QueueName"]}}
     found: Resources = {}
     for step in created:
         if api(step) != "cloudwatch.put_metric_alarm":
             raise unrendered(KIND, step)
         params = dict(step.params)
-        params["Dimensions"] = [{**d, "Value": DIMENSION_REFS[d["Name"]]}
+        params["Dimensions"] = [{**d, "Value": refs[d["Name"], d["Value"]]}
                                 for d in params["Dimensions"]]
         found[logical[params["AlarmName"]]] = resource("AWS::CloudWatch::Alarm", params)
     return found
