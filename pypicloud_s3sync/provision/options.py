@@ -86,9 +86,11 @@ QUEUE = "queue (--delivery sqs)"
 
 
 def _concurrency_cap(value: Any) -> int | None:
-    """``--max-concurrency``: a whole number, or ``off`` for none."""
-    if value is None or str(value).strip().lower() in ("", "off", "none"):
+    """``--max-concurrency``: a whole number, or ``off`` (0) for no cap at all."""
+    if value is None or str(value).strip() == "":
         return None
+    if str(value).strip().lower() in ("off", "none"):
+        return 0
     try:
         return int(value)
     except (TypeError, ValueError) as exc:
@@ -209,7 +211,8 @@ class DeployOptions:
         ("--batch-window",), "seconds to wait for a fuller batch, 0-300 (0)", "SECONDS",
         type=int, section=QUEUE), parse=_Whole)
     #: Concurrent invocations the queue may start (ScalingConfig.MaximumConcurrency,
-    #: 2-1000); None: the SQL cache's default of 2, no cap for other caches.
+    #: 2-1000); 0 (``off``): no cap; None: the SQL cache's default of 2, no cap for
+    #: other caches.
     max_concurrency: int | None = _option(None, Flag(
         ("--max-concurrency",), "at most N invocations from the queue at once, 2-1000 "
         "(default 2 for a SQL cache, else no cap; off: no cap)", "N", section=QUEUE),
@@ -301,7 +304,7 @@ class DeployOptions:
             # at least 1" (botocore's Lambda model, CreateEventSourceMapping).
             raise bad("batch_size", self.batch_size,
                       "above 10 Lambda needs batch_window (--batch-window) of 1 or more")
-        if self.max_concurrency is not None and not 2 <= self.max_concurrency <= 1000:
+        if self.max_concurrency not in (None, 0) and not 2 <= self.max_concurrency <= 1000:
             raise bad("max_concurrency", self.max_concurrency,
                       "Lambda accepts 2 to 1000 (or off)")
         queue_key = self.queue_kms_key_arn and kms_key_problem(self.queue_kms_key_arn)

@@ -54,10 +54,12 @@ def name(p: Planning) -> str:
 
 
 def max_concurrency(p: Planning) -> int | None:
+    """The mapping's cap: ``--max-concurrency``, 2 for a SQL cache without it, None
+    for no cap (``off``, or another cache without it)."""
     cap = p.options.max_concurrency
     if cap is None and p.config.cache_backend == "sql" and not p.config.sqlite_cache:
         return SQL_MAX_CONCURRENCY
-    return cap
+    return cap or None
 
 
 def desired(p: Planning) -> dict[str, Any]:
