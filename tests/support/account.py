@@ -354,7 +354,24 @@ def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
                                                  NotificationConfiguration=kept)
         return True
 
+    def queues() -> bool:
+        sqs = client("sqs")
+        ours = [url for url in sqs.list_queues().get("QueueUrls") or []
+                if _ours(url.rsplit("/", 1)[-1])]
+        for url in ours:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={
+                "VisibilityTimeout": "30", "MessageRetentionPeriod": "345600"})
+        return bool(ours)
+
+    def mappings() -> bool:
+        found = lam.list_event_source_mappings()["EventSourceMappings"]
+        for mapping in found:
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False,
+                                            BatchSize=1)
+        return bool(found)
+
     return [("function timeout", timeout), ("reserved concurrency", concurrency),
+            ("queue attributes", queues), ("mapping disabled", mappings),
             ("async retries", retries), ("invoke permissions removed", permissions),
             ("role policy removed", role_policy), ("rules disabled", rules),
             ("alarm thresholds", alarms), ("notification entry removed", notification)]
