@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pypicloud_s3sync.provision import alarms as alarms_module
 from pypicloud_s3sync.provision import deploy, names, tags
 from pypicloud_s3sync.provision.errors import DeployError, OptionsError
 from pypicloud_s3sync.provision.plan import FAIL, WARN
@@ -344,4 +345,4 @@ def test_queue_alarms_come_and_go_with_the_queue(config, code):
     account.consume_our_queues(client)
     create(config, code, delivery="direct", alarm_topic=topic, alarm_lag="600")
     left = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
-    assert left == {f"pypicloud-s3sync-{FUNCTION}-errors", f"pypicloud-s3sync-{FUNCTION}-lag"}
+    assert left == {f"pypicloud-s3sync-{FUNCTION}-{kind}" for kind in alarms_module.KINDS}
