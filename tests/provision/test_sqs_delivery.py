@@ -36,6 +36,7 @@ DELIVERIES = ("direct", "eventbridge", "sqs")
 def _moto(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     moto_gaps.apply(monkeypatch)
     moto_gaps.validates_destinations(monkeypatch)
+    moto_gaps.mapping_checks_visibility(monkeypatch)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
 
 
@@ -160,8 +161,12 @@ def test_the_queue_keeps_events_14_days_and_redrives_after_max_receives(config, 
 def test_the_visibility_timeout_is_six_times_the_functions_and_follows_it(config, code):
     """"set the source queue's visibility timeout to at least six times the timeout
     that you configure on your function" (Lambda developer guide, SQS event source):
-    create sets it from --timeout, a change of --timeout changes it, and a queue lowered
-    by hand is drift that status shows and create puts back."""
+    create sets it from --timeout before the mapping, which Lambda refuses on a queue
+    whose visibility timeout is shorter than the function's (``mapping_checks_visibility``),
+    a change of --timeout changes it, and a queue lowered by hand is drift that status
+    shows and create puts back."""
+    create(config, code, delivery="sqs", timeout="900")  # Lambda's longest
+    assert queue_attributes()["VisibilityTimeout"] == "5400"
     create(config, code, delivery="sqs", timeout="120")
     assert queue_attributes()["VisibilityTimeout"] == "720"
     create(config, code, delivery="sqs", timeout="30")
@@ -174,6 +179,19 @@ def test_the_visibility_timeout_is_six_times_the_functions_and_follows_it(config
     assert not row.in_sync and "visibility 30 s" in row.actual and "180 s" in row.desired
     create(config, code, delivery="sqs", timeout="30")
     assert queue_attributes()["VisibilityTimeout"] == "180"
+
+
+def test_lambda_refuses_a_mapping_on_a_queue_shorter_than_the_function(config, code):
+    """The moto gap itself: a queue kept at SQS's default 30 s cannot be mapped to a
+    function of 60 s, so the order and value create uses are what let it pass."""
+    create(config, code)
+    sqs = client("sqs")
+    arn = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="short")["QueueUrl"],
+                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with pytest.raises(client("lambda").exceptions.InvalidParameterValueException,
+                       match="visibility timeout"):
+        client("lambda").create_event_source_mapping(EventSourceArn=arn,
+                                                     FunctionName=FUNCTION)
 
 
 def test_only_this_bucket_may_send_to_the_queue(config, code):

@@ -439,3 +439,32 @@ def core_network_routes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(RouteTables, "create_route", create_route)
     monkeypatch.setattr(Route, "core_network_arn", None, raising=False)
+
+
+def mapping_checks_visibility(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse an SQS event source mapping whose queue's visibility timeout is shorter
+    than the function's timeout, as Lambda does: "Your function's timeout must be less
+    than or equal to the queue's visibility timeout. Lambda validates this requirement
+    when you create or update an event source mapping and will return an error if the
+    function timeout exceeds the queue's visibility timeout" (Lambda developer guide,
+    "Creating and configuring an Amazon SQS event source mapping").  moto 5.2 maps any
+    queue.  The message is this patch's wording."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+    from moto.sqs.models import sqs_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        function = self._lambdas.get_function_by_name_or_arn_with_qualifier(
+            spec.get("FunctionName", ""))
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            if queue.queue_arn == spec.get("EventSourceArn") and int(
+                    queue.visibility_timeout) < int(function.timeout):
+                raise InvalidParameterValueException(
+                    f"Queue visibility timeout: {queue.visibility_timeout} seconds is less "
+                    f"than Function timeout: {function.timeout} seconds")
+        return original(self, spec)
+
+    monkeypatch.setattr(LambdaBackend, "create_event_source_mapping",
+                        create_event_source_mapping)
