@@ -364,3 +364,24 @@ def test_queue_alarms_come_and_go_with_the_queue(config, code):
     create(config, code, delivery="direct", alarm_topic=topic, alarm_lag="600")
     left = {a["AlarmName"] for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
     assert left == {f"pypicloud-s3sync-{FUNCTION}-{kind}" for kind in alarms_module.KINDS}
+
+
+def test_status_warns_of_an_old_event_and_a_failing_poll(config, code, monkeypatch):
+    """The age of the oldest event is CloudWatch's ApproximateAgeOfOldestMessage (SQS
+    has no attribute for it; published here as SQS would, since moto publishes no SQS
+    metric), judged against --alarm-lag; a poll Lambda reports as a PROBLEM names what
+    to do."""
+    from datetime import UTC, datetime
+
+    create(config, code, delivery="sqs")
+    client("cloudwatch").put_metric_data(Namespace="AWS/SQS", MetricData=[{
+        "MetricName": "ApproximateAgeOfOldestMessage", "Value": 4000.0,
+        "Timestamp": datetime.now(UTC),
+        "Dimensions": [{"Name": "QueueName", "Value": QUEUE}]}])
+    moto_gaps.mapping_reports(monkeypatch, "PROBLEM: Function call failed")
+    checks = {c.name: c for c in status(config, code, delivery="sqs", alarm_lag="600").checks}
+    assert checks["oldest-event"].status == WARN, checks["oldest-event"]
+    assert "4000 s (above 600)" in checks["oldest-event"].detail
+    assert checks["mapping-result"].status == WARN
+    assert "PROBLEM: Function call failed" in checks["mapping-result"].detail
+    assert "role" in checks["mapping-result"].fix

@@ -468,3 +468,18 @@ def mapping_checks_visibility(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(LambdaBackend, "create_event_source_mapping",
                         create_event_source_mapping)
+
+
+def mapping_reports(monkeypatch: pytest.MonkeyPatch, result: str) -> None:
+    """Make every event source mapping report ``result`` as its LastProcessingResult
+    ("The result of the event source mapping's last processing attempt", botocore's
+    EventSourceMappingConfiguration), which Lambda sets after each poll; moto never
+    polls, so it never reports one."""
+    from moto.awslambda.models import EventSourceMapping
+
+    original = EventSourceMapping.get_configuration
+
+    def get_configuration(self: Any) -> dict[str, Any]:
+        return {**original(self), "LastProcessingResult": result}
+
+    monkeypatch.setattr(EventSourceMapping, "get_configuration", get_configuration)

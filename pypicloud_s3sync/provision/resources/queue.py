@@ -267,7 +267,10 @@ def _age_check(p: Planning) -> Check:
     points = p.clients.client("cloudwatch").get_metric_statistics(
         Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
         Dimensions=[{"Name": "QueueName", "Value": name(p)}],
-        StartTime=now - timedelta(seconds=AGE_WINDOW), EndTime=now, Period=300,
+        # To a minute past now: the call sends whole seconds, and the latest datapoint
+        # is the one that matters.
+        StartTime=now - timedelta(seconds=AGE_WINDOW), EndTime=now + timedelta(minutes=1),
+        Period=300,
         Statistics=["Maximum"]).get("Datapoints") or []
     if not points:
         return Check("oldest-event", OK, "no age of the oldest message in CloudWatch for "
