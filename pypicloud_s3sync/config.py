@@ -56,7 +56,8 @@ SETTINGS = (
     "memory", "timeout", "subnet_ids", "security_group_ids", "delivery", "retry_attempts",
     "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
     "db_url_secret_kms_key", "store_db_password", "kms_key_arn",
-    "reserved_concurrency", "alarm_topic", "alarm_lag",
+    "reserved_concurrency", "alarm_topic", "alarm_lag", "max_receives", "batch_size",
+    "batch_window", "max_concurrency", "queue_kms_key_arn",
     # read by the function itself
     "verify_after", "db_url_secret",
     # the admin endpoint's own

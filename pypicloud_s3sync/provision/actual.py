@@ -87,6 +87,16 @@ class Actual:
     #: ``--alarm-topic`` removes them), and each one's tags.
     alarms: dict[str, dict[str, Any]] = field(default_factory=dict)
     alarm_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``--delivery sqs``'s queues (read whatever the delivery, so that switching away
+    #: removes them): each one's attributes (All) and tags; None when missing.
+    queue: dict[str, str] | None = None
+    queue_url: str = ""
+    queue_tags: dict[str, str] = field(default_factory=dict)
+    dead_letter_queue: dict[str, str] | None = None
+    dead_letter_queue_url: str = ""
+    dead_letter_queue_tags: dict[str, str] = field(default_factory=dict)
+    #: The event source mappings from our queue to our function.
+    mappings: list[dict[str, Any]] = field(default_factory=list)
 
     def find_stack(self) -> str | None:
         """The stack named in the first tags that name one: the function's, which a

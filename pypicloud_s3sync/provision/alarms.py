@@ -49,6 +49,10 @@ DEFAULT_LAG = 900.0
 #: The period every alarm judges, in seconds.
 PERIOD = 300
 KINDS = ("errors", "lag", "dropped")
+#: ``--delivery sqs`` adds two on its queues (see :func:`desired`); read and removed
+#: like the others, so that a switch away from sqs removes them.
+QUEUE_KINDS = ("queue-age", "dead-letters")
+ALL_KINDS = KINDS + QUEUE_KINDS
 #: The first thing to do when an alarm fires, said in full: an installed wheel has no
 #: docs.  Status says it for a firing alarm, and the activity check for a lag above it.
 ALARM_RUNBOOK = {
@@ -61,6 +65,11 @@ ALARM_RUNBOOK = {
                "misses those changes: run 'ppc-s3sync reconcile CONFIG' now; the errors "
                "alarm's log lines (aws logs tail /aws/lambda/{fname} --since 6h "
                "--filter-pattern failed) and the --on-failure destination's records say why",
+    "queue-age": "'ppc-s3sync status CONFIG' says whether the mapping reads the queue and "
+                 "what its last poll found; raise --max-concurrency if it cannot keep up",
+    "dead-letters": "read why they failed: aws logs tail /aws/lambda/{fname} --since 1d "
+                    "--filter-pattern failed; fix the cause, then 'ppc-s3sync redrive "
+                    "CONFIG' sends them through the function again",
 }
 #: The fields of an alarm we set and compare; everything else AWS returns is its own.
 COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
@@ -110,11 +119,21 @@ def alarm_name(function_name: str, kind: str) -> str:
 
 
 def alarm_names(function_name: str) -> list[str]:
-    return [alarm_name(function_name, kind) for kind in KINDS]
+    return [alarm_name(function_name, kind) for kind in ALL_KINDS]
 
 
-def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, Any]]:
-    """PutMetricAlarm's parameters for each alarm, by kind."""
+def desired(function_name: str, topic: str, lag: float,
+            queues: tuple[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """PutMetricAlarm's parameters for each alarm, by kind; ``queues`` (the queue's and
+    the dead-letter queue's names, ``--delivery sqs``) adds the queue's two.
+
+    ``queue-age``: SQS's ``ApproximateAgeOfOldestMessage`` above the lag threshold, the
+    queue's own measure of how far behind the function is, which keeps growing while
+    the function is down (when the function's own ``LagSeconds`` stops, since nothing
+    is written).  ``dead-letters``: any message visible in the dead-letter queue
+    (``ApproximateNumberOfMessagesVisible`` > 0): an event failed ``--max-receives``
+    times and waits for a redrive.
+    """
     common = {
         "ActionsEnabled": True, "AlarmActions": [topic], "OKActions": [topic],
         "Period": PERIOD, "EvaluationPeriods": 1, "DatapointsToAlarm": 1,
@@ -153,6 +172,35 @@ def desired(function_name: str, topic: str, lag: float) -> dict[str, dict[str, A
             "Namespace": "AWS/Lambda", "MetricName": "AsyncEventsDropped", "Statistic": "Sum",
             "Dimensions": [{"Name": "FunctionName", "Value": function_name}],
             "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            **common,
+        },
+        **({} if queues is None else _queue_alarms(function_name, queues, lag, common)),
+    }
+
+
+def _queue_alarms(function_name: str, queues: tuple[str, str], lag: float,
+                  common: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    queue, dead_letters = queues
+    return {
+        "queue-age": {
+            "AlarmName": alarm_name(function_name, "queue-age"),
+            "AlarmDescription": f"pypicloud-s3sync: the oldest event in queue {queue} has "
+            f"waited more than {lag:g} s for function {function_name}; 'ppc-s3sync "
+            "status' shows whether the mapping reads it",
+            "Namespace": "AWS/SQS", "MetricName": "ApproximateAgeOfOldestMessage",
+            "Statistic": "Maximum", "Dimensions": [{"Name": "QueueName", "Value": queue}],
+            "Threshold": float(lag), "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+        "dead-letters": {
+            "AlarmName": alarm_name(function_name, "dead-letters"),
+            "AlarmDescription": f"pypicloud-s3sync: events for function {function_name} "
+            f"failed every receive and wait in {dead_letters}; fix the cause in the log, "
+            "then 'ppc-s3sync redrive CONFIG'",
+            "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Statistic": "Maximum",
+            "Dimensions": [{"Name": "QueueName", "Value": dead_letters}],
+            "Threshold": 0.0, "ComparisonOperator": "GreaterThanThreshold",
             **common,
         },
     }
@@ -197,6 +245,7 @@ def read(cloudwatch: Any, function_name: str) -> tuple[dict[str, Any], dict[str,
     return found, tags
 
 
-__all__ = ["ALARM_TOPIC", "DEFAULT_LAG", "KINDS", "alarm_name", "alarm_names",
+__all__ = ["ALARM_TOPIC", "ALL_KINDS", "DEFAULT_LAG", "KINDS", "QUEUE_KINDS", "alarm_name",
+           "alarm_names",
            "compared_fields", "desired", "ours", "parse_lag", "parse_topic", "read", "summary",
            "topic_region"]

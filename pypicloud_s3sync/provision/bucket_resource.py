@@ -25,7 +25,7 @@ from . import notifications
 
 #: The handler string of the custom resource's function.
 HANDLER = "pypicloud_s3sync.provision.bucket_resource.handle"
-DIRECT, EVENTBRIDGE = "direct", "eventbridge"
+DIRECT, EVENTBRIDGE, SQS = "direct", "eventbridge", "sqs"
 #: CloudFormation shows at most this much of a failure's reason.
 MAX_REASON = 1000
 
@@ -55,18 +55,27 @@ def desired_configuration(current: dict[str, Any], properties: dict[str, Any],
     """
     bucket, name = properties["BucketName"], properties["FunctionName"]
     arn, prefix = properties["FunctionArn"], properties.get("Prefix", "")
+    queue = properties.get("QueueArn", "") if properties.get("Delivery") == SQS else ""
     config = notifications.clean(current)
     if previous is not None:
         config = notifications.without_ours(config, previous["FunctionName"],
-                                            previous["FunctionArn"])
+                                            previous["FunctionArn"],
+                                            previous.get("QueueArn", ""))
     if properties.get("Delivery", DIRECT) == EVENTBRIDGE:
         config = notifications.without_ours(config, name, arn)
         return notifications.with_eventbridge(config, True)
-    clashes = notifications.overlaps(config, prefix, name, arn)
+    clashes = notifications.overlaps(config, prefix, name, arn, queue)
     if clashes:
         raise RefusedError(overlap_message(bucket, clashes[0]))
-    return notifications.with_ours(config, notifications.our_entry(arn, name, prefix),
-                                   name, arn)
+    return notifications.with_ours(config, notifications.our_entry(arn, name, prefix, queue),
+                                   name, arn, queue)
+
+
+def destination(properties: dict[str, Any]) -> str:
+    """Our entry's destination, which S3 validates: the queue (sqs) or the function."""
+    if properties.get("Delivery") == SQS and properties.get("QueueArn"):
+        return str(properties["QueueArn"])
+    return str(properties["FunctionArn"])
 
 
 def apply_request(event: dict[str, Any], s3: Any,
@@ -86,8 +95,9 @@ def apply_request(event: dict[str, Any], s3: Any,
             return physical_id(properties)  # the bucket went first: nothing of ours left
         current = notifications.clean(current)
         want = notifications.without_ours(current, properties["FunctionName"],
-                                          properties["FunctionArn"])
-        put(s3, bucket, current, want, properties["FunctionArn"], wait)
+                                          properties["FunctionArn"],
+                                          properties.get("QueueArn", ""))
+        put(s3, bucket, current, want, destination(properties), wait)
         return physical_id(properties)
     bucket = properties["BucketName"]
     previous = None
@@ -96,7 +106,7 @@ def apply_request(event: dict[str, Any], s3: Any,
         previous = old
     current = notifications.clean(s3.get_bucket_notification_configuration(Bucket=bucket))
     want = desired_configuration(current, properties, previous)
-    put(s3, bucket, current, want, properties["FunctionArn"], wait)
+    put(s3, bucket, current, want, destination(properties), wait)
     return physical_id(properties)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..urlsecrets import without_secrets
 from . import dbstore, iam
 from .errors import ALLOW_DB_PASSWORD, OMIT_DB_PASSWORD, VPC, DeployError, Fix
-from .names import delivery_rule_name
+from .names import dead_letter_queue_name, delivery_rule_name, queue_name
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
@@ -117,6 +117,10 @@ class Desired:
     env: dict[str, str]
     #: Where create keeps db.url (``--store-db-password``), else None.
     stored: dbstore.StoredSecret | None = None
+    #: ``--delivery sqs``'s queue and dead-letter queue (named whatever the delivery,
+    #: so that switching away finds them to remove).
+    queue_arn: str = ""
+    dead_letter_queue_arn: str = ""
 
 
 def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsClients) -> Desired:
@@ -135,6 +139,10 @@ def desired_state(config: PypicloudConfig, options: DeployOptions, clients: AwsC
                       f"function:{options.function_name}"),
         rule_arn=f"arn:{partition}:events:{clients.region}:{account}:rule/{delivery_rule_name(options.function_name)}",
         env=function_environment(config, options, stored.reference if stored else None),
+        queue_arn=f"arn:{partition}:sqs:{clients.region}:{account}:"
+                  f"{queue_name(options.function_name)}",
+        dead_letter_queue_arn=f"arn:{partition}:sqs:{clients.region}:{account}:"
+                              f"{dead_letter_queue_name(options.function_name)}",
     )
 
 

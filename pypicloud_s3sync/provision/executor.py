@@ -25,7 +25,8 @@ ROLE_BACKOFF = (2, 4, 8, 15, 30)
 #: The calls for which Lambda checks the function's execution role (and what its policy
 #: grants, such as a VPC's network interfaces or the on-failure destination).
 ROLE_CHECKED = ("create_function", "update_function_configuration",
-                "put_function_event_invoke_config", "update_function_event_invoke_config")
+                "put_function_event_invoke_config", "update_function_event_invoke_config",
+                "create_event_source_mapping", "update_event_source_mapping")
 
 
 def _retryable(step: Step, exc: Exception) -> bool:

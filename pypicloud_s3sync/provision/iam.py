@@ -62,10 +62,19 @@ UNTRACED_ACTIONS = {
     "ec2:DescribeNetworkInterfaces": "Lambda attaches a VPC function's network interfaces",
     "ec2:UnassignPrivateIpAddresses": "Lambda attaches a VPC function's network interfaces",
     "ec2:DescribeSubnets": "Lambda attaches a VPC function's network interfaces",
-    "kms:Decrypt": "Secrets Manager or SSM (kms:ViaService), or Lambda for the environment, "
-                   "decrypts with the customer key for the function; SQS or SNS for an "
-                   "encrypted --on-failure queue or topic",
+    "kms:Decrypt": "Secrets Manager or SSM (kms:ViaService), or Lambda for the environment "
+                   "or the --delivery sqs queue, decrypts with the customer key for the "
+                   "function; SQS or SNS for an encrypted --on-failure queue or topic",
+    "sqs:ReceiveMessage": "Lambda's event source mapping reads the --delivery sqs queue",
+    "sqs:DeleteMessage": "Lambda's event source mapping reads the --delivery sqs queue",
+    "sqs:GetQueueAttributes": "Lambda's event source mapping reads the --delivery sqs queue",
 }
+#: What Lambda's event source mapping does to the queue with the function's role: "Lambda
+#: needs the following permissions to manage messages in your Amazon SQS queue"
+#: (Lambda developer guide, "Execution role permissions" for SQS):
+#: sqs:ReceiveMessage, sqs:DeleteMessage, sqs:GetQueueAttributes; without them Lambda
+#: refuses to create the mapping.
+QUEUE_ACTIONS = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
 #: What reading the database's secret is, per service of ``s3sync.db_url_secret``.
 SECRET_ACTIONS = {"secretsmanager": "secretsmanager:GetSecretValue", "ssm": "ssm:GetParameter"}
 #: "Secrets Manager constructs the last part of the secret ARN by appending a dash and
@@ -199,13 +208,15 @@ def role_policy(
     partition: str | None = None,
     stored_db_secret: tuple[str, str] | None = None,
     environment_key: str | None = None,
+    queue: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The inline policy: exactly what the handler and reconcile touch, nothing more.
 
     ``on_failure_key`` is the customer managed key of an encrypted on-failure queue or
     topic.  ``stored_db_secret`` is ``(service, resource)`` of the secret create keeps the
     database URL in (``--store-db-password``); ``environment_key`` the customer managed
-    key that encrypts the function's environment (``--kms-key-arn``).
+    key that encrypts the function's environment (``--kms-key-arn``); ``queue`` the
+    ARN of ``--delivery sqs``'s queue and the key that encrypts it (or None).
 
     ``subnet_ids`` / ``security_group_ids`` put the function in a VPC, which adds what
     Lambda needs to attach its network interfaces.
@@ -222,6 +233,14 @@ def role_policy(
     if subnet_ids:
         statements += _vpc_statements(subnet_ids, security_group_ids, account, region,
                                       partition)
+    if queue:
+        statements.append({"Sid": "DeliveryQueue", "Effect": "Allow",
+                           "Action": list(QUEUE_ACTIONS), "Resource": queue[0]})
+        if queue[1]:
+            # Receiving from an SSE-KMS queue decrypts its data key with the reader's
+            # rights.
+            statements.append({"Sid": "DeliveryQueueKey", "Effect": "Allow",
+                               "Action": ["kms:Decrypt"], "Resource": queue[1]})
     if environment_key:
         statements.append({"Sid": "EnvironmentKey", "Effect": "Allow",
                            "Action": ["kms:Decrypt"], "Resource": environment_key})

@@ -39,12 +39,15 @@ def clean(config: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-def our_entry(function_arn: str, function_name: str, prefix: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "Id": entry_id(function_name),
-        "LambdaFunctionArn": function_arn,
-        "Events": list(OUR_EVENTS),
-    }
+def our_entry(function_arn: str, function_name: str, prefix: str,
+              queue_arn: str = "") -> dict[str, Any]:
+    """Our entry: to the function (direct), or to the queue (``--delivery sqs``)."""
+    entry: dict[str, Any] = {"Id": entry_id(function_name)}
+    if queue_arn:
+        entry["QueueArn"] = queue_arn
+    else:
+        entry["LambdaFunctionArn"] = function_arn
+    entry["Events"] = list(OUR_EVENTS)
     if prefix:
         entry["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
     return entry
@@ -56,40 +59,50 @@ def _unqualified(arn: str) -> str:
     return ":".join(parts[:7]) if len(parts) > 7 else arn
 
 
-def is_ours(entry: dict[str, Any], function_name: str, function_arn: str) -> bool:
-    """Our stable Id, or an entry (e.g. left by pypicloud's old script) aimed at our function."""
+#: The lists our entry may be in: the function's (direct) or the queue's (sqs).
+OUR_KINDS = ("LambdaFunctionConfigurations", "QueueConfigurations")
+
+
+def is_ours(entry: dict[str, Any], function_name: str, function_arn: str,
+            queue_arn: str = "") -> bool:
+    """Our stable Id, or an entry (e.g. left by pypicloud's old script) aimed at our
+    function, or at our queue."""
     if entry.get("Id") == entry_id(function_name):
         return True
     arn = entry.get("LambdaFunctionArn")
-    return bool(arn) and _unqualified(arn) == function_arn
+    if arn and _unqualified(arn) == function_arn:
+        return True
+    return bool(queue_arn) and entry.get("QueueArn") == queue_arn
 
 
-def find_ours(config: dict[str, Any], function_name: str, function_arn: str) -> list[dict]:
+def find_ours(config: dict[str, Any], function_name: str, function_arn: str,
+              queue_arn: str = "") -> list[dict]:
     return [
-        entry for entry in config.get("LambdaFunctionConfigurations", [])
-        if is_ours(entry, function_name, function_arn)
+        entry for key in OUR_KINDS for entry in config.get(key, [])
+        if is_ours(entry, function_name, function_arn, queue_arn)
     ]
 
 
-def without_ours(config: dict[str, Any], function_name: str, function_arn: str) -> dict:
+def without_ours(config: dict[str, Any], function_name: str, function_arn: str,
+                 queue_arn: str = "") -> dict:
     """The configuration minus our entries; everything else exactly as it was."""
     result = clean(config)
-    lambdas = [
-        entry for entry in result.get("LambdaFunctionConfigurations", [])
-        if not is_ours(entry, function_name, function_arn)
-    ]
-    if lambdas:
-        result["LambdaFunctionConfigurations"] = lambdas
-    else:
-        result.pop("LambdaFunctionConfigurations", None)
+    for key in OUR_KINDS:
+        kept = [entry for entry in result.get(key, [])
+                if not is_ours(entry, function_name, function_arn, queue_arn)]
+        if kept:
+            result[key] = kept
+        else:
+            result.pop(key, None)
     return result
 
 
 def with_ours(config: dict[str, Any], entry: dict[str, Any], function_name: str,
-              function_arn: str) -> dict[str, Any]:
+              function_arn: str, queue_arn: str = "") -> dict[str, Any]:
     """The configuration with our entry in place of any previous one of ours."""
-    result = without_ours(config, function_name, function_arn)
-    result.setdefault("LambdaFunctionConfigurations", []).append(copy.deepcopy(entry))
+    result = without_ours(config, function_name, function_arn, queue_arn)
+    key = "QueueConfigurations" if "QueueArn" in entry else "LambdaFunctionConfigurations"
+    result.setdefault(key, []).append(copy.deepcopy(entry))
     return result
 
 
@@ -120,6 +133,7 @@ def same_entry(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return (
         a.get("Id") == b.get("Id")
         and a.get("LambdaFunctionArn") == b.get("LambdaFunctionArn")
+        and a.get("QueueArn") == b.get("QueueArn")
         and sorted(a.get("Events", [])) == sorted(b.get("Events", []))
         and _filter_values(a) == _filter_values(b)
     )
@@ -147,7 +161,7 @@ class Overlap:
 
 
 def overlaps(config: dict[str, Any], prefix: str, function_name: str,
-             function_arn: str) -> list[Overlap]:
+             function_arn: str, queue_arn: str = "") -> list[Overlap]:
     """Foreign entries whose events and key filter overlap ours.
 
     S3 refuses two entries for the same event type whose prefixes could both match one
@@ -157,8 +171,7 @@ def overlaps(config: dict[str, Any], prefix: str, function_name: str,
     found = []
     for key, (arn_key, kind) in KINDS.items():
         for entry in config.get(key, []) or []:
-            if key == "LambdaFunctionConfigurations" and is_ours(
-                    entry, function_name, function_arn):
+            if key in OUR_KINDS and is_ours(entry, function_name, function_arn, queue_arn):
                 continue
             events = [e for e in entry.get("Events", [])
                       if e == "s3:*" or e.startswith(_OUR_FAMILIES)]
@@ -201,7 +214,8 @@ def unvalidated(error: dict[str, Any]) -> list[tuple[str, str]] | None:
 
 
 def foreign(failed: list[tuple[str, str]], function_arn: str) -> list[tuple[str, str]]:
-    """The failed destinations that are not our function: waiting never fixes those."""
+    """The failed destinations that are not ours (our function, or the queue of the
+    same sync, ``function_arn`` naming either): waiting never fixes those."""
     return [(arn, why) for arn, why in failed if _unqualified(arn) != function_arn]
 
 

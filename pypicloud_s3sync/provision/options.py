@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: The default function name of the original script, kept so existing setups are found.
 DEFAULT_FUNCTION_NAME = "pypicloud_s3_sync"
-DELIVERIES = ("direct", "eventbridge")
+DELIVERIES = ("direct", "eventbridge", "sqs")
 #: What to do with a ``db.url`` that holds a password (see FunctionSettings.withheld).
 DB_PASSWORD_CHOICES = ("refuse", "copy", "omit")
 
@@ -82,6 +82,19 @@ def _option(default: Any, *flags: Flag, parse: Callable[[Any], Any] | type[_Whol
 
 
 FUNCTION, EVENTS, ALARMS, CREDENTIALS = "function", "events", "alarms", "cache credentials"
+QUEUE = "queue (--delivery sqs)"
+
+
+def _concurrency_cap(value: Any) -> int | None:
+    """``--max-concurrency``: a whole number, or ``off`` (0) for no cap at all."""
+    if value is None or str(value).strip() == "":
+        return None
+    if str(value).strip().lower() in ("off", "none"):
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise OptionsError(f"max_concurrency = {value!r} is not a whole number (or off)") from exc
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,9 @@ class DeployOptions:
     delivery: str = _option("direct", Flag(
         ("--delivery",), "direct: a bucket notification (default); eventbridge: the bucket "
         "sends to EventBridge and a rule invokes the function (use it when another "
-        "notification overlaps ours)", choices=DELIVERIES, section=EVENTS))
+        "notification overlaps ours); sqs: the bucket sends to a queue the function "
+        "reads, which keeps events for 14 days while the function is down",
+        choices=DELIVERIES, section=EVENTS))
     #: Async retries after a failed invocation (Lambda allows 0-2).
     retry_attempts: int = _option(2, Flag(
         ("--retry-attempts",), "async retries after a failed invocation, 0-2 (2)", "N",
@@ -182,6 +197,30 @@ class DeployOptions:
     alarm_lag: float | None = _option(None, Flag(
         ("--alarm-lag",), "lag from S3 event to cache write above which the lag alarm fires "
         "and status warns (900)", "SECONDS", section=ALARMS), parse=alarms.parse_lag)
+    #: How often a message is received (and failed) before SQS moves it to the
+    #: dead-letter queue (the redrive policy's maxReceiveCount, 1-1000).
+    max_receives: int = _option(5, Flag(
+        ("--max-receives",), "failed receives of one event before it moves to the "
+        "dead-letter queue, 1-1000 (5)", "N", type=int, section=QUEUE), parse=_Whole)
+    #: Messages per invocation (the event source mapping's BatchSize).
+    batch_size: int = _option(10, Flag(
+        ("--batch-size",), "events per invocation, 1-10000 (10; above 10 needs "
+        "--batch-window)", "N", type=int, section=QUEUE), parse=_Whole)
+    #: Seconds Lambda may wait to fill a batch (MaximumBatchingWindowInSeconds).
+    batch_window: int = _option(0, Flag(
+        ("--batch-window",), "seconds to wait for a fuller batch, 0-300 (0)", "SECONDS",
+        type=int, section=QUEUE), parse=_Whole)
+    #: Concurrent invocations the queue may start (ScalingConfig.MaximumConcurrency,
+    #: 2-1000); 0 (``off``): no cap; None: the SQL cache's default of 2, no cap for
+    #: other caches.
+    max_concurrency: int | None = _option(None, Flag(
+        ("--max-concurrency",), "at most N invocations from the queue at once, 2-1000 "
+        "(default 2 for a SQL cache, else no cap; off: no cap)", "N", section=QUEUE),
+        parse=_concurrency_cap)
+    #: A customer managed KMS key that encrypts both queues (SSE-KMS).
+    queue_kms_key_arn: str | None = _option(None, Flag(
+        ("--queue-kms-key-arn",), "encrypt the queues with this customer managed KMS key "
+        "(its key policy must let S3 use it; the plan says how)", "ARN", section=QUEUE))
     #: ``refuse`` (default), ``copy`` or ``omit`` a db.url that holds a password.
     db_password: str = _option(
         "refuse",
@@ -252,7 +291,25 @@ class DeployOptions:
         if not 60 <= self.max_event_age <= 21600:
             raise bad("max_event_age", self.max_event_age, "Lambda accepts 60 to 21600 seconds")
         if self.delivery not in DELIVERIES:
-            raise bad("delivery", self.delivery, "choose direct or eventbridge")
+            raise bad("delivery", self.delivery, "choose direct, eventbridge or sqs")
+        if not 1 <= self.max_receives <= 1000:
+            raise bad("max_receives", self.max_receives, "SQS accepts 1 to 1000")
+        if not 1 <= self.batch_size <= 10000:
+            raise bad("batch_size", self.batch_size, "Lambda accepts 1 to 10000")
+        if not 0 <= self.batch_window <= 300:
+            raise bad("batch_window", self.batch_window, "Lambda accepts 0 to 300 seconds")
+        if self.batch_size > 10 and self.batch_window < 1:
+            # "For Kinesis, DynamoDB, and Amazon SQS event sources, when you set BatchSize
+            # to a value greater than 10, you must set MaximumBatchingWindowInSeconds to
+            # at least 1" (botocore's Lambda model, CreateEventSourceMapping).
+            raise bad("batch_size", self.batch_size,
+                      "above 10 Lambda needs batch_window (--batch-window) of 1 or more")
+        if self.max_concurrency not in (None, 0) and not 2 <= self.max_concurrency <= 1000:
+            raise bad("max_concurrency", self.max_concurrency,
+                      "Lambda accepts 2 to 1000 (or off)")
+        queue_key = self.queue_kms_key_arn and kms_key_problem(self.queue_kms_key_arn)
+        if queue_key:
+            raise bad("queue_kms_key_arn", self.queue_kms_key_arn, queue_key)
         if self.db_password not in DB_PASSWORD_CHOICES:
             raise bad("db_password", self.db_password, "choose refuse, copy or omit")
         if self.store_db_password not in (None, "secretsmanager", "ssm"):

@@ -24,6 +24,7 @@ from pypicloud_s3sync.provision import (
     cloudformation,
     deploy,
     iam,
+    names,
     notifications,
     resource_zip,
 )
@@ -65,8 +66,11 @@ def code(tmp_path):
 class Resolver:
     """CloudFormation's intrinsic functions, for the values one account would see."""
 
-    def __init__(self, account: str, function_arn: str, role_arn: str):
+    def __init__(self, account: str, function_arn: str, role_arn: str,
+                 queues: dict[str, dict[str, str]] | None = None):
         self.account, self.function_arn, self.role_arn = account, function_arn, role_arn
+        #: The stack's queues by logical id: their Arn, QueueName and (Ref) URL.
+        self.queues = queues or {}
 
     def __call__(self, value):
         if isinstance(value, list):
@@ -74,8 +78,13 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if set(value) == {"Ref"}:
+            if value["Ref"] in self.queues:
+                return self.queues[value["Ref"]]["Ref"]
             return {"Function": FUNCTION}.get(value["Ref"], value)  # parameters stay
         if set(value) == {"Fn::GetAtt"}:
+            logical, attribute = value["Fn::GetAtt"]
+            if logical in self.queues:
+                return self.queues[logical][attribute]
             return {("Function", "Arn"): self.function_arn,
                     ("Role", "Arn"): self.role_arn}.get(tuple(value["Fn::GetAtt"]), value)
         if set(value) == {"Fn::Sub"}:
@@ -121,7 +130,7 @@ NO_PROPERTY = {"Publish"}
 
 @pytest.mark.parametrize("cache", sorted(CACHES))
 @pytest.mark.parametrize("prefix", [PREFIX, ""])
-@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge", "sqs"])
 @pytest.mark.parametrize("network", ["lambda's", "vpc-own-key"])
 def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery, prefix,
                                                   cache, network):
@@ -131,9 +140,16 @@ def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery,
     s3.create_bucket(Bucket=BUCKET)
     config = make_config(tmp_path, **{"storage.prefix": prefix or None}, **CACHES[cache])
     placed = _network() if network == "vpc-own-key" else {}
+    queued = {}
+    if delivery == "sqs":
+        queued = {"max_receives": "3", "batch_size": "20", "batch_window": "5",
+                  "max_concurrency": "4"}
+        if placed:
+            queued["queue_kms_key_arn"] = placed["kms_key_arn"]
     options, account, steps = _create_planned(
         config, code, delivery=delivery, reconcile_every="12h", on_failure=QUEUE,
-        retry_attempts="1", **placed)
+        retry_attempts="1", alarm_topic=TOPIC if delivery == "sqs" else None,
+        **placed, **queued)
     written = cloudformation.export(config, options, REGION, code, tmp_path / "export")
     resources = json.loads(written.template.read_text())["Resources"]
 
@@ -141,7 +157,15 @@ def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery,
     events = boto3.client("events", region_name=REGION)
     function = lam.get_function_configuration(FunctionName=FUNCTION)
     role = iam_client.get_role(RoleName=iam.role_name(FUNCTION, REGION))["Role"]
-    resolve = Resolver(account, function["FunctionArn"], role["Arn"])
+    sqs = boto3.client("sqs", region_name=REGION)
+    queues = {}
+    for logical, name in (("DeliveryQueue", names.queue_name(FUNCTION)),
+                          ("DeadLetterQueue", names.dead_letter_queue_name(FUNCTION))):
+        if delivery == "sqs":
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            queues[logical] = {"Ref": url, "QueueName": name, "Arn": sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]}
+    resolve = Resolver(account, function["FunctionArn"], role["Arn"], queues)
 
     # The role: name, path, trust, tags and the one inline policy.
     want = resolve(resources["Role"]["Properties"])
@@ -217,6 +241,41 @@ def test_template_resources_are_what_create_makes(aws, tmp_path, code, delivery,
             t["Key"]: t["Value"] for t in tags}
         targets = events.list_targets_by_rule(Rule=name)["Targets"]
         assert want["Targets"] == [{"Id": t["Id"], "Arn": t["Arn"]} for t in targets]
+
+    # The queue path: both queues with create's attributes and tags, the queue's policy,
+    # the mapping with create's fields; none of them without --delivery sqs.
+    kinds = ("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Lambda::EventSourceMapping")
+    templated = sorted(v["Type"] for v in resources.values() if v["Type"] in kinds)
+    assert templated == (sorted([kinds[0], kinds[0], kinds[1], kinds[2]])
+                         if delivery == "sqs" else [])
+    for logical, queue in queues.items():
+        want = resolve(resources[logical]["Properties"])
+        held = sqs.get_queue_attributes(QueueUrl=queue["Ref"], AttributeNames=["All"])[
+            "Attributes"]
+        assert want.pop("QueueName") == queue["QueueName"]
+        assert {t["Key"]: t["Value"] for t in want.pop("Tags")} == sqs.list_queue_tags(
+            QueueUrl=queue["Ref"])["Tags"]
+        for field, value in want.items():
+            assert (json.loads(held[field]) if field == "RedrivePolicy"
+                    else held[field]) == (value if field == "RedrivePolicy" else str(value)), field
+        assert ("KmsMasterKeyId" in want) == bool(placed), logical
+    if delivery == "sqs":
+        want = resolve(resources["DeliveryQueuePolicy"]["Properties"])
+        assert want["Queues"] == [queues["DeliveryQueue"]["Ref"]]
+        held = sqs.get_queue_attributes(QueueUrl=queues["DeliveryQueue"]["Ref"],
+                                        AttributeNames=["Policy"])["Attributes"]["Policy"]
+        assert want["PolicyDocument"] == json.loads(held)
+        want = resolve(resources["DeliveryQueueMapping"]["Properties"])
+        [held] = lam.list_event_source_mappings(FunctionName=FUNCTION)["EventSourceMappings"]
+        assert want.pop("FunctionName") == FUNCTION and held["FunctionArn"] == function[
+            "FunctionArn"]
+        assert want.pop("Enabled") is True and held["State"] == "Enabled"
+        assert want == {k: held[k] for k in want}
+        alarms = {a["AlarmName"]: a for a in boto3.client(
+            "cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]}
+        for logical in ("QueueAgeAlarm", "DeadLettersAlarm"):
+            want = resolve(resources[logical]["Properties"])
+            assert want["Dimensions"] == alarms[want["AlarmName"]]["Dimensions"], logical
 
     # The bucket: the custom resource writes what create wrote.
     props = resolve(resources["BucketNotification"]["Properties"])
@@ -346,7 +405,11 @@ def test_storing_the_password_is_refused_since_the_template_would_carry_it(tmp_p
     {"reserved_concurrency": "4", "kms_key_arn":
      f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
     {"alarm_topic": TOPIC, "alarm_lag": "300"},
-], ids=["direct", "eventbridge-schedule", "vpc-given-role", "capped-own-key", "alarms"])
+    {"delivery": "sqs", "alarm_topic": TOPIC, "max_concurrency": "5", "batch_size": "50",
+     "batch_window": "10", "queue_kms_key_arn":
+     f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+], ids=["direct", "eventbridge-schedule", "vpc-given-role", "capped-own-key", "alarms",
+        "sqs-own-key"])
 def test_template_passes_cfn_lint(tmp_path, options):
     config = make_config(tmp_path, **CACHES["dynamo"])
     template = cloudformation.render(
@@ -358,7 +421,7 @@ def test_template_passes_cfn_lint(tmp_path, options):
             for m in matches] == []
 
 
-@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge", "sqs"])
 def test_every_templated_resource_is_documented(tmp_path, delivery):
     """docs/infrastructure-as-code.rst lists what the export renders, every option on."""
     from pathlib import Path

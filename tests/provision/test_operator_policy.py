@@ -24,7 +24,7 @@ from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.config import load_config
 from pypicloud_s3sync.provision import iam, operator_policy
 
-from ..support import aws_trace, moto_gaps
+from ..support import account, aws_trace, moto_gaps
 from ..support.deploy_helpers import BUCKET, PREFIX, REGION, write_zip
 from ..support.pypicloud_app import create_dynamo_tables, write_ini
 
@@ -136,6 +136,15 @@ def test_every_command_path_is_allowed_and_every_grant_is_needed(
     op.run("reconcile", "--deep", expect=3)  # one removed
     op.run("reconcile")
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--on-failure", topic)
+    # The queue path: made, changed (both queues and the mapping), read, then left.
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--delivery", "sqs",
+           "--alarm-topic", topic)
+    op.run("create", "-f", "--bundle", zip_two, "--memory", "512", "--delivery", "sqs",
+           "--alarm-topic", topic, "--queue-kms-key-arn", key, "--batch-size", "5")
+    op.run("status", "--bundle", zip_two, "--memory", "512", "--delivery", "sqs",
+           "--alarm-topic", topic, "--queue-kms-key-arn", key, "--batch-size", "5")
+    account.consume_our_queues(lambda service: boto3.client(service, region_name=REGION))
     op.run("create", "-f", "--bundle", zip_two, "--memory", "512")  # back to direct
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

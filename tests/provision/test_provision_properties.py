@@ -76,6 +76,7 @@ class World:
         """``ppc-create-s3-sync`` with these options."""
         plan = self.plan(choice, **extra)
         deploy.apply(plan, self.clients, sleep=lambda s: None)
+        account.consume_our_queues(self.clients.client)
         return plan
 
     def interrupted(self, choice: dict[str, Any], k: int) -> None:
@@ -162,13 +163,13 @@ def test_status_proposes_exactly_what_create_f_would_apply(
 # -- 2. every option that makes something has a value that removes it ------------------------
 
 @pytest.mark.parametrize("others", ["alone", "with-everything"])
-@pytest.mark.parametrize("option", sorted(account.REMOVABLE))
+@pytest.mark.parametrize("case", sorted(account.REMOVABLE))
 def test_each_option_has_a_value_that_removes_exactly_what_it_made(
-        world: World, option: str, others: str) -> None:
+        world: World, case: str, others: str) -> None:
     """An operator who turns an option on and then off again (``off``, or the other
     delivery) is back where they started: what the option made is gone, and nothing
     else changed; status is in sync and a re-run plans nothing."""
-    on, off = account.REMOVABLE[option]
+    option, on, off = account.REMOVABLE[case]
     base = {o: values[0] for o, values in account.OPTIONS.items()}
     if others == "with-everything":
         base = {**EVERYTHING, "delivery": "direct"}
@@ -186,7 +187,7 @@ def test_each_option_has_a_value_that_removes_exactly_what_it_made(
 
 # -- 3. an interrupted apply is continued by create and undone by delete ----------------------
 
-@pytest.mark.parametrize("delivery", ["direct", "eventbridge"])
+@pytest.mark.parametrize("delivery", ["direct", "eventbridge", "sqs"])
 def test_an_apply_interrupted_after_any_step_converges_or_is_removed(
         world: World, delivery: str) -> None:
     """Whatever step AWS refuses, running create again ends with the same resources

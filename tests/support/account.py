@@ -37,6 +37,8 @@ class Seeded:
     queue: str
     subnet: str
     security_group: str
+    #: A customer managed key, for the option that encrypts with one.
+    key: str = ""
 
 
 def seed(client: Client) -> Seeded:
@@ -67,8 +69,9 @@ def seed(client: Client) -> Seeded:
     client("secretsmanager").create_secret(Name=FOREIGN_SECRET, SecretString="not ours")
     # Lambda takes subnet and group IDs as given: a real VPC in moto costs seconds per
     # fresh account (EC2 loads its images), and nothing here needs its routes.
+    key = client("kms").create_key(Description="the operator's")["KeyMetadata"]["Arn"]
     return Seeded(topic=topic, queue=queue, subnet="subnet-0a1b2c3d4e5f60718",
-                  security_group="sg-0a1b2c3d4e5f60718")
+                  security_group="sg-0a1b2c3d4e5f60718", key=key)
 
 
 def reset_account() -> None:
@@ -81,7 +84,9 @@ def reset_account() -> None:
 #: Each option that makes or changes something, with the values a test may give it;
 #: the first is the option left out.  A new option that makes something belongs here.
 OPTIONS: dict[str, tuple[Any, ...]] = {
-    "delivery": ("direct", "eventbridge"),
+    "delivery": ("direct", "eventbridge", "sqs"),
+    "queue_kms_key_arn": (None, "{key}"),
+    "max_concurrency": (None, "3"),
     "reconcile_every": (None, "1d"),
     "alarm_topic": (None, "{topic}"),
     "reserved_concurrency": (None, "5"),
@@ -90,16 +95,19 @@ OPTIONS: dict[str, tuple[Any, ...]] = {
     "vpc": (False, True),
 }
 
-#: For each option that makes something: a value that makes it and the value that
-#: removes exactly that again (what the docs promise the operator can pass).
-REMOVABLE: dict[str, tuple[Any, Any]] = {
-    "delivery": ("eventbridge", "direct"),
-    "reconcile_every": ("1d", "off"),
-    "alarm_topic": ("{topic}", "off"),
-    "reserved_concurrency": ("5", "off"),
-    "store_db_password": ("secretsmanager", "off"),
-    "on_failure": ("{queue}", None),
-    "vpc": (True, False),
+#: For each option that makes something: the option, a value that makes it and the
+#: value that removes exactly that again (what the docs promise the operator can pass).
+#: The queue's own options change a queue that only ``--delivery sqs`` makes, so they
+#: are covered by the random choices of :data:`OPTIONS`, not here.
+REMOVABLE: dict[str, tuple[str, Any, Any]] = {
+    "delivery=eventbridge": ("delivery", "eventbridge", "direct"),
+    "delivery=sqs": ("delivery", "sqs", "direct"),
+    "reconcile_every": ("reconcile_every", "1d", "off"),
+    "alarm_topic": ("alarm_topic", "{topic}", "off"),
+    "reserved_concurrency": ("reserved_concurrency", "5", "off"),
+    "store_db_password": ("store_db_password", "secretsmanager", "off"),
+    "on_failure": ("on_failure", "{queue}", None),
+    "vpc": ("vpc", True, False),
 }
 
 
@@ -113,7 +121,7 @@ def deploy_options(choice: dict[str, Any], seeded: Seeded) -> dict[str, Any]:
                               security_group_ids=seeded.security_group)
             continue
         if isinstance(value, str):
-            value = value.format(topic=seeded.topic, queue=seeded.queue)
+            value = value.format(topic=seeded.topic, queue=seeded.queue, key=seeded.key)
         values[option] = value
     return values
 
@@ -134,6 +142,8 @@ _UNSTABLE = {"RoleId", "CreateDate", "RoleLastUsed", "LastModified", "RevisionId
 _SECRET_SUFFIX = re.compile(r"(:secret:[^\"'\s]+?)-[A-Za-z0-9]{6}\b")
 #: EC2 makes up the IDs of the network each fresh account is seeded with.
 _NETWORK_ID = re.compile(r"\b(subnet|sg|vpc)-[0-9a-f]{8,17}\b")
+#: KMS makes up the id of the key each fresh account is seeded with.
+_KEY_ID = re.compile(r":key/[0-9a-f-]{36}\b")
 
 
 def _stable(value: Any) -> Any:
@@ -142,7 +152,8 @@ def _stable(value: Any) -> Any:
     if isinstance(value, list):
         return [_stable(v) for v in value]
     if isinstance(value, str):
-        return _NETWORK_ID.sub(r"\1-*", _SECRET_SUFFIX.sub(r"\1-??????", value))
+        return _KEY_ID.sub(":key/*", _NETWORK_ID.sub(
+            r"\1-*", _SECRET_SUFFIX.sub(r"\1-??????", value)))
     return value
 
 
@@ -222,9 +233,41 @@ def snapshot(client: Client, *, bucket: bool = True) -> dict[str, Any]:
             "value": ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"],
             "tags": ssm.list_tags_for_resource(ResourceType="Parameter",
                                                ResourceId=name)["TagList"]}
+    sqs = client("sqs")
+    queues = {}
+    for url in sqs.list_queues().get("QueueUrls") or []:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+            "Attributes"]
+        queues[url.rsplit("/", 1)[-1]] = {
+            # What a queue is, not what it holds: S3 sends a test event to every queue
+            # of the document on each write, ours or not.
+            **{k: v for k, v in attributes.items()
+               if not k.endswith("Timestamp") and not k.startswith("ApproximateNumber")},
+            "tags": sqs.list_queue_tags(QueueUrl=url).get("Tags") or {}}
+    mappings = sorted(({k: m.get(k) for k in (
+        "EventSourceArn", "FunctionArn", "State", "BatchSize", "MaximumBatchingWindowInSeconds",
+        "FunctionResponseTypes", "ScalingConfig")}
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]),
+        key=lambda m: json.dumps(m, sort_keys=True))
     return _stable({"roles": roles, "functions": functions, "notification": notification,
                     "rules": rules, "alarms": alarms, "secrets": secrets,
-                    "parameters": parameters})
+                    "parameters": parameters, "queues": queues, "mappings": mappings})
+
+
+def consume_our_queues(client: Client) -> None:
+    """What Lambda's event source mapping would do to our queues, which moto never
+    polls: read and delete every message (S3 sends its s3:TestEvent when a queue is
+    added to the notifications), so that a switch away from ``--delivery sqs`` finds
+    them empty, as it would once the mapping has caught up."""
+    sqs = client("sqs")
+    for url in sqs.list_queues(QueueNamePrefix="pypicloud-s3sync").get("QueueUrls") or []:
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                "Messages") or []
+            if not messages:
+                break
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 # -- changes made by hand -------------------------------------------------------------------
@@ -311,7 +354,24 @@ def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
                                                  NotificationConfiguration=kept)
         return True
 
+    def queues() -> bool:
+        sqs = client("sqs")
+        ours = [url for url in sqs.list_queues().get("QueueUrls") or []
+                if _ours(url.rsplit("/", 1)[-1])]
+        for url in ours:
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={
+                "VisibilityTimeout": "30", "MessageRetentionPeriod": "345600"})
+        return bool(ours)
+
+    def mappings() -> bool:
+        found = lam.list_event_source_mappings()["EventSourceMappings"]
+        for mapping in found:
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False,
+                                            BatchSize=1)
+        return bool(found)
+
     return [("function timeout", timeout), ("reserved concurrency", concurrency),
+            ("queue attributes", queues), ("mapping disabled", mappings),
             ("async retries", retries), ("invoke permissions removed", permissions),
             ("role policy removed", role_policy), ("rules disabled", rules),
             ("alarm thresholds", alarms), ("notification entry removed", notification)]

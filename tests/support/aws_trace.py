@@ -336,6 +336,44 @@ def _key(call: Call) -> str:
     return f"arn:{PARTITION}:kms:{call.region}:{ACCOUNT}:key/{key}"
 
 
+def _sqs(operation: str) -> Resolver:
+    """SQS authorizes each call on the queue's ARN; CreateQueue with tags is also
+    sqs:TagQueue ("To be able to tag a queue on creation, you must have the
+    sqs:CreateQueue and sqs:TagQueue permissions", botocore's SQS model, CreateQueue)."""
+    def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
+        arn = _queue(c)
+        found = [(f"sqs:{operation}", arn, {})]
+        if operation == "CreateQueue" and c.params.get("tags"):
+            found.append(("sqs:TagQueue", arn, {}))
+        return found
+    return resolve
+
+
+def _mapping(operation: str) -> Resolver:
+    """Lambda authorizes a change of an event source mapping on the mapping's ARN, with
+    the function it invokes as ``lambda:FunctionArn`` (Service Authorization Reference,
+    AWS Lambda: "lambda:FunctionArn - Filters access by the ARN of an AWS Lambda
+    function", for Create-, Delete-, Get- and UpdateEventSourceMapping); listing and
+    creating take ``"*"``.  Our function is the only one the traced calls map, so its ARN
+    is the condition's value."""
+    def resolve(c: Call) -> list[tuple[str, str, dict[str, str]]]:
+        from pypicloud_s3sync.provision.options import DEFAULT_FUNCTION_NAME
+
+        name = c.params.get("FunctionName") or KNOWN_MAPPINGS.get(
+            c.params.get("UUID", ""), DEFAULT_FUNCTION_NAME)
+        function = _function(c, name)
+        if operation == "CreateEventSourceMapping":
+            return [(f"lambda:{operation}", "*", {"lambda:FunctionArn": function})]
+        arn = f"arn:{PARTITION}:lambda:{c.region}:{ACCOUNT}:event-source-mapping:{c.params['UUID']}"
+        return [(f"lambda:{operation}", arn, {"lambda:FunctionArn": function})]
+    return resolve
+
+
+#: The function each mapping (by UUID) invokes, where a test knows it; others are the
+#: default function's.
+KNOWN_MAPPINGS: dict[str, str] = {}
+
+
 RESOLVERS: dict[str, Resolver] = {
     # S3: HEAD is authorized as GetObject, HeadBucket as ListBucket.
     "s3.HeadObject": _s3("s3:GetObject", _object),
@@ -414,6 +452,13 @@ RESOLVERS: dict[str, Resolver] = {
     "sqs.DeleteMessageBatch": _one("sqs:DeleteMessage", _queue),
     "sns.GetTopicAttributes": _one("sns:GetTopicAttributes", lambda c: c.params["TopicArn"]),
     "kms.DescribeKey": _one("kms:DescribeKey", _key),
+    # --delivery sqs: the queues by ARN, the event source mapping by its own ARN.
+    **{f"sqs.{op}": _sqs(op) for op in (
+        "ListQueueTags", "CreateQueue", "SetQueueAttributes", "DeleteQueue", "TagQueue")},
+    "lambda.ListEventSourceMappings": _one("lambda:ListEventSourceMappings", lambda c: "*"),
+    **{f"lambda.{op}": _mapping(op) for op in (
+        "CreateEventSourceMapping", "UpdateEventSourceMapping", "DeleteEventSourceMapping",
+        "GetEventSourceMapping")},
     # Needs no permission: AWS answers it for any valid credentials.
     "sts.GetCallerIdentity": lambda c: [],
 }

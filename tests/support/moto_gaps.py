@@ -24,6 +24,12 @@ that minus every function's reserved concurrency, as moto's PutFunctionConcurren
 counts it.  The ``aws`` and ``moto_server`` fixtures install it for every test, since it
 only answers a call moto would otherwise leave unanswered.
 
+moto 5.2.5's ``SetQueueAttributes`` sets a queue's ``Policy`` to whatever the call
+gives, so any call that changes another attribute (a KMS key, a redrive policy) deletes
+the queue's policy; AWS "Sets the value of one or more queue attributes" (botocore's
+SQS model, SetQueueAttributes) and keeps the rest.  The patch keeps the policy when the
+call does not name it.
+
 Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
 copes with both in the policy of the IAM user a test runs as, never in the policy we
 generate (parliament and the IAM evaluator keep checking that one with AWS's names):
@@ -169,11 +175,26 @@ def environment_limit(monkeypatch: pytest.MonkeyPatch) -> None:
                         update_function_configuration)
 
 
+def _keep_queue_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sqs.models import Queue
+
+    original = Queue._set_attributes
+
+    def set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
+        policy = getattr(self, "_policy_json", None)  # none yet while it is created
+        original(self, attributes, now)
+        if "Policy" not in attributes and policy is not None:
+            self._policy_json = policy
+
+    monkeypatch.setattr(Queue, "_set_attributes", set_attributes)
+
+
 def apply(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make moto answer as AWS does where our planner compares what it reads back, for
     the test that asks: ``monkeypatch`` undoes it when that test ends, so no other test
     runs against a moto it did not ask for."""
     _replace_invoke_config(monkeypatch)
+    _keep_queue_policy(monkeypatch)
     from moto.core.responses import ActionResult
     from moto.s3.responses import S3Response
 
@@ -418,3 +439,47 @@ def core_network_routes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(RouteTables, "create_route", create_route)
     monkeypatch.setattr(Route, "core_network_arn", None, raising=False)
+
+
+def mapping_checks_visibility(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse an SQS event source mapping whose queue's visibility timeout is shorter
+    than the function's timeout, as Lambda does: "Your function's timeout must be less
+    than or equal to the queue's visibility timeout. Lambda validates this requirement
+    when you create or update an event source mapping and will return an error if the
+    function timeout exceeds the queue's visibility timeout" (Lambda developer guide,
+    "Creating and configuring an Amazon SQS event source mapping").  moto 5.2 maps any
+    queue.  The message is this patch's wording."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+    from moto.sqs.models import sqs_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        function = self._lambdas.get_function_by_name_or_arn_with_qualifier(
+            spec.get("FunctionName", ""))
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            if queue.queue_arn == spec.get("EventSourceArn") and int(
+                    queue.visibility_timeout) < int(function.timeout):
+                raise InvalidParameterValueException(
+                    f"Queue visibility timeout: {queue.visibility_timeout} seconds is less "
+                    f"than Function timeout: {function.timeout} seconds")
+        return original(self, spec)
+
+    monkeypatch.setattr(LambdaBackend, "create_event_source_mapping",
+                        create_event_source_mapping)
+
+
+def mapping_reports(monkeypatch: pytest.MonkeyPatch, result: str) -> None:
+    """Make every event source mapping report ``result`` as its LastProcessingResult
+    ("The result of the event source mapping's last processing attempt", botocore's
+    EventSourceMappingConfiguration), which Lambda sets after each poll; moto never
+    polls, so it never reports one."""
+    from moto.awslambda.models import EventSourceMapping
+
+    original = EventSourceMapping.get_configuration
+
+    def get_configuration(self: Any) -> dict[str, Any]:
+        return {**original(self), "LastProcessingResult": result}
+
+    monkeypatch.setattr(EventSourceMapping, "get_configuration", get_configuration)

@@ -11,8 +11,8 @@ from .. import alarms, tags
 from ..alarms import (
     ALARM_RUNBOOK,
     ALARM_TOPIC,
+    ALL_KINDS,
     DEFAULT_LAG,
-    KINDS,
     alarm_name,
     alarm_names,
     compared_fields,
@@ -22,14 +22,17 @@ from ..alarms import (
     topic_region,
 )
 from ..errors import FUNCTION_NAME, DeployError, Fix
+from ..names import dead_letter_queue_name, queue_name
 from ..plan import OK, WARN, Check, Step
 from .base import Grantee, Planning
-from .cfn import Resources, api, function_ref, resource, unrendered
+from .cfn import DEAD_LETTER_QUEUE, QUEUE, Resources, api, function_ref, resource, unrendered
 from .grants import allow
 
 KIND = "alarm"
 #: The alarms' logical ids, by the kind :mod:`..alarms` names them with.
-LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm", "dropped": "DroppedAlarm"}
+LOGICAL = {"errors": "ErrorsAlarm", "lag": "LagAlarm", "dropped": "DroppedAlarm",
+           "queue-age": "QueueAgeAlarm", "dead-letters": "DeadLettersAlarm"}
+
 
 
 def read(p: Planning) -> None:
@@ -58,7 +61,10 @@ def plan(p: Planning) -> None:
             "region only",
             Fix(*ALARM_TOPIC, f"give {{}} a topic in {p.clients.region}"))
     lag = options.lag_threshold or DEFAULT_LAG
-    for params in desired(p.fname, topic, lag).values():
+    queues = ((queue_name(p.fname), dead_letter_queue_name(p.fname))
+              if options.delivery == "sqs" else None)
+    wanted = desired(p.fname, topic, lag, queues)
+    for params in wanted.values():
         name = params["AlarmName"]
         alarm = found.get(name)
         want = summary(params)
@@ -85,6 +91,7 @@ def plan(p: Planning) -> None:
             p.call(KIND, verb, name, f"{verb} CloudWatch alarm {name}{what}: {want}",
                    "cloudwatch.put_metric_alarm", params,
                    details={"changed": changed} if changed else {})
+    _remove_ours(p, shown=True, keep={params["AlarmName"] for params in wanted.values()})
 
 
 def teardown(p: Planning) -> None:
@@ -92,7 +99,8 @@ def teardown(p: Planning) -> None:
     _remove_ours(p, shown=False)
 
 
-def _remove_ours(p: Planning, *, shown: bool) -> None:
+def _remove_ours(p: Planning, *, shown: bool, keep: frozenset[str] | set[str] = frozenset()
+                 ) -> None:
     """One delete step for the alarms of ours that exist, a note for one of our name
     that is not ours.  ``shown``: create without ``--alarm-topic`` also lists each as a
     drifted status row, and says why they go.
@@ -102,18 +110,20 @@ def _remove_ours(p: Planning, *, shown: bool) -> None:
     incorrect alarm names, the alarms you specify with correct names are still deleted",
     so one alarm already gone keeps no other of ours.
     """
-    why = ": --alarm-topic is no longer set" if shown else ""
+    why = (": --alarm-topic is no longer set" if not keep else
+           ": --delivery is no longer sqs") if shown else ""
     gone = []
     for name in alarm_names(p.fname):
         alarm = p.actual.alarms.get(name)
-        if alarm is None:
+        if alarm is None or name in keep:
             continue
         if not ours(p.actual.alarm_tags, name):
             p.notes.append(f"CloudWatch alarm {name} was not created by "
                            "pypicloud-s3sync; left alone")
             continue
         if shown:
-            p.row(KIND, name, "none (no --alarm-topic)", summary(alarm), False)
+            p.row(KIND, name, "none (no --delivery sqs)" if keep else "none (no --alarm-topic)",
+                  summary(alarm), False)
         gone.append(name)
     if gone:
         listed = ", ".join(gone)
@@ -126,12 +136,18 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
     """``ErrorsAlarm``, ``LagAlarm`` and ``DroppedAlarm``: create's fields, the function
     by reference."""
     logical = {alarm_name(p.fname, kind): name for kind, name in LOGICAL.items()}
+    # Each dimension's value as the stack's own resource, so also a dependency.
+    refs = {("FunctionName", p.fname): function_ref(),
+            ("QueueName", queue_name(p.fname)): {"Fn::GetAtt": [QUEUE, "QueueName"]},
+            ("QueueName", dead_letter_queue_name(p.fname)):
+                {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "QueueName"]}}
     found: Resources = {}
     for step in created:
         if api(step) != "cloudwatch.put_metric_alarm":
             raise unrendered(KIND, step)
         params = dict(step.params)
-        params["Dimensions"] = [{**d, "Value": function_ref()} for d in params["Dimensions"]]
+        params["Dimensions"] = [{**d, "Value": refs[d["Name"], d["Value"]]}
+                                for d in params["Dimensions"]]
         found[logical[params["AlarmName"]]] = resource("AWS::CloudWatch::Alarm", params)
     return found
 
@@ -155,7 +171,7 @@ def checks(p: Planning) -> list[Check]:
     if not p.options.alarm_topic:
         return []
     found = []
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         name = alarm_name(p.fname, kind)
         alarm = p.actual.alarms.get(name)
         if alarm is None or not ours(p.actual.alarm_tags, name):

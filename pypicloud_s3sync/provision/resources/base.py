@@ -107,13 +107,19 @@ class Planning:
         return self.options.function_name
 
     def call(self, resource: str, action: str, name: str, summary: str, api: str,
-             params: dict[str, Any], *, last: bool = False, **extra: Any) -> None:
+             params: dict[str, Any], *, last: bool = False, ahead: bool = False,
+             **extra: Any) -> None:
         """Add one AWS call to the plan; ``api`` is ``"service.operation"`` as boto3
-        spells it (``"iam.create_role"``).  ``last``: after every kind's steps."""
+        spells it (``"iam.create_role"``).  ``last``: after every kind's steps;
+        ``ahead`` (with ``last``): before the other kinds' last steps, for a removal
+        that must precede theirs (a queue's reader before the queue)."""
         service, operation = api.split(".")
-        (self.last if last else self.steps).append(
-            Step(resource=resource, action=action, name=name, summary=summary,
-                 service=service, operation=operation, params=params, **extra))
+        step = Step(resource=resource, action=action, name=name, summary=summary,
+                    service=service, operation=operation, params=params, **extra)
+        if last and ahead:
+            self.last.insert(0, step)
+        else:
+            (self.last if last else self.steps).append(step)
 
     def row(self, resource: str, name: str, desired: str, actual: str,
             in_sync: bool | None = None) -> None:

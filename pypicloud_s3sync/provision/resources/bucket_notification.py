@@ -47,8 +47,9 @@ def notification_function_name(function_name: str) -> str:
 
 
 def notification_resources(p: Planning, depends_on: str | None) -> Resources:
-    """The custom resource, its function and its two-action role; ``depends_on`` is the
-    invoke permission S3 checks when our entry is written (direct delivery)."""
+    """The custom resource, its function and its two-action role; ``depends_on`` is what
+    S3 checks when our entry is written: the invoke permission (direct delivery) or the
+    queue's policy (sqs)."""
     bucket, options = p.config.target.bucket, p.options
     name = notification_function_name(options.function_name)
     extra: dict[str, Any] = {"DependsOn": depends_on} if depends_on else {}
@@ -84,6 +85,8 @@ def notification_resources(p: Planning, depends_on: str | None) -> Resources:
             "FunctionArn": {"Fn::GetAtt": [FUNCTION, "Arn"]},
             "Prefix": p.config.target.prefix,
             "Delivery": options.delivery,
+            # The queue's ARN (a reference once substituted): our entry's destination.
+            **({"QueueArn": p.desired.queue_arn} if options.delivery == "sqs" else {}),
         }, **extra),
     }
 

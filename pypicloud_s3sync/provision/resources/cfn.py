@@ -22,6 +22,10 @@ PARTITION = "${AWS::Partition}"
 REGION = "${AWS::Region}"
 #: The logical ids other kinds' resources refer to.
 FUNCTION, ROLE = "Function", "Role"
+#: ``--delivery sqs``'s queues, which the queue policy, the mapping and the alarms name.
+QUEUE, DEAD_LETTER_QUEUE = "DeliveryQueue", "DeadLetterQueue"
+#: The queue's policy, which S3 checks when the bucket's entry is written.
+QUEUE_POLICY = "DeliveryQueuePolicy"
 #: Template parameters: where the operator uploaded the two zips (see the export).
 CODE_BUCKET, CODE_KEY, NOTIFICATION_CODE_KEY = "CodeBucket", "CodeKey", "NotificationCodeKey"
 
@@ -49,6 +53,9 @@ def substitute(value: Any, p: Planning) -> Any:
     holding a pseudo parameter becomes a ``Fn::Sub``.  The plan spells the ARNs out, as
     create needs them; the stack only knows them once it made the resource."""
     refs: dict[str, Any] = {p.desired.function_arn: {"Fn::GetAtt": [FUNCTION, "Arn"]}}
+    if p.options.delivery == "sqs":
+        refs[p.desired.queue_arn] = {"Fn::GetAtt": [QUEUE, "Arn"]}
+        refs[p.desired.dead_letter_queue_arn] = {"Fn::GetAtt": [DEAD_LETTER_QUEUE, "Arn"]}
     if not p.options.role_arn:
         refs[p.desired.role_arn] = {"Fn::GetAtt": [ROLE, "Arn"]}
     return _substitute(value, refs)
@@ -78,6 +85,7 @@ def unrendered(kind: str, step: Step) -> AssertionError:
                           f"{step.service}.{step.operation}")
 
 
-__all__ = ["ACCOUNT", "CODE_BUCKET", "CODE_KEY", "FUNCTION", "NOTIFICATION_CODE_KEY",
+__all__ = ["ACCOUNT", "CODE_BUCKET", "CODE_KEY", "DEAD_LETTER_QUEUE", "FUNCTION",
+           "NOTIFICATION_CODE_KEY", "QUEUE", "QUEUE_POLICY",
            "PARTITION", "REGION", "ROLE", "Resources", "api", "code", "function_ref", "resource",
            "substitute", "unrendered"]

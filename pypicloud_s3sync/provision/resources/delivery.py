@@ -23,7 +23,7 @@ from ..plan import Check, Step
 from ..tags import tag_dict
 from .base import Grantee, Planning
 from .bucket_notification import notification_resources
-from .cfn import Resources, api, unrendered
+from .cfn import QUEUE_POLICY, Resources, api, unrendered
 from .eventbridge import RULE_CALLS, add_rule, delete_rule, rule_statement, rule_targets
 from .grants import allow, on_bucket
 from .permissions import invoke_statement, permission, permission_resource
@@ -80,17 +80,26 @@ def event_pattern(p: Planning) -> dict[str, Any]:
 
 
 def plan(p: Planning) -> None:
+    """The bucket's entry for ``direct`` (to the function) or ``sqs`` (to the queue), or
+    EventBridge delivery and our rule; one write of the bucket's document switches from
+    one path to the other, so no event goes nowhere.  What the new path needs is made
+    before that write (the invoke permission S3 checks, the rule, the queue and its
+    policy, made by their kinds earlier); what only the old one used goes after it."""
     o, a, d, target = p.options, p.actual, p.desired, p.config.target
-    direct = o.delivery == "direct"
+    direct, sqs = o.delivery == "direct", o.delivery == "sqs"
+    entry_wanted = direct or sqs
+    queue = d.queue_arn
     current = a.notification
-    ours_now = notifications.find_ours(current, p.fname, d.function_arn)
-    entry = notifications.our_entry(d.function_arn, p.fname, target.prefix)
-    # The S3 permission comes before the notification: S3 validates it on write.
-    permission(p, "s3.amazonaws.com", f"arn:{d.partition}:s3:::{target.bucket}", direct,
-               d.account)
+    ours_now = notifications.find_ours(current, p.fname, d.function_arn, queue)
+    entry = notifications.our_entry(d.function_arn, p.fname, target.prefix,
+                                    queue if sqs else "")
+    s3_source = f"arn:{d.partition}:s3:::{target.bucket}"
+    if direct:  # S3 validates it on write: before the notification
+        permission(p, "s3.amazonaws.com", s3_source, True, d.account)
     eb_on = notifications.EVENTBRIDGE in current
-    if direct:
-        clashes = notifications.overlaps(current, target.prefix, p.fname, d.function_arn)
+    if entry_wanted:
+        clashes = notifications.overlaps(current, target.prefix, p.fname, d.function_arn,
+                                         queue)
         if clashes:
             if p.strict:
                 raise DeployError(
@@ -103,17 +112,19 @@ def plan(p: Planning) -> None:
             p.row(KIND, name(p), "our entry", "conflict: " + clashes[0].describe(), False)
             return
         in_sync = len(ours_now) == 1 and notifications.same_entry(ours_now[0], entry)
-        want = notifications.with_ours(current, entry, p.fname, d.function_arn)
+        want = notifications.with_ours(current, entry, p.fname, d.function_arn, queue)
     else:
         in_sync = not ours_now
-        want = notifications.without_ours(current, p.fname, d.function_arn)
+        want = notifications.without_ours(current, p.fname, d.function_arn, queue)
     eb_by_us = a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
-    if not direct:
+    if not entry_wanted:
         want = notifications.with_eventbridge(want, True)
     elif a.rule is not None and eb_by_us and not a.other_bucket_rules:
         want = notifications.with_eventbridge(want, False)
-    if direct:
-        p.row(KIND, name(p), f"{', '.join(notifications.OUR_EVENTS)} prefix '{target.prefix}'",
+    if entry_wanted:
+        where = f"queue {queue.rsplit(':', 1)[-1]}" if sqs else "the function"
+        p.row(KIND, name(p), f"{', '.join(notifications.OUR_EVENTS)} prefix "
+                             f"'{target.prefix}' to {where}",
               "as desired" if in_sync else ("missing" if not ours_now else "differs"),
               in_sync)
     else:
@@ -126,32 +137,49 @@ def plan(p: Planning) -> None:
         _rule(p, wanted=True, enabled_by_us=(not eb_on) or eb_by_us)
     if want != current:
         what = []
-        if direct and not in_sync:
+        if entry_wanted and not in_sync:
+            old = (f"; our previous entry ({_destination(ours_now[0])}) is replaced in the "
+                   "same write, so events keep arriving" if ours_now else "")
             what.append(f"{'replace' if ours_now else 'add'} our entry {entry['Id']} "
-                        f"({', '.join(entry['Events'])}, prefix '{target.prefix}')")
-        if not direct and ours_now:
-            what.append(f"remove our entry {name(p)}")
+                        f"({', '.join(entry['Events'])}, prefix '{target.prefix}') to "
+                        f"{_destination(entry)}{old}")
+        if not entry_wanted and ours_now:
+            what.append(f"remove our entry {name(p)} (in the same write that turns "
+                        "EventBridge delivery on, so events keep arriving)"
+                        if not eb_on else f"remove our entry {name(p)}")
         if notifications.EVENTBRIDGE in want and not eb_on:
             what.append("turn on EventBridge delivery")
         if notifications.EVENTBRIDGE not in want and eb_on:
             what.append("turn off EventBridge delivery (we turned it on)")
-        kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (1 if direct else 0)
-        _put_notifications(p, what, kept, want, current)
-    if direct:  # tear down the EventBridge path after the switch, then its permission
+        kept = sum(len(want.get(k, [])) for k in notifications.KINDS) - (
+            1 if entry_wanted else 0)
+        _put_notifications(p, what, kept, want, current, queue if sqs else d.function_arn)
+    # The old path, once the new one is in place: the function's S3 permission (direct),
+    # the rule and its permission (eventbridge).  The queue's kinds remove theirs last.
+    if not direct:
+        permission(p, "s3.amazonaws.com", s3_source, False, d.account)
+    if entry_wanted:
         _rule(p, wanted=False, enabled_by_us=False)
         permission(p, "events.amazonaws.com", d.rule_arn, False, None)
 
 
+def _destination(entry: dict[str, Any]) -> str:
+    if "QueueArn" in entry:
+        return f"queue {entry['QueueArn'].rsplit(':', 1)[-1]}"
+    return f"function {entry.get('LambdaFunctionArn', '?').rsplit(':', 1)[-1]}"
+
+
 def _put_notifications(p: Planning, what: list[str], kept: int, want: dict[str, Any],
-                       before: dict[str, Any]) -> None:
+                       before: dict[str, Any], ours: str) -> None:
     """Put the bucket's whole notification configuration; the summary says what changes
     and that the others are kept.
 
     S3 validates every destination of the document on each write, so one of someone
     else's that no longer validates (a deleted queue) would block any change; a write
     that adds no destination skips that check (``SkipDestinationValidation``).  The
-    step names our function as ``ours``: the executor waits only for our own permission
-    to reach S3, never for another team's destination to be fixed.
+    step names our destination (the function, or the queue) as ``ours``: the executor
+    waits only for our own permission to reach S3, never for another team's
+    destination to be fixed.
     """
     bucket = p.config.target.bucket
     params: dict[str, Any] = {"Bucket": bucket, "NotificationConfiguration": want}
@@ -161,7 +189,7 @@ def _put_notifications(p: Planning, what: list[str], kept: int, want: dict[str, 
            f"bucket {bucket} notifications: {'; '.join(what)}; {kept} other "
            f"entr{'y' if kept == 1 else 'ies'} kept as they are",
            "s3.put_bucket_notification_configuration", params,
-           details={"before": before, "ours": p.desired.function_arn})
+           details={"before": before, "ours": ours})
 
 
 def _rule(p: Planning, wanted: bool, enabled_by_us: bool) -> None:
@@ -205,8 +233,8 @@ def teardown(p: Planning) -> None:
         p.notes.append(f"bucket {target.bucket} does not exist: its notification "
                        "configuration could not be reached (our entry and the EventBridge "
                        "switch went with the bucket)")
-    ours = notifications.find_ours(a.notification, p.fname, d.function_arn)
-    want = notifications.without_ours(a.notification, p.fname, d.function_arn)
+    ours = notifications.find_ours(a.notification, p.fname, d.function_arn, d.queue_arn)
+    want = notifications.without_ours(a.notification, p.fname, d.function_arn, d.queue_arn)
     eb_by_us = a.rule is not None and a.rule_tags.get(BUCKET_EVENTBRIDGE_TAG) == "enabled-by-us"
     if eb_by_us and notifications.EVENTBRIDGE in want:
         others = a.other_bucket_rules
@@ -223,7 +251,7 @@ def teardown(p: Planning) -> None:
         what = [f"remove our entry {', '.join(e.get('Id', '?') for e in ours)}"] if ours else []
         if notifications.EVENTBRIDGE in a.notification and notifications.EVENTBRIDGE not in want:
             what.append("turn off EventBridge delivery (we turned it on)")
-        _put_notifications(p, what, kept, want, a.notification)
+        _put_notifications(p, what, kept, want, a.notification, d.function_arn)
     if a.rule is not None:
         rule = delivery_rule_name(p.fname)
         if tags.managed(a.rule_tags):
@@ -250,8 +278,8 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
         elif api(step) in RULE_CALLS:
             add_rule(found, step, RULE, RULE_PERMISSION)
         elif api(step) == "s3.put_bucket_notification_configuration":
-            direct = p.options.delivery == "direct"
-            found.update(notification_resources(p, S3_PERMISSION if direct else None))
+            checked = {"direct": S3_PERMISSION, "sqs": QUEUE_POLICY}
+            found.update(notification_resources(p, checked.get(p.options.delivery)))
         else:
             raise unrendered(KIND, step)
     return found

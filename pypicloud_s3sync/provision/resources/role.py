@@ -15,6 +15,7 @@ from ..tags import tag_dict
 from .base import Grantee, Planning
 from .cfn import ROLE, Resources, api, resource, unrendered
 from .grants import allow
+from .sqs import in_use
 
 KIND = "role"
 
@@ -66,6 +67,10 @@ def plan(p: Planning) -> None:
     o, a, d = p.options, p.actual, p.desired
     if o.role_arn:
         p.notes.append(f"using role {o.role_arn} as given (-a); its policy is yours")
+        if o.delivery == "sqs":
+            p.notes.append(f"--delivery sqs: role {o.role_arn} must allow "
+                           f"{', '.join(iam.QUEUE_ACTIONS)} on {d.queue_arn}, or Lambda "
+                           "refuses the event source mapping")
         _check_given_role(p, o.role_arn)
         return
     role = name(p)
@@ -75,7 +80,8 @@ def plan(p: Planning) -> None:
                              on_failure=o.on_failure, on_failure_key=a.on_failure_key,
                              partition=d.partition,
                              stored_db_secret=(d.stored.store, d.stored.policy_resource)
-                             if d.stored else None, environment_key=o.kms_key_arn)
+                             if d.stored else None, environment_key=o.kms_key_arn,
+                             queue=(d.queue_arn, o.queue_kms_key_arn) if in_use(p) else None)
     if a.role is None:
         p.row(KIND, role, "exists, trusts lambda.amazonaws.com", "missing")
         p.call(KIND, "create", role,
