@@ -802,7 +802,7 @@ def test_a_role_permission_that_never_comes_fails_after_the_bound_naming_it(
     role and the permission to grant."""
     config = make_config(tmp_path)
     options = dict(VPC)
-    role = iam.role_arn("123456789012", iam.role_name(FUNCTION, REGION))
+    role = iam.role_arn("123456789012", iam.role_name(FUNCTION, REGION), "aws")
     if given_role:
         role = boto3.client("iam").create_role(
             RoleName="platform", AssumeRolePolicyDocument=json.dumps(iam.trust_policy()))[
