@@ -19,6 +19,13 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
+
+A run that checked every mutant in its module's scope also writes
+``tools/mutation/results/<name>.json`` (committed): the module, the scope, the commit and
+date, how long it took, and the counts, each survivor with its label from
+``mutation_survivors.txt``.  Only a complete run writes it: a run of some mutants
+(``--survivors``) or one stopped part way leaves it as it was, so the file always says
+what one whole run found.
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "build" / "mutation"
+RESULTS = ROOT / "tools" / "mutation" / "results"
+SURVIVORS = ROOT / "tools" / "mutation" / "mutation_survivors.txt"
 
 #: The fast tests of each area: no bundle builds, no servers but the cache servers.
 #: The handler's scenarios run on SQLite only here; the per-backend deletes of
@@ -90,6 +101,26 @@ TARGETS: dict[str, Target] = {
                              "*security.x__host_without_default_port__*",
                              "*security.x_check_same_origin__*",
                              "*security.x_read_json_body__*")),
+    # One parser for every output that must not show a password: the withhold check,
+    # plans, CLI lines, the admin API's scrubbing, the function's log lines.
+    "urlsecrets": Target("pypicloud_s3sync/urlsecrets.py",
+                         ("tests/shared/test_url_secrets.py",)),
+    # The database URL from Secrets Manager or SSM: a wrong one leaks the password into
+    # a URL the function logs, or loses the cache to a refused login after rotation.
+    "dbsecret": Target("pypicloud_s3sync/function/dbsecret.py",
+                       ("tests/function/test_db_secret.py",
+                        "tests/function/test_db_secret_rotation.py")),
+    # The bulk removals: what is planned "gone", what a HEAD confirms, what is cleared,
+    # and the missing bucket that must stop the run instead of emptying the cache.  The
+    # report's text, the call counter and the thread pool are left out: they decide
+    # nothing about what is removed, and the run with them took too long for the
+    # machine (each mutant runs pypicloud apps on five cache backends).
+    "reconcile": Target("pypicloud_s3sync/function/reconcile.py",
+                        ("tests/function/test_reconcile.py", "-m", "not slow"),
+                        only=tuple(f"*reconcile.x_{f}__*" for f in (
+                            "_path_of", "list_bucket", "_plan", "_expected_key",
+                            "_read_one", "reconcile", "_repair_entry", "check_bucket",
+                            "run_scheduled"))),
 }
 
 
@@ -106,11 +137,77 @@ def _setup_cfg(target: Target) -> str:
 
 def run(name: str, target: Target) -> dict[str, object]:
     work = WORK / name
+    commit = _commit()
     _prepare(work, target)
+    started = time.monotonic()
     with open(work / "run.log", "wb") as log:
         subprocess.run([*_MUTMUT, "run", "--max-children", "1", *target.only], cwd=work,
                        env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
-    return summarize(name, target)
+    result = summarize(name, target)
+    write_record(name, target, result, commit, time.monotonic() - started)
+    return result
+
+
+def _commit() -> str:
+    """The commit the copy is made from, marked when the package or tests differ from it:
+    a count is only reproducible from a commit."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "pypicloud_s3sync", "tests", "pytest.ini")
+    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")
+
+
+def labels(name: str) -> dict[str, str]:
+    """The reasons ``mutation_survivors.txt`` gives, by mutant, in module ``name``'s section."""
+    found: dict[str, str] = {}
+    section = None
+    for line in SURVIVORS.read_text().splitlines():
+        if line.startswith("## "):
+            header = line[3:].split()
+            section = header[0] if header else None
+        elif section == name and line.strip() and not line.startswith("#"):
+            mutant, _, reason = line.strip().partition(" ")
+            found[mutant] = reason.strip()
+    return found
+
+
+def write_record(name: str, target: Target, result: dict[str, object], commit: str,
+                 seconds: float) -> Path | None:
+    """``results/<name>.json`` when every mutant in scope was checked; None otherwise."""
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    if not result["total"] or set(counts) - _CHECKED:
+        return None  # stopped part way (or nothing to mutate): not a complete run
+    known = labels(name)
+    survivors = result["not_killed"]
+    assert isinstance(survivors, list)
+    record = {
+        "module": target.path,
+        "scope": list(target.only) or "every function",
+        "tests": list(target.tests),
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+        "minutes": round(seconds / 60, 1),
+        "mutants": result["total"],
+        "killed": counts.get("killed", 0),
+        "timed_out": counts.get("timeout", 0),
+        "survived": len(survivors),
+        "score": result["score"],
+        "survivors": {m: known.get(m.rsplit(".", 1)[-1], "unlabelled")
+                      for m in survivors},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+#: mutmut's verdicts of a checked mutant; any other ("not checked", "check was
+#: interrupted by user") means the run did not finish.
+_CHECKED = {"killed", "survived", "timeout", "no tests", "suspicious", "segfault",
+            "caught by type check", "skipped"}
 
 
 def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict[str, object]:
@@ -121,7 +218,15 @@ def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict
     equivalent ones, which run every covering test, are not tried again."""
     work = WORK / name
     if not (work / "mutants").exists():
-        return run(name, target)
+        if not only:
+            return run(name, target)
+        # No run here yet (a new checkout): make the copy and try just these.
+        _prepare(work, target)
+        with open(work / "run.log", "wb") as log:
+            subprocess.run([*_MUTMUT, "run", "--max-children", "1",
+                            *(f"*{m}" for m in only)], cwd=work, env=_env(work),
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+        return summarize(name, target)
     shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     survivors = summarize(name, target)["not_killed"]
