@@ -457,6 +457,57 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
     assert bucket.keys() == []
 
 
+def test_a_same_second_put_of_the_same_bytes_is_told_apart_by_its_version(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a versioned bucket (what status asks for), the object is put again with the
+    same bytes and a new summary between our HEAD and our slow write, within the same
+    second: the ETag (the bytes' MD5) and the Last-Modified agree, and only the version
+    tells the states apart.  The cache must end with the newer summary.
+
+    S3 (botocore's HeadObject model): ``LastModified`` comes in the ``Last-Modified``
+    header, an HTTP date (whole seconds), and ``VersionId``, "Version ID of the object",
+    in ``x-amz-version-id``; the S3 User Guide, "Retrieving the metadata of an object
+    version": "By default, you get the metadata of the most recent version."  Two puts
+    in one second are staged by holding moto's clock still, not by racing the machine.
+    """
+    import datetime
+
+    import moto.s3.models
+
+    bucket = SyncBucket.create(sqlite_settings)
+    bucket.s3.put_bucket_versioning(Bucket=BUCKET,
+                                    VersioningConfiguration={"Status": "Enabled"})
+    now = moto.s3.models.utcnow()
+    monkeypatch.setattr(moto.s3.models, "utcnow", lambda: now)
+    key = "pkgs/delta/delta-1.0.tar.gz"
+
+    def put(summary: str) -> None:
+        bucket.s3.put_object(Bucket=BUCKET, Key=key, Body=b"the same bytes",
+                             Metadata={"name": "delta", "version": "1.0",
+                                       "summary": summary})
+
+    put("first")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    done: list[bool] = []
+
+    def put_again_after_first_head(**_: Any) -> None:
+        if not done:
+            done.append(True)
+            put("second")
+
+    runtime.s3.meta.events.register("after-call.s3.HeadObject", put_again_after_first_head)
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=0)
+
+    versions = bucket.s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 2 and len({v["LastModified"] for v in versions}) == 1
+    assert len({v["ETag"] for v in versions}) == 1  # only the version tells them apart
+    assert cached(sqlite_settings)["delta-1.0.tar.gz"]["summary"] == "second"
+    assert outcome.reason == "object present; cached delta 1.0 (verified after a slow write)"
+
+
 @pytest.mark.parametrize(("recorded", "other"), [
     ("a/omega/omega-1.0.tar.gz", "b/omega/omega-1.0.tar.gz"),
     ('a/Ωmega "x" 50%_\\/omega-1.0.tar.gz', 'a/Ωmega "x" 50%_/omega-1.0.tar.gz'),
