@@ -416,6 +416,29 @@ def test_a_schedule_event_is_a_reconcile_with_its_own_options(
     assert deep["in_sync"] is True and deep["s3_calls"]["HeadObject"] == 1
 
 
+def test_a_non_package_at_the_key_leaves_the_other_spellings_entry_alone(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """An EventBridge key is tried as decoded and as sent ("%2B" kept).  When the decoded
+    key exists but is no package, only its own filename is cleared: the other spelling
+    was never read, and its object (a package pypicloud serves) is still there."""
+    bucket = SyncBucket.create(sqlite_settings)
+    sent = "pkgs/READ%2BME.tar.gz"
+    bucket.put_raw(sent, name="readme", version="1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    assert sync_key(runtime.cache, runtime.s3, BUCKET, sent, verify_after=None).action == "saved"
+    decoded = "pkgs/READ+ME.tar.gz"
+    bucket.put_raw(decoded)  # no metadata, no version in its name: pypicloud lists none
+
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(sent,),
+                       verify_after=None)
+
+    assert (outcome.action, outcome.key) == ("skipped", decoded)
+    assert outcome.reason.endswith("; nothing cached")
+    assert cached(sqlite_settings)["READ%2BME.tar.gz"]["path"] == sent
+
+
 def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
     """After our first HEAD, another writer deletes the object: a real interleaving of
     two invocations, staged with botocore's own event hooks."""
@@ -472,8 +495,6 @@ def test_a_same_second_put_of_the_same_bytes_is_told_apart_by_its_version(
     version": "By default, you get the metadata of the most recent version."  Two puts
     in one second are staged by holding moto's clock still, not by racing the machine.
     """
-    import datetime
-
     import moto.s3.models
 
     bucket = SyncBucket.create(sqlite_settings)
@@ -771,14 +792,17 @@ def record_calls(cache: Any, backend: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
+@pytest.mark.parametrize("key", ["a/omega/omega-1.0.tar.gz", OMEGA],
+                         ids=["in-its-project-folder", "at-the-root"])
 def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
-    aws: None, backend: str, cache_settings: Any
+    aws: None, backend: str, cache_settings: Any, key: str
 ) -> None:
     """The delete path the handler takes for every removed object: one statement or
-    call, its condition doing the path check that a read would otherwise do."""
+    call, its condition doing the path check that a read would otherwise do.  A key
+    at the bucket's root names no project, so DynamoDB deletes the entry as stored,
+    still in one call (DynamoDB bills each DeleteItem)."""
     from pypicloud_s3sync.function.sync import clear_filename, committing
 
-    key = "a/omega/omega-1.0.tar.gz"
     with one_cached_entry(cache_settings, backend, key) as (cache, settings):
         calls = record_calls(cache, backend)
         with committing(cache):
