@@ -95,6 +95,48 @@ FORMS = {
     "rediss://cache.internal:6380/0?ssl_keyfile=/etc/redis/key12.pem&ssl_password=Redis-ssl13": (
         "rediss://cache.internal:6380/0?ssl_keyfile=***&ssl_password=***",
         "rediss://cache.internal:6380/0", {"/etc/redis/key12.pem", "Redis-ssl13"}),
+    # Generated passwords hold any punctuation (Secrets Manager's GetRandomPassword
+    # draws from all of it by default): "#", "?", "=", ":" and "@" in the password must
+    # not let the query's secrets, or part of the password, show.
+    "postgresql://ppc:a#b@db/pypi?sslpassword=Ssl-pw30": (
+        "postgresql://ppc:***@db/pypi?sslpassword=***", "postgresql://ppc@db/pypi",
+        {"a#b", "Ssl-pw30"}),
+    "postgresql://ppc:Pw?x=1@db/pypi?sslpassword=Ssl-pw32": (
+        "postgresql://ppc:***@db/pypi?sslpassword=***", "postgresql://ppc@db/pypi",
+        {"Pw?x=1", "Ssl-pw32"}),
+    "postgresql://ppc:Q?pw39@db.internal/pypi?password=Query-pw40": (
+        "postgresql://ppc:***@db.internal/pypi?password=***",
+        "postgresql://ppc@db.internal/pypi", {"Q?pw39", "Query-pw40"}),
+    "postgresql://ppc:Hash#pw@34@db.internal/pypi": (
+        "postgresql://ppc:***@db.internal/pypi", "postgresql://ppc@db.internal/pypi",
+        {"Hash#pw@34", "Hash#pw"}),
+    "postgresql://ppc:Ends#@pw42@db.internal/pypi": (
+        "postgresql://ppc:***@db.internal/pypi", "postgresql://ppc@db.internal/pypi",
+        {"Ends#@pw42", "Ends#"}),
+    "postgresql://ppc:Ends-with@@db.internal/pypi": (
+        "postgresql://ppc:***@db.internal/pypi", "postgresql://ppc@db.internal/pypi",
+        {"Ends-with@", "Ends-with"}),
+    "postgresql://ppc:Colon:pw35@db.internal/pypi": (
+        "postgresql://ppc:***@db.internal/pypi", "postgresql://ppc@db.internal/pypi",
+        {"Colon:pw35"}),
+    "postgresql://ppc:p@ss@w0rd@db/pypi": (
+        "postgresql://ppc:***@db/pypi", "postgresql://ppc@db/pypi", {"p@ss@w0rd", "p"}),
+    # "?", "#" and "://" later in the URL than the secret.
+    "postgresql://ppc@db/pypi?password=Query-pw33&application_name=a?b": (
+        "postgresql://ppc@db/pypi?password=***&application_name=a?b",
+        "postgresql://ppc@db/pypi?application_name=a?b", {"Query-pw33"}),
+    "postgresql://ppc@db/pypi?password=pw31#frag#more": (
+        "postgresql://ppc@db/pypi?password=***#frag#more",
+        "postgresql://ppc@db/pypi?#frag#more", {"pw31"}),
+    "redis://:Redis-pw37@cache.internal:6379/0?client_name=http://x": (
+        "redis://:***@cache.internal:6379/0?client_name=http://x",
+        "redis://cache.internal:6379/0?client_name=http://x", {"Redis-pw37"}),
+    # The database's name is kept to its last letter; redis-py reads the scheme in
+    # any case (urllib lowercases it).
+    "mysql+pymysql://ppc@db.internal/INDEX?passwd=Passwd-pw41": (
+        "mysql+pymysql://ppc@db.internal/INDEX?passwd=***",
+        "mysql+pymysql://ppc@db.internal/INDEX", {"Passwd-pw41"}),
+    "REDIS://:Upper-pw36@cache/0": ("REDIS://:***@cache/0", "REDIS://cache/0", {"Upper-pw36"}),
     # Nothing secret: shown and given as they are.
     "sqlite:////var/lib/pypi.sqlite": (
         "sqlite:////var/lib/pypi.sqlite", "sqlite:////var/lib/pypi.sqlite", set()),
@@ -123,7 +165,7 @@ def test_each_form_is_shown_and_given_without_its_secrets(url: str) -> None:
 def test_urls_inside_a_message_are_redacted_and_the_rest_kept() -> None:
     """A driver's error quotes the URL in free text, between quotes or brackets."""
     message = ("could not connect to postgresql://ppc:pw26@db/pypi; then 'redis://:pw27@c/0'"
-               ' and "mysql://u:pw28@h/d"<x> (sqlite:///no-secret)')
+               ' and "mysql://u:pw28@h/d"<x> (sqlite:///no-secret) REDIS://:pw29@c/0')
     assert redact_text(message) == (
         "could not connect to postgresql://ppc:***@db/pypi; then 'redis://:***@c/0'"
-        ' and "mysql://u:***@h/d"<x> (sqlite:///no-secret)')
+        ' and "mysql://u:***@h/d"<x> (sqlite:///no-secret) REDIS://:***@c/0')
