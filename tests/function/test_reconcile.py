@@ -331,3 +331,108 @@ def test_a_file_stored_under_two_keys_is_reported_not_rewritten(
     assert report.duplicates == {"alpha-1.0.tar.gz": sorted([key, "alpha/alpha-1.0.tar.gz"])}
     assert "stored twice" in report.summary()
     assert report.s3_calls == {"ListObjectsV2": 1}
+
+
+# -- what is read but not cached, and what a deep run removes ---------------------------------
+
+def test_a_listed_object_that_is_no_package_is_reported_and_not_cached(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """A file with a package's extension but neither pypicloud's metadata nor a name
+    and version in its filename: pypicloud would not list it, so neither does the cache."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    s3().put_object(Bucket=BUCKET, Key="pkgs/README.tar.gz", Body=b"notes")
+
+    report = run(server)
+
+    assert (report.not_packages, report.vanished, report.added) == (["pkgs/README.tar.gz"], [], [])
+    assert report.in_sync
+    assert "  skipped, not a package: pkgs/README.tar.gz" in report.summary().splitlines()
+    assert set(cached_entries(server.cache())) == {"alpha-1.0.tar.gz"}
+
+
+def test_an_object_deleted_between_listing_and_reading_is_reported_not_cached(
+    aws: None, pypicloud_factory: Any, region_b: Any
+) -> None:
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    region_b.upload("delta", "2.0")
+    key = key_of(region_b, "delta-2.0.tar.gz")
+    client = s3()
+    client.meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda **_: s3().delete_object(Bucket=BUCKET, Key=key))
+
+    config = load_config(str(server.ini))
+    report = reconcile(open_cache(config.settings), client, config.target)
+
+    assert (report.vanished, report.not_packages, report.added) == ([key], [], [])
+    assert f"  vanished while reading: {key}" in report.summary().splitlines()
+    assert cached_entries(server.cache()) == {}
+
+
+def test_a_deep_run_removes_an_entry_whose_object_is_no_package_any_more(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """Overwritten in S3 without pypicloud's metadata, under a filename that names no
+    version: pypicloud would not list the object now, so the entry goes."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    key = "pkgs/README.tar.gz"
+    s3().put_object(Bucket=BUCKET, Key=key, Body=b"v1",
+                    Metadata={"name": "readme", "version": "1.0"})
+    assert run(server).added == ["README.tar.gz"]
+    s3().put_object(Bucket=BUCKET, Key=key, Body=b"v2")
+
+    assert run(server).in_sync  # the names still agree: only a deep run reads it
+    report = run(server, deep=True)
+
+    assert (report.removed, report.not_packages, report.vanished) == (["README.tar.gz"], [], [])
+    assert cached_entries(server.cache()) == {}
+
+
+# -- a bucket that cannot be listed must stop the run, never look empty ----------------------
+
+def test_a_missing_bucket_is_named_with_its_region_and_what_to_check(
+    aws: None, tmp_path: Path, cache_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ..support.pypicloud_app import write_ini
+
+    # Without storage.region_name, the region is the environment's (AWS_DEFAULT_REGION).
+    for region, where in (("eu-west-1", "eu-west-1"), (None, "us-east-1")):
+        ini = tmp_path / "server.ini"
+        write_ini(ini, {"storage.bucket": "no-such-bucket", **cache_settings("sqlite"),
+                        **({"storage.region_name": region} if region else {})})
+        assert cli.main(["reconcile", str(ini)]) == cli.EXIT_CONFIG
+        assert capsys.readouterr().err == (
+            f"ppc-s3sync reconcile: error: bucket no-such-bucket (storage.bucket) does not "
+            f"exist in {where}; reconcile never creates buckets. Check storage.bucket and "
+            "storage.region_name\n")
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_bucket_that_cannot_be_read_stops_the_run_with_its_own_error(
+    aws: None, status: int
+) -> None:
+    """HeadBucket (botocore's model, from the S3 API Reference): "If the bucket does not
+    exist or you do not have permission to access it, the HEAD request returns a generic
+    404 Not Found or 403 Forbidden code. A message body is not included, so you cannot
+    determine the exception beyond these error codes."  moto does not refuse a HEAD for
+    want of s3:ListBucket, so a Stubber gives the answer; any other status is no
+    verdict on the bucket and propagates as it is."""
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from pypicloud_s3sync.config import ConfigError, SyncTarget
+    from pypicloud_s3sync.function.reconcile import check_bucket
+
+    client = s3()
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", service_error_code=str(status),
+                              http_status_code=status)
+        expected = ConfigError if status == 403 else ClientError
+        with pytest.raises(expected) as info:
+            check_bucket(client, SyncTarget(bucket=BUCKET, prefix="pkgs/"))
+    if status == 403:
+        assert str(info.value) == (
+            f"access to bucket {BUCKET} was denied; reconcile needs s3:ListBucket on it "
+            "and s3:GetObject under the prefix")
