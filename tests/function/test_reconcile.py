@@ -436,3 +436,43 @@ def test_a_bucket_that_cannot_be_read_stops_the_run_with_its_own_error(
         assert str(info.value) == (
             f"access to bucket {BUCKET} was denied; reconcile needs s3:ListBucket on it "
             "and s3:GetObject under the prefix")
+
+
+def test_an_entry_whose_object_moved_to_another_key_is_pointed_at_it(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """The object now lives only under another key (moved in S3, e.g. after
+    ``storage.prepend_hash`` was switched): pypicloud would download from the old key
+    and fail, so the entry is rewritten from one HEAD of the new one."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    old = key_of(server, "alpha-1.0.tar.gz")
+    new = "alpha/alpha-1.0.tar.gz"
+    s3().copy_object(Bucket=BUCKET, Key=new, CopySource={"Bucket": BUCKET, "Key": old})
+    s3().delete_object(Bucket=BUCKET, Key=old)
+
+    report = run(server)
+
+    assert (report.updated, report.removed, report.added) == (["alpha-1.0.tar.gz"], [], [])
+    assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 1}
+    assert key_of(server, "alpha-1.0.tar.gz") == new
+    assert server.simple("alpha") == ["alpha-1.0.tar.gz"]
+
+
+def test_a_file_stored_twice_is_not_rewritten_whichever_key_is_listed_first(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """As above, with the copy's key sorting before the cached one: ListObjectsV2
+    returns keys in UTF-8 binary order, so the copy stands for the file in the
+    listing, and the cached key, still present, must keep the entry as it is."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    first = "-/alpha-1.0.tar.gz"  # "-" sorts before every hex digit and letter
+    s3().copy_object(Bucket=BUCKET, Key=first, CopySource={"Bucket": BUCKET, "Key": key})
+
+    report = run(server)
+
+    assert report.in_sync and report.duplicates == {"alpha-1.0.tar.gz": [first, key]}
+    assert report.s3_calls == {"ListObjectsV2": 1}
+    assert key_of(server, "alpha-1.0.tar.gz") == key
