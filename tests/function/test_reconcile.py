@@ -476,3 +476,40 @@ def test_a_file_stored_twice_is_not_rewritten_whichever_key_is_listed_first(
     assert report.in_sync and report.duplicates == {"alpha-1.0.tar.gz": [first, key]}
     assert report.s3_calls == {"ListObjectsV2": 1}
     assert key_of(server, "alpha-1.0.tar.gz") == key
+
+
+def test_an_entry_without_a_recorded_path_is_confirmed_where_pypicloud_puts_the_file(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """An entry that records no S3 path (written by something other than pypicloud's
+    S3 storage) and is not listed: its object is HEADed where pypicloud's
+    ``ObjectStoreStorage.get_path`` puts it (prefix, md5 of the filename, name), so a
+    file uploaded there again after the listing keeps its entry, which now records the
+    path.  A HEAD anywhere else would find nothing and remove a served package."""
+    import hashlib
+
+    from pypicloud_s3sync.function.sync import committing
+
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    assert key == f"pkgs/{hashlib.md5(b'alpha-1.0.tar.gz').hexdigest()[:4]}/alpha/alpha-1.0.tar.gz"
+    head = s3().head_object(Bucket=BUCKET, Key=key)
+    body = s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3().delete_object(Bucket=BUCKET, Key=key)
+    cache = server.cache()
+    with committing(cache):
+        cache.save(cache.new_package("alpha", "1.0", "alpha-1.0.tar.gz"))
+    assert "path" not in server.cache().fetch("alpha-1.0.tar.gz").data
+
+    client = s3()
+    client.meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda **_: s3().put_object(Bucket=BUCKET, Key=key, Body=body,
+                                    Metadata=head["Metadata"]))
+    config = load_config(str(server.ini))
+    report = reconcile(open_cache(config.settings), client, config.target)
+
+    assert (report.removed, report.updated) == ([], ["alpha-1.0.tar.gz"])
+    assert key_of(server, "alpha-1.0.tar.gz") == key
+    assert server.simple("alpha") == ["alpha-1.0.tar.gz"]
