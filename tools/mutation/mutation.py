@@ -199,9 +199,13 @@ def write_record(name: str, target: Target, result: dict[str, object], commit: s
         "mutants": result["total"],
         "killed": counts.get("killed", 0),
         "timed_out": counts.get("timeout", 0),
-        "survived": len(survivors),
+        "survived": counts.get("survived", 0),
+        "no_tests": counts.get("no tests", 0),  # no selected test ran the function
+        "other": {k: v for k, v in counts.items()
+                  if k not in ("killed", "timeout", "survived", "no tests")},
         "score": result["score"],
-        "survivors": {m: known.get(m.rsplit(".", 1)[-1], "unlabelled")
+        # Every mutant not killed, with its reason from mutation_survivors.txt.
+        "survivors": {m.rsplit(".", 1)[-1]: known.get(m.rsplit(".", 1)[-1], "unlabelled")
                       for m in survivors},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
