@@ -73,6 +73,21 @@ OPENED = {
     ("pw6", DB_URL): "postgresql://ppc:pw6@db.internal:5432/pypi?sslmode=require",
     (" pw7\n", "redis://cache:6379/0"): "redis://:pw7@cache:6379/0",
     ('["pw8"]', DB_URL): "postgresql://ppc:%5B%22pw8%22%5D@db.internal:5432/pypi?sslmode=require",
+    # An "@" or "://" in db.url's query is not where the user ends: the password must
+    # not land in application_name (which every user of the database can read).
+    ("pw11", "postgresql://ppc@db.internal/pypi?application_name=s3sync@lambda"):
+        "postgresql://ppc:pw11@db.internal/pypi?application_name=s3sync@lambda",
+    ("pw12", "postgresql://db.internal/pypi?application_name=a@b"):
+        "postgresql://:pw12@db.internal/pypi?application_name=a@b",
+    ("pw13", "redis://cache:6379/0?client_name=http://x"):
+        "redis://:pw13@cache:6379/0?client_name=http://x",
+    ('{"password": "pw14", "username": "app/rotated user"}', "postgresql://ppc@db.internal/pypi"):
+        "postgresql://app%2Frotated%20user:pw14@db.internal/pypi",
+    # A whole URL is taken as it is, "://" in its query or its scheme in capitals
+    # (redis-py lowercases it) included.
+    ("postgresql://u:pw15@h/d?application_name=http://x", None):
+        "postgresql://u:pw15@h/d?application_name=http://x",
+    ("REDIS://:pw16@cache/0", None): "REDIS://:pw16@cache/0",
 }
 
 
@@ -98,6 +113,7 @@ REFUSED = {
     ("", DB_URL): "is not a URL, and is no password either (it is empty or holds white space)",
     ("pw h", DB_URL):
         "is not a URL, and is no password either (it is empty or holds white space)",
+    ('{"url": "pw-l m://x"}', DB_URL): 'is not a URL (nor a password: it holds "://")',
     ("pw-i", None): "is not a URL, and there is no db.url to put it in as the password; store "
                     "the whole database URL in it",
     ("pw-j", ""): "is not a URL, and there is no db.url to put it in as the password; store "
@@ -195,6 +211,8 @@ def _refusals() -> dict[str, BaseException]:
         "as-a-cause": _raised(RuntimeError, "cache unavailable", cause=mysql),
         "as-a-context": _raised(RuntimeError, "cache unavailable",
                                 context=redis.exceptions.AuthenticationError("x")),
+        "a-cause-beside-a-context": _raised(RuntimeError, "cache unavailable", cause=mysql,
+                                            context=RuntimeError("rollback failed")),
     }
 
 
