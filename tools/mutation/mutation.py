@@ -16,6 +16,8 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     # the last run's survivors, against the tests now (all of them, or some):
     python tools/mutation/mutation.py --survivors sync
     python tools/mutation/mutation.py --survivors sync x_sync_key__mutmut_33
+    # the reasons in results/<name>.json read again from mutation_survivors.txt:
+    python tools/mutation/mutation.py --labels urlsecrets
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
@@ -172,7 +174,8 @@ def labels(name: str) -> dict[str, str]:
     for line in SURVIVORS.read_text().splitlines():
         if line.startswith("## "):
             header = line[3:].split()
-            section = header[0] if header else None
+            if header and header[0] in TARGETS:  # else a header's second line
+                section = header[0]
         elif section == name and line.strip() and not line.startswith("#"):
             mutant, _, reason = line.strip().partition(" ")
             found[mutant] = reason.strip()
@@ -301,7 +304,22 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(mutant, pattern) for pattern in patterns)
 
 
+def relabel(name: str) -> None:
+    """The survivors' reasons in ``results/<name>.json`` read again from
+    ``mutation_survivors.txt`` (after labelling them); the counts stay the run's."""
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        record = json.loads(path.read_text())
+        known = labels(name)
+        record["survivors"] = {m: known.get(m, "unlabelled") for m in record["survivors"]}
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv: list[str]) -> int:
+    if "--labels" in argv:
+        for name in [a for a in argv if a in TARGETS] or list(TARGETS):
+            relabel(name)
+        return 0
     only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
     again = "--survivors" in argv
     mutants = tuple(a for a in argv if "__mutmut_" in a)  # with --survivors: which ones
