@@ -16,6 +16,7 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     # the last run's survivors, against the tests now (all of them, or some):
     python tools/mutation/mutation.py --survivors sync
     python tools/mutation/mutation.py --survivors sync x_sync_key__mutmut_33
+    # (named mutants in a checkout with no run yet: a new copy, just those mutants)
     # the reasons in results/<name>.json read again from mutation_survivors.txt:
     python tools/mutation/mutation.py --labels urlsecrets
 
@@ -333,7 +334,7 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        if (only_results or again) and not (WORK / name / "mutants").is_dir():
+        if (only_results or (again and not mutants)) and not (WORK / name / "mutants").is_dir():
             print(f"   not run in this checkout yet: make mutate MODULES={name}", flush=True)
             continue
         if only_results:
