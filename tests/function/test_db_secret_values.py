@@ -81,6 +81,11 @@ OPENED = {
         "postgresql://:pw12@db.internal/pypi?application_name=a@b",
     ("pw13", "redis://cache:6379/0?client_name=http://x"):
         "redis://:pw13@cache:6379/0?client_name=http://x",
+    # Azure's "user@server" logins: the user ends at the last "@" before the host, as
+    # SQLAlchemy reads it.  And a URL without a path.
+    ("pw17", "postgresql://ppc@pypi-db@pypi-db.postgres.database.azure.com/pypi"):
+        "postgresql://ppc@pypi-db:pw17@pypi-db.postgres.database.azure.com/pypi",
+    ("pw18", "redis://cache:6379"): "redis://:pw18@cache:6379",
     ('{"password": "pw14", "username": "app/rotated user"}', "postgresql://ppc@db.internal/pypi"):
         "postgresql://app%2Frotated%20user:pw14@db.internal/pypi",
     # A whole URL is taken as it is, "://" in its query or its scheme in capitals
