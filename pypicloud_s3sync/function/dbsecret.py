@@ -43,6 +43,10 @@ _AUTH_FAILURES = (
 )
 
 
+#: Where a URL's authority (userinfo and host) ends.
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
 class SecretError(ValueError):
     """The secret cannot give the function a database URL; the message says why."""
 
@@ -99,7 +103,11 @@ def _with_password(url: str, password: str, username: str | None = None) -> str:
             "the secret holds a password, but db.url holds one as well; remove it from "
             "db.url (or store the whole URL in the secret)"
         )
-    host_start = rest.find("@") + 1
+    # The user ends at the last "@" before the path, query or fragment: an "@" in the
+    # query ("application_name=a@b") is not the userinfo's, and a password put there
+    # would reach the server as that parameter's value.
+    authority = _AUTHORITY_END.search(rest)
+    host_start = rest.rfind("@", 0, authority.start() if authority else len(rest)) + 1
     user = rest[:host_start - 1] if host_start else ""
     if username is not None:
         user = quote(username, safe="")

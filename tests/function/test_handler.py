@@ -416,6 +416,29 @@ def test_a_schedule_event_is_a_reconcile_with_its_own_options(
     assert deep["in_sync"] is True and deep["s3_calls"]["HeadObject"] == 1
 
 
+def test_a_non_package_at_the_key_leaves_the_other_spellings_entry_alone(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str]
+) -> None:
+    """An EventBridge key is tried as decoded and as sent ("%2B" kept).  When the decoded
+    key exists but is no package, only its own filename is cleared: the other spelling
+    was never read, and its object (a package pypicloud serves) is still there."""
+    bucket = SyncBucket.create(sqlite_settings)
+    sent = "pkgs/READ%2BME.tar.gz"
+    bucket.put_raw(sent, name="readme", version="1.0")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    assert sync_key(runtime.cache, runtime.s3, BUCKET, sent, verify_after=None).action == "saved"
+    decoded = "pkgs/READ+ME.tar.gz"
+    bucket.put_raw(decoded)  # no metadata, no version in its name: pypicloud lists none
+
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, decoded, alt_keys=(sent,),
+                       verify_after=None)
+
+    assert (outcome.action, outcome.key) == ("skipped", decoded)
+    assert outcome.reason.endswith("; nothing cached")
+    assert cached(sqlite_settings)["READ%2BME.tar.gz"]["path"] == sent
+
+
 def _race(runtime: Any, bucket: SyncBucket, key: str) -> None:
     """After our first HEAD, another writer deletes the object: a real interleaving of
     two invocations, staged with botocore's own event hooks."""
@@ -455,6 +478,55 @@ def test_without_verification_the_same_race_leaves_a_stale_entry(
     assert outcome.action == "saved" and outcome.heads == 1
     assert "delta-1.0.tar.gz" in cached(sqlite_settings)
     assert bucket.keys() == []
+
+
+def test_a_same_second_put_of_the_same_bytes_is_told_apart_by_its_version(
+    aws: None, use_settings: Any, sqlite_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a versioned bucket (what status asks for), the object is put again with the
+    same bytes and a new summary between our HEAD and our slow write, within the same
+    second: the ETag (the bytes' MD5) and the Last-Modified agree, and only the version
+    tells the states apart.  The cache must end with the newer summary.
+
+    S3 (botocore's HeadObject model): ``LastModified`` comes in the ``Last-Modified``
+    header, an HTTP date (whole seconds), and ``VersionId``, "Version ID of the object",
+    in ``x-amz-version-id``; the S3 User Guide, "Retrieving the metadata of an object
+    version": "By default, you get the metadata of the most recent version."  Two puts
+    in one second are staged by holding moto's clock still, not by racing the machine.
+    """
+    import moto.s3.models
+
+    bucket = SyncBucket.create(sqlite_settings)
+    bucket.s3.put_bucket_versioning(Bucket=BUCKET,
+                                    VersioningConfiguration={"Status": "Enabled"})
+    now = moto.s3.models.utcnow()
+    monkeypatch.setattr(moto.s3.models, "utcnow", lambda: now)
+    key = "pkgs/delta/delta-1.0.tar.gz"
+
+    def put(summary: str) -> None:
+        bucket.s3.put_object(Bucket=BUCKET, Key=key, Body=b"the same bytes",
+                             Metadata={"name": "delta", "version": "1.0",
+                                       "summary": summary})
+
+    put("first")
+    use_settings(sqlite_settings)
+    runtime = handler.runtime()
+    done: list[bool] = []
+
+    def put_again_after_first_head(**_: Any) -> None:
+        if not done:
+            done.append(True)
+            put("second")
+
+    runtime.s3.meta.events.register("after-call.s3.HeadObject", put_again_after_first_head)
+    outcome = sync_key(runtime.cache, runtime.s3, BUCKET, key, verify_after=0)
+
+    versions = bucket.s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 2 and len({v["LastModified"] for v in versions}) == 1
+    assert len({v["ETag"] for v in versions}) == 1  # only the version tells them apart
+    assert cached(sqlite_settings)["delta-1.0.tar.gz"]["summary"] == "second"
+    assert outcome.reason == "object present; cached delta 1.0 (verified after a slow write)"
 
 
 @pytest.mark.parametrize(("recorded", "other"), [
@@ -720,17 +792,20 @@ def record_calls(cache: Any, backend: str) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql", "dynamo"])
+@pytest.mark.parametrize("key", ["a/omega/omega-1.0.tar.gz", OMEGA],
+                         ids=["in-its-project-folder", "at-the-root"])
 def test_clearing_the_entry_of_its_own_key_is_one_delete_and_no_read(
-    aws: None, backend: str, cache_settings: Any
+    aws: None, backend: str, cache_settings: Any, key: str
 ) -> None:
     """The delete path the handler takes for every removed object: one statement or
-    call, its condition doing the path check that a read would otherwise do.  The
-    number of round trips is the promise here (``sync._clear_sql``: the read saved was
-    "the one round trip per delete the handler made beyond the least possible"), so it
-    is counted, beside the entry being gone."""
+    call, its condition doing the path check that a read would otherwise do.  A key
+    at the bucket's root names no project, so DynamoDB deletes the entry as stored,
+    still in one call (DynamoDB bills each DeleteItem).  The number of round trips is
+    the promise here (``sync._clear_sql``: the read saved was "the one round trip per
+    delete the handler made beyond the least possible"), so it is counted, beside the
+    entry being gone."""
     from pypicloud_s3sync.function.sync import clear_filename, committing
 
-    key = "a/omega/omega-1.0.tar.gz"
     with one_cached_entry(cache_settings, backend, key) as (cache, settings):
         calls = record_calls(cache, backend)
         with committing(cache):

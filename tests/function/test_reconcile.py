@@ -331,3 +331,185 @@ def test_a_file_stored_under_two_keys_is_reported_not_rewritten(
     assert report.duplicates == {"alpha-1.0.tar.gz": sorted([key, "alpha/alpha-1.0.tar.gz"])}
     assert "stored twice" in report.summary()
     assert report.s3_calls == {"ListObjectsV2": 1}
+
+
+# -- what is read but not cached, and what a deep run removes ---------------------------------
+
+def test_a_listed_object_that_is_no_package_is_reported_and_not_cached(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """A file with a package's extension but neither pypicloud's metadata nor a name
+    and version in its filename: pypicloud would not list it, so neither does the cache."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    s3().put_object(Bucket=BUCKET, Key="pkgs/README.tar.gz", Body=b"notes")
+
+    report = run(server)
+
+    assert (report.not_packages, report.vanished, report.added) == (["pkgs/README.tar.gz"], [], [])
+    assert report.in_sync
+    assert "  skipped, not a package: pkgs/README.tar.gz" in report.summary().splitlines()
+    assert set(cached_entries(server.cache())) == {"alpha-1.0.tar.gz"}
+
+
+def test_an_object_deleted_between_listing_and_reading_is_reported_not_cached(
+    aws: None, pypicloud_factory: Any, region_b: Any
+) -> None:
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    region_b.upload("delta", "2.0")
+    key = key_of(region_b, "delta-2.0.tar.gz")
+    client = s3()
+    client.meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda **_: s3().delete_object(Bucket=BUCKET, Key=key))
+
+    config = load_config(str(server.ini))
+    report = reconcile(open_cache(config.settings), client, config.target)
+
+    assert (report.vanished, report.not_packages, report.added) == ([key], [], [])
+    assert f"  vanished while reading: {key}" in report.summary().splitlines()
+    assert cached_entries(server.cache()) == {}
+
+
+def test_a_deep_run_removes_an_entry_whose_object_is_no_package_any_more(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """Overwritten in S3 without pypicloud's metadata, under a filename that names no
+    version: pypicloud would not list the object now, so the entry goes."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    key = "pkgs/README.tar.gz"
+    s3().put_object(Bucket=BUCKET, Key=key, Body=b"v1",
+                    Metadata={"name": "readme", "version": "1.0"})
+    assert run(server).added == ["README.tar.gz"]
+    s3().put_object(Bucket=BUCKET, Key=key, Body=b"v2")
+
+    assert run(server).in_sync  # the names still agree: only a deep run reads it
+    report = run(server, deep=True)
+
+    assert (report.removed, report.not_packages, report.vanished) == (["README.tar.gz"], [], [])
+    assert cached_entries(server.cache()) == {}
+
+
+# -- a bucket that cannot be listed must stop the run, never look empty ----------------------
+
+def test_a_missing_bucket_is_named_with_its_region_and_what_to_check(
+    aws: None, tmp_path: Path, cache_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ..support.pypicloud_app import write_ini
+
+    # Without storage.region_name, the region is the environment's (AWS_DEFAULT_REGION).
+    for region, where in (("eu-west-1", "eu-west-1"), (None, "us-east-1")):
+        ini = tmp_path / "server.ini"
+        write_ini(ini, {"storage.bucket": "no-such-bucket", **cache_settings("sqlite"),
+                        **({"storage.region_name": region} if region else {})})
+        assert cli.main(["reconcile", str(ini)]) == cli.EXIT_CONFIG
+        assert capsys.readouterr().err == (
+            f"ppc-s3sync reconcile: error: bucket no-such-bucket (storage.bucket) does not "
+            f"exist in {where}; reconcile never creates buckets. Check storage.bucket and "
+            "storage.region_name\n")
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_bucket_that_cannot_be_read_stops_the_run_with_its_own_error(
+    aws: None, status: int
+) -> None:
+    """HeadBucket (botocore's model, from the S3 API Reference): "If the bucket does not
+    exist or you do not have permission to access it, the HEAD request returns a generic
+    404 Not Found or 403 Forbidden code. A message body is not included, so you cannot
+    determine the exception beyond these error codes."  moto does not refuse a HEAD for
+    want of s3:ListBucket, so a Stubber gives the answer; any other status is no
+    verdict on the bucket and propagates as it is."""
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    from pypicloud_s3sync.config import ConfigError, SyncTarget
+    from pypicloud_s3sync.function.reconcile import check_bucket
+
+    client = s3()
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", service_error_code=str(status),
+                              http_status_code=status)
+        expected = ConfigError if status == 403 else ClientError
+        with pytest.raises(expected) as info:
+            check_bucket(client, SyncTarget(bucket=BUCKET, prefix="pkgs/"))
+    if status == 403:
+        assert str(info.value) == (
+            f"access to bucket {BUCKET} was denied; reconcile needs s3:ListBucket on it "
+            "and s3:GetObject under the prefix")
+
+
+def test_an_entry_whose_object_moved_to_another_key_is_pointed_at_it(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """The object now lives only under another key (moved in S3, e.g. after
+    ``storage.prepend_hash`` was switched): pypicloud would download from the old key
+    and fail, so the entry is rewritten from one HEAD of the new one."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    old = key_of(server, "alpha-1.0.tar.gz")
+    new = "alpha/alpha-1.0.tar.gz"
+    s3().copy_object(Bucket=BUCKET, Key=new, CopySource={"Bucket": BUCKET, "Key": old})
+    s3().delete_object(Bucket=BUCKET, Key=old)
+
+    report = run(server)
+
+    assert (report.updated, report.removed, report.added) == (["alpha-1.0.tar.gz"], [], [])
+    assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 1}
+    assert key_of(server, "alpha-1.0.tar.gz") == new
+    assert server.simple("alpha") == ["alpha-1.0.tar.gz"]
+
+
+def test_a_file_stored_twice_is_not_rewritten_whichever_key_is_listed_first(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """As above, with the copy's key sorting before the cached one: ListObjectsV2
+    returns keys in UTF-8 binary order, so the copy stands for the file in the
+    listing, and the cached key, still present, must keep the entry as it is."""
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET)
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    first = "-/alpha-1.0.tar.gz"  # "-" sorts before every hex digit and letter
+    s3().copy_object(Bucket=BUCKET, Key=first, CopySource={"Bucket": BUCKET, "Key": key})
+
+    report = run(server)
+
+    assert report.in_sync and report.duplicates == {"alpha-1.0.tar.gz": [first, key]}
+    assert report.s3_calls == {"ListObjectsV2": 1}
+    assert key_of(server, "alpha-1.0.tar.gz") == key
+
+
+def test_an_entry_without_a_recorded_path_is_confirmed_where_pypicloud_puts_the_file(
+    aws: None, pypicloud_factory: Any
+) -> None:
+    """An entry that records no S3 path (written by something other than pypicloud's
+    S3 storage) and is not listed: its object is HEADed where pypicloud's
+    ``ObjectStoreStorage.get_path`` puts it (prefix, md5 of the filename, name), so a
+    file uploaded there again after the listing keeps its entry, which now records the
+    path.  A HEAD anywhere else would find nothing and remove a served package."""
+    import hashlib
+
+    from pypicloud_s3sync.function.sync import committing
+
+    server = pypicloud_factory(cache="sqlite", bucket=BUCKET, prefix="pkgs/")
+    server.upload("alpha", "1.0")
+    key = key_of(server, "alpha-1.0.tar.gz")
+    assert key == f"pkgs/{hashlib.md5(b'alpha-1.0.tar.gz').hexdigest()[:4]}/alpha/alpha-1.0.tar.gz"
+    head = s3().head_object(Bucket=BUCKET, Key=key)
+    body = s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    s3().delete_object(Bucket=BUCKET, Key=key)
+    cache = server.cache()
+    with committing(cache):
+        cache.save(cache.new_package("alpha", "1.0", "alpha-1.0.tar.gz"))
+    assert "path" not in server.cache().fetch("alpha-1.0.tar.gz").data
+
+    client = s3()
+    client.meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda **_: s3().put_object(Bucket=BUCKET, Key=key, Body=body,
+                                    Metadata=head["Metadata"]))
+    config = load_config(str(server.ini))
+    report = reconcile(open_cache(config.settings), client, config.target)
+
+    assert (report.removed, report.updated) == ([], ["alpha-1.0.tar.gz"])
+    assert key_of(server, "alpha-1.0.tar.gz") == key
+    assert server.simple("alpha") == ["alpha-1.0.tar.gz"]

@@ -16,9 +16,19 @@ one worker: the whole run is long, and the machine is shared.  It is not part of
     # the last run's survivors, against the tests now (all of them, or some):
     python tools/mutation/mutation.py --survivors sync
     python tools/mutation/mutation.py --survivors sync x_sync_key__mutmut_33
+    # (named mutants in a checkout with no run yet: a new copy, just those mutants)
+    # the reasons in results/<name>.json read again from mutation_survivors.txt:
+    python tools/mutation/mutation.py --labels urlsecrets
 
 It prints, and writes to ``build/mutation/scores.json``, the score per module: killed
 mutants over all mutants (a mutant no test reaches counts as not killed).
+
+A run that checked every mutant in its module's scope also writes
+``tools/mutation/results/<name>.json`` (committed): the module, the scope, the commit and
+date, how long it took, and the counts, each survivor with its label from
+``mutation_survivors.txt``.  Only a complete run writes it: a run of some mutants
+(``--survivors``) or one stopped part way leaves it as it was, so the file always says
+what one whole run found.
 """
 
 from __future__ import annotations
@@ -29,11 +39,15 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "build" / "mutation"
+RESULTS = ROOT / "tools" / "mutation" / "results"
+SURVIVORS = ROOT / "tools" / "mutation" / "mutation_survivors.txt"
 
 #: The fast tests of each area: no bundle builds, no servers but the cache servers.
 #: The handler's scenarios run on SQLite only here; the per-backend deletes of
@@ -90,6 +104,32 @@ TARGETS: dict[str, Target] = {
                              "*security.x__host_without_default_port__*",
                              "*security.x_check_same_origin__*",
                              "*security.x_read_json_body__*")),
+    # One parser for every output that must not show a password: the withhold check,
+    # plans, CLI lines, the admin API's scrubbing, the function's log lines.  Against
+    # the exact text of each form; test_url_secrets.py, which drives those outputs
+    # through create and the admin app, took 35 s a mutant (its set-up is per run).
+    "urlsecrets": Target("pypicloud_s3sync/urlsecrets.py",
+                         ("tests/shared/test_url_secret_forms.py",)),
+    # The database URL from Secrets Manager or SSM: a wrong one leaks the password into
+    # a URL the function logs, or loses the cache to a refused login after rotation.
+    # Against each shape of value pinned exactly; test_db_secret.py and its rotation
+    # tests (a real Redis, PostgreSQL or MariaDB user per test, create's plan) are the
+    # end-to-end proof, at half a minute a mutant.
+    "dbsecret": Target("pypicloud_s3sync/function/dbsecret.py",
+                       ("tests/function/test_db_secret_values.py",)),
+    # The bulk removals: which cached filenames are planned "gone", the HEAD that must
+    # confirm each, what is then cleared or kept, and the missing bucket that must stop
+    # the run instead of looking empty (which would clear the whole cache).  Only these
+    # functions: with the rest of the module (the report's text, the listing, the call
+    # counter, the thread pool, the scheduled event: 586 more mutants) a run would take
+    # hours here.  Against SQLite only: the removal decisions are the same on every
+    # backend (each backend's delete is sync-clear's), and each test starts pypicloud.
+    "reconcile": Target("pypicloud_s3sync/function/reconcile.py",
+                        ("tests/function/test_reconcile.py", "-m", "not slow", "-k",
+                         "sqlite or not (mysql or postgresql or dynamo or redis)"),
+                        only=tuple(f"*reconcile.x_{f}__*" for f in (
+                            "_path_of", "_plan", "_expected_key", "_read_one",
+                            "_repair_entry", "check_bucket"))),
 }
 
 
@@ -106,11 +146,82 @@ def _setup_cfg(target: Target) -> str:
 
 def run(name: str, target: Target) -> dict[str, object]:
     work = WORK / name
+    commit = _commit()
     _prepare(work, target)
+    started = time.monotonic()
     with open(work / "run.log", "wb") as log:
         subprocess.run([*_MUTMUT, "run", "--max-children", "1", *target.only], cwd=work,
                        env=_env(work), stdout=log, stderr=subprocess.STDOUT, check=True)
-    return summarize(name, target)
+    result = summarize(name, target)
+    write_record(name, target, result, commit, time.monotonic() - started)
+    return result
+
+
+def _commit() -> str:
+    """The commit the copy is made from, marked when the package or tests differ from it:
+    a count is only reproducible from a commit."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "pypicloud_s3sync", "tests", "pytest.ini")
+    return git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")
+
+
+def labels(name: str) -> dict[str, str]:
+    """The reasons ``mutation_survivors.txt`` gives, by mutant, in module ``name``'s section."""
+    found: dict[str, str] = {}
+    section = None
+    for line in SURVIVORS.read_text().splitlines():
+        if line.startswith("## "):
+            header = line[3:].split()
+            if header and header[0] in TARGETS:  # else a header's second line
+                section = header[0]
+        elif section == name and line.strip() and not line.startswith("#"):
+            mutant, _, reason = line.strip().partition(" ")
+            found[mutant] = reason.strip()
+    return found
+
+
+def write_record(name: str, target: Target, result: dict[str, object], commit: str,
+                 seconds: float) -> Path | None:
+    """``results/<name>.json`` when every mutant in scope was checked; None otherwise."""
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    if not result["total"] or set(counts) - _CHECKED:
+        return None  # stopped part way (or nothing to mutate): not a complete run
+    known = labels(name)
+    survivors = result["not_killed"]
+    assert isinstance(survivors, list)
+    record = {
+        "module": target.path,
+        "scope": list(target.only) or "every function",
+        "tests": list(target.tests),
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+        "minutes": round(seconds / 60, 1),
+        "mutants": result["total"],
+        "killed": counts.get("killed", 0),
+        "timed_out": counts.get("timeout", 0),
+        "survived": counts.get("survived", 0),
+        "no_tests": counts.get("no tests", 0),  # no selected test ran the function
+        "other": {k: v for k, v in counts.items()
+                  if k not in ("killed", "timeout", "survived", "no tests")},
+        "score": result["score"],
+        # Every mutant not killed, with its reason from mutation_survivors.txt.
+        "survivors": {m.rsplit(".", 1)[-1]: known.get(m.rsplit(".", 1)[-1], "unlabelled")
+                      for m in survivors},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+#: mutmut's verdicts of a checked mutant; any other ("not checked", "check was
+#: interrupted by user") means the run did not finish.
+_CHECKED = {"killed", "survived", "timeout", "no tests", "suspicious", "segfault",
+            "caught by type check", "skipped"}
 
 
 def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict[str, object]:
@@ -121,7 +232,15 @@ def run_survivors(name: str, target: Target, only: tuple[str, ...] = ()) -> dict
     equivalent ones, which run every covering test, are not tried again."""
     work = WORK / name
     if not (work / "mutants").exists():
-        return run(name, target)
+        if not only:
+            return run(name, target)
+        # No run here yet (a new checkout): make the copy and try just these.
+        _prepare(work, target)
+        with open(work / "run.log", "wb") as log:
+            subprocess.run([*_MUTMUT, "run", "--max-children", "1",
+                            *(f"*{m}" for m in only)], cwd=work, env=_env(work),
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+        return summarize(name, target)
     shutil.copytree(ROOT / "tests", work / "tests", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     survivors = summarize(name, target)["not_killed"]
@@ -186,7 +305,22 @@ def _in_scope(mutant: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(mutant, pattern) for pattern in patterns)
 
 
+def relabel(name: str) -> None:
+    """The survivors' reasons in ``results/<name>.json`` read again from
+    ``mutation_survivors.txt`` (after labelling them); the counts stay the run's."""
+    path = RESULTS / f"{name}.json"
+    if path.exists():
+        record = json.loads(path.read_text())
+        known = labels(name)
+        record["survivors"] = {m: known.get(m, "unlabelled") for m in record["survivors"]}
+        path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv: list[str]) -> int:
+    if "--labels" in argv:
+        for name in [a for a in argv if a in TARGETS] or list(TARGETS):
+            relabel(name)
+        return 0
     only_results = "--results" in argv  # count what build/mutation/ holds, run nothing
     again = "--survivors" in argv
     mutants = tuple(a for a in argv if "__mutmut_" in a)  # with --survivors: which ones
@@ -200,7 +334,7 @@ def main(argv: list[str]) -> int:
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in names:
         print(f"== {name}: {TARGETS[name].path}", flush=True)
-        if (only_results or again) and not (WORK / name / "mutants").is_dir():
+        if (only_results or (again and not mutants)) and not (WORK / name / "mutants").is_dir():
             print(f"   not run in this checkout yet: make mutate MODULES={name}", flush=True)
             continue
         if only_results:
