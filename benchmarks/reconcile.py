@@ -3,21 +3,28 @@
 For each cache backend: N package objects in S3 (moto, in process) carrying the metadata
 pypicloud writes, a cache that lists the same N packages, then
 
-* in sync:        ours, the floor (the bucket listing alone), pypicloud's reload;
+* in sync:        ours; the floor (one bulk read of the cache's filenames, the cheapest
+                  the backend offers, plus the paginated bucket listing); pypicloud's
+                  reload;
 * 1% drift each way (N/100 objects the cache lacks, N/100 entries whose object is gone):
-                  ours, then the same amount of fresh drift for pypicloud's reload.
+                  ours; then the same amount of fresh drift for the floor (in-sync floor
+                  plus the handler's per-event floor for each drifted key) and again for
+                  pypicloud's reload;
+* memory:         the peak Python allocation of one more in-sync run of ours (untimed).
 
 Wall time and S3 calls (counted with botocore event hooks on the client that does the
-work) are printed per scenario.  Seeding goes around both tools on purpose (put_object
-with pypicloud's metadata layout, bulk cache writes) so that only the measured step is
-measured.
+work) are printed per scenario; ``key_ms`` is what one drifted key adds to ours.
+Seeding goes around both tools on purpose (put_object with pypicloud's metadata layout,
+bulk cache writes) so that only the measured step is measured.
 
     .venv/bin/python benchmarks/reconcile.py                 # 10,000 packages
     .venv/bin/python benchmarks/reconcile.py -n 1000 --backends sqlite redis
+    .venv/bin/python benchmarks/reconcile.py -n 100000 --backends sqlite --no-reload
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -181,13 +188,94 @@ def measure(step: Callable[[], Any], client: Any) -> tuple[float, int, Any]:
     return elapsed, sum(counter.snapshot().values()), result
 
 
-def run_backend(backend: str, n: int, drift: int, workers: int,
-                latency: Latency) -> list[tuple[str, ...]]:
+def peak_bytes(step: Callable[[], Any]) -> int:
+    """Peak Python memory allocated while ``step`` runs, above what was allocated before.
+
+    tracemalloc slows Python down, so this is a separate, untimed run.  moto answers in
+    this process, so its own allocations for a request count too (a page of 1,000 keys,
+    or a whole DynamoDB scan response): an upper bound on what the function holds.
+    """
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        step()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def bulk_filenames(cache: Any) -> int:
+    """The cheapest read of every filename a backend offers: the floor's cache half.
+
+    One SELECT of the key column (SQL); SMEMBERS of pypicloud's name set, then one
+    pipeline of SMEMBERS of each name's filename set (Redis, what /simple serves); a
+    Scan projected on the key (DynamoDB).
+    """
+    from pypicloud_s3sync.backends import backend_of
+
+    backend = backend_of(cache)
+    if backend == "sql":
+        from pypicloud.cache.sql import SQLPackage
+        from sqlalchemy import select
+
+        return len(cache.db.execute(select(SQLPackage.__table__.c.filename)).all())
+    if backend == "redis":
+        names = list(cache.db.smembers(cache.redis_set))
+        pipe = cache.db.pipeline(transaction=False)
+        for name in names:
+            pipe.smembers(cache.redis_filename_set(name))
+        return sum(len(fns) for fns in pipe.execute())
+    from pypicloud.cache.dynamo import DynamoPackage
+
+    engine = cache.engine
+    paginator = engine.dynamo.client.get_paginator("scan")
+    return sum(page["Count"] for page in paginator.paginate(
+        TableName=DynamoPackage.meta_.ddb_tablename(engine.namespace),
+        ProjectionExpression="filename"))
+
+
+def floor_per_key(cache: Any, s3: Any, added: list[Any], removed: list[Any]) -> None:
+    """What the handler's per-event floor (benchmarks/handler_throughput.py) does for each
+    drifted key, one after the other: a HEAD, then one ``cache.save`` from its metadata,
+    or ``cache.clear`` (one DELETE statement on SQL), committed per key."""
+    from botocore.exceptions import ClientError
+
+    from pypicloud_s3sync.backends import backend_of
+
+    sql = backend_of(cache) == "sql"
+    for pkg in added:
+        key = pkg.data["path"]
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        meta = head["Metadata"]
+        cache.save(cache.new_package(meta["name"], meta["version"], pkg.filename,
+                                     head["LastModified"], summary=meta.get("summary"),
+                                     path=key))
+        if sql:
+            cache.db.commit()
+    for pkg in removed:
+        with contextlib.suppress(ClientError):
+            s3.head_object(Bucket=BUCKET, Key=pkg.data["path"])
+        if sql:
+            from pypicloud.cache.sql import SQLPackage
+
+            cache.db.query(SQLPackage).filter_by(filename=pkg.filename).delete()
+            cache.db.commit()
+        else:
+            cache.clear(cache.new_package(pkg.name, pkg.version, pkg.filename))
+
+
+def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency,
+                reload: bool, rounds: int) -> list[dict[str, str]]:
     from moto import mock_aws
 
     from pypicloud_s3sync.function.reconcile import reconcile
+    from pypicloud_s3sync.function.sync import committing
 
-    rows: list[tuple[str, ...]] = []
+    rows: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp, mock_aws(), \
             cache_settings(backend, Path(tmp)) as settings:
         world = World(settings, workers)
@@ -195,7 +283,8 @@ def run_backend(backend: str, n: int, drift: int, workers: int,
         t0 = time.perf_counter()
         packages = world.new_packages(n)
         world.put_objects(packages)
-        keys = [p.data["path"] for p in packages]  # SQL expires the objects on commit
+        # SQL expires the objects on commit: keep what the drift needs of each.
+        live_meta = [(p.name, p.version, p.filename, p.data["path"]) for p in packages]
         world.cache_packages(packages)
         print(f"[{backend}] seeded {n} objects and cache entries in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -207,50 +296,99 @@ def run_backend(backend: str, n: int, drift: int, workers: int,
             return reconcile(world.cache, world.s3, target, workers=workers)
 
         def floor() -> int:
+            with committing(world.cache):
+                cached = bulk_filenames(world.cache)
             pages = world.s3.get_paginator("list_objects_v2")
-            return sum(len(p.get("Contents", ())) for p in
-                       pages.paginate(Bucket=BUCKET, Prefix=PREFIX))
+            listed = sum(len(p.get("Contents", ())) for p in
+                         pages.paginate(Bucket=BUCKET, Prefix=PREFIX))
+            assert cached == listed, (cached, listed)
+            return listed
 
         def theirs() -> None:
-            from pypicloud_s3sync.function.sync import committing
-
             with committing(world.cache):  # the SQL session now belongs to a manager
                 world.cache.reload_from_storage()
 
-        # -- in sync
-        t_ours, c_ours, report = measure(ours, world.s3)
-        assert report.in_sync, report.summary()
-        t_floor, c_floor, listed = measure(floor, world.s3)
-        assert listed == n
-        world.forget_loaded()
-        t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
-        assert world.count_cached() == n
-        rows.append((backend, "in sync", f"{n}", f"{t_ours:.3f}", f"{c_ours}",
-                     f"{t_theirs:.2f}", f"{c_theirs}", f"{t_theirs / t_ours:.0f}x",
-                     f"{t_floor:.3f}", f"{c_floor}"))
-
-        # -- drift both ways: objects behind the cache's back, entries without objects
-        def make_drift() -> None:
+        def make_drift() -> tuple[list[Any], list[Any]]:
+            """``drift`` new objects the cache lacks, ``drift`` entries whose object is gone."""
             extra = world.new_packages(drift)
             world.put_objects(extra)
-            doomed = keys[:drift]
-            del keys[:drift]
-            world.delete_objects(doomed)
-            keys.extend(p.data["path"] for p in extra)
+            doomed = live_meta[:drift]
+            del live_meta[:drift]
+            world.delete_objects([path for *_, path in doomed])
+            live_meta.extend((p.name, p.version, p.filename, p.data["path"]) for p in extra)
+            gone = [world.cache.new_package(name, version, filename, path=path)
+                    for name, version, filename, path in doomed]
+            return extra, gone
 
-        make_drift()
-        t_ours, c_ours, report = measure(ours, world.s3)
-        assert (len(report.added), len(report.removed)) == (drift, drift), report.summary()
-        assert c_ours == report.list_pages + 2 * drift
-        assert world.count_cached() == n
-        make_drift()
+        def row(scenario: str, t_ours: float, c_ours: int, t_floor: float, c_floor: int,
+                per_key: tuple[float, float] | None, reloaded: tuple[float, int] | None,
+                ) -> dict[str, str]:
+            cells = {"backend": backend, "scenario": scenario, "objects": str(n),
+                     "ours_s": f"{t_ours:.3f}", "ours_calls": str(c_ours),
+                     "floor_s": f"{t_floor:.3f}", "floor_calls": str(c_floor),
+                     "ours/floor": f"{t_ours / t_floor:.2f}",
+                     "key_ms": "-", "key_floor_ms": "-", "key_ratio": "-",
+                     "reload_s": "-", "reload_calls": "-", "speed-up": "-"}
+            if per_key is not None:
+                cells.update(key_ms=f"{per_key[0] * 1000:.1f}",
+                             key_floor_ms=f"{per_key[1] * 1000:.1f}",
+                             key_ratio=f"{per_key[0] / per_key[1]:.2f}")
+            if reloaded is not None:
+                cells.update(reload_s=f"{reloaded[0]:.2f}", reload_calls=str(reloaded[1]),
+                             **{"speed-up": f"{reloaded[0] / t_ours:.0f}x"})
+            return cells
+
+        # Rounds of: ours in sync, the floor in sync, ours on fresh drift, the floor on
+        # fresh drift.  Each figure is the best of its rounds, so that load from other
+        # work on the machine, which falls on one run, does not pass for the tool's
+        # cost; a drifted key's cost is then best on drift minus best in sync.
+        sync_s, floor_s, drift_s, keys_s = [], [], [], []
+        for _ in range(rounds):
+            t_sync, c_sync, report = measure(ours, world.s3)
+            assert report.in_sync, report.summary()
+            t_floor, c_floor, listed = measure(floor, world.s3)
+            assert listed == n
+            make_drift()  # drift both ways: objects behind the cache's back, entries
+            t_ours, c_ours, report = measure(ours, world.s3)  # without objects
+            assert (len(report.added), len(report.removed)) == (drift, drift), \
+                report.summary()
+            assert c_ours == report.list_pages + 2 * drift
+            assert world.count_cached() == n
+            added, removed = make_drift()
+            world.forget_loaded()
+            t_keys, c_keys, _ = measure(lambda a=added, r=removed: floor_per_key(
+                world.cache, world.s3, a, r), world.s3)
+            assert world.count_cached() == n
+            sync_s.append(t_sync)
+            floor_s.append(t_floor)
+            drift_s.append(t_ours)
+            keys_s.append(t_keys)
+        reloaded: list[tuple[float, int] | None] = [None, None]
+        if reload:
+            for i in range(2):
+                if i:
+                    make_drift()
+                world.forget_loaded()
+                t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
+                assert world.count_cached() == n
+                reloaded[i] = (t_theirs, c_theirs)
+        rows.append(row("in sync", min(sync_s), c_sync, min(floor_s), c_floor, None,
+                        reloaded[0]))
+        per_key = ((min(drift_s) - min(sync_s)) / (2 * drift), min(keys_s) / (2 * drift))
+        rows.append(row(f"drift {drift}+{drift}", min(drift_s), c_ours,
+                        min(floor_s) + min(keys_s), c_floor + c_keys, per_key, reloaded[1]))
+
+        # -- memory, untimed: the cache is in sync again
         world.forget_loaded()
-        t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
-        assert world.count_cached() == n
-        rows.append((backend, f"drift {drift}+{drift}", f"{n}", f"{t_ours:.3f}", f"{c_ours}",
-                     f"{t_theirs:.2f}", f"{c_theirs}", f"{t_theirs / t_ours:.0f}x",
-                     f"{t_floor:.3f}", f"{c_floor}"))
+        peak = peak_bytes(ours)
+        for cells in rows:
+            cells.update(peak_MB=f"{peak / 1e6:.1f}", B_per_object=f"{peak / n:.0f}")
     return rows
+
+
+COLUMNS = ("backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s",
+           "floor_calls", "ours/floor", "key_ms", "key_floor_ms", "key_ratio", "reload_s",
+           "reload_calls", "speed-up", "peak_MB", "B_per_object")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="add this round trip to every measured S3 call "
                              "(see Latency; default: %(default)s)")
+    parser.add_argument("--rounds", type=positive, default=3,
+                        help="rounds of ours and the floors, in sync and on fresh drift; "
+                             "each figure is the best of them (default: %(default)s)")
+    parser.add_argument("--no-reload", action="store_true",
+                        help="skip pypicloud's reload_from_storage (minutes at 100,000 "
+                             "objects): ours, the floors and memory only")
     args = parser.parse_args(argv)
     fake_aws_environment()
     from pypicloud_s3sync import compat
@@ -274,21 +418,25 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING)
     drift = max(1, args.n // 100)
-    header = ("backend", "scenario", "objects", "ours s", "ours S3 calls", "reload s",
-              "reload S3 calls", "speed-up", "floor s", "floor S3 calls")
-    widths = (10, 14, 8, 7, 14, 9, 16, 9, 8, 15)
+    widths = [max(len(c), 7) for c in COLUMNS]
+    widths[1] = 14
 
-    def show(row: tuple[str, ...]) -> None:
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)),
-              flush=True)
+    def show(cells: tuple[str, ...]) -> None:
+        print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
 
-    show(header)
+    show(COLUMNS)
     for backend in args.backends:
         for row in run_backend(backend, args.n, drift, args.workers,
-                               Latency(args.latency_ms / 1000)):
-            show(row)
-    print("floor = the paginated ListObjectsV2 of the prefix alone (no cache, no HEAD); "
-          f"added latency per S3 call: {args.latency_ms:g} ms")
+                               Latency(args.latency_ms / 1000), not args.no_reload,
+                               args.rounds):
+            show(tuple(row[c] for c in COLUMNS))
+    print("floor (in sync) = one bulk read of the cache's filenames + the paginated "
+          "ListObjectsV2 of the prefix; floor (drift) = that + the handler's per-event "
+          "floor (HEAD + one cache write, committed) for each drifted key, serially. "
+          "key_ms = (ours drift - ours in sync) / drifted keys; times are the best of "
+          "--rounds. peak_MB: tracemalloc peak "
+          "of a separate untimed in-sync run (moto's in-process allocations included). "
+          f"Added latency per S3 call: {args.latency_ms:g} ms")
     return 0
 
 

@@ -255,12 +255,12 @@ class Runtime:
             self.cache.db.close()
             self.cache.dbmaker.kw["bind"].dispose()
 
-    def handle(self, event: Any) -> dict[str, Any] | None:
+    def handle(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         """Apply one invocation's event; see :func:`handle_event`."""
         # Checked here, not by importing reconcile: most events are keys, and the first
         # one of a cold start should not pay for a module only schedules use.
         if is_scheduled_event(event):
-            return self.reconcile(event)
+            return self.reconcile(event, context)
         self.metrics = InvocationMetrics()
         try:
             return self._handle(event)
@@ -325,8 +325,9 @@ class Runtime:
             raise error
         return None
 
-    def reconcile(self, event: dict[str, Any]) -> dict[str, Any]:
-        """An EventBridge schedule's event: the same reconcile as ``ppc-s3sync reconcile``."""
+    def reconcile(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """An EventBridge schedule's event: the same reconcile as ``ppc-s3sync reconcile``,
+        stopping in time, and saying so, when the invocation's ``context`` runs out."""
         from .reconcile import run_scheduled
 
         if not self.bucket:
@@ -334,11 +335,13 @@ class Runtime:
                 f"{SETTINGS_VAR}: a scheduled reconcile needs storage.bucket (the bucket to list)"
             )
         try:
-            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event,
+                                   context=context)
         except Exception as exc:
             if not self.refresh_secret(exc):
                 raise
-            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event)
+            result = run_scheduled(self.cache, self.s3, self.bucket, self.prefix, event,
+                                   context=context)
         return _small_result(result)
 
     def apply(self, bucket: str, key: str, records: list[Record]) -> None:
@@ -430,6 +433,8 @@ def _small_result(result: dict[str, Any]) -> dict[str, Any]:
                                     if k not in _NAME_LISTS and k not in ("duplicates",
                                                                           "counts")},
              added=counts["added"], removed=counts["removed"], updated=counts["updated"])
+    if result.get("complete") is False:
+        log_line(action="reconcile-stopped", reason=result.get("stopped", ""))
     for kind, names in rest.items():
         for start in range(0, len(names), _NAMES_PER_LOG_LINE):
             log_line(action="reconcile-" + kind,
@@ -557,7 +562,7 @@ def handle_event(event: Any, context: Any = None) -> dict[str, Any] | None:
     keys failed; raises if all of them failed) and None otherwise.  A failure of S3 or
     the cache raises :class:`SyncError` naming the key, so Lambda retries the event.
     """
-    return runtime().handle(event)
+    return runtime().handle(event, context)
 
 
 def _bootstrap_during_init() -> None:

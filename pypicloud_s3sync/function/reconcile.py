@@ -19,6 +19,7 @@ all call :func:`reconcile`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import posixpath
@@ -36,12 +37,15 @@ from ..backends import backend_of
 from ..config import SyncTarget
 from .cache import open_cache as _open_cache
 from .sync import (
+    JSON_DIALECTS,
     clear_filename,
     committing,
     head_object,
     is_package_key,
     package_from_state,
+    redis_script,
     save_package,
+    stored_path,
 )
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +54,14 @@ LOG = logging.getLogger(__name__)
 #: large drift from opening hundreds of connections from an operator's laptop.
 DEFAULT_WORKERS = 16
 
+#: Seconds a time-bounded run keeps in hand when it stops: enough to finish the repair
+#: under way, commit and return before Lambda ends the invocation.
+STOP_MARGIN_SECONDS = 10.0
+
+#: Megabytes a memory-bounded run keeps free when it stops listing: the comparison and
+#: the repairs after the listing need some room too.
+STOP_MARGIN_MB = 32.0
+
 #: ``progress(phase, done, total)``: ``phase`` is ``"list"`` (pages read so far, total
 #: unknown) or ``"read"`` (objects read out of ``total``).
 Progress = Callable[[str, int, "int | None"], None]
@@ -57,7 +69,7 @@ Progress = Callable[[str, int, "int | None"], None]
 
 # -- what the cache holds ----------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class CachedEntry:
     """One cache row, as little of it as the comparison needs.
 
@@ -66,7 +78,7 @@ class CachedEntry:
     """
 
     filename: str
-    name: str
+    name: str | None  # None: not read (DynamoDB); looked up only if needed
     path: str | None = None
     package: Any = None
 
@@ -85,9 +97,13 @@ def _sql_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
         for pkg in cache.db.query(SQLPackage):
             yield CachedEntry(pkg.filename, pkg.name, _path_of(pkg.data), pkg)
         return
-    # One query over three columns: no ORM objects for 10,000 rows we only compare.
-    # pypicloud's JSON column type predates SQLAlchemy 1.4's statement cache and warns
-    # about it on every new statement; that is pypicloud's to fix, not the operator's.
+    dialect = cache.db.get_bind().dialect.name
+    if dialect in JSON_DIALECTS:
+        yield from (CachedEntry(*row) for row in cache.db.execute(_sql_entries_query(dialect)))
+        return
+    # Without JSON functions the whole column is read and decoded by pypicloud's type,
+    # which predates SQLAlchemy 1.4's statement cache and warns about it on every new
+    # statement; that is pypicloud's to fix, not the operator's.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will not produce a cache key")
         rows = cache.db.query(SQLPackage.filename, SQLPackage.name, SQLPackage.data).all()
@@ -95,30 +111,70 @@ def _sql_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
         yield CachedEntry(filename, name, _path_of(data))
 
 
+@functools.cache
+def _sql_entries_query(dialect: str) -> Any:
+    """One SELECT of filename, name and the recorded path, built once per dialect.
+
+    The database extracts the path from pypicloud's JSON text column, so the rest of
+    ``data`` (hashes, uploader, summary: most of a row) is neither sent nor decoded.
+    """
+    from pypicloud.cache.sql import SQLPackage
+    from sqlalchemy import select
+
+    table = SQLPackage.__table__
+    return select(table.c.filename, table.c.name, stored_path(dialect))
+
+
+#: Every cached filename with its project and recorded path, in one call per chunk of
+#: project names: pypicloud's name set is read first, then this walks each name's
+#: filename set and reads ``path`` from each package hash, inside Redis.  Replies are
+#: flat: name, filename, path (JSON, or false when the hash has none), ...
+_REDIS_ENTRIES = """
+local out = {}
+for i = 2, #ARGV do
+  local name = ARGV[i]
+  for _, filename in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'set:' .. name)) do
+    out[#out + 1] = name
+    out[#out + 1] = filename
+    out[#out + 1] = redis.call('HGET', ARGV[1] .. 'package:' .. filename, 'path')
+  end
+end
+return out
+"""
+
+#: Project names per script call: one call walks this many filename sets, so Redis is
+#: never busy with one reconcile's read for long, whatever the size of the index.
+_REDIS_CHUNK = 500
+
+
 def _redis_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
     """Walk pypicloud's own name and filename sets, which are what /simple serves."""
     db = cache.db
     names = list(db.smembers(cache.redis_set))
-    pipe = db.pipeline(transaction=False)
-    for name in names:
-        pipe.smembers(cache.redis_filename_set(name))
-    pairs = [(name, fn) for name, fns in zip(names, pipe.execute(), strict=True) for fn in fns]
-    pipe = db.pipeline(transaction=False)
-    for _, filename in pairs:
-        if full:
+    if full:
+        pipe = db.pipeline(transaction=False)
+        for name in names:
+            pipe.smembers(cache.redis_filename_set(name))
+        pairs = [(name, fn) for name, fns in zip(names, pipe.execute(), strict=True)
+                 for fn in fns]
+        pipe = db.pipeline(transaction=False)
+        for _, filename in pairs:
             pipe.hgetall(cache.redis_key(filename))
-        else:
-            pipe.hget(cache.redis_key(filename), "path")
-    for (name, filename), value in zip(pairs, pipe.execute(), strict=True):
-        if full:
+        for (name, filename), value in zip(pairs, pipe.execute(), strict=True):
             # pypicloud's own decoder of its hash layout; an empty hash means a filename
             # listed in the sets without data, which a refresh repairs.
             package = cache._load(dict(value)) if value else None  # noqa: SLF001
             path = _path_of(package.data) if package is not None else None
             yield CachedEntry(filename, name, path, package)
-        else:
-            path = json.loads(value) if value else None
-            yield CachedEntry(filename, name, path if isinstance(path, str) else None)
+        return
+    script = redis_script(cache, _REDIS_ENTRIES)
+    pipe = db.pipeline(transaction=False)
+    for start in range(0, len(names), _REDIS_CHUNK):
+        script(args=[cache.redis_prefix, *names[start:start + _REDIS_CHUNK]], client=pipe)
+    for flat in pipe.execute():
+        for i in range(0, len(flat), 3):
+            path = json.loads(flat[i + 2]) if flat[i + 2] else None
+            yield CachedEntry(flat[i + 1], flat[i], path if isinstance(path, str) else None)
 
 
 def _dynamo_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
@@ -128,15 +184,20 @@ def _dynamo_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
         for pkg in cache.engine.scan(DynamoPackage):
             yield CachedEntry(pkg.filename, pkg.name, _path_of(pkg.data), pkg)
         return
-    # Only filename, name and data.path: the rest of ``data`` (hashes, uploader) is most
-    # of each item's size, and a scan's cost is its size.
+    # Only the key and data.path, straight from botocore's pages: the rest of the item
+    # (hashes, uploader, summary) is most of its size, and each attribute returned is
+    # paid for in transfer and decoding.  The name is only needed for an entry that
+    # records no path and whose object is gone; ``_plan`` looks that one up.
     engine = cache.engine
-    items = engine.dynamo.scan2(
-        DynamoPackage.meta_.ddb_tablename(engine.namespace),
-        attributes="filename, #n, #d.#p", alias={"#n": "name", "#d": "data", "#p": "path"},
+    pages = engine.dynamo.client.get_paginator("scan").paginate(
+        TableName=DynamoPackage.meta_.ddb_tablename(engine.namespace),
+        ProjectionExpression="filename, #d.#p",
+        ExpressionAttributeNames={"#d": "data", "#p": "path"},
     )
-    for item in items:
-        yield CachedEntry(item["filename"], item.get("name", ""), _path_of(item.get("data")))
+    for page in pages:
+        for item in page["Items"]:
+            path = item.get("data", {}).get("M", {}).get("path", {}).get("S")
+            yield CachedEntry(item["filename"]["S"], None, path)
 
 
 def _generic_entries(cache: Any, full: bool) -> Iterator[CachedEntry]:
@@ -170,15 +231,19 @@ class BucketListing:
     pages: int
     ignored: int
     duplicates: dict[str, list[str]] = field(default_factory=dict)
+    complete: bool = True
+    stopped: str = ""
 
 
-def list_bucket(s3_client: Any, target: SyncTarget,
-                progress: Progress | None = None) -> BucketListing:
+def list_bucket(s3_client: Any, target: SyncTarget, progress: Progress | None = None,
+                stop: Callable[[], str | None] | None = None) -> BucketListing:
     """All package keys under ``target.prefix``, one ListObjectsV2 call per 1,000 keys.
 
     pypicloud keys a package by its filename, so the listing is too.  Two objects with
     the same filename (e.g. after ``storage.prepend_hash`` was switched) are kept apart
-    in ``duplicates`` and the first one listed stands for the file.
+    in ``duplicates`` and the first one listed stands for the file.  When ``stop()``
+    gives a reason between pages the listing stops there, with ``complete`` False and
+    that reason: a partial listing must not be compared with the cache.
     """
     paginator = s3_client.get_paginator("list_objects_v2")
     keys: dict[str, str] = {}
@@ -198,6 +263,10 @@ def list_bucket(s3_client: Any, target: SyncTarget,
             keys[filename] = key
         if progress is not None:
             progress("list", pages, None)
+        why = stop() if stop is not None else None
+        if why:
+            return BucketListing(keys=keys, pages=pages, ignored=ignored,
+                                 duplicates=duplicates, complete=False, stopped=why)
     return BucketListing(keys=keys, pages=pages, ignored=ignored, duplicates=duplicates)
 
 
@@ -224,11 +293,17 @@ class ReconcileReport:
     list_pages: int = 0
     s3_calls: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: False when the run stopped before the end because its time was up; ``stopped``
+    #: then says where, and how far it got.
+    complete: bool = True
+    stopped: str = ""
+    stopped: str = ""
 
     @property
     def in_sync(self) -> bool:
-        """True when the cache already matched the bucket (nothing to add, remove or fix)."""
-        return not (self.added or self.removed or self.updated)
+        """True when the cache already matched the bucket (nothing to add, remove or fix);
+        never for a run that stopped early, which cannot know."""
+        return self.complete and not (self.added or self.removed or self.updated)
 
     @property
     def changes(self) -> int:
@@ -248,8 +323,12 @@ class ReconcileReport:
             f"{_plural(self.cached, 'cache entry', 'cache entries')}"
             + (" (deep: every object's metadata read)" if self.deep else ""),
         ]
-        if self.in_sync:
+        if not self.complete:
+            lines.append(f"stopped before the end: {self.stopped}")
+        if self.in_sync and self.complete:
             lines.append("in sync: nothing to change")
+        elif self.in_sync:
+            lines.append("nothing changed before it stopped")
         elif self.dry_run:
             lines.append(f"would add {len(self.added)}, remove {len(self.removed)}, "
                          f"update {len(self.updated)} (dry run: the cache was not changed)")
@@ -333,7 +412,7 @@ class _Plan:
 
 
 def _plan(target: SyncTarget, entries: dict[str, CachedEntry], listing: BucketListing,
-          deep: bool) -> _Plan:
+          deep: bool, name_of: Callable[[str], str | None]) -> _Plan:
     reads: list[tuple[str, str, str]] = []
     for filename, key in listing.keys.items():
         entry = entries.get(filename)
@@ -349,6 +428,8 @@ def _plan(target: SyncTarget, entries: dict[str, CachedEntry], listing: BucketLi
         if filename not in listing.keys:
             # Confirm with a HEAD before clearing: the object may have been re-uploaded
             # since the listing, and the handler decides by object state the same way.
+            if entry.path is None and entry.name is None:
+                entry.name = name_of(filename)
             reads.append(("gone", filename, entry.path or _expected_key(target, entry)))
     return _Plan(reads)
 
@@ -357,7 +438,7 @@ def _expected_key(target: SyncTarget, entry: CachedEntry) -> str:
     """Where pypicloud would have stored this file (``ObjectStoreStorage.get_path``)."""
     import hashlib
 
-    path = f"{entry.name}/{entry.filename}"
+    path = f"{entry.name or ''}/{entry.filename}"
     if target.prepend_hash:
         path = hashlib.md5(entry.filename.encode()).hexdigest()[:4] + "/" + path
     return target.prefix + path
@@ -406,15 +487,21 @@ def _read_all(s3_client: Any, bucket: str, new_package: Callable[..., Any],
         # Keep only a few batches queued: the pool stays busy without holding
         # a future for each of 10,000 keys in a deep run.
         submit(workers * 4)
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                read = pending.pop(future)
-                yield read, future.result()
-                done += 1
-            if progress is not None:
-                progress("read", done, total)
-            submit(len(finished))
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    read = pending.pop(future)
+                    yield read, future.result()
+                    done += 1
+                if progress is not None:
+                    progress("read", done, total)
+                submit(len(finished))
+        finally:
+            # The caller stopped early (out of time, or a failed write): the queued
+            # reads are not wanted any more; the few in flight finish on their own.
+            for future in pending:
+                future.cancel()
 
 
 def reconcile(
@@ -426,6 +513,8 @@ def reconcile(
     dry_run: bool = False,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
+    time_left: Callable[[], float] | None = None,
+    memory_left: Callable[[], float] | None = None,
 ) -> ReconcileReport:
     """Make ``cache`` list exactly the package objects under ``target``; report what changed.
 
@@ -436,8 +525,28 @@ def reconcile(
     ``cache.clear`` from this thread only (cache sessions are not thread-safe); the
     HEADs run on ``workers`` threads sharing ``s3_client`` (boto3 clients are).
     ``dry_run`` reads everything a real run reads and writes nothing.
+
+    ``time_left()`` (seconds; the Lambda context's remaining time) bounds the run: when
+    fewer than :data:`STOP_MARGIN_SECONDS` are left, it stops between two listing pages
+    (changing nothing: a partial listing proves nothing) or between two repairs
+    (keeping, and on SQL committing, the ones made), and the report says so
+    (``complete`` False, ``stopped``).  Each repair is a whole, state-based step, so
+    the next run starts over from a smaller difference.  ``memory_left()`` (MB) stops
+    the listing the same way before an index too large for the function's memory gets
+    it killed without a word.
     """
     started = time.monotonic()
+
+    def out_of_time() -> str | None:
+        if time_left is not None and time_left() < STOP_MARGIN_SECONDS:
+            return "time ran out"
+        return None
+
+    def out_of_room() -> str | None:
+        if memory_left is not None and memory_left() < STOP_MARGIN_MB:
+            return "memory ran short"
+        return out_of_time()
+
     counter = S3CallCounter(s3_client)
     report = ReconcileReport(bucket=target.bucket, prefix=target.prefix, deep=deep,
                              dry_run=dry_run)
@@ -446,18 +555,24 @@ def reconcile(
         # for a deep run are then updated in place, and the commit covers them.
         with nullcontext() if dry_run else committing(cache):
             entries = cached_entries(cache, full=deep)
-            listing = list_bucket(s3_client, target, progress)
+            listing = list_bucket(s3_client, target, progress, out_of_room)
             report.cached = len(entries)
             report.objects = len(listing.keys)
             report.list_pages = listing.pages
             report.ignored = listing.ignored
             report.duplicates = listing.duplicates
-            plan = _plan(target, entries, listing, deep)
-            for (reason, filename, key), outcome in _read_all(
-                s3_client, target.bucket, cache.new_package, plan.reads, workers, progress
-            ):
-                _repair_entry(cache, report, entries.get(filename), reason, filename, key,
-                              outcome, dry_run)
+            if listing.complete:
+                _apply(cache, s3_client, target, report, entries, listing, deep=deep,
+                       dry_run=dry_run, workers=workers, progress=progress,
+                       out_of_time=out_of_time)
+            else:
+                report.complete = False
+                fix = ("more memory (s3sync.memory)" if listing.stopped.startswith("memory")
+                       else "a longer timeout (s3sync.timeout, at most 900 s)")
+                report.stopped = (
+                    f"{listing.stopped} while listing the bucket: {listing.pages} pages "
+                    f"({len(listing.keys)} package objects) listed, nothing compared or "
+                    f"changed; give the function {fix}, or run ppc-s3sync reconcile")
     finally:
         counter.detach()
         report.s3_calls = counter.snapshot()
@@ -465,7 +580,32 @@ def reconcile(
     LOG.info("reconcile s3://%s/%s: %d added, %d removed, %d updated, %d S3 calls",
              target.bucket, target.prefix, len(report.added), len(report.removed),
              len(report.updated), sum(report.s3_calls.values()))
+    if not report.complete:
+        LOG.warning("reconcile s3://%s/%s stopped before the end: %s", target.bucket,
+                    target.prefix, report.stopped)
     return report
+
+
+def _apply(cache: Any, s3_client: Any, target: SyncTarget, report: ReconcileReport,
+           entries: dict[str, CachedEntry], listing: BucketListing, *, deep: bool,
+           dry_run: bool, workers: int, progress: Progress | None,
+           out_of_time: Callable[[], str | None]) -> None:
+    """Read the keys the comparison names and repair their entries, until done or out
+    of time (the repairs made stand; the report says how far it got)."""
+    plan = _plan(target, entries, listing, deep, lambda filename: getattr(
+        cache.fetch(filename), "name", None))
+    reads = _read_all(s3_client, target.bucket, cache.new_package, plan.reads, workers,
+                      progress)
+    for done, ((reason, filename, key), outcome) in enumerate(reads):
+        if out_of_time():
+            reads.close()
+            report.complete = False
+            report.stopped = (
+                f"time ran out after {done} of {len(plan.reads)} objects to read were "
+                "applied; those are kept, the next run continues with the rest")
+            return
+        _repair_entry(cache, report, entries.get(filename), reason, filename, key,
+                      outcome, dry_run)
 
 
 def _repair_entry(cache: Any, report: ReconcileReport, entry: CachedEntry | None,
@@ -544,15 +684,27 @@ def open_cache(settings: Any) -> Any:
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory, the figure Lambda holds against
+    ``memory_limit_in_mb`` (Linux reports it in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
-                  event: dict[str, Any], *, workers: int = DEFAULT_WORKERS) -> dict[str, Any]:
+                  event: dict[str, Any], *, workers: int = DEFAULT_WORKERS,
+                  context: Any = None) -> dict[str, Any]:
     """Reconcile from inside the Lambda function, on a schedule rule's event.
 
     A schedule is the safety net for events that never arrived, so it runs the same
     :func:`reconcile` as the CLI.  ``detail`` may ask for ``{"deep": true}`` or
     ``{"dry_run": true}`` (a rule's constant input); EventBridge's own schedule events
     carry an empty ``detail``, which means a normal run.  The function must know its
-    bucket: a reconcile cannot guess it from an event.
+    bucket: a reconcile cannot guess it from an event.  With Lambda's ``context`` the
+    run stops before the invocation's timeout or its memory limit (see
+    :func:`reconcile`'s ``time_left``) and its result says so, instead of being cut off
+    without a word.
     """
     if not bucket:
         raise ValueError(
@@ -564,6 +716,11 @@ def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
     storage = getattr(cache, "storage", None)
     target = SyncTarget(bucket=bucket, prefix=prefix,
                         prepend_hash=bool(getattr(storage, "prepend_hash", True)))
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    limit_mb = getattr(context, "memory_limit_in_mb", None)
     report = reconcile(cache, s3_client, target, deep=bool(detail.get("deep")),
-                       dry_run=bool(detail.get("dry_run")), workers=workers)
+                       dry_run=bool(detail.get("dry_run")), workers=workers,
+                       time_left=(lambda: remaining() / 1000) if remaining else None,
+                       memory_left=(lambda: int(limit_mb) - peak_memory_mb())
+                       if limit_mb else None)
     return report.to_dict()

@@ -171,7 +171,7 @@ def _clear_sql(cache: ICache, filename: str, key: str) -> str:
     too; when it deletes nothing, pypicloud's ``fetch`` and that check decide.
     """
     dialect = cache.db.get_bind().dialect.name
-    if dialect in _JSON_DIALECTS:
+    if dialect in JSON_DIALECTS:
         deleted = cache.db.execute(_path_checked_delete(dialect),
                                    {"filename": filename, "key": key})
         if deleted.rowcount:
@@ -200,42 +200,109 @@ def _delete_by_filename() -> Any:
 
 
 #: SQL dialects whose JSON functions SQLAlchemy can compile against pypicloud's text column.
-_JSON_DIALECTS = frozenset({"postgresql", "mysql", "sqlite"})
+JSON_DIALECTS = frozenset({"postgresql", "mysql", "sqlite"})
+
+
+def stored_path(dialect: str) -> Any:
+    """The ``path`` pypicloud recorded in a row's ``data``, as a SQL expression (NULL when
+    none), for a dialect in ``JSON_DIALECTS``: read by the database, not decoded in Python.
+
+    The column is taken as plain text: pypicloud's JSONEncodedDict has no ``cache_ok``, so
+    a statement naming it would be compiled anew each time.  PostgreSQL needs the text
+    cast to json; MariaDB refuses CAST(... AS JSON) but its JSON functions read text as
+    it is, and so do MySQL's and SQLite's.
+    """
+    from sqlalchemy import JSON, Text, cast, column, type_coerce
+
+    data = column("data", Text)
+    as_json = cast(data, JSON) if dialect == "postgresql" else type_coerce(data, JSON)
+    return as_json["path"].as_string()
 
 
 @functools.cache
 def _path_checked_delete(dialect: str) -> Any:
     """DELETE the row of ``:filename`` if it records ``:key`` or no path; built once."""
     from pypicloud.cache.sql import SQLPackage
-    from sqlalchemy import JSON, Text, bindparam, cast, column, delete, or_, type_coerce
+    from sqlalchemy import bindparam, delete, or_
 
-    # The column as plain text: pypicloud's JSONEncodedDict has no ``cache_ok``, so a
-    # statement naming it would be compiled anew on every delete.  PostgreSQL needs the
-    # text cast to json; MariaDB refuses CAST(... AS JSON) but its JSON functions read
-    # text as it is, and so do MySQL's and SQLite's.
-    data = column("data", Text)
-    as_json = cast(data, JSON) if dialect == "postgresql" else type_coerce(data, JSON)
-    path = as_json["path"].as_string()
+    path = stored_path(dialect)
     table = SQLPackage.__table__
     return delete(table).where(table.c.filename == bindparam("filename"),
                                or_(path.is_(None), path == bindparam("key")))
 
 
-def _clear_redis(cache: ICache, filename: str, key: str) -> str:
-    """``clear_filename`` for Redis reading only the three fields it needs.
+#: pypicloud's ``RedisCache.clear`` (delete the hash, drop the filename from the project's
+#: set, and the project from the name set with its summary when that set is empty), done
+#: inside Redis in one call, and only when the hash records the key being cleared (or no
+#: path).  ``clear`` needs the package's name, which only the hash holds, so in Python
+#: this is a read and then one or two pipelines: two or three round trips where the
+#: script makes one.  KEYS: the package hash.  ARGV: key prefix, filename, the key as
+#: pypicloud stores it (JSON).  Returns {0} absent, {1} cleared, {2, path} other path.
+_REDIS_CLEAR = """
+local name = redis.call('HGET', KEYS[1], 'name')
+if not name then return {0} end
+local path = redis.call('HGET', KEYS[1], 'path')
+if path and path ~= ARGV[3] then return {2, path} end
+redis.call('DEL', KEYS[1])
+local filenames = ARGV[1] .. 'set:' .. name
+redis.call('SREM', filenames, ARGV[2])
+if redis.call('SCARD', filenames) == 0 then
+  redis.call('SREM', ARGV[1] .. 'set', name)
+  redis.call('DEL', ARGV[1] .. 'summary:' .. name)
+end
+return {1}
+"""
 
-    ``fetch`` loads and JSON-decodes the whole hash; pypicloud's ``clear`` needs only the
-    name and file name, and the path check only the path.
+
+def _clear_redis(cache: ICache, filename: str, key: str) -> str:
+    """``clear_filename`` for Redis: pypicloud's ``clear``, path-checked, in one round trip.
+
+    See ``_REDIS_CLEAR``.  A path recorded in another JSON spelling of the same key (the
+    script compares text) is decided here, by pypicloud's own ``fetch`` and ``clear``.
     """
     import json
 
-    name, version, path = cache.db.hmget(cache.redis_key(filename), "name", "version", "path")
-    if name is None:
+    script = redis_script(cache, _REDIS_CLEAR)
+    key_json = json.dumps(key)
+    status, *rest = script(keys=[cache.redis_key(filename)],
+                           args=[cache.redis_prefix, filename, key_json], client=cache.db)
+    if status == 0:
         return "absent"
-    if path and json.loads(path) != key:
+    if status == 1:
+        return "cleared"
+    if json.loads(rest[0]) != key:
         return "other-path"
-    cache.clear(cache.new_package(name, version or "0", filename))
+    stored = cache.fetch(filename)
+    if stored is None:
+        return "absent"
+    cache.clear(stored)
     return "cleared"
+
+
+#: redis-py Scripts by source: each runs by EVALSHA, loaded into a server on first use.
+_REDIS_SCRIPTS: dict[str, Any] = {}
+
+
+def redis_script(cache: ICache, source: str) -> Callable[..., Any]:
+    """Run ``source`` on ``cache``'s Redis (``keys=``, ``args=``, ``client=`` a pipeline),
+    checking on first use that pypicloud names its keys as the scripts spell them."""
+    script = _REDIS_SCRIPTS.get(source)
+    if script is None:
+        check_redis_layout(cache)
+        script = _REDIS_SCRIPTS[source] = cache.db.register_script(source)
+    return script
+
+
+def check_redis_layout(cache: ICache) -> None:
+    """The Redis scripts spell pypicloud's key names themselves; stop if this pypicloud
+    spells them otherwise, rather than read or clear the wrong keys."""
+    prefix = cache.redis_prefix
+    layout = (cache.redis_set, cache.redis_filename_set("n"), cache.redis_key("f"),
+              cache.redis_summary_key("n"))
+    if layout != (prefix + "set", prefix + "set:n", prefix + "package:f",
+                  prefix + "summary:n"):
+        raise RuntimeError(f"pypicloud's Redis key layout is not the one pypicloud-s3sync "
+                           f"knows: {layout}")
 
 
 def _clear_dynamo(cache: ICache, filename: str, key: str) -> str:
@@ -443,6 +510,7 @@ __all__ = [
     "head_object",
     "is_package_key",
     "package_from_state",
+    "redis_script",
     "save_package",
     "sync_key",
     "write_conflict",

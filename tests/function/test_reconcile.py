@@ -84,6 +84,30 @@ def test_drift_both_ways_is_fixed_with_one_head_per_difference(
     assert run(region_a).in_sync
 
 
+def test_an_entry_recorded_without_a_path_whose_object_is_gone_is_cleared(
+    region_a: Any,
+) -> None:
+    """Older pypicloud versions recorded no path: the HEAD then goes where pypicloud
+    would have stored the file, which takes the project name (not part of DynamoDB's
+    bulk read, so looked up for this entry alone)."""
+    from pypicloud_s3sync.function.sync import committing, save_package
+
+    config = load_config(str(region_a.ini))
+    cache = open_cache(config.settings)
+    orphan = cache.new_package("omega", "1.0", "omega-1.0.tar.gz")
+    orphan.data.pop("path", None)
+    with committing(cache):
+        save_package(cache, orphan)
+    assert region_a.simple("omega") == ["omega-1.0.tar.gz"]
+
+    report = reconcile(cache, s3(), config.target)
+
+    assert report.removed == ["omega-1.0.tar.gz"]
+    assert report.s3_calls == {"ListObjectsV2": 1, "HeadObject": 1}
+    assert region_a.simple("omega") == []
+    assert run(region_a).in_sync
+
+
 def test_dry_run_reports_and_changes_nothing(region_a: Any, region_b: Any) -> None:
     region_b.upload("delta", "2.0")
     s3().delete_object(Bucket=BUCKET, Key=key_of(region_a, "gamma-1.0.tar.gz"))
