@@ -56,7 +56,9 @@ def kind(exc: BaseException) -> str:
 
     if isinstance(exc, bce.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        return ("denied" if code in DENIED else "throttled" if code in THROTTLED
+        # botocore gives the HTTP status as the code when it cannot read the body's (an
+        # XML refusal to a JSON-protocol client): 403 Forbidden is a refusal all the same.
+        return ("denied" if code in DENIED or code == "403" else "throttled" if code in THROTTLED
                 else "conflict" if code in CONFLICT else "refused")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError
                   | bce.ProfileNotFound | bce.CredentialRetrievalError):

@@ -385,3 +385,43 @@ def test_status_warns_of_an_old_event_and_a_failing_poll(config, code, monkeypat
     assert checks["mapping-result"].status == WARN
     assert "PROBLEM: Function call failed" in checks["mapping-result"].detail
     assert "role" in checks["mapping-result"].fix
+
+
+
+def test_a_sync_that_never_used_the_queue_runs_on_a_policy_without_queue_grants(config, code):
+    """An operator who upgrades keeps the policy written before ``--delivery sqs``
+    existed: it grants nothing on SQS and no ``lambda:ListEventSourceMappings``, and IAM
+    refuses what no statement allows ("By default, all requests are implicitly denied",
+    IAM user guide, "Policy evaluation logic").  moto's own enforcement judges every
+    IAM action against ``*`` and so cannot hold the scoped policy, so each of those calls
+    is refused before it leaves botocore, as IAM would answer it.  Status and create of a
+    direct sync still work, the plan says it could not look for a leftover queue, and
+    asking for ``--delivery sqs`` itself stops on the refusal."""
+    from botocore.exceptions import ClientError
+
+    refused = []
+
+    def iam_says_no(model: Any, **_: Any) -> None:
+        if model.service_model.service_name == "sqs" or "EventSourceMapping" in model.name:
+            refused.append(model.name)
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": (
+                f"not authorized to perform: {model.service_model.signing_name}:{model.name}")}},
+                model.name)
+
+    def clients(**options: Any) -> tuple[deploy.DeployOptions, deploy.AwsClients]:
+        opts = deploy.DeployOptions.from_config(config, **options)
+        return opts, clients_for(config, opts, iam_says_no)
+
+    opts, aws = clients(force=True)
+    made = deploy.plan_create(config, opts, aws, code=code)
+    deploy.apply(made, aws, sleep=lambda s: None)
+    assert any("could not look for a queue left by --delivery sqs" in note
+               for note in made.notes), made.notes
+    opts, aws = clients()
+    report = deploy.status(config, opts, aws, code=code)
+    assert report.in_sync, report.describe()
+    assert paths() == ["direct"]
+    assert set(refused) == {"GetQueueUrl"}  # never the mapping: no queue was found
+    opts, aws = clients(delivery="sqs")
+    with pytest.raises(ClientError, match="sqs:GetQueueUrl"):
+        deploy.plan_create(config, opts, aws, code=code)

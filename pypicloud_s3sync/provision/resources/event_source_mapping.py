@@ -37,8 +37,10 @@ COMPARED = ("BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseType
 
 
 def read(p: Planning) -> None:
-    """The mappings of our queue that invoke our function."""
-    if p.actual.function is None:
+    """The mappings of our queue that invoke our function: looked for only when the sync
+    uses the queue or a queue of that name exists, so that a sync that never used one
+    needs no permission to list mappings."""
+    if p.actual.function is None or (p.options.delivery != "sqs" and p.actual.queue is None):
         return
     lam = p.clients.client("lambda")
     found = []

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import tags
 from ..aws import error_code
+from ..awsfailure import kind as failure_kind
 from ..errors import FUNCTION_NAME, DeployError, Fix
 from ..names import dead_letter_queue_name, queue_name
 from ..plan import OK, WARN, Check, Step
@@ -45,11 +46,28 @@ AGE_WINDOW = 900
 
 
 def read(p: Planning) -> None:
-    """Both queues, whatever the delivery, so that switching away removes them."""
+    """Both queues, whatever the delivery, so that switching away removes them.
+
+    A sync that does not use the queue may run with an operator policy written before
+    ``--delivery sqs`` existed: SQS refusing it the look reads as no queue, said in a
+    note, rather than stopping a status or create that needs no queue at all.
+    """
+    from botocore.exceptions import ClientError
+
     a, sqs = p.actual, p.clients.client("sqs")
-    a.queue_url, a.queue, a.queue_tags = _read_one(sqs, queue_name(p.fname))
-    (a.dead_letter_queue_url, a.dead_letter_queue,
-     a.dead_letter_queue_tags) = _read_one(sqs, dead_letter_queue_name(p.fname))
+    try:
+        a.queue_url, a.queue, a.queue_tags = _read_one(sqs, queue_name(p.fname))
+        (a.dead_letter_queue_url, a.dead_letter_queue,
+         a.dead_letter_queue_tags) = _read_one(sqs, dead_letter_queue_name(p.fname))
+    except ClientError as exc:
+        if p.options.delivery == "sqs" or failure_kind(exc) != "denied":
+            raise
+        a.queue_url, a.queue, a.queue_tags = "", None, {}
+        a.dead_letter_queue_url, a.dead_letter_queue, a.dead_letter_queue_tags = "", None, {}
+        p.notes.append(
+            f"could not look for a queue left by --delivery sqs (SQS refused "
+            f"{exc.operation_name}): if this sync ever used it, grant the operator policy's "
+            "queue statements (docs: 'What the commands need') so that a re-run removes it")
 
 
 def _read_one(sqs: Any, name: str) -> tuple[str, dict[str, str] | None, dict[str, str]]:
