@@ -19,7 +19,14 @@ from pypicloud_s3sync.cli import main
 from pypicloud_s3sync.provision import deploy
 from pypicloud_s3sync.provision.errors import DeployError
 
-from ..support.deploy_helpers import REGION, clients_for, make_config, write_zip
+from ..support.deploy_helpers import (
+    REGION,
+    clients_for,
+    create,
+    function_names,
+    make_config,
+    write_zip,
+)
 
 FUNCTION = "pypicloud_s3_sync"
 
@@ -28,19 +35,6 @@ FUNCTION = "pypicloud_s3_sync"
 def code(aws, tmp_path):
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="packages")
     return deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
-
-
-def create(config, code, **options):
-    opts = deploy.DeployOptions.from_config(config, **options)
-    clients = clients_for(config, opts)
-    plan = deploy.plan_create(config, opts, clients, code=code)
-    deploy.apply(plan, clients, sleep=lambda s: None)
-    return plan
-
-
-def functions() -> list[str]:
-    return [f["FunctionName"] for f in
-            boto3.client("lambda", region_name=REGION).list_functions()["Functions"]]
 
 
 def test_a_cap_the_account_cannot_reserve_is_refused_before_anything_is_made(
@@ -59,7 +53,7 @@ def test_a_cap_the_account_cannot_reserve_is_refused_before_anything_is_made(
     assert "at least 100" in message
     assert "--reserved-concurrency 10 or less" in message
     assert "Service Quotas" in message and "L-B99A9384" in message
-    assert functions() == []
+    assert function_names() == []
     assert boto3.client("s3", region_name=REGION).get_bucket_notification_configuration(
         Bucket="packages").get("LambdaFunctionConfigurations") is None
 
@@ -71,7 +65,7 @@ def test_a_cap_the_account_cannot_reserve_is_refused_before_anything_is_made(
         err = capsys.readouterr().err
         assert status == 2, err
         assert "leave 90 unreserved" in err
-    assert functions() == []
+    assert function_names() == []
     # What does fit is made.
     create(config, code, reserved_concurrency="10")
     assert boto3.client("lambda", region_name=REGION).get_function_concurrency(

@@ -15,7 +15,13 @@ from pypicloud_s3sync.provision import deploy
 from pypicloud_s3sync.provision.errors import DeployError
 
 from ..support import moto_gaps
-from ..support.deploy_helpers import REGION, clients_for, make_config, write_zip
+from ..support.deploy_helpers import (
+    REGION,
+    create,
+    function_names,
+    make_config,
+    write_zip,
+)
 
 FUNCTION = "pypicloud_s3_sync"
 #: A PostgreSQL URL whose options make it long (certificates, search paths...).
@@ -29,19 +35,6 @@ def code(aws, tmp_path, monkeypatch):
     return deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
 
 
-def create(config, code, **options):
-    opts = deploy.DeployOptions.from_config(config, **options)
-    clients = clients_for(config, opts)
-    plan = deploy.plan_create(config, opts, clients, code=code)
-    deploy.apply(plan, clients, sleep=lambda s: None)
-    return plan
-
-
-def functions() -> list[str]:
-    return [f["FunctionName"] for f in
-            boto3.client("lambda", region_name=REGION).list_functions()["Functions"]]
-
-
 def test_an_environment_over_4_kb_is_refused_before_anything_is_made(code, tmp_path, capsys):
     config = make_config(tmp_path, **{"pypi.db": "sql", "db.url": LONG_URL})
     with pytest.raises(DeployError) as refused:
@@ -50,7 +43,7 @@ def test_an_environment_over_4_kb_is_refused_before_anything_is_made(code, tmp_p
     assert "4 KB" in message and "4096 bytes" in message
     assert "db.url (4" in message  # the largest setting, with its size
     assert "--store-db-password" in message
-    assert functions() == []
+    assert function_names() == []
     assert boto3.client("iam").list_roles()["Roles"] == []
     status = main(["create", str(tmp_path / "pypicloud.ini"), "--bundle",
                    str(tmp_path / "function.zip"), "--dry-run"])

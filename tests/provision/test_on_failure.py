@@ -34,7 +34,7 @@ from pypicloud_s3sync.provision import deploy, iam
 from pypicloud_s3sync.provision.errors import DeployError
 
 from ..support import moto_gaps
-from ..support.deploy_helpers import REGION, clients_for, make_config, write_zip
+from ..support.deploy_helpers import REGION, create, make_config, write_zip
 
 FUNCTION = "pypicloud_s3_sync"
 ACCOUNT = "123456789012"
@@ -45,14 +45,6 @@ def code(aws, tmp_path, monkeypatch):
     moto_gaps.apply(monkeypatch)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="packages")
     return deploy.ZipBundle.from_path(write_zip(tmp_path / "function.zip"))
-
-
-def create(config, code, **options):
-    opts = deploy.DeployOptions.from_config(config, **options)
-    clients = clients_for(config, opts)
-    plan = deploy.plan_create(config, opts, clients, code=code)
-    deploy.apply(plan, clients, sleep=lambda s: None)
-    return plan
 
 
 def role_statements() -> list[dict]:

@@ -83,6 +83,21 @@ def clients_for(config: Any, options: deploy.DeployOptions,
     return deploy.AwsClients.from_config(config, options, session=session)
 
 
+def create(config: Any, code: deploy.ZipBundle, **options: Any) -> deploy.Plan:
+    """``ppc-create-s3-sync`` with these options, applied (no sleeping between retries)."""
+    opts = deploy.DeployOptions.from_config(config, **options)
+    clients = clients_for(config, opts)
+    plan = deploy.plan_create(config, opts, clients, code=code)
+    deploy.apply(plan, clients, sleep=lambda s: None)
+    return plan
+
+
+def function_names() -> list[str]:
+    """The functions the account holds, as the Lambda console lists them."""
+    return [f["FunctionName"] for f in
+            boto3.client("lambda", region_name=REGION).list_functions()["Functions"]]
+
+
 def snapshot(bucket: str = BUCKET, endpoint_url: str | None = None) -> dict[str, Any]:
     """Everything create could touch, as a user would look at it in the console."""
     def client(name: str) -> Any:
