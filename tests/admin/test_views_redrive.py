@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ..support.aws_gate import Gate, in_thread
+from ..support.aws_gate import Gate, cut_at, in_thread
 from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
 
 URL = "/admin/s3sync/redrive"
@@ -204,21 +204,8 @@ def test_an_unreachable_sqs_is_answered_as_the_other_operations_answer_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Cut between the send and the delete, as a network drop would: 504 as for every
     operation, and every message still in the dead-letter queue (sent ones in both)."""
-    from botocore.exceptions import EndpointConnectionError
-
     sqs, url, dead, sent = dead_letters
-
-    def cut(**_: Any) -> None:
-        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
-
-    real_client = boto3.session.Session.client
-
-    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
-        made = real_client(self, *args, **kwargs)
-        made.meta.events.register("before-call.sqs.DeleteMessageBatch", cut)
-        return made
-
-    monkeypatch.setattr(boto3.session.Session, "client", client)
+    cut_at(monkeypatch, "sqs", "DeleteMessageBatch")
     res = call(server.app, body={})
     monkeypatch.undo()
 

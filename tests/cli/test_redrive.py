@@ -21,6 +21,7 @@ from pypicloud_s3sync.provision.names import dead_letter_queue_name, queue_name
 from pypicloud_s3sync.provision.operator_policy import redrive_statements
 
 from ..support import aws_trace
+from ..support.aws_gate import cut_at
 from ..support.deploy_helpers import BUCKET, PREFIX, REDIS, REGION
 from ..support.pypicloud_app import write_ini
 
@@ -91,19 +92,7 @@ def test_a_failed_delete_leaves_the_message_in_both_queues_never_in_neither(
     sqs = boto3.client("sqs", region_name=REGION)
     url, dead = make_queues(sqs)
     sqs.send_message(QueueUrl=dead, MessageBody='{"Records": []}')
-    from botocore.exceptions import EndpointConnectionError
-
-    def cut(**_: Any) -> None:
-        raise EndpointConnectionError(endpoint_url="https://sqs.us-east-1.amazonaws.com/")
-
-    real_client = boto3.session.Session.client
-
-    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
-        made = real_client(self, *args, **kwargs)
-        made.meta.events.register("before-call.sqs.DeleteMessageBatch", cut)
-        return made
-
-    monkeypatch.setattr(boto3.session.Session, "client", client)
+    cut_at(monkeypatch, "sqs", "DeleteMessageBatch")
     assert cli.main(["redrive", config]) == cli.EXIT_AWS
     assert "ppc-s3sync redrive: error: AWS: Could not connect" in capsys.readouterr().err
     monkeypatch.undo()

@@ -8,14 +8,10 @@ ones each contender must make.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..support.benchmarks import run_benchmark
+
 PACKAGES = 20
 
 
@@ -35,15 +31,11 @@ def parse(line: str) -> dict[str, str] | None:
 
 @pytest.mark.slow
 def test_the_reconcile_benchmark_runs(aws_env: None) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reconcile.py"), "-n", str(PACKAGES),
-         "--backends", "sqlite"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
-    assert result.returncode == 0, result.stderr
-    header, *lines = result.stdout.splitlines()
+    stdout = run_benchmark("reconcile.py", "-n", str(PACKAGES), "--backends", "sqlite")
+    header, *lines = stdout.splitlines()
     assert header.split() == COLUMNS
     rows = {row["scenario"]: row for row in map(parse, lines) if row}
-    assert set(rows) == {"in sync", "drift 1+1"}, result.stdout
+    assert set(rows) == {"in sync", "drift 1+1"}, stdout
     for scenario, calls_ours in (("in sync", 1), ("drift 1+1", 1 + 2)):
         row = rows[scenario]
         assert int(row["objects"]) == PACKAGES
@@ -62,12 +54,8 @@ def test_the_reconcile_benchmark_runs(aws_env: None) -> None:
 @pytest.mark.slow
 def test_the_reconcile_benchmark_can_leave_out_pypicloud_s_reload(aws_env: None) -> None:
     """The growth runs (100,000 objects) measure ours and the floors only."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "reconcile.py"), "-n", "5",
-         "--backends", "sqlite", "--no-reload"],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
-    assert result.returncode == 0, result.stderr
-    rows = [row for row in map(parse, result.stdout.splitlines()[1:]) if row]
+    stdout = run_benchmark("reconcile.py", "-n", "5", "--backends", "sqlite", "--no-reload")
+    rows = [row for row in map(parse, stdout.splitlines()[1:]) if row]
     assert [(r["scenario"], r["reload_s"], r["speed-up"]) for r in rows] == [
-        ("in sync", "-", "-"), ("drift 1+1", "-", "-")], result.stdout
+        ("in sync", "-", "-"), ("drift 1+1", "-", "-")], stdout
     assert all(float(r["ours/floor"]) > 0 for r in rows)

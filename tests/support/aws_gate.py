@@ -69,3 +69,23 @@ class FailAt:
             raise ClientError({"Error": {"Code": "ServiceUnavailable",
                                          "Message": "interrupted by the test"}}, model.name)
         self.passed.append(model.name)
+
+
+def cut_at(monkeypatch: Any, service: str, operation: str) -> None:
+    """Every client made from now on loses the network at ``service.operation``, as a
+    dropped connection would (botocore's own ``EndpointConnectionError``), so a test can
+    show what a cut between two calls leaves behind.  ``monkeypatch.undo()`` ends it."""
+    import boto3
+    from botocore.exceptions import EndpointConnectionError
+
+    def cut(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com/")
+
+    real_client = boto3.session.Session.client
+
+    def client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made = real_client(self, *args, **kwargs)
+        made.meta.events.register(f"before-call.{service}.{operation}", cut)
+        return made
+
+    monkeypatch.setattr(boto3.session.Session, "client", client)
