@@ -684,12 +684,23 @@ def open_cache(settings: Any) -> Any:
 # -- the scheduled variant (EventBridge -> the sync function) -----------------------------
 
 
-def peak_memory_mb() -> float:
-    """This process's peak resident memory, the figure Lambda holds against
-    ``memory_limit_in_mb`` (Linux reports it in KiB)."""
+def resident_memory_mb() -> float:
+    """This process's resident memory now, the figure that grows towards Lambda's
+    ``memory_limit_in_mb`` as the listing does.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux keeps that high-water mark across
+    ``execve``, so a runtime started by a large parent process (a test runner, a
+    supervisor) would begin with the parent's peak and stop before listing a page.
+    """
+    import os
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):  # not Linux: the peak is what there is
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
@@ -721,6 +732,6 @@ def run_scheduled(cache: Any, s3_client: Any, bucket: str | None, prefix: str,
     report = reconcile(cache, s3_client, target, deep=bool(detail.get("deep")),
                        dry_run=bool(detail.get("dry_run")), workers=workers,
                        time_left=(lambda: remaining() / 1000) if remaining else None,
-                       memory_left=(lambda: int(limit_mb) - peak_memory_mb())
+                       memory_left=(lambda: int(limit_mb) - resident_memory_mb())
                        if limit_mb else None)
     return report.to_dict()

@@ -146,3 +146,23 @@ def test_out_of_time_while_repairing_keeps_what_was_applied_and_the_next_run_con
     assert rest.complete is True
     assert sorted(report.added + rest.added) == sorted(f"{n}-1.0.tar.gz" for n in MISSING)
     assert served(server) == set(MISSING)
+
+
+def test_a_runtime_started_by_a_large_process_still_has_its_memory():
+    """The memory a run measures against ``memory_limit_in_mb`` is what the function
+    holds now.  Linux's ``ru_maxrss`` is a high-water mark kept across ``execve``: a
+    runtime a large process starts (a supervisor, a test runner) would read that
+    process's peak, count its memory as gone, and stop before listing one page.  Here a
+    process holding 400 MiB starts a fresh Python, as Lambda's init would be started."""
+    import subprocess
+    import sys
+
+    child = ("from pypicloud_s3sync.function.reconcile import resident_memory_mb; "
+             "print(resident_memory_mb())")
+    parent = ("import subprocess, sys; held = bytearray(400 * 2**20); held[::4096] = "
+              "b'x' * len(held[::4096]); "
+              f"print(subprocess.run([sys.executable, '-c', {child!r}], "
+              "capture_output=True, text=True, check=True).stdout)")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                         check=True).stdout
+    assert float(out.split()[-1]) < 200, out
