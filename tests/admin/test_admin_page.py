@@ -29,6 +29,7 @@ import pytest
 from ..support import services
 from ..support.aws_gate import Gate
 from ..support.pypicloud_app import ADMIN, USER, Pypicloud
+from ..support.sqs_queues import make_queues
 
 pytestmark = pytest.mark.slow
 
@@ -307,14 +308,8 @@ def test_redrive_is_offered_for_a_dead_letter_queue_and_moves_its_messages_back(
         page: Any, site: str, aws: Callable[[str], Any]) -> None:
     """The queues as ``--delivery sqs`` makes them (names.py, the queue's RedrivePolicy);
     the button appears because the status's dry run of the redrive found them."""
-    from pypicloud_s3sync.provision.names import dead_letter_queue_name, queue_name
-
     sqs = aws("sqs")
-    dead = sqs.create_queue(QueueName=dead_letter_queue_name(FUNCTION))["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]
-                                   )["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=queue_name(FUNCTION), Attributes={"RedrivePolicy":
-        f'{{"deadLetterTargetArn": "{arn}", "maxReceiveCount": "5"}}'})["QueueUrl"]
+    url, dead = make_queues(sqs, FUNCTION)
     for n in range(3):
         sqs.send_message(QueueUrl=dead, MessageBody=f'{{"Records": [{{"n": {n}}}]}}')
 

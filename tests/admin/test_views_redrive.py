@@ -21,6 +21,7 @@ import pytest
 
 from ..support.aws_gate import Gate, cut_at, in_thread
 from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
+from ..support.sqs_queues import bodies, make_queues
 
 URL = "/admin/s3sync/redrive"
 BUCKET = "packages"
@@ -41,26 +42,8 @@ def call(app: Any, method: str = "post", user: tuple[str, str] | None = ADMIN,
     return getattr(app, method)(url, **kwargs)
 
 
-def make_queues(sqs: Any) -> tuple[str, str]:
-    """The queue and its dead-letter queue as ``--delivery sqs`` names and links them."""
-    from pypicloud_s3sync.provision.names import dead_letter_queue_name, queue_name
-
-    dead = sqs.create_queue(QueueName=dead_letter_queue_name(FUNCTION))["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]
-                                        )["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=queue_name(FUNCTION), Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
-                                     "maxReceiveCount": "5"})})["QueueUrl"]
-    return url, dead
 
 
-def bodies(sqs: Any, url: str) -> list[str]:
-    """Every message body in the queue (each hidden once read, so none twice)."""
-    found: list[str] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                          VisibilityTimeout=300).get("Messages", []):
-        found += [m["Body"] for m in messages]
-    return sorted(found)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from ..support import aws_trace
 from ..support.aws_gate import cut_at
 from ..support.deploy_helpers import BUCKET, PREFIX, REDIS, REGION
 from ..support.pypicloud_app import write_ini
+from ..support.sqs_queues import bodies, make_queues
 
 FUNCTION = "pypicloud_s3_sync"
 
@@ -35,24 +36,8 @@ def config(aws: None, tmp_path: Path) -> str:
     return str(path)
 
 
-def make_queues(sqs: Any, function: str = FUNCTION) -> tuple[str, str]:
-    dead = sqs.create_queue(QueueName=dead_letter_queue_name(function))["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]
-                                        )["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=queue_name(function), Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
-                                     "maxReceiveCount": "5"})})["QueueUrl"]
-    return url, dead
 
 
-def bodies(sqs: Any, url: str) -> list[str]:
-    found = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                       VisibilityTimeout=300).get("Messages", [])
-        if not messages:
-            return sorted(found)
-        found += [m["Body"] for m in messages]
 
 
 def test_without_the_queue_it_says_how_to_make_it(config: str, capsys: Any) -> None:

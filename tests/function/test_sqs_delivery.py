@@ -29,11 +29,11 @@ import boto3
 import pytest
 
 from pypicloud_s3sync import cli
-from pypicloud_s3sync.provision.names import dead_letter_queue_name, queue_name
 
 from ..support.lambda_runtime_api import RuntimeApi, start_function, stop_function
 from ..support.pypicloud_app import write_ini
 from ..support.sqs_poller import QueuePoller
+from ..support.sqs_queues import make_queues
 from ..support.sync_harness import ALL_EVENTS, SyncBucket, cached, filenames
 from ..support.tcp_proxy import TcpProxy
 
@@ -111,16 +111,6 @@ class World:
         self.poller.drain(timeout=120, idle=VISIBILITY + 0.5)
 
 
-def make_queues(sqs: Any) -> tuple[str, str]:
-    """The queue and dead-letter queue as ``--delivery sqs`` makes them."""
-    dead = sqs.create_queue(QueueName=dead_letter_queue_name(FUNCTION))["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"]
-                                        )["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=queue_name(FUNCTION), Attributes={
-        "VisibilityTimeout": str(VISIBILITY),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn,
-                                     "maxReceiveCount": str(MAX_RECEIVES)})})["QueueUrl"]
-    return url, dead
 
 
 @pytest.fixture
@@ -133,7 +123,7 @@ def world(moto_server: str, cache_settings: Any, tmp_path: Path) -> Iterator[Wor
                                                              f"127.0.0.1:{proxy.port}")}
     bucket = SyncBucket.create(direct, endpoint_url=moto_server)
     sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=moto_server)
-    url, dead = make_queues(sqs)
+    url, dead = make_queues(sqs, max_receives=MAX_RECEIVES, VisibilityTimeout=str(VISIBILITY))
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]
                                    )["Attributes"]["QueueArn"]
     bucket.s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
