@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from ..support.aws_gate import Gate, in_thread
-from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
+from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth, call_api
 
 URL = "/admin/s3sync"
 BUCKET = "packages"
@@ -36,16 +36,7 @@ def call(app: Any, method: str, user: tuple[str, str] | None = ADMIN,
          body: Any = None, content_type: str | None = "application/json",
          headers: dict[str, str] | None = None) -> Any:
     """One request as an API client would send it (JSON body for POST/DELETE)."""
-    kwargs: dict[str, Any] = {"status": "*", "headers": headers or {},
-                              "extra_environ": basic_auth(user) if user else {}}
-    if method in ("post", "delete", "put"):
-        if content_type == "application/json":
-            kwargs["params"] = json.dumps({} if body is None else body)
-        elif body is not None:
-            kwargs["params"] = body
-        if content_type:
-            kwargs["content_type"] = content_type
-    return getattr(app, method)(URL, **kwargs)
+    return call_api(app, URL, method, user, body, content_type, headers)
 
 
 def aws_state() -> dict[str, Any]:

@@ -9,7 +9,6 @@ what this server serves.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import boto3
 import pytest
 
 from ..support.aws_gate import Gate, in_thread
-from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
+from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth, call_api
 
 URL = "/admin/s3sync/reconcile"
 BUCKET = "packages"
@@ -30,14 +29,7 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/reconcileLEAKcheck"
 def call(app: Any, method: str = "post", user: tuple[str, str] | None = ADMIN,
          body: Any = None, content_type: str | None = "application/json",
          headers: dict[str, str] | None = None) -> Any:
-    kwargs: dict[str, Any] = {"status": "*", "headers": headers or {},
-                              "extra_environ": basic_auth(user) if user else {}}
-    if method in ("post", "put", "delete"):
-        kwargs["params"] = json.dumps({} if body is None else body) if (
-            content_type == "application/json") else (body or "")
-        if content_type:
-            kwargs["content_type"] = content_type
-    return getattr(app, method)(URL, **kwargs)
+    return call_api(app, URL, method, user, body, content_type, headers)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from ..support.aws_gate import Gate, cut_at, in_thread
-from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth
+from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth, call_api
 from ..support.sqs_queues import bodies, make_queues
 
 URL = "/admin/s3sync/redrive"
@@ -32,14 +32,7 @@ REGION = "us-east-1"
 def call(app: Any, method: str = "post", user: tuple[str, str] | None = ADMIN,
          body: Any = None, content_type: str | None = "application/json",
          headers: dict[str, str] | None = None, url: str = URL) -> Any:
-    kwargs: dict[str, Any] = {"status": "*", "headers": headers or {},
-                              "extra_environ": basic_auth(user) if user else {}}
-    if method in ("post", "put", "delete"):
-        kwargs["params"] = json.dumps({} if body is None else body) if (
-            content_type == "application/json") else (body or "")
-        if content_type:
-            kwargs["content_type"] = content_type
-    return getattr(app, method)(url, **kwargs)
+    return call_api(app, url, method, user, body, content_type, headers)
 
 
 

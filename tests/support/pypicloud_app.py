@@ -30,6 +30,26 @@ def basic_auth(user: tuple[str, str]) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
+def call_api(app: Any, url: str, method: str = "post", user: tuple[str, str] | None = None,
+             body: Any = None, content_type: str | None = "application/json",
+             headers: dict[str, str] | None = None) -> Any:
+    """One request to the admin API as a client would send it: basic auth as ``user``
+    (none: anonymous), a JSON body for POST/PUT/DELETE unless another content type is
+    given, and every status returned rather than raised."""
+    import json
+
+    kwargs: dict[str, Any] = {"status": "*", "headers": headers or {},
+                              "extra_environ": basic_auth(user) if user else {}}
+    if method in ("post", "put", "delete"):
+        if content_type == "application/json":
+            kwargs["params"] = json.dumps({} if body is None else body)
+        elif body is not None:
+            kwargs["params"] = body
+        if content_type:
+            kwargs["content_type"] = content_type
+    return getattr(app, method)(url, **kwargs)
+
+
 def sdist_bytes(name: str, version: str, summary: str = "A test package") -> bytes:
     """A minimal but real sdist, so pypicloud parses it like any upload."""
     buf = io.BytesIO()
