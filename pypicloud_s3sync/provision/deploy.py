@@ -13,7 +13,7 @@ tests use them); the lower modules never import this one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from .desired import check_cache_reachable, desired_state, function_environment
 from .errors import ApplyError, AwsError, DeployError, Fix, OptionsError, ProvisionError
 from .executor import apply
 from .options import DELIVERIES, DeployOptions
+from .peers import Peer
 from .plan import ENV_VAR, CodeArtifact, Plan, ResourceStatus, StatusReport, Step, StepResult
 from .planner import Planner
 
@@ -116,20 +117,22 @@ def _code_provider(code: CodeSource, config: PypicloudConfig, options: DeployOpt
 
 
 def _planner(config: PypicloudConfig, options: DeployOptions, clients: AwsClients, *,
-             strict: bool = True, need_bucket: bool = True) -> Planner:
+             strict: bool = True, need_bucket: bool = True,
+             peers: Sequence[Peer] = ()) -> Planner:
     desired = desired_state(config, options, clients)
-    planner = Planner(config, options, clients, Actual(), desired, strict=strict)
+    planner = Planner(config, options, clients, Actual(), desired, strict=strict,
+                      peers=tuple(peers))
     snapshot.read(planner, need_bucket=need_bucket)
     return planner
 
 
 def _compare(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
              code: CodeSource, progress: Callable[[str], None] | None, *,
-             strict: bool) -> Planner:
+             strict: bool, peers: Sequence[Peer] = ()) -> Planner:
     """The create comparison; ``strict=False`` is status mode (see :func:`status`)."""
     warnings: list[str] = []
     check_cache_reachable(config, options, warnings, strict=strict)
-    planner = _planner(config, options, clients, strict=strict)
+    planner = _planner(config, options, clients, strict=strict, peers=peers)
     if strict:
         try:
             retiring = check_runtime(options.runtime,
@@ -145,32 +148,35 @@ def _compare(config: PypicloudConfig, options: DeployOptions, clients: AwsClient
 
 def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
                 code: CodeSource = None,
-                progress: Callable[[str], None] | None = None) -> Plan:
+                progress: Callable[[str], None] | None = None,
+                peers: Sequence[Peer] = ()) -> Plan:
     """The steps that make the account match ``config`` + ``options``; reads only.
 
     ``code`` is the function zip (a builder ``Bundle``, a :class:`ZipBundle`, or a
     callable returning one); without it the zip is built (or read from
     ``options.bundle``) only when the function is missing or ``force`` is set.
+    ``peers``: the buckets this one replicates to, in a plan of several inis.
     Raises :class:`DeployError` for states it must not touch: a foreign role or
     function of the same name, an overlapping foreign notification, a withheld password.
     """
-    planner = _compare(config, options, clients, code, progress, strict=True)
+    planner = _compare(config, options, clients, code, progress, strict=True, peers=peers)
     return Plan("create", options.function_name, clients.region, planner.desired.account,
                 planner.steps, planner.warnings, planner.notes, planner.drift,
                 role_arn=planner.desired.role_arn)
 
 
 def plan_delete(config: PypicloudConfig, options: DeployOptions,
-                clients: AwsClients) -> Plan:
+                clients: AwsClients, peers: Sequence[Peer] = ()) -> Plan:
     """The steps that remove what ``create`` made, and nothing else; reads only.
 
     Foreign notification entries stay; the role goes only if it carries our tag, was
     not given with ``-a`` and holds no policies besides ours; EventBridge delivery on
     the bucket is turned off only if our rule recorded that we turned it on and no
-    other rule listens to the bucket.  A bucket that no longer exists is no reason to
+    other rule listens to the bucket.  ``peers`` (a plan of several inis) lets the
+    kinds between regions remove what is theirs too.  A bucket that no longer exists is no reason to
     keep the rest: everything of ours outside it goes, and a note says so.
     """
-    planner = _planner(config, options, clients, need_bucket=False)
+    planner = _planner(config, options, clients, need_bucket=False, peers=peers)
     planner.teardown()
     return Plan("delete", options.function_name, clients.region, planner.desired.account,
                 planner.steps, planner.warnings, planner.notes)
@@ -178,7 +184,8 @@ def plan_delete(config: PypicloudConfig, options: DeployOptions,
 
 def status(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
            code: CodeSource = None,
-           progress: Callable[[str], None] | None = None) -> StatusReport:
+           progress: Callable[[str], None] | None = None,
+           peers: Sequence[Peer] = ()) -> StatusReport:
     """Desired vs actual for every resource; reads only.
 
     The create plan with ``-f`` in reporting mode: what create would refuse becomes a
@@ -186,7 +193,7 @@ def status(config: PypicloudConfig, options: DeployOptions, clients: AwsClients,
     Its ``checks`` follow the path beyond our resources (:mod:`.pathchecks`).
     """
     forced = replace(options, force=True)
-    planner = _compare(config, forced, clients, code, progress, strict=False)
+    planner = _compare(config, forced, clients, code, progress, strict=False, peers=peers)
     return StatusReport(forced.function_name, clients.region, planner.desired.account,
                         planner.rows, planner.warnings, planner.steps,
                         pathchecks.plan(planner))

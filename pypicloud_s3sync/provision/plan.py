@@ -79,6 +79,9 @@ class Step:
     #: the function zip, read only when the call is made.
     code: CodeArtifact | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: Applied only once every region's other steps are: a call that needs another
+    #: region's resources (S3 refuses a replication rule to an unversioned bucket).
+    after_peers: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -37,6 +37,9 @@ class Planner(Planning):
                     raise
                 self.row(kind.KIND, kind.name(self), "as configured", str(exc), False)
             self.made[kind.KIND] = self.steps[start:]
+            if getattr(kind, "AFTER_PEERS", False):
+                for step in self.made[kind.KIND]:
+                    step.after_peers = True
         self.steps += self.last
 
     def teardown(self) -> None:

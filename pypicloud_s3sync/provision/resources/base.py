@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..aws import AwsClients
     from ..desired import Desired
     from ..options import DeployOptions
+    from ..peers import Peer
 
 
 class Kind(Protocol):
@@ -101,6 +102,9 @@ class Planning:
     #: Steps that go after every kind's: removing what another kind stops using only
     #: in its own step (the function stops reading a secret when it is updated).
     last: list[Step] = field(default_factory=list)
+    #: The other regions' buckets this plan's bucket replicates to: only in a plan of
+    #: several inis, and only for the first ini naming the bucket (see :mod:`..peers`).
+    peers: tuple[Peer, ...] = ()
 
     @property
     def fname(self) -> str:
