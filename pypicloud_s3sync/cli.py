@@ -25,6 +25,7 @@ from .urlsecrets import redact_text  # noqa: E402
 from .version import __version__  # noqa: E402 - after the filter, which must precede pyramid
 
 if TYPE_CHECKING:
+    from .provision.operation import SiteOutcome
     from .provision.options import DeployOptions, Flag
     from .provision.plan import Plan
 
@@ -47,7 +48,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _config_argument(parser: argparse.ArgumentParser) -> None:
+def _config_argument(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    if several:
+        parser.add_argument(
+            "config", metavar="CONFIG_URI", nargs="+",
+            help="pypicloud's ini file, as given to pserve (config.ini or config.ini#name); "
+                 "several: one deploy of every region's sync and the replication between "
+                 "their buckets, each ini with its own settings and the flags applied to all",
+        )
+        return
     parser.add_argument(
         "config", metavar="CONFIG_URI",
         help="pypicloud's ini file, as given to pserve (config.ini or config.ini#name)",
@@ -165,9 +174,10 @@ def _option_argument(parser: argparse.ArgumentParser, name: str, command: str) -
             _add_flag(parser, name, flag, command)
 
 
-def _target_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+def _target_arguments(parser: argparse.ArgumentParser, command: str,
+                      several: bool = False) -> None:
     """Flags that say which function, where: every command that names one."""
-    _config_argument(parser)
+    _config_argument(parser, several)
     for name in ("function_name", "role_arn", "region", "endpoint_url"):
         _option_argument(parser, name, command)
     parser.add_argument("--json", action="store_true",
@@ -199,6 +209,13 @@ def _options(args: argparse.Namespace, config: PypicloudConfig) -> DeployOptions
 
     overrides = {name: getattr(args, name, None) for name, _ in flags()}
     return DeployOptions.from_config(config, **overrides)
+
+
+def _several(args: argparse.Namespace) -> bool:
+    """Several inis given: one deploy of them all.  One is the command it always was."""
+    if isinstance(args.config, list) and len(args.config) == 1:
+        args.config = args.config[0]
+    return isinstance(args.config, list)
 
 
 def _progress(message: str) -> None:
@@ -238,6 +255,9 @@ def _plan_and_apply(args: argparse.Namespace, action: str) -> int:
     """Print the plan before anything changes; stop there on --dry-run or nothing to do."""
     from .provision.operation import run
 
+    if _several(args):
+        return _plan_and_apply_many(args, action)
+
     def show(plan: Plan) -> None:
         if not args.json:
             print(plan.describe(), flush=True)
@@ -257,8 +277,81 @@ def _plan_and_apply(args: argparse.Namespace, action: str) -> int:
     return 0
 
 
+def _load_many(args: argparse.Namespace) -> tuple[list[PypicloudConfig], list[DeployOptions]]:
+    """Every ini given, each with its own settings and the flags on top; a mistake in
+    one names it."""
+    configs, options = [], []
+    for index, uri in enumerate(args.config):
+        try:
+            config = load_config(uri, configure_logging=index == 0)
+            configs.append(config)
+            options.append(_options(args, config))
+        except ConfigError as exc:
+            if uri not in str(exc):
+                exc.args = (f"{uri}: {exc}", *exc.args[1:])
+            raise
+    return configs, options
+
+
+def _site_header(section: SiteOutcome) -> str:
+    site = section.site
+    lines = [f"== {site.ini}: {site.region}, bucket {site.bucket}, "
+             f"function {site.function_name} =="]
+    return "\n".join(lines + [f"note: {note}" for note in site.notes])
+
+
+def _plan_and_apply_many(args: argparse.Namespace, action: str) -> int:
+    """Every region's plan under its ini's header before any change, then one line for
+    the whole run."""
+    from .provision.operation import run_many
+
+    def show(section: SiteOutcome) -> None:
+        if not args.json:
+            assert section.outcome.plan is not None
+            print(_site_header(section), section.outcome.plan.describe(), sep="\n",
+                  flush=True)
+
+    configs, options = _load_many(args)
+    outcome = run_many(configs, options, action, dry_run=args.dry_run, progress=_progress,
+                       on_plan=show)
+    regions = len({section.site.region for section in outcome.sections})
+    where = (f"{len(outcome.sections)} inis in {regions} "
+             f"region{'s' * (regions != 1)}")
+    if args.json:
+        _print_json(outcome.to_json())
+    elif outcome.is_empty:
+        print(f"Nothing to {action} for {where}.")
+    elif args.dry_run:
+        print(f"Dry run: nothing was changed ({where}).")
+    else:
+        results = outcome.applied
+        seconds = sum(result.seconds for result in results)
+        print(f"Applied {len(results)} change{'s' * (len(results) != 1)} for {where} "
+              f"in {seconds:.1f} s.")
+    return 0
+
+
+def _status_many(args: argparse.Namespace) -> int:
+    from .provision.operation import run_many
+
+    configs, options = _load_many(args)
+    outcome = run_many(configs, options, "status", progress=_progress)
+    if args.json:
+        _print_json(outcome.to_json())
+    else:
+        for section in outcome.sections:
+            assert section.outcome.report is not None
+            print(_site_header(section), section.outcome.report.describe(), sep="\n")
+        unhealthy = [section.site.ini for section in outcome.sections
+                     if not (section.outcome.report and section.outcome.report.healthy)]
+        print(f"{len(outcome.sections)} inis: "
+              + (f"DRIFT or a failed check in {', '.join(unhealthy)}" if unhealthy
+                 else "all in sync"))
+    return 0 if outcome.healthy else EXIT_DRIFT
+
+
 def add_create_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser, "create")
+    _target_arguments(parser, "create", several=True)
     _option_argument(parser, "force", "create")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan and change nothing")
@@ -272,7 +365,7 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser, "delete")
+    _target_arguments(parser, "delete", several=True)
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be removed and change nothing")
     parser.set_defaults(prog="ppc-delete-s3-sync")
@@ -284,7 +377,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
-    _target_arguments(parser, "status")
+    _target_arguments(parser, "status", several=True)
     _function_arguments(parser, "status")
     parser.set_defaults(prog="ppc-s3sync status")
 
@@ -293,6 +386,8 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
 def run_status(args: argparse.Namespace) -> int:
     from .provision.operation import run
 
+    if _several(args):
+        return _status_many(args)
     config = load(args)
     report = run(config, _options(args, config), "status", progress=_progress).report
     assert report is not None

@@ -166,7 +166,8 @@ def plan_create(config: PypicloudConfig, options: DeployOptions, clients: AwsCli
 
 
 def plan_delete(config: PypicloudConfig, options: DeployOptions,
-                clients: AwsClients, peers: Sequence[Peer] = ()) -> Plan:
+                clients: AwsClients, peers: Sequence[Peer] = (),
+                leaving: Sequence[str] = ()) -> Plan:
     """The steps that remove what ``create`` made, and nothing else; reads only.
 
     Foreign notification entries stay; the role goes only if it carries our tag, was
@@ -174,9 +175,13 @@ def plan_delete(config: PypicloudConfig, options: DeployOptions,
     the bucket is turned off only if our rule recorded that we turned it on and no
     other rule listens to the bucket.  ``peers`` (a plan of several inis) lets the
     kinds between regions remove what is theirs too.  A bucket that no longer exists is no reason to
-    keep the rest: everything of ours outside it goes, and a note says so.
+    keep the rest: everything of ours outside it goes, and a note says so.  ``leaving``
+    names the EventBridge rules of other syncs on the same bucket that the same run
+    deletes: they no longer keep the bucket's EventBridge delivery on.
     """
     planner = _planner(config, options, clients, need_bucket=False, peers=peers)
+    planner.actual.other_bucket_rules = [rule for rule in planner.actual.other_bucket_rules
+                                         if rule not in leaving]
     planner.teardown()
     return Plan("delete", options.function_name, clients.region, planner.desired.account,
                 planner.steps, planner.warnings, planner.notes)

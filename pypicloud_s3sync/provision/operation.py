@@ -10,22 +10,25 @@ cannot drift apart in what they do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigError
 from . import deploy, executor
 from .aws import AwsClients
 from .awsfailure import translate
-from .errors import REGION, Fix, OptionsError
+from .errors import REGION, ApplyError, Fix, OptionsError, ProvisionError
 
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from ..function.reconcile import Progress, ReconcileReport
     from .cloudformation import Export
     from .options import DeployOptions
+    from .peers import Peer
     from .plan import Plan, StatusReport, StepResult
     from .redrive import RedriveReport
+    from .topology import Site
 
 ACTIONS = ("create", "delete", "status")
 
@@ -65,27 +68,180 @@ def run(config: PypicloudConfig, options: DeployOptions, action: str, *,
     :class:`~.errors.AwsError`, no credentials :class:`~.errors.MissingCredentials`, a
     refused step :class:`~.errors.ApplyError` (with the steps done so far).
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     if action not in ACTIONS:
         raise ValueError(f"unknown provisioning action {action!r}")
     clients = AwsClients.from_config(config, options, session=session)
+    outcome = prepare(config, options, action, clients, dry_run=dry_run, progress=progress)
+    if outcome.plan is None:
+        return outcome
+    if on_plan is not None:
+        on_plan(outcome.plan)
+    if not dry_run and not outcome.plan.is_empty:
+        outcome.applied = executor.apply(outcome.plan, clients, progress=progress)
+    return outcome
+
+
+def prepare(config: PypicloudConfig, options: DeployOptions, action: str,
+            clients: AwsClients, *, dry_run: bool = False,
+            progress: Callable[[str], None] | None = None, peers: Sequence[Peer] = (),
+            leaving: Sequence[str] = ()) -> Outcome:
+    """:func:`run`'s reading half: the plan (or status's report) and nothing applied, so
+    that a run of several inis can plan every region before it changes any.
+
+    ``peers`` and ``leaving`` are what :func:`run_many` hands each ini (see
+    :func:`.deploy.plan_delete`).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         if action == "status":
-            report = deploy.status(config, options, clients, progress=progress)
+            report = deploy.status(config, options, clients, progress=progress, peers=peers)
             return Outcome(action, dry_run=True, report=report)
         if action == "create":
-            plan = deploy.plan_create(config, options, clients, progress=progress)
+            found = deploy.plan_create(config, options, clients, progress=progress,
+                                       peers=peers)
         else:
-            plan = deploy.plan_delete(config, options, clients)
+            found = deploy.plan_delete(config, options, clients, peers=peers,
+                                       leaving=leaving)
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, clients.endpoint_sources) from exc
+    return Outcome(action, dry_run=dry_run, plan=found)
+
+
+@dataclass
+class SiteOutcome:
+    """One ini's part of a run of several: its site, and what it planned and did."""
+
+    site: Site
+    outcome: Outcome
+    clients: AwsClients
+
+    def to_json(self) -> dict[str, Any]:
+        """The ini's document: which sync it is, then what one ini's ``--json`` prints."""
+        site = self.site
+        return {"ini": site.ini, "region": site.region, "bucket": site.bucket,
+                "function": site.function_name, "notes": list(site.notes),
+                **self.outcome.to_json()}
+
+
+@dataclass
+class ManyOutcome:
+    """What a run of several inis planned and did, one section per ini, in their order."""
+
+    action: str
+    dry_run: bool
+    sections: list[SiteOutcome]
+
+    @property
+    def changed(self) -> bool:
+        return any(section.outcome.changed for section in self.sections)
+
+    @property
+    def is_empty(self) -> bool:
+        """No ini's plan has a step (status: always False, it plans nothing to apply)."""
+        plans = [section.outcome.plan for section in self.sections]
+        return all(found is not None and found.is_empty for found in plans)
+
+    @property
+    def applied(self) -> list[StepResult]:
+        return [result for section in self.sections for result in section.outcome.applied]
+
+    @property
+    def healthy(self) -> bool:
+        """Status: every region in sync and no check failed."""
+        return all(section.outcome.report is not None and section.outcome.report.healthy
+                   for section in self.sections)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [section.to_json() for section in self.sections]
+
+
+def run_many(configs: Sequence[PypicloudConfig], options: Sequence[DeployOptions],
+             action: str, *, dry_run: bool = False,
+             progress: Callable[[str], None] | None = None,
+             on_plan: Callable[[SiteOutcome], None] | None = None,
+             session: Any = None) -> ManyOutcome:
+    """:func:`run` for several inis (one ``options`` each) as one deploy.
+
+    Every region is planned, and ``on_plan`` sees every section, before any change: a
+    refusal in any region stops the run before its first call.  Then each region's steps
+    are applied, region by region, except those marked ``after_peers`` (a replication
+    rule needs every peer bucket versioned), which follow once every region's others are
+    done; delete takes them first, so that no rule still points at a bucket it is
+    removing.  The inis' sites come from :mod:`.topology`.
+    """
+    import boto3
+
+    from .topology import sites
+
+    if action not in ACTIONS:
+        raise ValueError(f"unknown provisioning action {action!r}")
+    session = session or boto3.Session()
+    say = progress or (lambda message: None)
+    found = sites(configs, options, default_region=session.region_name)
+    sections = []
+    for site in found:
+        say(f"planning {site.label}")
+        try:
+            clients = AwsClients.from_config(site.config, site.options, session=session)
+            outcome = prepare(site.config, site.options, action, clients, dry_run=dry_run,
+                              progress=progress, peers=site.peers,
+                              leaving=_leaving(site, found) if action == "delete" else ())
+        except (ConfigError, ProvisionError) as exc:
+            _in_site(exc, site)
+            raise
+        sections.append(SiteOutcome(site, outcome, clients))
+    result = ManyOutcome(action, dry_run, sections)
     if on_plan is not None:
-        on_plan(plan)
-    outcome = Outcome(action, dry_run=dry_run, plan=plan)
-    if not dry_run and not plan.is_empty:
-        outcome.applied = executor.apply(plan, clients, progress=progress)
-    return outcome
+        for section in sections:
+            on_plan(section)
+    if action == "status" or dry_run or result.is_empty:
+        return result
+    firsts = [False, True] if action == "create" else [True, False]
+    for after_peers in firsts:
+        for section in sections:
+            _apply_part(section, after_peers, result, progress)
+    return result
+
+
+def _leaving(site: Site, found: Sequence[Site]) -> list[str]:
+    """The other syncs' EventBridge rules on this site's bucket, deleted in the same run."""
+    from .names import delivery_rule_name
+
+    return [delivery_rule_name(other.function_name) for other in found
+            if other is not site and other.bucket == site.bucket]
+
+
+def _apply_part(section: SiteOutcome, after_peers: bool, result: ManyOutcome,
+                progress: Callable[[str], None] | None) -> None:
+    import dataclasses
+
+    planned = section.outcome.plan
+    assert planned is not None
+    steps = [step for step in planned.steps if step.after_peers == after_peers]
+    if not steps:
+        return
+    if progress is not None:
+        progress(f"{section.site.label}:")
+    try:
+        section.outcome.applied += executor.apply(dataclasses.replace(planned, steps=steps),
+                                                  section.clients, progress=progress)
+    except ApplyError as exc:
+        earlier = len(result.applied)
+        exc.done = result.applied + exc.done
+        if earlier:
+            exc.template += f"; {earlier} earlier step(s) of this run were applied too"
+        _in_site(exc, section.site)
+        raise
+
+
+def _in_site(exc: Exception, site: Site) -> None:
+    """Open the error's message with the ini, region and bucket it is about."""
+    if isinstance(exc, ProvisionError):
+        exc.template = f"{site.label}: {exc.template}"
+        exc.args = (exc.render(Fix.for_cli),)
+    else:
+        exc.args = (f"{site.label}: {exc}", *exc.args[1:])
 
 
 def redrive(config: PypicloudConfig, options: DeployOptions, *, dry_run: bool = False,

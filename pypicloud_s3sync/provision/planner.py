@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from . import guards
 from .errors import DeployError
-from .plan import CodeArtifact
+from .plan import CodeArtifact, Step
 from .resources import ORDER
 from .resources.base import Planning
 
@@ -37,9 +37,7 @@ class Planner(Planning):
                     raise
                 self.row(kind.KIND, kind.name(self), "as configured", str(exc), False)
             self.made[kind.KIND] = self.steps[start:]
-            if getattr(kind, "AFTER_PEERS", False):
-                for step in self.made[kind.KIND]:
-                    step.after_peers = True
+            _mark_after_peers(kind, self.made[kind.KIND])
         self.steps += self.last
 
     def teardown(self) -> None:
@@ -49,7 +47,17 @@ class Planner(Planning):
                                  f"delete-stack --stack-name {self.actual.stack})")
         guards.check_region(self)
         for kind in reversed(ORDER):
+            start = len(self.steps)
             kind.teardown(self)
+            _mark_after_peers(kind, self.steps[start:])
+
+
+def _mark_after_peers(kind: object, steps: list[Step]) -> None:
+    """A kind that works between regions says so once; its steps carry it to the run
+    of several inis, which orders them around every region's other steps."""
+    if getattr(kind, "AFTER_PEERS", False):
+        for step in steps:
+            step.after_peers = True
 
 
 __all__ = ["Planner"]
