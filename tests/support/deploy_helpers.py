@@ -98,10 +98,28 @@ def function_names() -> list[str]:
             boto3.client("lambda", region_name=REGION).list_functions()["Functions"]]
 
 
-def snapshot(bucket: str = BUCKET, endpoint_url: str | None = None) -> dict[str, Any]:
+def make_bucket(bucket: str, region: str = REGION) -> None:
+    """A bucket in ``region`` (S3 takes no location constraint for us-east-1)."""
+    where = {} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}
+    boto3.client("s3", region_name=region).create_bucket(Bucket=bucket, **where)
+
+
+def site_ini(tmp_path: Path, name: str, bucket: str, region: str, **settings: str) -> str:
+    """One server's ini (``name``.ini) for a deploy of several, its bucket made in its
+    region; returns the ini's path."""
+    make_bucket(bucket, region)
+    path = tmp_path / f"{name}.ini"
+    write_ini(path, {"storage.bucket": bucket, "storage.prefix": PREFIX,
+                     "storage.region_name": region, **REDIS, **settings})
+    return str(path)
+
+
+def snapshot(bucket: str = BUCKET, endpoint_url: str | None = None,
+             region: str = REGION) -> dict[str, Any]:
     """Everything create could touch, as a user would look at it in the console."""
     def client(name: str) -> Any:
-        return boto3.client(name, region_name=REGION, endpoint_url=endpoint_url)
+        return boto3.client(name, region_name=region, endpoint_url=endpoint_url)
 
     iam, lam, s3, events = client("iam"), client("lambda"), client("s3"), client("events")
     roles = {}
