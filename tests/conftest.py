@@ -46,6 +46,7 @@ def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws
 
     moto_gaps.account_settings(monkeypatch)
+    moto_gaps.replication_checked(monkeypatch)
     with mock_aws():
         yield
 
@@ -57,6 +58,7 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     from moto.server import ThreadedMotoServer
 
     moto_gaps.account_settings(monkeypatch)
+    moto_gaps.replication_checked(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

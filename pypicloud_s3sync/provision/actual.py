@@ -27,6 +27,17 @@ STACK_TAG = "aws:cloudformation:stack-name"
 
 
 @dataclass
+class RoleState:
+    """An IAM role as read: the role, its inline policies' names, its attached
+    policies' ARNs, and our one inline policy (None when it has none)."""
+
+    role: dict[str, Any]
+    inline: list[str] = field(default_factory=list)
+    attached: list[str] = field(default_factory=list)
+    policy: dict[str, Any] | None = None
+
+
+@dataclass
 class Actual:
     """What exists now, read once per plan with Get/List calls only; empty for a
     template, which is rendered without calling AWS."""
@@ -97,6 +108,12 @@ class Actual:
     dead_letter_queue_tags: dict[str, str] = field(default_factory=dict)
     #: The event source mappings from our queue to our function.
     mappings: list[dict[str, Any]] = field(default_factory=list)
+    #: Read only when the plan has peers (another region's bucket to replicate to):
+    #: the bucket's versioning status ("" when it was never enabled), the replication
+    #: role of our naming, and the bucket's replication configuration (None: none).
+    bucket_versioning: str | None = None
+    replication_role: RoleState | None = None
+    replication: dict[str, Any] | None = None
 
     def find_stack(self) -> str | None:
         """The stack named in the first tags that name one: the function's, which a

@@ -113,6 +113,7 @@ DELIVERY_EVENTBRIDGE = "--delivery eventbridge", "s3sync.delivery = eventbridge"
 #: What makes the queues a redrive needs: a message's own words, "run X" or "set X".
 MAKE_QUEUES = ("run ppc-create-s3-sync CONFIG --delivery sqs",
                "set s3sync.delivery = sqs in the server's ini and provision (POST /admin/s3sync)")
+ALLOW_VERSIONING = "--allow-versioning", "s3sync.allow_versioning = true"
 ALLOW_DB_PASSWORD = "--allow-db-password", "s3sync.db_password = copy"
 OMIT_DB_PASSWORD = "--omit-db-password", "s3sync.db_password = omit"
 DB_URL_SECRET = "s3sync.db_url_secret (in the ini)", "s3sync.db_url_secret"

@@ -21,6 +21,15 @@ from ..endpoints import partition as partition_of
 from .names import bounded
 
 POLICY_VERSION = "2012-10-17"
+#: Who assumes the function's role, and who the replication role's.
+LAMBDA_SERVICE, S3_SERVICE = "lambda.amazonaws.com", "s3.amazonaws.com"
+#: The replication role's grants (see :func:`replication_policy`).
+REPLICATION_SOURCE_BUCKET_ACTIONS = ("s3:GetReplicationConfiguration", "s3:ListBucket")
+REPLICATION_SOURCE_OBJECT_ACTIONS = ("s3:GetObjectVersionAcl",
+                                     "s3:GetObjectVersionForReplication",
+                                     "s3:GetObjectVersionTagging")
+REPLICATION_DESTINATION_ACTIONS = ("s3:ReplicateDelete", "s3:ReplicateObject",
+                                   "s3:ReplicateTags")
 #: Roles we create live under this path, so an operator can list them at a glance.
 ROLE_PATH = "/pypicloud-s3sync/"
 #: The name of our one inline policy on the role.
@@ -156,18 +165,48 @@ def destination_statements(arn: str, key: str | None = None) -> list[dict[str, A
     return statements
 
 
-def trust_policy() -> dict[str, Any]:
-    """Only the Lambda service may assume the role."""
+def trust_policy(service: str = LAMBDA_SERVICE) -> dict[str, Any]:
+    """Only ``service`` may assume the role: Lambda for the function's, S3 for the
+    replication role."""
     return {
         "Version": POLICY_VERSION,
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Principal": {"Service": service},
                 "Action": "sts:AssumeRole",
             }
         ],
     }
+
+
+def replication_role_name(bucket: str) -> str:
+    """One replication role per source bucket (S3 allows one role per configuration,
+    and IAM is global, so the bucket's name, unique in its partition, keys it)."""
+    return bounded(f"pypicloud-s3sync-replication-{bucket}")
+
+
+def replication_policy(bucket: str, prefix: str, destinations: Sequence[tuple[str, str]],
+                       partition: str) -> dict[str, Any]:
+    """What S3 needs to replicate ``bucket``'s objects under ``prefix`` to each
+    destination ``(bucket, prefix)``: exactly the minimum permissions policy of the S3
+    user guide ("Setting up permissions for live replication", "Creating an IAM role"):
+    s3:GetReplicationConfiguration and s3:ListBucket on the source bucket,
+    s3:GetObjectVersionForReplication, s3:GetObjectVersionAcl and
+    s3:GetObjectVersionTagging on its objects, and s3:ReplicateObject,
+    s3:ReplicateDelete and s3:ReplicateTags on the destination's objects; narrowed to
+    the packages' prefixes, the only keys a rule of ours replicates."""
+    source = f"arn:{partition}:s3:::{bucket}"
+    return {"Version": POLICY_VERSION, "Statement": [
+        {"Sid": "SourceBucket", "Effect": "Allow",
+         "Action": list(REPLICATION_SOURCE_BUCKET_ACTIONS), "Resource": source},
+        {"Sid": "SourcePackages", "Effect": "Allow",
+         "Action": list(REPLICATION_SOURCE_OBJECT_ACTIONS), "Resource": f"{source}/{prefix}*"},
+        {"Sid": "DestinationPackages", "Effect": "Allow",
+         "Action": list(REPLICATION_DESTINATION_ACTIONS),
+         "Resource": sorted(f"arn:{partition}:s3:::{other}/{other_prefix}*"
+                            for other, other_prefix in destinations)},
+    ]}
 
 
 def role_name(function_name: str, region: str) -> str:

@@ -83,6 +83,7 @@ def _option(default: Any, *flags: Flag, parse: Callable[[Any], Any] | type[_Whol
 
 FUNCTION, EVENTS, ALARMS, CREDENTIALS = "function", "events", "alarms", "cache credentials"
 QUEUE = "queue (--delivery sqs)"
+REPLICATION = "replication (several inis)"
 
 
 def _concurrency_cap(value: Any) -> int | None:
@@ -221,6 +222,19 @@ class DeployOptions:
     queue_kms_key_arn: str | None = _option(None, Flag(
         ("--queue-kms-key-arn",), "encrypt the queues with this customer managed KMS key "
         "(its key policy must let S3 use it; the plan says how)", "ARN", section=QUEUE))
+    #: Turn on the bucket's versioning for replication (it can never be turned off
+    #: again, only suspended); without it a plan of several inis refuses an unversioned
+    #: bucket.
+    allow_versioning: bool = _option(False, Flag(
+        ("--allow-versioning",), "with several inis: turn on versioning of a bucket that "
+        "has none, which replication needs on both buckets (it can never be turned off "
+        "again, only suspended)", const=True, section=REPLICATION), parse=_as_bool)
+    #: S3 Replication Time Control on our rules: replicated within 15 minutes, with
+    #: replication metrics (charged extra by S3).
+    replication_time_control: bool = _option(False, Flag(
+        ("--replication-time-control",), "with several inis: replicate with S3 Replication "
+        "Time Control (15 minutes, with replication metrics; charged extra by S3)",
+        const=True, section=REPLICATION), parse=_as_bool)
     #: ``refuse`` (default), ``copy`` or ``omit`` a db.url that holds a password.
     db_password: str = _option(
         "refuse",

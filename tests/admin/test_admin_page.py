@@ -397,6 +397,11 @@ def test_the_page_after_a_real_apply_shows_real_values_for_the_docs(
     server = pypicloud_factory(cache="redis", bucket=BUCKET, prefix=PREFIX, **{
         "storage.endpoint_url": moto_server, "s3sync.endpoint_url": moto_server})
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    # S3 replicates only to a versioned bucket that exists.
+    s3.create_bucket(Bucket="packages-eu-west-1",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket="packages-eu-west-1",
+                             VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration={
         "Role": "arn:aws:iam::123456789012:role/packages-replication", "Rules": [{
             "ID": "to-eu-west-1", "Priority": 1, "Status": "Enabled",

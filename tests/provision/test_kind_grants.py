@@ -11,6 +11,7 @@ does, and judges each kind's steps with aws_trace's table of what AWS requires.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,18 @@ def test_each_kind_grants_what_its_own_plan_and_teardown_call(
     options = deploy.DeployOptions.from_config(
         config, **account.deploy_options(EVERYTHING, seeded), kms_key_arn=key)
     code = deploy.ZipBundle.from_path(write_zip(tmp_path / "f.zip"))
+    peers = account.peers(EVERYTHING)
+    # Seeded versioned (delete cannot undo it); suspended, versioning plans its call.
+    clients.client("s3").put_bucket_versioning(
+        Bucket=config.target.bucket, VersioningConfiguration={"Status": "Suspended"})
+    options = replace(options, allow_versioning=True)
 
-    planner = deploy._planner(config, options, clients)
+    planner = deploy._planner(config, options, clients, peers=peers)
     planner.code = deploy._code_provider(code, config, options, None)
     made = by_kind(planner, lambda kind: kind.plan, ORDER)
-    deploy.apply(deploy.plan_create(config, options, clients, code=code), clients,
-                 sleep=lambda s: None)
-    removed = by_kind(deploy._planner(config, options, clients),
+    deploy.apply(deploy.plan_create(config, options, clients, code=code, peers=peers),
+                 clients, sleep=lambda s: None)
+    removed = by_kind(deploy._planner(config, options, clients, peers=peers),
                       lambda kind: kind.teardown, tuple(reversed(ORDER)))
 
     grantee = Grantee(config, aws_trace.ACCOUNT, clients.region, options.function_name,

@@ -68,9 +68,20 @@ def status(capsys: pytest.CaptureFixture[str], *args: str,
     return {check["check"]: check for check in report["checks"]}
 
 
+def versioned_destination(name: str = "packages-eu") -> None:
+    """Another region's bucket, versioned: S3 refuses a rule to any other."""
+    other = boto3.client("s3", region_name="eu-west-1")
+    if name not in [b["Name"] for b in other.list_buckets()["Buckets"]]:
+        other.create_bucket(Bucket=name,
+                            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    other.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
 def replicate(rules: list[dict[str, Any]]) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for each in rules:
+        versioned_destination(each["Destination"]["Bucket"].rsplit(":", 1)[-1])
     s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration={
         "Role": ROLE, "Rules": rules})
 
@@ -110,6 +121,7 @@ def test_the_replication_fix_is_a_command_that_makes_the_check_pass(deployed, ca
                         .replace("OTHER_REGION_BUCKET", "packages-eu"))
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    versioned_destination()
     s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration=config)
     assert status(capsys, ini, "--bundle", bundle)["replication"]["status"] == "ok"
 

@@ -70,7 +70,7 @@ class World:
 
     def plan(self, choice: dict[str, Any], **extra: Any) -> deploy.Plan:
         return deploy.plan_create(self.config, self.options(choice, **extra), self.clients,
-                                  code=self.code)
+                                  code=self.code, peers=account.peers(choice))
 
     def create(self, choice: dict[str, Any], **extra: Any) -> deploy.Plan:
         """``ppc-create-s3-sync`` with these options."""
@@ -97,10 +97,11 @@ class World:
 
     def status(self, choice: dict[str, Any]) -> deploy.StatusReport:
         return deploy.status(self.config, self.options(choice), self.clients,
-                             code=self.code)
+                             code=self.code, peers=account.peers(choice))
 
     def delete(self, choice: dict[str, Any]) -> deploy.Plan:
-        plan = deploy.plan_delete(self.config, self.options(choice), self.clients)
+        plan = deploy.plan_delete(self.config, self.options(choice), self.clients,
+                                  peers=account.peers(choice))
         deploy.apply(plan, self.clients, sleep=lambda s: None)
         return plan
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pypicloud_s3sync.provision import iam
+from pypicloud_s3sync.provision.peers import Peer
 
-from .deploy_helpers import BUCKET
+from .deploy_helpers import BUCKET, PREFIX
 
 #: A boto3 client by service name, in the test's region (``AwsClients.client``).
 Client = Callable[[str], Any]
@@ -27,6 +28,9 @@ FOREIGN_RULE = "someone-elses-rule"
 FOREIGN_ALARM = "someone-elses-alarm"
 FOREIGN_ROLE = "someone-elses-role"
 FOREIGN_SECRET = "someone-elses-secret"
+#: Another region's bucket, versioned by that region's plan, which a plan of several
+#: inis hands ours as its peer.
+PEER = Peer("packages-west", "us-west-2", PREFIX)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ def seed(client: Client) -> Seeded:
     alarm, a role and a secret; and the topic, queue and network the options name."""
     s3 = client("s3")
     s3.create_bucket(Bucket=BUCKET)
+    # Versioned, as replication needs: once on it can never be turned off again, so
+    # delete could not give back an account whose bucket was seeded unversioned.
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    versioned_bucket(PEER)
     sqs = client("sqs")
     queue = sqs.get_queue_attributes(
         QueueUrl=sqs.create_queue(QueueName=FOREIGN_QUEUE)["QueueUrl"],
@@ -74,6 +82,16 @@ def seed(client: Client) -> Seeded:
                   security_group="sg-0a1b2c3d4e5f60718", key=key)
 
 
+def versioned_bucket(peer: Peer) -> None:
+    """The peer's bucket in its region, versioned (its own region's plan's doing)."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=peer.region)
+    s3.create_bucket(Bucket=peer.bucket,
+                     CreateBucketConfiguration={"LocationConstraint": peer.region})
+    s3.put_bucket_versioning(Bucket=peer.bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
 def reset_account() -> None:
     """An empty account again, inside the test's moto (for loops over many states)."""
     from moto.core.base_backend import BackendDict
@@ -93,6 +111,9 @@ OPTIONS: dict[str, tuple[Any, ...]] = {
     "store_db_password": (None, "secretsmanager", "ssm"),
     "on_failure": (None, "{queue}"),
     "vpc": (False, True),
+    # A plan of several inis: the bucket replicates to :data:`PEER`.
+    "replication_time_control": (False, True),
+    "peers": (False, True),
 }
 
 #: For each option that makes something: the option, a value that makes it and the
@@ -115,6 +136,8 @@ def deploy_options(choice: dict[str, Any], seeded: Seeded) -> dict[str, Any]:
     """``DeployOptions.from_config`` overrides for a choice of :data:`OPTIONS` values."""
     values: dict[str, Any] = {}
     for option, value in choice.items():
+        if option == "peers":
+            continue
         if option == "vpc":
             if value:
                 values.update(subnet_ids=seeded.subnet,
@@ -124,6 +147,11 @@ def deploy_options(choice: dict[str, Any], seeded: Seeded) -> dict[str, Any]:
             value = value.format(topic=seeded.topic, queue=seeded.queue, key=seeded.key)
         values[option] = value
     return values
+
+
+def peers(choice: dict[str, Any]) -> tuple[Peer, ...]:
+    """What a plan of several inis hands this one: :data:`PEER` with ``peers``."""
+    return (PEER,) if choice.get("peers") else ()
 
 
 def describe(choice: dict[str, Any]) -> str:
@@ -249,7 +277,12 @@ def snapshot(client: Client, *, bucket: bool = True) -> dict[str, Any]:
         "FunctionResponseTypes", "ScalingConfig")}
         for m in lam.list_event_source_mappings()["EventSourceMappings"]),
         key=lambda m: json.dumps(m, sort_keys=True))
+    replication = (_or_none(client("s3").get_bucket_replication, Bucket=BUCKET)
+                   if bucket else None)
+    if replication:
+        replication = replication["ReplicationConfiguration"]
     return _stable({"roles": roles, "functions": functions, "notification": notification,
+                    "replication": replication,
                     "rules": rules, "alarms": alarms, "secrets": secrets,
                     "parameters": parameters, "queues": queues, "mappings": mappings})
 
@@ -273,7 +306,7 @@ def consume_our_queues(client: Client) -> None:
 # -- changes made by hand -------------------------------------------------------------------
 
 def _ours(name: str) -> bool:
-    return name.startswith(("pypicloud-s3sync", "pypicloud_s3_sync"))
+    return name.startswith(("pypicloud-s3sync", "pypicloud_s3_sync", "ppc-s3sync-"))
 
 
 def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
@@ -354,6 +387,17 @@ def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
                                                  NotificationConfiguration=kept)
         return True
 
+    def replication() -> bool:
+        config = (_or_none(s3.get_bucket_replication, Bucket=BUCKET) or {}).get(
+            "ReplicationConfiguration")
+        if not config or not any(_ours(r.get("ID", "")) for r in config["Rules"]):
+            return False
+        rules = [{**r, "DeleteMarkerReplication": {"Status": "Disabled"}}
+                 if _ours(r.get("ID", "")) else r for r in config["Rules"]]
+        s3.put_bucket_replication(Bucket=BUCKET, ReplicationConfiguration={
+            "Role": config["Role"], "Rules": rules})
+        return True
+
     def queues() -> bool:
         sqs = client("sqs")
         ours = [url for url in sqs.list_queues().get("QueueUrls") or []
@@ -374,7 +418,8 @@ def by_hand_changes(client: Client) -> list[tuple[str, Callable[[], bool]]]:
             ("queue attributes", queues), ("mapping disabled", mappings),
             ("async retries", retries), ("invoke permissions removed", permissions),
             ("role policy removed", role_policy), ("rules disabled", rules),
-            ("alarm thresholds", alarms), ("notification entry removed", notification)]
+            ("alarm thresholds", alarms), ("notification entry removed", notification),
+            ("replication without delete markers", replication)]
 
 
 def differences(before: Any, after: Any, path: str = "") -> list[str]:

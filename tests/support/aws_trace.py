@@ -167,6 +167,15 @@ def _list_bucket(call: Call) -> list[tuple[str, str, dict[str, str]]]:
     return [("s3:ListBucket", _bucket(call.params), conditions)]
 
 
+def _replication(call: Call) -> list[tuple[str, str, dict[str, str]]]:
+    """PutBucketReplication: "you must have s3:PutReplicationConfiguration permissions
+    for the bucket [...] the user or role performing the action must have the
+    iam:PassRole permission" (Amazon S3 API Reference), of the role it names, to S3."""
+    role = call.params["ReplicationConfiguration"]["Role"]
+    return [("s3:PutReplicationConfiguration", _bucket(call.params), {}),
+            ("iam:PassRole", role, {"iam:PassedToService": "s3.amazonaws.com"})]
+
+
 def _ddb(operation: str) -> Resolver:
     return _one(f"dynamodb:{operation}",
                 lambda c: _table(c, c.params["TableName"], c.params.get("IndexName")))
@@ -392,6 +401,11 @@ RESOLVERS: dict[str, Resolver] = {
     "s3.PutBucketNotificationConfiguration": _s3("s3:PutBucketNotification", _bucket),
     "s3.GetBucketVersioning": _s3("s3:GetBucketVersioning", _bucket),
     "s3.GetBucketReplication": _s3("s3:GetReplicationConfiguration", _bucket),
+    "s3.PutBucketVersioning": _s3("s3:PutBucketVersioning", _bucket),
+    # "To use this operation [DeleteBucketReplication], you must have permissions to
+    # perform the s3:PutReplicationConfiguration action" (Amazon S3 API Reference).
+    "s3.DeleteBucketReplication": _s3("s3:PutReplicationConfiguration", _bucket),
+    "s3.PutBucketReplication": _replication,
     # Status's path checks: EC2 describe calls and CloudWatch reads name no resource.
     **{f"ec2.{op}": _one(f"ec2:{op}", lambda c: "*") for op in (
         "DescribeSubnets", "DescribeVpcEndpoints", "DescribeRouteTables")},

@@ -106,6 +106,56 @@ def _stored_rules(response: Any, rules: list[dict[str, Any]]) -> list[dict[str, 
     return fixed
 
 
+def replication_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse a ``PutBucketReplication`` that AWS refuses and moto 5.2.6 stores.
+
+    moto checks only that the source bucket is versioned (and botocore that a Role is
+    given).  AWS also documents:
+
+    * "When you add the Filter element in the configuration, you must also add the
+      following elements: DeleteMarkerReplication, Status, and Priority" (Amazon S3 API
+      Reference, PutBucketReplication);
+    * each rule's Priority "indicates which rule has precedence whenever two or more
+      replication rules conflict" (botocore's ReplicationRule.Priority): S3 refuses two
+      rules of one configuration with the same priority;
+    * "The destination bucket must have versioning enabled" (Amazon S3 User Guide,
+      "Use PutBucketReplication with an AWS SDK or CLI"), and it must exist
+      (DstBucketNotFound, "Amazon S3 is unable to find the destination bucket that's
+      specified in the replication configuration", "Amazon S3 replication failure
+      reasons").
+    """
+    from moto.s3.exceptions import MissingBucket, S3ClientError
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.put_bucket_replication
+
+    def refused(message: str) -> S3ClientError:
+        return S3ClientError("InvalidRequest", message)
+
+    def put_bucket_replication(self: Any, bucket_name: str, replication: dict[str, Any]) -> None:
+        rules = replication["Rule"]
+        rules = rules if isinstance(rules, list) else [rules]
+        priorities = []
+        for rule in rules:
+            if "Filter" in rule:
+                if "DeleteMarkerReplication" not in rule or "Priority" not in rule:
+                    raise refused("DeleteMarkerReplication and Priority are required "
+                                  "for a rule with a Filter")
+                priorities.append(str(rule["Priority"]))
+            destination = rule["Destination"]["Bucket"].rsplit(":", 1)[-1]
+            try:
+                target = self.get_bucket(destination)
+            except MissingBucket:
+                raise refused("Destination bucket must exist.") from None
+            if target.versioning_status != "Enabled":
+                raise refused("Destination bucket must have versioning enabled.")
+        if len(set(priorities)) != len(priorities):
+            raise refused("Found duplicate priority in the replication configuration")
+        original(self, bucket_name, replication)
+
+    monkeypatch.setattr(S3Backend, "put_bucket_replication", put_bucket_replication)
+
+
 #: Lambda's default "Concurrent executions" quota per account and Region.
 DEFAULT_CONCURRENCY_QUOTA = 1000
 

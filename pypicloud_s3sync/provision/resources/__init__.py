@@ -4,7 +4,10 @@
 secret the role's policy names, the role the function runs as, the function before its
 settings and before anything may invoke it, the queue of ``--delivery sqs`` with its
 policy and the mapping that reads it before the bucket's entry that sends to it, the
-delivery before the schedule, and the alarms on a function that exists.  Teardown runs
+delivery before the schedule, and the alarms on a function that exists.  Then, only in a
+plan of several inis (with peers), the bucket's versioning, the role S3 replicates as,
+and the replication rules that name it (applied after every region's other steps,
+since a rule needs the peer's bucket versioned).  Teardown runs
 it reversed: nothing points at the function when it goes, and the role goes last but
 for the secret.
 
@@ -26,17 +29,21 @@ from . import (
     function,
     queue,
     queue_policy,
+    replication,
+    replication_role,
     role,
     schedule,
     secret,
+    versioning,
 )
 from .base import Grantee, Kind, Planning
 
 ORDER: tuple[Kind, ...] = (secret, role, function, async_config, concurrency, queue,
-                           queue_policy, event_source_mapping, delivery, schedule, alarms)
+                           queue_policy, event_source_mapping, delivery, schedule, alarms,
+                           versioning, replication_role, replication)
 
 READ_ORDER: tuple[Kind, ...] = (queue, queue_policy, role, function, async_config,
                                 concurrency, secret, event_source_mapping, delivery,
-                                schedule, alarms)
+                                schedule, alarms, versioning, replication_role, replication)
 
 __all__ = ["ORDER", "READ_ORDER", "Grantee", "Kind", "Planning"]

@@ -3,17 +3,17 @@ the role given with ``-a``, which is the operator's and only checked."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from .. import iam, tags
+from ..actual import RoleState
 from ..aws import read_or_none
 from ..errors import FUNCTION_NAME, ROLE_ARN, DeployError, Fix
 from ..plan import Check, Step
-from ..tags import tag_dict
+from . import iamrole
 from .base import Grantee, Planning
-from .cfn import ROLE, Resources, api, resource, unrendered
+from .cfn import ROLE, Resources
 from .grants import allow
 from .sqs import in_use
 
@@ -28,19 +28,11 @@ def read(p: Planning) -> None:
         a.given_role_exists = _given_role_exists(iam_client, p.options.role_arn,
                                                  p.clients.account)
         return
-    role_name = name(p)
-    role = read_or_none(iam_client.get_role, RoleName=role_name)
-    if not role:
+    state = iamrole.read(iam_client, name(p))
+    if state is None:
         return
-    a.role = role["Role"]
-    a.role_inline = iam_client.list_role_policies(RoleName=role_name)["PolicyNames"]
-    a.role_attached = [
-        policy["PolicyArn"] for policy in
-        iam_client.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
-    ]
-    if iam.POLICY_NAME in a.role_inline:
-        doc = iam_client.get_role_policy(RoleName=role_name, PolicyName=iam.POLICY_NAME)
-        a.role_policy = iam.parse_document(doc["PolicyDocument"])
+    a.role, a.role_inline, a.role_attached = state.role, state.inline, state.attached
+    a.role_policy = state.policy
 
 
 def parse_role_arn(arn: str) -> tuple[str, str] | None:
@@ -83,42 +75,18 @@ def plan(p: Planning) -> None:
                              if d.stored else None, environment_key=o.kms_key_arn,
                              queue=(d.queue_arn, o.queue_kms_key_arn) if in_use(p) else None)
     if a.role is None:
-        p.row(KIND, role, "exists, trusts lambda.amazonaws.com", "missing")
-        p.call(KIND, "create", role,
-               f"create IAM role {role} (trusted by lambda.amazonaws.com, tagged "
-               f"{tags.MANAGED_TAG})", "iam.create_role",
-               {"RoleName": role, "Path": iam.ROLE_PATH,
-                "AssumeRolePolicyDocument": json.dumps(iam.trust_policy()),
-                "Description": f"pypicloud-s3sync function {p.fname}",
-                "Tags": [{"Key": tags.MANAGED_TAG, "Value": tags.MANAGED_VALUE}]})
+        iamrole.create(p, KIND, role, iam.LAMBDA_SERVICE, f"pypicloud-s3sync function {p.fname}")
     else:
-        if not tags.managed(tag_dict(a.role.get("Tags"))):
+        if not iamrole.ours(a.role):
             raise DeployError(
                 f"IAM role {role} exists but was not created by pypicloud-s3sync "
                 f"(no {tags.MANAGED_TAG} tag)",
                 Fix(*ROLE_ARN, "give its ARN as {} to use it as is"),
                 Fix(*FUNCTION_NAME, "choose another function name with {}"),
             )
-        trust_ok = iam.same_policy(a.role["AssumeRolePolicyDocument"], iam.trust_policy())
-        p.row(KIND, role, "trusts lambda.amazonaws.com",
-              "trusts lambda.amazonaws.com" if trust_ok else "different trust policy")
-        if not trust_ok:
-            p.call(KIND, "update", role,
-                   f"reset the trust policy of role {role} to lambda.amazonaws.com",
-                   "iam.update_assume_role_policy",
-                   {"RoleName": role, "PolicyDocument": json.dumps(iam.trust_policy())})
-    in_sync = a.role_policy is not None and iam.same_policy(a.role_policy, policy)
-    p.row("role-policy", f"{role}/{iam.POLICY_NAME}", "least-privilege policy",
-          "as desired" if in_sync else ("missing" if a.role_policy is None else "differs"),
-          in_sync)
-    if not in_sync:
-        p.call("role-policy", "update" if a.role_policy else "create",
-               f"{role}/{iam.POLICY_NAME}",
-               f"{'update' if a.role_policy else 'put'} inline policy {iam.POLICY_NAME} on "
-               f"role {role} ({len(policy['Statement'])} statements, no wildcard "
-               "S3/DynamoDB resources)", "iam.put_role_policy",
-               {"RoleName": role, "PolicyName": iam.POLICY_NAME,
-                "PolicyDocument": json.dumps(policy)})
+        iamrole.keep_trust(p, KIND, role, a.role, iam.LAMBDA_SERVICE)
+    iamrole.keep_policy(p, "role-policy", role, policy, a.role_policy,
+                        "least-privilege policy", "no wildcard S3/DynamoDB resources")
 
 
 def _check_given_role(p: Planning, arn: str) -> None:
@@ -140,51 +108,18 @@ def teardown(p: Planning) -> None:
         return
     if a.role is None:
         return
-    role = name(p)
-    if not tags.managed(tag_dict(a.role.get("Tags"))):
-        p.notes.append(f"role {role} was not created by pypicloud-s3sync; left alone")
-        return
-    foreign = [n for n in a.role_inline if n != iam.POLICY_NAME] + a.role_attached
-    if iam.POLICY_NAME in a.role_inline:
-        p.call("role-policy", "delete", f"{role}/{iam.POLICY_NAME}",
-               f"delete inline policy {iam.POLICY_NAME} from role {role}",
-               "iam.delete_role_policy", {"RoleName": role, "PolicyName": iam.POLICY_NAME})
-    if foreign:
-        p.notes.append(f"role {role} keeps policies added by someone else "
-                       f"({', '.join(foreign)}), so it is not deleted")
-    else:
-        p.call(KIND, "delete", role, f"delete IAM role {role}", "iam.delete_role",
-               {"RoleName": role})
+    iamrole.remove(p, KIND, "role-policy", name(p),
+                   RoleState(a.role, a.role_inline, a.role_attached, a.role_policy))
 
 
 def template(p: Planning, created: Sequence[Step]) -> Resources:
     """``Role``: the role create makes, its policy inline; nothing for a role given with
     ``-a``, which the function names by ARN."""
-    found: Resources = {}
-    for step in created:
-        params = step.params
-        if api(step) == "iam.create_role":
-            found[ROLE] = resource("AWS::IAM::Role", {
-                "RoleName": params["RoleName"], "Path": params["Path"],
-                "AssumeRolePolicyDocument": json.loads(params["AssumeRolePolicyDocument"]),
-                "Description": params["Description"], "Tags": params["Tags"]})
-        elif api(step) == "iam.put_role_policy":
-            found[ROLE]["Properties"]["Policies"] = [{
-                "PolicyName": params["PolicyName"],
-                "PolicyDocument": json.loads(params["PolicyDocument"])}]
-        else:
-            raise unrendered(KIND, step)
-    return found
+    return iamrole.rendered(created, ROLE, KIND)
 
 
-#: What create and delete do to the role they make (without ``-a``): read it (status,
-#: every plan), create it with its tag, keep its trust and inline policy as generated,
-#: and remove both on delete.
-OPERATOR_ACTIONS = [
-    "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:GetRole",
-    "iam:GetRolePolicy", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies",
-    "iam:PutRolePolicy", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
-]
+#: What create and delete do to the role they make (without ``-a``).
+OPERATOR_ACTIONS = iamrole.OPERATOR_ACTIONS
 
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
