@@ -4,27 +4,22 @@ every region planned before any is changed (moto, in process, through the comman
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import boto3
 import pytest
 
 from pypicloud_s3sync.cli import main
-from pypicloud_s3sync.provision.options import DeployOptions
 
 from ..support import moto_gaps
-from ..support.deploy_helpers import site_ini, snapshot, write_zip
+from ..support.deploy_helpers import make_bucket, site_ini, snapshot, write_zip
 
 EAST, WEST, TOKYO = "us-east-1", "eu-west-1", "ap-northeast-1"
 FUNCTION = "pypicloud_s3_sync"
 
-#: The kinds between regions (versioning, the replication role, the rules) plan only
-#: with peers; these tests need them in the tree.
-needs_replication = pytest.mark.skipif(
-    "allow_versioning" not in {f.name for f in fields(DeployOptions)},
-    reason="the replication kinds (versioning, replication role, replication) are not "
-           "in this tree yet")
+#: Two buckets replicate to each other, which needs both versioned: every create of
+#: several buckets below allows it.
+VERSIONING = "--allow-versioning"
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +61,7 @@ def functions_in(region: str) -> list[str]:
 def test_dry_run_prints_each_regions_plan_under_its_ini_and_changes_nothing(
         two, bundle, capsys):
     before = regions_snapshot(BUCKETS2)
-    assert main(["create", *two, "--bundle", bundle, "--dry-run"]) == 0
+    assert main(["create", *two, "--bundle", bundle, VERSIONING, "--dry-run"]) == 0
     captured = capsys.readouterr()
     east_at = captured.out.index(f"== {two[0]}: {EAST}, bucket pk-east, function {FUNCTION} ==")
     west_at = captured.out.index(f"== {two[1]}: {WEST}, bucket pk-west, function {FUNCTION} ==")
@@ -86,21 +81,21 @@ def test_three_regions_created_then_quiet_then_removed_leaving_the_others_entry(
              "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "audit/"}]}}}]})
     before = regions_snapshot(BUCKETS3)
 
-    assert main(["create", *three, "--bundle", bundle]) == 0
+    assert main(["create", *three, "--bundle", bundle, VERSIONING]) == 0
     out = capsys.readouterr().out
-    assert "Applied 18 changes for 3 inis in 3 regions" in out
+    assert "Applied 30 changes for 3 inis in 3 regions" in out
     assert all(functions_in(region) == [FUNCTION] for region in (EAST, WEST, TOKYO))
 
-    assert main(["create", *three, "--bundle", bundle]) == 0
+    assert main(["create", *three, "--bundle", bundle, VERSIONING]) == 0
     captured = capsys.readouterr()
     assert captured.out.rstrip().endswith("Nothing to create for 3 inis in 3 regions.")
     assert "[1/" not in captured.err  # no step was applied
 
-    assert main(["status", *three, "--bundle", bundle]) == 0
+    assert main(["status", *three, "--bundle", bundle, VERSIONING]) == 0
     assert capsys.readouterr().out.rstrip().endswith("3 inis: all in sync")
     boto3.client("lambda", region_name=TOKYO).update_function_configuration(
         FunctionName=FUNCTION, MemorySize=1024)
-    assert main(["status", *three, "--bundle", bundle]) == 3
+    assert main(["status", *three, "--bundle", bundle, VERSIONING]) == 3
     assert capsys.readouterr().out.rstrip().endswith(
         f"3 inis: DRIFT or a failed check in {three[2]}")
 
@@ -110,7 +105,7 @@ def test_three_regions_created_then_quiet_then_removed_leaving_the_others_entry(
 
 
 def test_json_is_one_document_per_ini(two, bundle, capsys):
-    assert main(["create", *two, "--bundle", bundle, "--json", "--memory", "512"]) == 0
+    assert main(["create", *two, "--bundle", bundle, VERSIONING, "--json", "--memory", "512"]) == 0
     documents = json.loads(capsys.readouterr().out)
     assert [(d["ini"], d["region"], d["bucket"], d["function"]) for d in documents] == [
         (two[0], EAST, "pk-east", FUNCTION), (two[1], WEST, "pk-west", FUNCTION)]
@@ -121,7 +116,7 @@ def test_json_is_one_document_per_ini(two, bundle, capsys):
     assert boto3.client("lambda", region_name=WEST).get_function_configuration(
         FunctionName=FUNCTION)["MemorySize"] == 512
 
-    assert main(["status", *two, "--bundle", bundle, "--json", "--memory", "512"]) == 0
+    assert main(["status", *two, "--bundle", bundle, VERSIONING, "--json", "--memory", "512"]) == 0
     reports = json.loads(capsys.readouterr().out)
     assert [(r["ini"], r["region"], r["in_sync"]) for r in reports] == [
         (two[0], EAST, True), (two[1], WEST, True)]
@@ -135,7 +130,7 @@ def test_a_refusal_in_any_region_changes_no_region(two, bundle, capsys):
         FunctionName=FUNCTION, Runtime="python3.12", Role=role["Role"]["Arn"], Handler="x.y",
         Code={"ZipFile": Path(bundle).read_bytes()})
     before = regions_snapshot(BUCKETS2)
-    assert main(["create", *two, "--bundle", bundle]) == 2
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 2
     captured = capsys.readouterr()
     [line] = captured.err.strip().splitlines()[-1:]
     assert line.startswith(f"ppc-s3sync create: error: {two[1]} ({WEST}, bucket pk-west): ")
@@ -153,7 +148,7 @@ def test_a_shared_bucket_gets_a_sync_per_ini_through_eventbridge(aws, tmp_path, 
     west = site_ini(tmp_path, "west", "pk-west", WEST)
     before = regions_snapshot({"shared": EAST, "pk-west": WEST})
 
-    assert main(["create", blue, str(green_path), west, "--bundle", bundle]) == 0
+    assert main(["create", blue, str(green_path), west, "--bundle", bundle, VERSIONING]) == 0
     out = capsys.readouterr().out
     assert out.count("note: delivery eventbridge: bucket shared is shared with") == 2
     assert sorted(functions_in(EAST)) == ["blue", "green"]
@@ -166,7 +161,7 @@ def test_a_shared_bucket_gets_a_sync_per_ini_through_eventbridge(aws, tmp_path, 
         Bucket="shared")
     assert "EventBridgeConfiguration" in shared
     assert not shared.get("LambdaFunctionConfigurations")
-    assert main(["create", blue, str(green_path), west, "--bundle", bundle]) == 0
+    assert main(["create", blue, str(green_path), west, "--bundle", bundle, VERSIONING]) == 0
     assert "Nothing to create for 3 inis in 2 regions." in capsys.readouterr().out
 
     # Both rules go in one run, so neither keeps the bucket's EventBridge delivery on.
@@ -177,7 +172,7 @@ def test_a_shared_bucket_gets_a_sync_per_ini_through_eventbridge(aws, tmp_path, 
 def test_inis_that_cannot_share_stop_before_any_call(aws, tmp_path, bundle, capsys):
     first = site_ini(tmp_path, "first", "pk-a", WEST)
     second = site_ini(tmp_path, "second", "pk-b", WEST)
-    assert main(["create", first, second, "--bundle", bundle]) == 2
+    assert main(["create", first, second, "--bundle", bundle, VERSIONING]) == 2
     err = capsys.readouterr().err
     assert f"would both deploy function {FUNCTION} in {WEST}" in err
     assert "set s3sync.function_name in" in err
@@ -187,7 +182,7 @@ def test_inis_that_cannot_share_stop_before_any_call(aws, tmp_path, bundle, caps
 def test_the_standalone_commands_take_several_inis(two, bundle, capsys):
     from pypicloud_s3sync.cli import create_main, delete_main
 
-    assert create_main([*two, "--bundle", bundle]) == 0
+    assert create_main([*two, "--bundle", bundle, VERSIONING]) == 0
     assert functions_in(EAST) == functions_in(WEST) == [FUNCTION]
     assert delete_main([*two]) == 0
     assert functions_in(EAST) == functions_in(WEST) == []
@@ -205,25 +200,30 @@ def replication(bucket: str, region: str) -> list[dict]:
         return []
 
 
+def rules_applied_at(progress: str) -> list[int]:
+    """Where, among every step the run applied (in every region), the replication
+    configurations were written."""
+    applied = [line for line in progress.splitlines() if line.startswith("[")]
+    return [i for i, line in enumerate(applied) if "replication configuration" in line]
+
+
 def versioning(bucket: str, region: str) -> str | None:
     return boto3.client("s3", region_name=region).get_bucket_versioning(
         Bucket=bucket).get("Status")
 
 
-@needs_replication
 def test_replication_is_refused_until_versioning_is_allowed(two, bundle, capsys):
     before = regions_snapshot(BUCKETS2)
     assert main(["create", *two, "--bundle", bundle]) == 2
-    assert "--allow-versioning" in capsys.readouterr().err
+    assert "give --allow-versioning to turn it on" in capsys.readouterr().err
     assert regions_snapshot(BUCKETS2) == before
     assert [versioning(b, r) for b, r in BUCKETS2.items()] == [None, None]
 
 
-@needs_replication
 def test_replication_between_regions_applied_last_then_quiet_then_removed(
         two, bundle, capsys):
     before = regions_snapshot(BUCKETS2)
-    assert main(["create", *two, "--bundle", bundle, "--allow-versioning", "--dry-run",
+    assert main(["create", *two, "--bundle", bundle, VERSIONING, "--dry-run",
                  "--json"]) == 0
     calls = {d["region"]: [s["call"] for s in d["plan"]["steps"]]
              for d in json.loads(capsys.readouterr().out)}
@@ -231,38 +231,37 @@ def test_replication_between_regions_applied_last_then_quiet_then_removed(
         assert "s3.put_bucket_versioning" in calls[region]
         assert "s3.put_bucket_replication" in calls[region]
 
-    assert main(["create", *two, "--bundle", bundle, "--allow-versioning"]) == 0
-    progress = capsys.readouterr().err.splitlines()
-    applied = [line for line in progress if line.startswith("[")]
-    rules = [i for i, line in enumerate(applied) if "replicat" in line and "rule" in line]
-    assert rules and min(rules) > max(i for i, line in enumerate(applied)
-                                      if "versioning" in line)
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 0
+    # S3 refuses a rule to a bucket not yet versioned: both regions' rules come last.
+    assert rules_applied_at(capsys.readouterr().err) == [18, 19]
     for bucket, region in BUCKETS2.items():
         assert versioning(bucket, region) == "Enabled"
         [peer] = [b for b in BUCKETS2 if b != bucket]
         assert [r["Destination"]["Bucket"] for r in replication(bucket, region)] == [
             f"arn:aws:s3:::{peer}"]
 
-    assert main(["create", *two, "--bundle", bundle, "--allow-versioning"]) == 0
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 0
     assert "Nothing to create for 2 inis in 2 regions." in capsys.readouterr().out
 
     assert main(["delete", *two]) == 0
+    assert rules_applied_at(capsys.readouterr().err) == [0, 1]  # no rule outlives a bucket's sync
     assert [replication(b, r) for b, r in BUCKETS2.items()] == [[], []]
     after = regions_snapshot(BUCKETS2)
     assert after == before  # versioning cannot be turned off, only suspended: not compared
 
 
-@needs_replication
 def test_a_foreign_replication_rule_is_kept_and_a_conflicting_one_refused(
         two, bundle, capsys):
     s3 = boto3.client("s3", region_name=EAST)
-    s3.put_bucket_versioning(Bucket="pk-east", VersioningConfiguration={"Status": "Enabled"})
+    make_bucket("their-archive", EAST)
+    for bucket in ("pk-east", "their-archive"):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     theirs = {"ID": "backup", "Priority": 9, "Status": "Enabled",
               "Filter": {"Prefix": "backups/"}, "DeleteMarkerReplication": {"Status": "Disabled"},
               "Destination": {"Bucket": "arn:aws:s3:::their-archive"}}
     s3.put_bucket_replication(Bucket="pk-east", ReplicationConfiguration={
         "Role": "arn:aws:iam::123456789012:role/theirs", "Rules": [theirs]})
-    assert main(["create", *two, "--bundle", bundle, "--allow-versioning"]) == 0
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 0
     capsys.readouterr()
     assert theirs in replication("pk-east", EAST)
     assert main(["delete", *two]) == 0
@@ -273,7 +272,7 @@ def test_a_foreign_replication_rule_is_kept_and_a_conflicting_one_refused(
     s3.put_bucket_replication(Bucket="pk-east", ReplicationConfiguration={
         "Role": "arn:aws:iam::123456789012:role/theirs", "Rules": [clash]})
     before = regions_snapshot(BUCKETS2)
-    assert main(["create", *two, "--bundle", bundle, "--allow-versioning"]) == 2
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 2
     err = capsys.readouterr().err
     assert "backup" in err and f"{two[0]} ({EAST}, bucket pk-east)" in err
     assert regions_snapshot(BUCKETS2) == before
