@@ -139,6 +139,38 @@ def test_a_refusal_in_any_region_changes_no_region(two, bundle, capsys):
     assert regions_snapshot(BUCKETS2) == before
 
 
+def test_a_step_refused_in_a_later_region_names_it_and_a_rerun_continues(
+        two, bundle, capsys, monkeypatch):
+    """Someone makes a function of our name in the second region after it was planned:
+    the first region is done, the error names the second, and the next run finishes."""
+    from pypicloud_s3sync.provision import deploy
+
+    real_plan = deploy.plan_create
+    role = boto3.client("iam").create_role(RoleName="theirs", AssumeRolePolicyDocument="{}")
+
+    def plan_then_race(config, options, clients, **kwargs):
+        planned = real_plan(config, options, clients, **kwargs)
+        if clients.region == WEST:
+            boto3.client("lambda", region_name=WEST).create_function(
+                FunctionName=FUNCTION, Runtime="python3.12", Role=role["Role"]["Arn"],
+                Handler="x.y", Code={"ZipFile": Path(bundle).read_bytes()})
+        return planned
+
+    monkeypatch.setattr(deploy, "plan_create", plan_then_race)
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith(f"ppc-s3sync create: error: {two[1]} ({WEST}, bucket pk-west): "
+                           "step 3/9 (create function")
+    assert line.endswith("2 step(s) were applied, run the command again to continue; "
+                         "9 earlier step(s) of this run were applied too")
+    assert functions_in(EAST) == [FUNCTION]
+
+    monkeypatch.setattr(deploy, "plan_create", real_plan)
+    boto3.client("lambda", region_name=WEST).delete_function(FunctionName=FUNCTION)
+    assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 0
+    assert "Applied 9 changes for 2 inis in 2 regions" in capsys.readouterr().out
+
+
 def test_a_shared_bucket_gets_a_sync_per_ini_through_eventbridge(aws, tmp_path, bundle,
                                                                  capsys):
     blue = site_ini(tmp_path, "blue", "shared", EAST, **{"s3sync.function_name": "blue"})
@@ -274,5 +306,6 @@ def test_a_foreign_replication_rule_is_kept_and_a_conflicting_one_refused(
     before = regions_snapshot(BUCKETS2)
     assert main(["create", *two, "--bundle", bundle, VERSIONING]) == 2
     err = capsys.readouterr().err
-    assert "backup" in err and f"{two[0]} ({EAST}, bucket pk-east)" in err
+    assert f"{two[0]} ({EAST}, bucket pk-east): rule backup of bucket pk-east" in err
+    assert "change that rule's filter so that it no longer overlaps 'pkgs/'" in err
     assert regions_snapshot(BUCKETS2) == before
