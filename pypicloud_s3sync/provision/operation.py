@@ -1,9 +1,10 @@
 """Every operation a front end runs: the command line and the admin API call only these.
 
 :func:`run` plans, applies unless it is a dry run (or there is nothing to do), and hands
-back the result as data; :func:`reconcile` makes the server's cache agree with its
-bucket; :func:`redrive` moves a ``--delivery sqs`` sync's dead-letter queue back to its
-queue; :func:`export` writes create's plan as a template instead of applying it.  Each
+back the result as data (:func:`run_many` the same for several inis, as one deploy);
+:func:`reconcile` makes the server's cache agree with its bucket; :func:`redrive` moves
+a ``--delivery sqs`` sync's dead-letter queue back to its queue; :func:`export` writes
+create's plan as a template instead of applying it.  Each
 front end only renders what they return (text or JSON) and what they raise, so the two
 cannot drift apart in what they do.
 """
@@ -197,8 +198,8 @@ def run_many(configs: Sequence[PypicloudConfig], options: Sequence[DeployOptions
             on_plan(section)
     if action == "status" or dry_run or result.is_empty:
         return result
-    firsts = [False, True] if action == "create" else [True, False]
-    for after_peers in firsts:
+    phases = [False, True] if action == "create" else [True, False]
+    for after_peers in phases:
         for section in sections:
             _apply_part(section, after_peers, result, progress)
     return result
