@@ -88,6 +88,8 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     """The role's own calls; passing it to S3 is the rules' need (their kind grants
     iam:PassRole)."""
+    if not s.replicates:
+        return []
     role = iam.role_arn(s.account, iam.replication_role_name(s.config.target.bucket),
                         s.partition)
     return [allow("ReplicationRole", iamrole.OPERATOR_ACTIONS, role)]
