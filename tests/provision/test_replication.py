@@ -31,7 +31,7 @@ from ..support.deploy_helpers import (
 )
 
 WEST = account.PEER
-EU = Peer("packages-eu", "eu-west-1", "mirror/")
+EU = Peer("packages-eu", "eu-west-1", PREFIX)
 #: Someone else's replication role and a bucket outside the topology.
 THEIR_ROLE = "arn:aws:iam::123456789012:role/archive-replication"
 ARCHIVE = Peer("archive", "eu-central-1")
@@ -165,7 +165,7 @@ def test_create_plans_a_role_for_s3_and_one_rule_per_peer_with_delete_markers(
          "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}*"},
         {"Sid": "DestinationPackages", "Effect": "Allow",
          "Action": ["s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags"],
-         "Resource": ["arn:aws:s3:::packages-eu/mirror/*",
+         "Resource": [f"arn:aws:s3:::packages-eu/{PREFIX}*",
                       f"arn:aws:s3:::packages-west/{PREFIX}*"]},
     ]
 
@@ -272,6 +272,15 @@ def test_someone_elses_rule_over_our_packages_to_another_bucket_is_refused(
     assert "outside this topology" in message
     assert f"change that rule's filter so that it no longer overlaps {PREFIX!r}" in message
     assert configuration()["Rules"][0]["ID"] == "to-archive"
+
+
+def test_a_peer_whose_pypicloud_keeps_another_prefix_is_refused(region: Region) -> None:
+    """Replicas keep their keys: they would land where the other server never looks."""
+    versioned()
+    with pytest.raises(deploy.DeployError) as refused:
+        region.plan(Peer(EU.bucket, EU.region, "mirror/"))
+    assert f"would arrive in packages-eu under {PREFIX!r}" in str(refused.value)
+    assert "the same storage.prefix" in str(refused.value)
 
 
 def test_a_role_of_our_name_that_is_not_ours_is_refused(region: Region) -> None:

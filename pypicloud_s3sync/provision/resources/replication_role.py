@@ -45,7 +45,7 @@ def plan(p: Planning) -> None:
     role, state, bucket = name(p), p.actual.replication_role, p.config.target.bucket
     needed = replicating.ours_needed(p)
     policy = iam.replication_policy(bucket, p.config.target.prefix,
-                                    [(peer.bucket, peer.prefix) for peer in needed],
+                                    [peer.bucket for peer in needed],
                                     p.desired.partition)
     if state is None:
         iamrole.create(p, KIND, role, iam.S3_SERVICE,
