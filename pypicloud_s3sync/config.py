@@ -57,7 +57,8 @@ SETTINGS = (
     "max_event_age", "on_failure", "db_password", "bundle", "reconcile_every",
     "db_url_secret_kms_key", "store_db_password", "kms_key_arn",
     "reserved_concurrency", "alarm_topic", "alarm_lag", "max_receives", "batch_size",
-    "batch_window", "max_concurrency", "queue_kms_key_arn",
+    "batch_window", "max_concurrency", "queue_kms_key_arn", "allow_versioning",
+    "replication_time_control",
     # read by the function itself
     "verify_after", "db_url_secret",
     # the admin endpoint's own

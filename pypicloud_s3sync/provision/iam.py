@@ -186,10 +186,11 @@ def replication_role_name(bucket: str) -> str:
     return bounded(f"pypicloud-s3sync-replication-{bucket}")
 
 
-def replication_policy(bucket: str, prefix: str, destinations: Sequence[tuple[str, str]],
+def replication_policy(bucket: str, prefix: str, destinations: Sequence[str],
                        partition: str) -> dict[str, Any]:
     """What S3 needs to replicate ``bucket``'s objects under ``prefix`` to each
-    destination ``(bucket, prefix)``: exactly the minimum permissions policy of the S3
+    destination bucket, where each replica keeps its key (so it lands under ``prefix``
+    there too): exactly the minimum permissions policy of the S3
     user guide ("Setting up permissions for live replication", "Creating an IAM role"):
     s3:GetReplicationConfiguration and s3:ListBucket on the source bucket,
     s3:GetObjectVersionForReplication, s3:GetObjectVersionAcl and
@@ -204,8 +205,8 @@ def replication_policy(bucket: str, prefix: str, destinations: Sequence[tuple[st
          "Action": list(REPLICATION_SOURCE_OBJECT_ACTIONS), "Resource": f"{source}/{prefix}*"},
         {"Sid": "DestinationPackages", "Effect": "Allow",
          "Action": list(REPLICATION_DESTINATION_ACTIONS),
-         "Resource": sorted(f"arn:{partition}:s3:::{other}/{other_prefix}*"
-                            for other, other_prefix in destinations)},
+         "Resource": sorted(f"arn:{partition}:s3:::{other}/{prefix}*"
+                            for other in destinations)},
     ]}
 
 

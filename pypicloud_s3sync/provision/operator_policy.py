@@ -44,6 +44,7 @@ def operator_policy(
     partition: str | None = None,
     store_db_password: str | None = None,
     kms_key_arn: str | None = None,
+    replicates: bool = False,
 ) -> dict[str, Any]:
     """What an operator (or the admin server's credentials) needs for every command.
 
@@ -51,6 +52,8 @@ def operator_policy(
     the secret create owns: make, read, update and delete that one secret or parameter.
     ``kms_key_arn`` (default: ``s3sync.kms_key_arn``) adds using that one key, which
     Lambda does with the caller's rights for the function's environment.
+    ``replicates`` adds what a plan of several inis does to replicate the bucket: its
+    versioning, the role S3 replicates as, and the bucket's replication configuration.
 
     create (any ``--delivery``, ``--reconcile-every``, ``--on-failure``), delete and
     status for this one function in ``region``, reconcile of this config's bucket and
@@ -64,7 +67,7 @@ def operator_policy(
     grantee = Grantee(config, account, region, function_name, partition, given_role,
                       tuple(subnet_ids),
                       store_db_password or config.option("store_db_password"),
-                      kms_key_arn or config.option("kms_key_arn"))
+                      kms_key_arn or config.option("kms_key_arn"), replicates)
     statements = [statement for kind in ORDER for statement in kind.operator_statements(grantee)]
     statements += [
         on_bucket(grantee, OPERATOR_BUCKET_ACTIONS),

@@ -72,7 +72,7 @@ def test_each_kind_grants_what_its_own_plan_and_teardown_call(
 
     grantee = Grantee(config, aws_trace.ACCOUNT, clients.region, options.function_name,
                       subnet_ids=options.subnet_ids, store=options.store_db_password,
-                      kms_key_arn=options.kms_key_arn)
+                      kms_key_arn=options.kms_key_arn, replicates=bool(peers))
     for kind in ORDER:
         assert made[kind.KIND], f"{kind.KIND}: its plan made no step; nothing is judged"
         own: dict[str, Any] = {"Version": POLICY_VERSION,

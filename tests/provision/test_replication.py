@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from pypicloud_s3sync.provision import deploy, iam
+from pypicloud_s3sync.provision import deploy, iam, operator_policy
 from pypicloud_s3sync.provision.peers import Peer
 
-from ..support import account, moto_gaps
+from ..support import account, aws_trace, moto_gaps
 from ..support.deploy_helpers import (
     BUCKET,
     PREFIX,
@@ -31,11 +31,12 @@ from ..support.deploy_helpers import (
 )
 
 WEST = account.PEER
-EU = Peer("packages-eu", "eu-west-1", "mirror/")
+EU = Peer("packages-eu", "eu-west-1", PREFIX)
 #: Someone else's replication role and a bucket outside the topology.
 THEIR_ROLE = "arn:aws:iam::123456789012:role/archive-replication"
 ARCHIVE = Peer("archive", "eu-central-1")
 OUR_ROLE = iam.replication_role_name(BUCKET)
+FUNCTION = deploy.DeployOptions().function_name
 
 
 @dataclass
@@ -164,7 +165,7 @@ def test_create_plans_a_role_for_s3_and_one_rule_per_peer_with_delete_markers(
          "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}*"},
         {"Sid": "DestinationPackages", "Effect": "Allow",
          "Action": ["s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags"],
-         "Resource": ["arn:aws:s3:::packages-eu/mirror/*",
+         "Resource": [f"arn:aws:s3:::packages-eu/{PREFIX}*",
                       f"arn:aws:s3:::packages-west/{PREFIX}*"]},
     ]
 
@@ -273,6 +274,15 @@ def test_someone_elses_rule_over_our_packages_to_another_bucket_is_refused(
     assert configuration()["Rules"][0]["ID"] == "to-archive"
 
 
+def test_a_peer_whose_pypicloud_keeps_another_prefix_is_refused(region: Region) -> None:
+    """Replicas keep their keys: they would land where the other server never looks."""
+    versioned()
+    with pytest.raises(deploy.DeployError) as refused:
+        region.plan(Peer(EU.bucket, EU.region, "mirror/"))
+    assert f"would arrive in packages-eu under {PREFIX!r}" in str(refused.value)
+    assert "the same storage.prefix" in str(refused.value)
+
+
 def test_a_role_of_our_name_that_is_not_ours_is_refused(region: Region) -> None:
     versioned()
     boto3.client("iam").create_role(RoleName=OUR_ROLE, AssumeRolePolicyDocument=json.dumps(
@@ -297,6 +307,40 @@ def test_one_ini_alone_plans_and_reads_nothing_of_replication(region: Region) ->
     region.recorder.clear()
     deploy.plan_delete(region.config, region.options(), region.clients())
     assert not {"GetBucketVersioning", "GetBucketReplication"} & set(region.recorder.calls)
+
+
+# -- the operator's policy ----------------------------------------------------------------
+
+def test_the_operator_policy_of_several_inis_allows_every_replication_call_it_grants(
+        region: Region) -> None:
+    """create (versioning turned on, role, rules, then a change of them), status and
+    delete with peers, traced and judged by an IAM evaluator: nothing refused, and
+    every replication grant used."""
+    versioned("Suspended")
+    with aws_trace.tracing() as tracer, tracer.recording() as traced:
+        region.create(WEST, allow_versioning=True)
+        boto3.client("iam").update_assume_role_policy(  # changed by hand, reset by create
+            RoleName=OUR_ROLE, PolicyDocument=json.dumps(iam.trust_policy()))
+        region.create(WEST, EU, replication_time_control=True)
+        deploy.status(region.config, region.options(), region.clients(), code=region.code,
+                      peers=(WEST, EU))
+        region.delete(WEST, EU)
+    policy = operator_policy.operator_policy(region.config, account=aws_trace.ACCOUNT,
+                                             region=REGION, function_name=FUNCTION,
+                                             replicates=True)
+    requests = aws_trace.iam_requests(traced)
+    assert not aws_trace.denied(policy, requests), aws_trace.describe(
+        aws_trace.denied(policy, requests))
+    replication = ("ReplicationRole", "PassReplicationRole", "s3:PutBucketVersioning",
+                   "s3:PutReplicationConfiguration", "s3:GetReplicationConfiguration")
+    unused = [grant for grant in aws_trace.unused_grants(policy, requests)
+              if any(word in grant for word in replication)]
+    assert not unused
+    one_ini = operator_policy.operator_policy(region.config, account=aws_trace.ACCOUNT,
+                                              region=REGION, function_name=FUNCTION)
+    # One ini alone: status already reads the configuration (its path check), no more.
+    assert not [grant for grant in json.dumps(one_ini).split('"')
+                if grant in replication[:-1] or "replication-" in grant]
 
 
 # -- what moto does not check ------------------------------------------------------------

@@ -497,14 +497,29 @@ def iam_requests(calls: Iterable[Call]) -> list[Request]:
 # -- judging requests against a policy ---------------------------------------------------
 
 def _permitted(policy: dict[str, Any], request: Request) -> bool:
+    """Allowed by some Allow statement and denied by no Deny statement.
+
+    Each statement is judged on its own: moto's evaluator answers DENIED for an Allow
+    statement whose condition is not met, even one on another resource, where IAM
+    leaves such a statement out ("If the conditions are not met, the statement does
+    not apply", IAM User Guide, "Policy evaluation logic"); so two Allow statements for
+    one action with different conditions (iam:PassRole of one role to Lambda, of
+    another to S3) would refuse each other.  A Deny statement keeps moto's answer.
+    """
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
-    # IAM's "?" is any one character; moto's evaluator reads patterns as regular
-    # expressions, where "." is.
-    result = IAMPolicy(json.dumps(policy).replace("?", ".")).is_action_permitted(
-        request.action, request.resource,
-        incoming_condition_values=dict(request.conditions) or None)
-    return result == PermissionResult.PERMITTED
+    allowed = False
+    for statement in policy["Statement"]:
+        single = {"Version": policy["Version"], "Statement": [statement]}
+        # IAM's "?" is any one character; moto's evaluator reads patterns as regular
+        # expressions, where "." is.
+        result = IAMPolicy(json.dumps(single).replace("?", ".")).is_action_permitted(
+            request.action, request.resource,
+            incoming_condition_values=dict(request.conditions) or None)
+        if statement["Effect"] == "Deny" and result == PermissionResult.DENIED:
+            return False
+        allowed = allowed or result == PermissionResult.PERMITTED
+    return allowed
 
 
 def denied(policy: dict[str, Any], requests: Iterable[Request]) -> list[Request]:

@@ -30,6 +30,12 @@ the queue's policy; AWS "Sets the value of one or more queue attributes" (botoco
 SQS model, SetQueueAttributes) and keeps the rest.  The patch keeps the policy when the
 call does not name it.
 
+moto 5.2.6 stores a ``PutBucketReplication`` that AWS refuses (a destination bucket
+that is missing or not versioned, a rule with a Filter but no DeleteMarkerReplication
+or Priority, two rules of one priority); :func:`replication_checked` refuses them as
+AWS does, installed by the ``aws`` and ``moto_server`` fixtures for every test like
+:func:`account_settings`, since it only refuses what AWS refuses.
+
 Under IAM enforcement moto is stricter than AWS in two places, and ``for_moto_user``
 copes with both in the policy of the IAM user a test runs as, never in the policy we
 generate (parliament and the IAM evaluator keep checking that one with AWS's names):

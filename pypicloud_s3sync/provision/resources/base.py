@@ -71,6 +71,9 @@ class Grantee:
     store: str | None = None
     #: ``--kms-key-arn``: the customer managed key of the function's environment.
     kms_key_arn: str | None = None
+    #: The sync is one region of several inis that replicate to each other: the
+    #: replication kinds grant their calls only then (one ini alone makes none).
+    replicates: bool = False
 
     def arn(self, service: str, resource: str) -> str:
         """A regional resource's ARN in this account (IAM and S3 ARNs have no region)."""

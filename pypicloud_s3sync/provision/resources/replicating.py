@@ -91,6 +91,14 @@ def links(p: Planning) -> list[Link]:
     covering = [rule for rule in foreign(p) if rule.get("Status") == "Enabled"
                 and (rule_prefix(rule) is not None and prefix.startswith(rule_prefix(rule) or ""))]
     for peer in p.peers:
+        if peer.prefix != prefix:
+            found.append(Link(peer, refusal=(
+                f"bucket {peer.bucket}'s pypicloud keeps packages under {peer.prefix!r} "
+                f"and this one under {prefix!r}: S3 replication keeps each object's key, "
+                f"so the packages would arrive in {peer.bucket} under {prefix!r}, where "
+                "that server never looks; give every ini of the topology the same "
+                "storage.prefix")))
+            continue
         to_peer = [rule for rule in covering if destination(rule) == peer.bucket]
         with_deletes = [rule for rule in to_peer if replicates_deletes(rule)]
         if with_deletes:

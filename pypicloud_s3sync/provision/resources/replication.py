@@ -169,6 +169,8 @@ def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     s3:PutReplicationConfiguration too, per its API reference), and passing our
     replication role to S3.  A role of someone else's that the configuration already
     names must be passable too: the plan's note names it."""
+    if not s.replicates:
+        return []
     role = iam.role_arn(s.account, iam.replication_role_name(s.config.target.bucket),
                         s.partition)
     return [on_bucket(s, ["s3:GetReplicationConfiguration", "s3:PutReplicationConfiguration"]),

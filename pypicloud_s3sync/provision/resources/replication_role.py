@@ -45,7 +45,7 @@ def plan(p: Planning) -> None:
     role, state, bucket = name(p), p.actual.replication_role, p.config.target.bucket
     needed = replicating.ours_needed(p)
     policy = iam.replication_policy(bucket, p.config.target.prefix,
-                                    [(peer.bucket, peer.prefix) for peer in needed],
+                                    [peer.bucket for peer in needed],
                                     p.desired.partition)
     if state is None:
         iamrole.create(p, KIND, role, iam.S3_SERVICE,
@@ -88,6 +88,8 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
     """The role's own calls; passing it to S3 is the rules' need (their kind grants
     iam:PassRole)."""
+    if not s.replicates:
+        return []
     role = iam.role_arn(s.account, iam.replication_role_name(s.config.target.bucket),
                         s.partition)
     return [allow("ReplicationRole", iamrole.OPERATOR_ACTIONS, role)]

@@ -75,6 +75,9 @@ def template(p: Planning, created: Sequence[Step]) -> Resources:
 
 
 def operator_statements(s: Grantee) -> list[dict[str, Any]]:
+    """Reading the bucket's versioning and turning it on, only for several inis."""
+    if not s.replicates:
+        return []
     return [on_bucket(s, ["s3:GetBucketVersioning", "s3:PutBucketVersioning"])]
 
 
