@@ -201,6 +201,18 @@ def test_a_shared_bucket_gets_a_sync_per_ini_through_eventbridge(aws, tmp_path, 
     assert regions_snapshot({"shared": EAST, "pk-west": WEST}) == before
 
 
+def test_two_buckets_in_one_region_replicate_to_each_other(aws, tmp_path, bundle, capsys):
+    first = site_ini(tmp_path, "first", "pk-a", WEST, **{"s3sync.function_name": "sync-a"})
+    second = site_ini(tmp_path, "second", "pk-b", WEST, **{"s3sync.function_name": "sync-b"})
+    assert main(["create", first, second, "--bundle", bundle, VERSIONING]) == 0
+    assert "for 2 inis in 1 region in" in capsys.readouterr().out
+    assert sorted(functions_in(WEST)) == ["sync-a", "sync-b"]
+    assert [r["Destination"]["Bucket"] for r in replication("pk-a", WEST)] == [
+        "arn:aws:s3:::pk-b"]
+    assert [r["Destination"]["Bucket"] for r in replication("pk-b", WEST)] == [
+        "arn:aws:s3:::pk-a"]
+
+
 def test_inis_that_cannot_share_stop_before_any_call(aws, tmp_path, bundle, capsys):
     first = site_ini(tmp_path, "first", "pk-a", WEST)
     second = site_ini(tmp_path, "second", "pk-b", WEST)
