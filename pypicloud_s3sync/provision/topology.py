@@ -159,7 +159,8 @@ def _refuse_same_function(found: Sequence[Site]) -> None:
                 f"{seen[key].ini} and {site.ini} would both deploy function "
                 f"{site.function_name} in {site.region}; each sync needs its own function",
                 Fix(*FUNCTION_NAME, f"set s3sync.function_name in {site.ini} (or "
-                                    f"{seen[key].ini}) to another name"))
+                                    f"{seen[key].ini}) to another name, and give no {{}}, "
+                                    "which names every ini's function"))
         seen[key] = site
 
 

@@ -109,6 +109,7 @@ def test_two_inis_deploying_one_function_in_one_region_are_refused(tmp_path):
     message = str(raised.value)
     assert "would both deploy function pypicloud_s3_sync in eu-west-1" in message
     assert "set s3sync.function_name in" in message and "second.ini" in message
+    assert message.endswith("give no -n, which names every ini's function")
 
 
 def test_the_same_function_name_in_two_regions_is_the_normal_setup(tmp_path):
