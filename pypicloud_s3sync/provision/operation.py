@@ -152,6 +152,7 @@ def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ..function import reconcile as cache_sync
+    from ..function.cache import close_cache
     from ..function.s3 import s3_client
 
     workers = workers or cache_sync.DEFAULT_WORKERS
@@ -164,16 +165,7 @@ def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep:
             return cache_sync.reconcile(cache, s3, config.target, deep=deep, dry_run=dry_run,
                                         workers=workers, progress=progress)
         finally:
-            _close_cache(cache)
+            close_cache(cache)
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, config.endpoint_sources(endpoint_url), storage_keys=True) from exc
 
-
-def _close_cache(cache: Any) -> None:
-    """Give a SQL cache's connections back: each reconcile opened its own engine, and a
-    server runs many."""
-    session = getattr(cache, "db", None)
-    if hasattr(session, "get_bind"):
-        bind = session.get_bind()
-        session.close()
-        bind.dispose()
