@@ -3,14 +3,15 @@
 :func:`run` plans, applies unless it is a dry run (or there is nothing to do), and hands
 back the result as data; :func:`reconcile` makes the server's cache agree with its
 bucket; :func:`redrive` moves a ``--delivery sqs`` sync's dead-letter queue back to its
-queue; :func:`export` writes create's plan as a template instead of applying it.  Each
+queue; :func:`export` writes create's plan as a template instead of applying it;
+:func:`verify` sends a canary package between every pair of regions.  Each
 front end only renders what they return (text or JSON) and what they raise, so the two
 cannot drift apart in what they do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from .errors import REGION, Fix, OptionsError
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from ..function.reconcile import Progress, ReconcileReport
+    from ..verify.report import VerifyReport
     from .cloudformation import Export
     from .options import DeployOptions
     from .plan import Plan, StatusReport, StepResult
@@ -169,3 +171,30 @@ def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep:
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, config.endpoint_sources(endpoint_url), storage_keys=True) from exc
 
+
+
+def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = None,
+           timeout: float | None = None, progress: Callable[[str], None] | None = None,
+           session: Any = None) -> VerifyReport:
+    """Send a canary package through every pair of regions and back out (see
+    :mod:`pypicloud_s3sync.verify`); the report has the lags, or the first broken link.
+
+    ``configs`` are every region's ini, the caller's own among them (the admin API
+    passes the server's config and those its ini names); at least two, with distinct
+    buckets, else :class:`~pypicloud_s3sync.config.ConfigError`.  ``progress`` gets a
+    line per step.  AWS refusing a call raises :class:`~.errors.AwsError`; the purge
+    of every canary runs whatever ends the run, a KeyboardInterrupt included.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..verify import run
+
+    sources: dict[str, str] = {}
+    for config in configs:
+        sources.update(config.endpoint_sources(endpoint_url))
+    try:
+        return run.verify(configs, endpoint_url=endpoint_url,
+                          timeout=run.DEFAULT_TIMEOUT if timeout is None else timeout,
+                          progress=progress, session=session)
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, sources, storage_keys=True) from exc

@@ -71,8 +71,8 @@ def purge_cache(site: Site, meter: Meter) -> list[Removed]:
         return []
     removed = []
     with committing(site.cache):
-        for filename, package in entries.items():
-            clear_filename(site.cache, filename, package.data.get("path") or "")
+        for filename, key in entries.items():
+            clear_filename(site.cache, filename, key)
             removed.append(Removed(f"cache of {site.bucket}", "entry", filename))
     return removed
 

@@ -88,20 +88,22 @@ def describe(exc: BaseException) -> str:
     return redact_text(text)
 
 
-def listed(site: Site, meter: Meter) -> dict[str, Any]:
-    """The canary's entries in the site's cache, by filename, read as the server's
-    /simple/ page reads them (``cache.all(name)``); raises :class:`CacheUnreachable`."""
+def listed(site: Site, meter: Meter) -> dict[str, str]:
+    """The canary's entries in the site's cache, filename to the key each records,
+    read as the server's /simple/ page reads them (``cache.all(name)``); raises
+    :class:`CacheUnreachable`."""
     if site.cache is None:
         raise CacheUnreachable(site.cache_error or "not opened")
     meter.cache_reads += 1
     try:
-        packages = site.cache.all(canary.NAME)
+        entries = {package.filename: str(package.data.get("path") or "")
+                   for package in site.cache.all(canary.NAME)}
     except Exception as exc:  # noqa: BLE001
         _end_read(site.cache, failed=True)
         site.cache_error = describe(exc)
         raise CacheUnreachable(site.cache_error) from exc
     _end_read(site.cache)
-    return {package.filename: package for package in packages}
+    return entries
 
 
 def _end_read(cache: Any, failed: bool = False) -> None:
