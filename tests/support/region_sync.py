@@ -72,10 +72,15 @@ class RegionSync:
             self.pollers.append(QueuePoller(sqs, url, function.invoke, region=region.name))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
 
     def _poll(self, poller: QueuePoller) -> None:
         while not self._stop.is_set():
-            if poller.poll_once() is None:
+            try:
+                if poller.poll_once() is None:
+                    self._stop.wait(self.interval)
+            except Exception as exc:  # noqa: BLE001 - kept for stop() to report
+                self.errors.append(exc)
                 self._stop.wait(self.interval)
 
     def start(self) -> RegionSync:
@@ -95,7 +100,8 @@ class RegionSync:
             thread.join(10)
         for function in self.functions:
             function.close()
-        assert self.replicator.errors == [], self.replicator.errors
+        assert self.replicator.errors == [] and self.errors == [], (self.replicator.errors,
+                                                                   self.errors)
 
     def __enter__(self) -> RegionSync:
         return self.start()

@@ -36,6 +36,8 @@ class Region:
     bucket: str
     ini: Path
     config: PypicloudConfig
+    #: Every setting of the ini, for a test that writes a variant of it.
+    settings: dict[str, str]
 
     def s3(self, endpoint_url: str | None = None) -> Any:
         return boto3.client("s3", region_name=self.name, endpoint_url=endpoint_url)
@@ -76,12 +78,13 @@ def provision(directory: Path, count: int, *, name: str = "packages") -> list[Re
         s3.put_bucket_versioning(Bucket=bucket,
                                  VersioningConfiguration={"Status": "Enabled"})
         ini = directory / f"region{number}.ini"
-        write_ini(ini, {"storage.bucket": bucket, "storage.prefix": PREFIX,
-                        "storage.region_name": aws_region, "pypi.db": "sql",
-                        "db.url": f"sqlite:///{directory / f'cache{number}.sqlite'}"})
+        settings = write_ini(ini, {
+            "storage.bucket": bucket, "storage.prefix": PREFIX,
+            "storage.region_name": aws_region, "pypi.db": "sql",
+            "db.url": f"sqlite:///{directory / f'cache{number}.sqlite'}"})
         config = load_config(str(ini))
         create(config, code, delivery="sqs")
-        regions.append(Region(aws_region, bucket, ini, config))
+        regions.append(Region(aws_region, bucket, ini, config, settings))
     replicate(regions)
     return regions
 
