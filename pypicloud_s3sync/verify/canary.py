@@ -108,17 +108,23 @@ def make(storage: Any, run: int, source: int) -> Canary:
     return Canary(version, package)
 
 
-def open_storage(settings: Any, endpoint_url: str | None) -> Any:
-    """pypicloud's own S3 storage for these settings (``endpoint_url`` replacing
-    ``storage.endpoint_url``, as for every call of the run).  The bucket must have been
-    checked first: pypicloud's storage creates a bucket it does not find."""
-    from pypicloud.storage import get_storage_impl
+def open_storage(settings: Any, client: Any, resource: Any) -> Any:
+    """pypicloud's own S3 storage for these settings, calling S3 through ``client``.
 
-    storage_settings = settings.clone()
-    storage_settings["pypi.storage"] = "s3"
-    if endpoint_url:
-        storage_settings["storage.endpoint_url"] = endpoint_url
-    return get_storage_impl(storage_settings)(None)
+    pypicloud's ``S3Storage`` class, configured from ``storage.*`` by pypicloud's own
+    parsing (prefix, hash layout, encryption, ACL, storage class), so its key and
+    metadata are exactly the server's; only its bucket is a boto3 ``Bucket`` of
+    ``resource`` on our client, instead of the one pypicloud's ``configure`` builds,
+    which HEADs the bucket and creates it when it is missing, in a client of its own.
+    """
+    from pypicloud.storage import S3Storage
+
+    from ..function.offline_storage import OfflineS3Storage
+
+    kwargs = OfflineS3Storage.configure(settings)
+    kwargs["bucket"] = resource.Bucket(kwargs["bucket"], client=client)
+    kwargs["sse"] = settings.get("storage.server_side_encryption")
+    return S3Storage(request=None, **kwargs)
 
 
 def upload(storage: Any, canary: Canary) -> None:
@@ -128,8 +134,3 @@ def upload(storage: Any, canary: Canary) -> None:
 def delete(storage: Any, canary: Canary) -> None:
     """pypicloud's own delete: in a versioned bucket, a delete marker."""
     storage.delete(canary.package)
-
-
-def storage_client(storage: Any) -> Any:
-    """The boto3 client pypicloud's storage calls S3 with."""
-    return storage.bucket.meta.client

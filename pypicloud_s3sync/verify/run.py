@@ -15,7 +15,7 @@ from . import canary, diagnose
 from .cleanup import purge
 from .overhead import Meter
 from .report import Lags, VerifyReport
-from .sites import CacheUnreachable, Site, close, exists, listed, open_site
+from .sites import CacheUnreachable, Clients, Site, close, exists, listed, open_site
 from .wait import Deadline, poll
 
 if TYPE_CHECKING:
@@ -66,8 +66,9 @@ def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = Non
     sites: list[Site] = []
     report = VerifyReport([], canary.NAME)
     try:
+        clients = Clients()
         for config in configs:
-            sites.append(open_site(config, endpoint_url, meter))
+            sites.append(open_site(config, endpoint_url, meter, clients))
         report.sites = [site.to_json() for site in sites]
         report.leftovers = purge(sites, meter)
         if report.leftovers:

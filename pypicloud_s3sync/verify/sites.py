@@ -56,24 +56,45 @@ class Site:
                 "config": self.config.config_uri}
 
 
-def open_site(config: PypicloudConfig, endpoint_url: str | None, meter: Meter) -> Site:
-    """Our S3 client (the bucket checked: pypicloud's storage would create a missing
-    one), pypicloud's storage, and the cache; a cache that fails to open is recorded,
-    not raised, so that the run can name it as the broken link."""
+def open_site(config: PypicloudConfig, endpoint_url: str | None, meter: Meter,
+              clients: Clients | None = None) -> Site:
+    """Our S3 client, the bucket checked, pypicloud's storage on that client, and the
+    cache; a cache that fails to open is recorded, not raised, so that the run can name
+    it as the broken link.  ``clients`` are shared by the run's sites."""
     from ..function.reconcile import check_bucket
     from ..function.s3 import s3_client
 
+    clients = clients or Clients()
     endpoint = config.endpoint_url(endpoint_url)
-    s3 = meter.watch(s3_client(config.settings, endpoint_url=endpoint))
+    s3 = meter.watch(s3_client(config.settings, endpoint_url=endpoint,
+                               session=clients.session))
     check_bucket(s3, config.target)
-    storage = canary.open_storage(config.settings, endpoint)
-    meter.watch(canary.storage_client(storage))
+    storage = canary.open_storage(config.settings, s3, clients.resource())
     site = Site(config, endpoint, s3, storage)
     try:
         site.cache = open_cache(config, endpoint_url)
     except Exception as exc:  # noqa: BLE001 - whatever the backend raises is the finding
         site.cache_error = describe(exc)
     return site
+
+
+class Clients:
+    """What the run's S3 clients share: one session (S3's service model read once) and
+    one boto3 resource factory for pypicloud's ``Bucket`` objects."""
+
+    def __init__(self) -> None:
+        from ..function.s3 import fast_session
+
+        self.session = fast_session()
+        self._resource: Any = None
+
+    def resource(self) -> Any:
+        if self._resource is None:
+            # Its own client is never called: every Bucket gets a site's client.
+            self._resource = self.session.resource("s3", region_name="us-east-1",
+                                              aws_access_key_id="unused",
+                                              aws_secret_access_key="unused")
+        return self._resource
 
 
 def open_cache(config: PypicloudConfig, endpoint_url: str | None) -> Any:

@@ -28,7 +28,9 @@ from pypicloud_s3sync.function.cache import close_cache
 from pypicloud_s3sync.function.reconcile import open_cache
 from pypicloud_s3sync.provision import operation
 from pypicloud_s3sync.verify import canary, diagnose
+from pypicloud_s3sync.verify.overhead import Meter
 from pypicloud_s3sync.verify.report import VerifyReport
+from pypicloud_s3sync.verify.sites import open_site
 
 from ..support import moto_gaps
 from ..support.pypicloud_app import write_ini
@@ -209,7 +211,7 @@ def test_the_next_run_removes_what_an_interrupted_run_left(regions: list[Region]
     """A run killed outright (no ``finally``) left its canary in the first bucket, its
     replica in the second, and both caches' entries."""
     first = regions[0]
-    storage = canary.open_storage(first.config.settings, None)
+    storage = open_site(first.config, None, Meter()).storage
     left = canary.make(storage, 1, 0)
     with RegionSync(regions) as sync:
         canary.upload(storage, left)
