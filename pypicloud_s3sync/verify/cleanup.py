@@ -7,8 +7,8 @@ deletes that object version in the source bucket, but it doesn't replicate the
 deletion in the destination buckets", S3 user guide, replication of delete
 operations); it needs ``s3:ListBucketVersions`` and ``s3:DeleteObjectVersion``.  The
 same purge runs first, removing what an interrupted run left, and last, in a
-``finally``.  A second pass over the buckets catches a replica that replication wrote
-while the first was under way.
+``finally``, where a second pass over the buckets catches a replica that replication
+wrote while the first was under way.
 """
 
 from __future__ import annotations
@@ -77,11 +77,12 @@ def purge_cache(site: Site, meter: Meter) -> list[Removed]:
     return removed
 
 
-def purge(sites: Iterable[Site], meter: Meter) -> list[Removed]:
-    """Buckets (twice, see the module's text), then caches."""
+def purge(sites: Iterable[Site], meter: Meter, *, passes: int = 2) -> list[Removed]:
+    """Buckets (``passes`` times, see the module's text), then caches."""
     sites = list(sites)
-    removed = [item for site in sites for item in purge_bucket(site)]
-    removed += [item for site in sites for item in purge_bucket(site)]
+    removed = []
+    for _ in range(passes):
+        removed += [item for site in sites for item in purge_bucket(site)]
     removed += [item for site in sites for item in purge_cache(site, meter)]
     return removed
 

@@ -70,7 +70,7 @@ def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = Non
         for config in configs:
             sites.append(open_site(config, endpoint_url, meter, clients))
         report.sites = [site.to_json() for site in sites]
-        report.leftovers = purge(sites, meter)
+        report.leftovers = purge(sites, meter, passes=1)
         if report.leftovers:
             say(f"removed {len(report.leftovers)} canary leftover(s) of an earlier run")
         runner = _Runner(sites, meter, Deadline.after(timeout), say, sleep, session)
