@@ -3,7 +3,7 @@ and its pypicloud cache, read as its server reads it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..backends import backend_of
@@ -32,8 +32,6 @@ class Site:
     canary: canary.Canary | None = None
     uploaded_at: float | None = None
     deleted_at: float | None = None
-    #: Whether the delete was asked for (the delete phase began for this canary).
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bucket(self) -> str:

@@ -13,10 +13,6 @@ FIRST_PAUSE = 0.05
 LONGEST_PAUSE = 2.0
 
 
-class Interrupted(Exception):
-    """The run's deadline passed (``--timeout``)."""
-
-
 @dataclass
 class Deadline:
     """The one deadline the whole run shares (``--timeout``)."""
