@@ -220,6 +220,10 @@ def test_the_next_run_removes_what_an_interrupted_run_left(regions: list[Region]
                 break
             sync._stop.wait(0.05)
     assert len(canaries_left(regions)) == 2 * len(regions)
+    # Where cli.rst says every canary lies, with the metadata pypicloud's upload writes.
+    assert left.key == f"{PREFIX}c0de/{canary.NAME}/{left.filename}"
+    metadata = first.s3().head_object(Bucket=first.bucket, Key=left.key)["Metadata"]
+    assert (metadata["name"], metadata["version"]) == (canary.NAME, left.version)
 
     report = verify(regions)
     assert report.ok, report.describe()
