@@ -61,6 +61,7 @@ def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = Non
     not raised; a KeyboardInterrupt is raised after the purge.
     """
     check_configs(configs)
+    deadline = Deadline.after(timeout)  # the whole run's, opening and purging included
     say = progress or (lambda message: None)
     meter = Meter()
     sites: list[Site] = []
@@ -73,7 +74,7 @@ def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = Non
         report.leftovers = purge(sites, meter, passes=1)
         if report.leftovers:
             say(f"removed {len(report.leftovers)} canary leftover(s) of an earlier run")
-        runner = _Runner(sites, meter, Deadline.after(timeout), say, sleep, session)
+        runner = _Runner(sites, meter, deadline, say, sleep, session)
         report.broken = runner.run()
         report.pairs, report.own = runner.lags()
     finally:
