@@ -1,10 +1,9 @@
 """Regions on moto, as the multi-region deploy makes them: one place to provision them.
 
-Each region: a versioned bucket in its own AWS region, a pypicloud ini (a SQLite cache
-of its own), the sync deployed by today's single-ini create with ``--delivery sqs`` (so
-moto's S3 sends the bucket's events to the sync's queue), and a replication rule from
-every bucket to every other one, delete markers included.  When the create of several
-inis at once exists, :func:`provision` is the one place to switch to it.
+Each region: a bucket in its own AWS region and a pypicloud ini (a SQLite cache of its
+own), and all of them deployed by one create of every ini, which versions the buckets
+and makes a replication rule from every bucket to every other one, delete markers
+included.  :func:`replicate` writes rules by hand instead, for a test that breaks them.
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from typing import Any
 import boto3
 
 from pypicloud_s3sync.config import PypicloudConfig, load_config
-from pypicloud_s3sync.provision import deploy
+from pypicloud_s3sync.provision import deploy, operation
 
-from .deploy_helpers import create, write_zip
+from .deploy_helpers import make_bucket, write_zip
 from .pypicloud_app import write_ini
 
 PREFIX = "pkgs/"
@@ -55,7 +54,8 @@ def replication_rules(source: Region, others: Sequence[Region], *,
 
 
 def replicate(regions: Sequence[Region], *, delete_markers: bool = True) -> None:
-    """Every bucket replicates to every other (PutBucketReplication, as create will)."""
+    """Every bucket replicates to every other by rules of someone else's, replacing
+    create's (PutBucketReplication)."""
     for source in regions:
         others = [region for region in regions if region is not source]
         source.s3().put_bucket_replication(
@@ -65,28 +65,40 @@ def replicate(regions: Sequence[Region], *, delete_markers: bool = True) -> None
 
 
 def provision(directory: Path, count: int, *, name: str = "packages") -> list[Region]:
-    """``count`` regions under ``directory``, each deployed and replicating to every
-    other (inside moto: call it within the test's mock)."""
-    code = deploy.ZipBundle.from_path(write_zip(directory / "function.zip"))
+    """``count`` regions under ``directory``, deployed as one ``ppc-s3sync create`` of
+    their inis (``--delivery sqs``, so moto's S3 sends the bucket's events to the sync's
+    queue; ``--allow-versioning``, so every bucket replicates to every other): inside
+    moto, call it within the test's mock."""
+    bundle = str(write_zip(directory / "function.zip"))
     regions = []
     for number, aws_region in enumerate(REGIONS[:count]):
         bucket = f"{name}-{aws_region}"
-        s3 = boto3.client("s3", region_name=aws_region)
-        extra = ({} if aws_region == "us-east-1" else
-                 {"CreateBucketConfiguration": {"LocationConstraint": aws_region}})
-        s3.create_bucket(Bucket=bucket, **extra)
-        s3.put_bucket_versioning(Bucket=bucket,
-                                 VersioningConfiguration={"Status": "Enabled"})
+        make_bucket(bucket, aws_region)
         ini = directory / f"region{number}.ini"
         settings = write_ini(ini, {
             "storage.bucket": bucket, "storage.prefix": PREFIX,
             "storage.region_name": aws_region, "pypi.db": "sql",
             "db.url": f"sqlite:///{directory / f'cache{number}.sqlite'}"})
-        config = load_config(str(ini))
-        create(config, code, delivery="sqs")
-        regions.append(Region(aws_region, bucket, ini, config, settings))
-    replicate(regions)
+        regions.append(Region(aws_region, bucket, ini, load_config(str(ini)), settings))
+    create_all(regions, bundle)
     return regions
+
+
+def create_all(regions: Sequence[Region], bundle: str) -> None:
+    """``ppc-s3sync create`` of every region's ini at once, as :func:`provision` made
+    them; a test that broke a rule removes it first (create keeps someone else's)."""
+    configs = [region.config for region in regions]
+    operation.run_many(configs, [deploy.DeployOptions.from_config(
+        config, delivery="sqs", allow_versioning=True, bundle=bundle) for config in configs],
+        "create")
+
+
+def restore(regions: Sequence[Region]) -> None:
+    """Back to what :func:`provision` made: the replication rules a test wrote by hand
+    removed, and create run again over whatever else it changed."""
+    for region in regions:
+        region.s3().delete_bucket_replication(Bucket=region.bucket)
+    create_all(regions, str(regions[0].ini.parent / "function.zip"))
 
 
 def function_environment(region: Region, function: str = "pypicloud_s3_sync") -> dict[str, str]:

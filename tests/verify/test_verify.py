@@ -41,6 +41,7 @@ from ..support.topology import (
     function_environment,
     provision,
     replicate,
+    restore,
     set_function_settings,
 )
 
@@ -77,7 +78,7 @@ def regions(topology: list[Region]) -> Iterator[list[Region]]:
     """The module's regions, put back as provisioned after each test's break."""
     environments = [function_environment(region) for region in topology]
     yield topology
-    replicate(topology)
+    restore(topology)
     for region, env in zip(topology, environments, strict=True):
         if function_environment(region) != env:
             set_function_settings(region, json.loads(env["PYPICLOUD_SETTINGS"]))
