@@ -394,7 +394,14 @@ def basic_auth_header() -> str:
 
 
 def replicate(endpoint: str, source: Region, dest: Region) -> None:
-    """What S3 replication does for us on AWS: copy new objects, delete removed ones."""
+    """What S3 replication does for us on AWS: copy new objects, delete removed ones.
+
+    A plain copy rather than ``replicator.py`` (the stand-in that honours the buckets'
+    replication rules, which the tests use): that one needs versioned buckets, and
+    moto's server sends no event when a delete marker is created there (the tests
+    patch moto in-process for it, ``tests/support/moto_gaps.py``), so B's function
+    would never hear of the delete.
+    """
     src = boto3.client("s3", endpoint_url=endpoint, region_name=source.name)
     dst = boto3.client("s3", endpoint_url=endpoint, region_name=dest.name)
     have = {o["Key"] for o in src.list_objects_v2(Bucket=source.bucket).get("Contents", [])}

@@ -512,6 +512,52 @@ def run_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- verify ------------------------------------------------------------------------------
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    from .verify.canary import NAME
+    from .verify.run import DEFAULT_TIMEOUT
+
+    parser.add_argument(
+        "configs", metavar="CONFIG_URI", nargs="+",
+        help="every region's pypicloud ini (at least two, each with its own bucket)")
+    _option_argument(parser, "endpoint_url", "verify")
+    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"the whole run's limit (default {DEFAULT_TIMEOUT:.0f})")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as JSON on stdout (progress on stderr)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    parser.epilog = (f"uploads and deletes the reserved package {NAME} in every bucket. "
+                     f"exit status: 0 every link holds, {EXIT_DRIFT} a link is broken (named, "
+                     f"with its fix), {EXIT_CONFIG} config error, {EXIT_AWS} AWS refused a "
+                     "call, 130 interrupted (every canary removed all the same)")
+    parser.set_defaults(prog="ppc-s3sync verify")
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return number
+
+
+@_aws_errors
+def run_verify(args: argparse.Namespace) -> int:
+    """Send a canary between every pair of regions; the lags, or the first broken link."""
+    from .provision.operation import verify
+
+    configs = [load_config(uri, configure_logging=True) for uri in args.configs]
+    report = verify(configs, endpoint_url=args.endpoint_url, timeout=args.timeout,
+                    progress=None if args.quiet else _progress)
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.describe())
+    return report.exit_code
+
+
 # -- export ------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("cloudformation",)
@@ -561,6 +607,8 @@ COMMANDS: dict[str, Command] = {
                 add_redrive_arguments, run_redrive),
     "export": ("Write what create would make as a template, for a reviewed deploy",
                add_export_arguments, run_export),
+    "verify": ("Send a canary package between every pair of regions and report the lags",
+               add_verify_arguments, run_verify),
 }
 
 

@@ -35,6 +35,16 @@ def open_cache(settings: Any) -> Any:
     return cls(**cls.configure(cache_settings))
 
 
+def close_cache(cache: Any) -> None:
+    """Give a SQL cache's connections back: each command or admin job that opened the
+    cache opened its own engine, and a server runs many."""
+    session = getattr(cache, "db", None)
+    if hasattr(session, "get_bind"):
+        bind = session.get_bind()
+        session.close()
+        bind.dispose()
+
+
 # -- DynamoDB: pypicloud's configure without its table creation ---------------------------
 #
 # pypicloud's DynamoCache.configure ends with flywheel's ``engine.create_schema()``,
@@ -99,4 +109,4 @@ def configure_checking_tables(cache_class: type, settings: Any) -> dict[str, Any
         return cache_class.configure(settings)
 
 
-__all__ = ["check_tables", "configure_checking_tables", "open_cache"]
+__all__ = ["check_tables", "close_cache", "configure_checking_tables", "open_cache"]

@@ -62,8 +62,21 @@ def _client_options(settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, client
 
 
+def fast_session() -> Any:
+    """A boto3 session of its own, whose listings parse timestamps quickly (see
+    :func:`fast_timestamp`): one per client, or one that a command's several clients
+    share, so that S3's service model is read once."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=fast_timestamp)
+    return boto3.session.Session(botocore_session=core)
+
+
 def s3_client(settings: Any, *, min_pool_connections: int = 0,
-              endpoint_url: str | None = None) -> Any:
+              endpoint_url: str | None = None, session: Any = None) -> Any:
     """An S3 client that reaches the bucket the way the pypicloud server does.
 
     ``endpoint_url`` (the commands' ``--endpoint-url`` or ``s3sync.endpoint_url``)
@@ -77,11 +90,8 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0,
     Unlike pypicloud's client, ours fails fast: :data:`CONNECT_TIMEOUT` and
     :data:`READ_TIMEOUT` unless ``storage.connect_timeout`` / ``storage.read_timeout``
     say otherwise, and botocore's standard retry mode (:data:`RETRIES`).
-    The client has a session of its own, whose listings parse timestamps quickly (see
-    :func:`fast_timestamp`).
+    The client has a session of its own, or ``session`` (from :func:`fast_session`).
     """
-    import boto3
-    import botocore.session
     from botocore.config import Config
     from botocore.endpoint import MAX_POOL_CONNECTIONS
 
@@ -94,11 +104,7 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0,
     pool = config.get("max_pool_connections", MAX_POOL_CONNECTIONS)
     if min_pool_connections > pool:
         config["max_pool_connections"] = min_pool_connections
-    core = botocore.session.get_session()
-    core.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=fast_timestamp)
-    return boto3.session.Session(botocore_session=core).client(
-        "s3", config=Config(**config), **client)
+    return (session or fast_session()).client("s3", config=Config(**config), **client)
 
 
 def fast_timestamp(value: str) -> Any:

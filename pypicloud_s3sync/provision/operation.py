@@ -4,7 +4,8 @@
 back the result as data (:func:`run_many` the same for several inis, as one deploy);
 :func:`reconcile` makes the server's cache agree with its bucket; :func:`redrive` moves
 a ``--delivery sqs`` sync's dead-letter queue back to its queue; :func:`export` writes
-create's plan as a template instead of applying it.  Each
+create's plan as a template instead of applying it; :func:`verify` sends a canary
+package between every pair of regions.  Each
 front end only renders what they return (text or JSON) and what they raise, so the two
 cannot drift apart in what they do.
 """
@@ -24,6 +25,7 @@ from .errors import REGION, ApplyError, Fix, OptionsError, ProvisionError
 if TYPE_CHECKING:
     from ..config import PypicloudConfig
     from ..function.reconcile import Progress, ReconcileReport
+    from ..verify.report import VerifyReport
     from .cloudformation import Export
     from .options import DeployOptions
     from .peers import Peer
@@ -309,6 +311,7 @@ def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ..function import reconcile as cache_sync
+    from ..function.cache import close_cache
     from ..function.s3 import s3_client
 
     workers = workers or cache_sync.DEFAULT_WORKERS
@@ -321,16 +324,34 @@ def reconcile(config: PypicloudConfig, *, endpoint_url: str | None = None, deep:
             return cache_sync.reconcile(cache, s3, config.target, deep=deep, dry_run=dry_run,
                                         workers=workers, progress=progress)
         finally:
-            _close_cache(cache)
+            close_cache(cache)
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, config.endpoint_sources(endpoint_url), storage_keys=True) from exc
 
 
-def _close_cache(cache: Any) -> None:
-    """Give a SQL cache's connections back: each reconcile opened its own engine, and a
-    server runs many."""
-    session = getattr(cache, "db", None)
-    if hasattr(session, "get_bind"):
-        bind = session.get_bind()
-        session.close()
-        bind.dispose()
+
+def verify(configs: Sequence[PypicloudConfig], *, endpoint_url: str | None = None,
+           timeout: float | None = None, progress: Callable[[str], None] | None = None,
+           session: Any = None) -> VerifyReport:
+    """Send a canary package through every pair of regions and back out (see
+    :mod:`pypicloud_s3sync.verify`); the report has the lags, or the first broken link.
+
+    ``configs`` are every region's ini, the caller's own among them (the admin API
+    passes the server's config and those its ini names); at least two, with distinct
+    buckets, else :class:`~pypicloud_s3sync.config.ConfigError`.  ``progress`` gets a
+    line per step.  AWS refusing a call raises :class:`~.errors.AwsError`; the purge
+    of every canary runs whatever ends the run, a KeyboardInterrupt included.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..verify import run
+
+    sources: dict[str, str] = {}
+    for config in configs:
+        sources.update(config.endpoint_sources(endpoint_url))
+    try:
+        return run.verify(configs, endpoint_url=endpoint_url,
+                          timeout=run.DEFAULT_TIMEOUT if timeout is None else timeout,
+                          progress=progress, session=session)
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, sources, storage_keys=True) from exc
