@@ -210,6 +210,17 @@ def test_a_rule_of_ours_changed_by_hand_is_put_back_with_the_rest_kept(region: R
     assert region.plan(WEST, EU).is_empty
 
 
+def test_a_region_left_out_of_the_topology_loses_its_rule_and_its_grant(
+        region: Region) -> None:
+    versioned()
+    region.create(WEST, EU)
+    plan = region.create(WEST)
+    assert [r["ID"] for r in configuration()["Rules"]] == ["ppc-s3sync-packages-west"]
+    [policy] = calls(plan, "iam.put_role_policy")
+    assert "packages-eu" not in policy.params["PolicyDocument"]
+    assert region.plan(WEST).is_empty
+
+
 # -- someone else's rules ----------------------------------------------------------------
 
 def test_delete_removes_our_rules_and_keeps_someone_elses_with_their_role(
