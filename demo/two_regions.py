@@ -438,8 +438,11 @@ def run(workdir: Path, say: Timeline) -> None:
                 f"{copied(background, replicas)}; B's function: "
                 f"{since(pollers[b.name].actions, actions)}")
 
-            report = s3sync(workdir, env, "verify", *inis, "--endpoint-url", endpoint,
-                            "--timeout", "120")
+            try:
+                report = s3sync(workdir, env, "verify", *inis, "--endpoint-url", endpoint,
+                                "--timeout", "120")
+            finally:  # a stand-in that failed explains a verify that ran out of time
+                background.check()
             say(f"ppc-s3sync verify {a.ini.name} {b.ini.name}: a canary through every link "
                 "(progress in verify.log)\n"
                 + "\n".join(f"           {line}" for line in report.splitlines()))

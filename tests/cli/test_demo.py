@@ -53,7 +53,7 @@ def test_two_region_demo(tmp_path):
     # One create provisioned both regions: each its own sync, and each bucket its
     # replication rule to the other, delete markers included.
     create = (kept / "create.log").read_text()
-    assert "Applied 26 changes for 2 inis in 2 regions" in create, create
+    assert re.search(r"Applied \d+ changes for 2 inis in 2 regions", create), create
     for region, bucket, peer in (("us-east-1", "packages-use1", "packages-euw1"),
                                  ("eu-west-1", "packages-euw1", "packages-use1")):
         assert f"role pypicloud-s3sync-pypicloud-s3sync-demo-{region}" in create
