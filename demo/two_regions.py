@@ -2,14 +2,28 @@
 
 What stands in for what:
 
-* a moto server plays AWS for both regions (S3, IAM, Lambda, SQS);
+* a moto server plays AWS for both regions (S3, IAM, Lambda, SQS), with the corrections
+  the tests make where moto answers otherwise than S3 for versioned buckets
+  (demo/moto_server.py);
 * two real pypicloud servers (pserve + waitress) play the regional servers, each with a
   sqlite cache and its own bucket on the moto server;
-* ``ppc-create-s3-sync`` provisions each region exactly as it would on AWS;
-* moto stores Lambda functions but cannot run them (no Docker here) and does not
-  replicate buckets, so the demo copies the object to the second bucket itself, and the
-  bucket's events go to an SQS queue from which a local runner hands them to the
-  deployed bundle in an isolated interpreter, as Lambda would.
+* one ``ppc-s3sync create a.ini b.ini --allow-versioning`` provisions both regions
+  exactly as it would on AWS: the sync in each, versioning, a replication role per
+  bucket and each bucket's replication rules to the other, delete markers included;
+* moto stores replication configurations but does not replicate, so a replicator
+  (demo/replicator.py) copies versions and delete markers as S3 would, reading each
+  bucket's replication configuration: the rules create wrote are what move the
+  objects.  It sits behind the same interface as real replication (the buckets'
+  configuration in, objects and delete markers in the other bucket out), so neither
+  the sync nor verify knows it is not S3;
+* moto stores Lambda functions but cannot run them (no Docker here): each bucket's
+  events go to its region's queue, as create's ``--delivery sqs`` set up, and a poller
+  standing in for Lambda's hands each batch to the deployed bundle in an isolated
+  interpreter (demo/background.py).  The replicator and the pollers run in background
+  threads, since ``ppc-s3sync verify`` waits while they work, as it would on AWS.
+
+After the package's round trip, ``ppc-s3sync verify a.ini b.ini`` sends its canary
+through every link, and the demo checks that no canary is left in a bucket or a cache.
 
 Run it with ``make demo`` (or ``python demo/two_regions.py``).  It prints a timeline and
 stops everything it started before it exits, also on failure.
@@ -19,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -42,7 +55,15 @@ import boto3
 # pyramid's code, not anything the demo or its reader can act on.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
+HERE = Path(__file__).resolve().parent
+# The demo's stand-ins for what moto does not do live beside it (demo/) and in the tests'
+# support (tests/support/): both are imported from the checkout's root.
+sys.path.insert(0, str(HERE.parent))
+
+from demo.background import Background, RegionPoller  # noqa: E402
+
 BIN = Path(sys.executable).parent
+FUNCTION = "pypicloud-s3sync-demo"
 PACKAGE = "demo-greeting"
 VERSION = "0.1.0"
 ADMIN = ("admin", "demo-pass")
@@ -110,7 +131,7 @@ class Region:
                 storage.endpoint_url = {self.endpoint}
                 pypi.db = sql
                 db.url = sqlite:///{self.cache_db}
-                s3sync.function_name = pypicloud-s3sync-demo
+                s3sync.function_name = {FUNCTION}
 
                 [server:main]
                 use = egg:waitress#main
@@ -172,11 +193,13 @@ class Region:
 
 @contextlib.contextmanager
 def moto_server(workdir: Path) -> Iterator[str]:
-    """moto's own server in a process of its own, its request log kept out of the way."""
+    """moto's server in a process of its own (demo/moto_server.py), its request log kept
+    out of the way."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with open(workdir / "moto.log", "wb") as log:
-        process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        process = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"),
+                                    "-H", "127.0.0.1", "-p", str(port)],
                                    stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30
@@ -222,58 +245,6 @@ def aws_env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def route_events_to_queue(endpoint: str, region: Region) -> str:
-    """S3 -> SQS next to the function's own entry, since moto cannot invoke Lambda.
-
-    The notification is merged like ppc-create-s3-sync merges its own: read, add, write.
-    """
-    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region.name)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region.name)
-    queue_url = sqs.create_queue(QueueName=f"{region.bucket}-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    config = s3.get_bucket_notification_configuration(Bucket=region.bucket)
-    config.pop("ResponseMetadata", None)
-    config.setdefault("QueueConfigurations", []).append({
-        "Id": "demo-local-lambda-runner", "QueueArn": queue_arn,
-        "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-    })
-    s3.put_bucket_notification_configuration(
-        Bucket=region.bucket, NotificationConfiguration=config)
-    return queue_url
-
-
-def drain(endpoint: str, region: Region, queue_url: str, function: Any) -> list[str]:
-    """Hand every queued S3 event to the function as SQS would, one batch at a time."""
-    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region.name)
-    actions = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=1).get("Messages", [])
-        if not messages:
-            return actions
-        event = {"Records": [
-            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
-             "body": m["Body"], "eventSource": "aws:sqs",
-             "eventSourceARN": f"arn:aws:sqs:{region.name}:123456789012:events"}
-            for m in messages]}
-        answer = function.invoke(event)
-        if "error" in answer:
-            raise RuntimeError(f"the function failed in {region.name}: {answer['error']}")
-        failed = {f["itemIdentifier"] for f in
-                  (answer["result"] or {}).get("batchItemFailures", [])}
-        for message in messages:
-            if message["MessageId"] not in failed:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        for line in function.logs:
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if "action" in entry:
-                    detail = entry.get("key") or entry.get("reason") or ""
-                    actions.append(f"{entry['action']} {detail}".strip())
-        function.logs.clear()
-
-
 def upload(region: Region, wheel: Path) -> None:
     import requests
 
@@ -285,11 +256,12 @@ def upload(region: Region, wheel: Path) -> None:
     reply.raise_for_status()
 
 
-def simple_listing(region: Region) -> list[str]:
+def simple_listing(region: Region, package: str = PACKAGE) -> list[str]:
+    """The files the server's ``/simple/`` page lists for ``package`` (its cache's view)."""
     import re
 
     try:
-        with urllib.request.urlopen(f"{region.url}/simple/{PACKAGE}/", timeout=10) as page:
+        with urllib.request.urlopen(f"{region.url}/simple/{package}/", timeout=10) as page:
             return re.findall(r">([^<]+)</a>", page.read().decode())
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -297,22 +269,111 @@ def simple_listing(region: Region) -> list[str]:
         raise
 
 
-def run(workdir: Path, say: Timeline) -> None:
+def s3sync(workdir: Path, env: dict[str, str], command: str, *args: str) -> str:
+    """Run ``ppc-s3sync COMMAND ARGS`` as an operator would; its output, also kept in
+    ``COMMAND.log``; a failure raises with the output's end."""
+    done = subprocess.run([str(BIN / "ppc-s3sync"), command, *args], env=env,
+                          capture_output=True, text=True)
+    (workdir / f"{command}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"ppc-s3sync {command} exited {done.returncode}:\n"
+                           f"{(done.stdout + done.stderr)[-3000:]}")
+    return done.stdout
+
+
+def plan_summary(output: str) -> str:
+    """Of create's printed plans: each ini's header and change count, the steps that
+    make replication, and the closing line (the whole output is in create.log)."""
+    keep = ("== ", "Plan to create", "Applied ")
+    steps = ("versioning of bucket", "replication-", "replication configuration")
+    lines = [line for line in output.splitlines()
+             if line.startswith(keep) or (line.startswith("  ") and any(
+                 s in line for s in steps))]
+    return "\n".join(f"           {line}" for line in lines)
+
+
+def replication_rules(endpoint: str, region: Region) -> str:
+    """The bucket's replication rules as S3 stores them: what the replicator obeys."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region.name)
+    rules = s3.get_bucket_replication(Bucket=region.bucket)["ReplicationConfiguration"]
+    return ", ".join(
+        f"{region.bucket} rule {rule['ID']} -> {rule['Destination']['Bucket'].split(':')[-1]}"
+        f" (delete markers {rule['DeleteMarkerReplication']['Status']})"
+        for rule in rules["Rules"])
+
+
+def wait_for(background: Background, what: str, ready: Any, timeout: float = 60) -> float:
+    """Seconds until ``ready()`` holds, while the background does its work."""
+    start = time.monotonic()
+    while not ready():
+        background.check()
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def since(actions: list[str], mark: int) -> str:
+    return ", ".join(actions[mark:]) or "nothing"
+
+
+def copied(background: Background, mark: int) -> str:
+    return "; ".join(f"{kind} {key} {source} -> {target}" for source, target, key, kind
+                     in background.replicator.copied[mark:]) or "nothing"
+
+
+def canaries_left(endpoint: str, regions: list[Region]) -> list[str]:
+    """Every canary version or delete marker in the buckets, every canary a server lists."""
+    from pypicloud_s3sync.verify.canary import NAME
+
+    found = []
+    for region in regions:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region.name)
+        versions = s3.list_object_versions(Bucket=region.bucket)
+        found += [f"{region.bucket}/{v['Key']}"
+                  for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+                  if NAME in v["Key"]]
+        found += [f"{region.name}'s cache: {f}" for f in simple_listing(region, NAME)]
+    return found
+
+
+def deployed_functions(regions: list[Region], endpoint: str, env: dict[str, str],
+                       workdir: Path, runtime: str) -> dict[str, Any]:
+    """Each region's deployed bundle, checked to be the code create deployed, ready to
+    run as Lambda would run it (moto stores functions but runs none without Docker)."""
     from pypicloud_s3sync.bundle.builder import build_bundle
-    from pypicloud_s3sync.bundle.localrun import (
-        LocalFunction,
-        install_runtime_packages,
-        unpack,
-    )
+    from pypicloud_s3sync.bundle.localrun import LocalFunction, install_runtime_packages, unpack
     from pypicloud_s3sync.config import load_config
 
+    runtime_dir = install_runtime_packages(workdir / "lambda-runtime")
+    functions = {}
+    for region in regions:
+        config = load_config(str(region.ini))
+        bundle = build_bundle(config, runtime=runtime, progress=None)
+        lam = boto3.client("lambda", endpoint_url=endpoint, region_name=region.name)
+        deployed = lam.get_function_configuration(FunctionName=FUNCTION)
+        if deployed["CodeSha256"] != bundle.sha256:
+            raise RuntimeError("the local bundle is not the code that was deployed")
+        code = unpack(bundle.path, workdir / f"task-{region.name}")
+        functions[region.name] = LocalFunction(
+            code, runtime_dir,
+            {**env, **deployed["Environment"]["Variables"],
+             "AWS_REGION": region.name, "AWS_DEFAULT_REGION": region.name},
+        )
+    return functions
+
+
+def run(workdir: Path, say: Timeline) -> None:
     with moto_server(workdir) as endpoint:
         env = aws_env(endpoint)
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        say(f"moto server on {endpoint}, standing in for AWS in us-east-1 and eu-west-1")
+        say(f"moto server on {endpoint}, standing in for AWS in us-east-1 and eu-west-1 "
+            "(with the tests' corrections for versioned buckets, demo/moto_server.py)")
         regions = [Region("us-east-1", "packages-use1", workdir, endpoint),
                    Region("eu-west-1", "packages-euw1", workdir, endpoint)]
         a, b = regions
+        functions: dict[str, Any] = {}
+        background = None
         try:
             for region in regions:
                 s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region.name)
@@ -327,61 +388,75 @@ def run(workdir: Path, say: Timeline) -> None:
                 f"pypicloud B on {b.url} (bucket {b.bucket}, sqlite cache)")
 
             runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
-            for region in regions:
-                subprocess.run(
-                    [str(BIN / "ppc-create-s3-sync"), str(region.ini), "--endpoint-url",
-                     endpoint, "--runtime", runtime],
-                    env=env, check=True,
-                )
-                say(f"ppc-create-s3-sync {region.ini.name}: role, function, permission and "
-                    f"notification created in {region.name}")
+            inis = [str(region.ini) for region in regions]
+            output = s3sync(workdir, env, "create", *inis, "--allow-versioning",
+                            "--delivery", "sqs", "--endpoint-url", endpoint,
+                            "--runtime", runtime)
+            say(f"ppc-s3sync create {a.ini.name} {b.ini.name} --allow-versioning "
+                f"--delivery sqs: one plan for both regions (all of it in create.log)\n"
+                f"{plan_summary(output)}")
 
-            queues = {r.name: route_events_to_queue(endpoint, r) for r in regions}
-            runtime_dir = install_runtime_packages(workdir / "lambda-runtime")
-            functions = {}
-            for region in regions:
-                config = load_config(str(region.ini))
-                bundle = build_bundle(config, runtime=runtime, progress=None)
-                lam = boto3.client("lambda", endpoint_url=endpoint, region_name=region.name)
-                deployed = lam.get_function_configuration(
-                    FunctionName=config.option("function_name"))
-                if deployed["CodeSha256"] != bundle.sha256:
-                    raise RuntimeError("the local bundle is not the code that was deployed")
-                code = unpack(bundle.path, workdir / f"task-{region.name}")
-                functions[region.name] = LocalFunction(
-                    code, runtime_dir,
-                    {**env, **deployed["Environment"]["Variables"],
-                     "AWS_REGION": region.name, "AWS_DEFAULT_REGION": region.name},
-                )
-            say("events: S3 -> SQS -> the deployed bundle in an isolated interpreter "
-                "(python -I -S), as Lambda would run it")
+            functions = deployed_functions(regions, endpoint, env, workdir, runtime)
+            background = Background(
+                {r.bucket: boto3.client("s3", endpoint_url=endpoint, region_name=r.name)
+                 for r in regions},
+                [RegionPoller(r.name, FUNCTION, functions[r.name], endpoint)
+                 for r in regions]).start()
+            pollers = {poller.region: poller for poller in background.pollers}
+            say("replication: moto does not replicate, so a replicator in the background "
+                "copies versions and delete markers as S3 would, by the replication "
+                f"configuration create wrote: {replication_rules(endpoint, a)}; "
+                f"{replication_rules(endpoint, b)}")
+            say("events: each bucket -> its region's SQS queue (create's --delivery sqs) "
+                "-> a poller standing in for Lambda's -> the deployed bundle in an isolated "
+                "interpreter (python -I -S), as Lambda would run it")
 
             wheel = build_wheel(workdir)
             say(f"built {wheel.name}")
+            actions, replicas = len(pollers[b.name].actions), len(background.replicator.copied)
             upload(a, wheel)
-            say(f"uploaded to A; A lists {simple_listing(a)}, B lists {simple_listing(b)}")
-            drain(endpoint, a, queues[a.name], functions[a.name])
-
-            replicate(endpoint, a, b)
-            say("replicated the object to B's bucket with its metadata")
-            actions = drain(endpoint, b, queues[b.name], functions[b.name])
-            say(f"B's function: {', '.join(actions)}; B lists {simple_listing(b)}")
+            say(f"uploaded to A through its API; A lists {simple_listing(a)}")
+            took = wait_for(background, "B listing the upload", lambda: (
+                simple_listing(b) == [wheel.name]
+                and any(x.startswith("saved") for x in pollers[b.name].actions[actions:])))
+            say(f"B lists {simple_listing(b)} {took:.1f} s later. Replicator: "
+                f"{copied(background, replicas)}; B's function: "
+                f"{since(pollers[b.name].actions, actions)}")
             got = pip_download(b, workdir)
             say(f"pip download --index-url {b.url}/simple/ {PACKAGE} -> {got}")
 
-            reply = urllib.request.Request(
+            actions, replicas = len(pollers[b.name].actions), len(background.replicator.copied)
+            request = urllib.request.Request(
                 f"{a.url}/api/package/{PACKAGE}/{wheel.name}", method="DELETE",
                 headers={"Authorization": basic_auth_header()})
-            urllib.request.urlopen(reply, timeout=30).close()
-            drain(endpoint, a, queues[a.name], functions[a.name])
-            replicate(endpoint, a, b)
-            actions = drain(endpoint, b, queues[b.name], functions[b.name])
-            say(f"deleted in A and replicated; B's function: {', '.join(actions)}; "
-                f"B lists {simple_listing(b)}")
-            if simple_listing(b):
-                raise RuntimeError("the delete did not reach B's cache")
+            urllib.request.urlopen(request, timeout=30).close()
+            say(f"deleted in A through its API; A lists {simple_listing(a)}")
+            took = wait_for(background, "B dropping the delete", lambda: (
+                simple_listing(b) == []
+                and any(x.startswith("cleared") for x in pollers[b.name].actions[actions:])))
+            say(f"B lists {simple_listing(b)} {took:.1f} s later. Replicator: "
+                f"{copied(background, replicas)}; B's function: "
+                f"{since(pollers[b.name].actions, actions)}")
+
+            try:
+                report = s3sync(workdir, env, "verify", *inis, "--endpoint-url", endpoint,
+                                "--timeout", "120")
+            finally:  # a stand-in that failed explains a verify that ran out of time
+                background.check()
+            say(f"ppc-s3sync verify {a.ini.name} {b.ini.name}: a canary through every link "
+                "(progress in verify.log)\n"
+                + "\n".join(f"           {line}" for line in report.splitlines()))
+            wait_for(background, "the queues emptied after verify",
+                     lambda: all(poller.idle() for poller in background.pollers))
+            left = canaries_left(endpoint, regions)
+            if left:
+                raise RuntimeError(f"verify left canaries behind: {left}")
+            say("no canary left: no version or delete marker of it in either bucket, "
+                "neither server lists it")
         finally:
-            for function in locals().get("functions", {}).values():
+            if background is not None:
+                background.stop()
+            for function in functions.values():
                 function.close()
             for region in regions:
                 region.stop()
@@ -391,27 +466,6 @@ def basic_auth_header() -> str:
     import base64
 
     return "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
-
-
-def replicate(endpoint: str, source: Region, dest: Region) -> None:
-    """What S3 replication does for us on AWS: copy new objects, delete removed ones.
-
-    A plain copy rather than ``replicator.py`` (the stand-in that honours the buckets'
-    replication rules, which the tests use): that one needs versioned buckets, and
-    moto's server sends no event when a delete marker is created there (the tests
-    patch moto in-process for it, ``tests/support/moto_gaps.py``), so B's function
-    would never hear of the delete.
-    """
-    src = boto3.client("s3", endpoint_url=endpoint, region_name=source.name)
-    dst = boto3.client("s3", endpoint_url=endpoint, region_name=dest.name)
-    have = {o["Key"] for o in src.list_objects_v2(Bucket=source.bucket).get("Contents", [])}
-    there = {o["Key"] for o in dst.list_objects_v2(Bucket=dest.bucket).get("Contents", [])}
-    for key in sorted(have - there):
-        dst.copy_object(Bucket=dest.bucket, Key=key,
-                        CopySource={"Bucket": source.bucket, "Key": key},
-                        MetadataDirective="COPY")
-    for key in sorted(there - have):
-        dst.delete_object(Bucket=dest.bucket, Key=key)
 
 
 def pip_download(region: Region, workdir: Path) -> str:
@@ -438,8 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    say("done: package uploaded in A was installable from B, and its delete reached B; "
-        "everything started has been stopped")
+    say("done: package uploaded in A was installable from B, its delete reached B, "
+        "verify passed both ways; everything started has been stopped")
     return 0
 
 

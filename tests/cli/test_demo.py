@@ -49,21 +49,41 @@ def test_two_region_demo(tmp_path):
             proc.wait()
     assert proc.returncode == 0, out[-3000:] + err[-3000:]
 
-    # Region B's function saved the replicated package, and pip got it from B.
-    saved = re.search(r"B's function: .*saved \S+demo_greeting-0\.1\.0-py3-none-any\.whl; "
-                      r"B lists \['demo_greeting-0\.1\.0-py3-none-any\.whl'\]", out)
-    assert saved, out
-    assert re.search(r"pip download .* -> demo_greeting-0\.1\.0-py3-none-any\.whl", out), out
-    assert (tmp_path / "demo" / "downloads" / "demo_greeting-0.1.0-py3-none-any.whl").exists()
-    # The delete in A reached B.
-    assert re.search(r"B's function: cleared \S+; B lists \[\]", out), out
-    # Both regions were provisioned by the real command, each with its own role.
-    both = out + err
-    assert "role pypicloud-s3sync-pypicloud-s3sync-demo-us-east-1" in both
-    assert "role pypicloud-s3sync-pypicloud-s3sync-demo-eu-west-1" in both
+    kept = tmp_path / "demo"
+    # One create provisioned both regions: each its own sync, and each bucket its
+    # replication rule to the other, delete markers included.
+    create = (kept / "create.log").read_text()
+    assert re.search(r"Applied \d+ changes for 2 inis in 2 regions", create), create
+    for region, bucket, peer in (("us-east-1", "packages-use1", "packages-euw1"),
+                                 ("eu-west-1", "packages-euw1", "packages-use1")):
+        assert f"role pypicloud-s3sync-pypicloud-s3sync-demo-{region}" in create
+        assert f"role pypicloud-s3sync-replication-{bucket}" in create
+        assert (f"replication configuration of bucket {bucket}: 1 rule(s) of ours "
+                f"(to {peer}, with delete markers)") in create
+    assert "rule ppc-s3sync-packages-euw1 -> packages-euw1 (delete markers Enabled)" in out
+
+    # The replicator carried the upload to B, B's function saved it, pip got it from B.
+    wheel = r"demo_greeting-0\.1\.0-py3-none-any\.whl"
+    assert re.search(rf"B lists \['{wheel}'\] .* Replicator: version \S+{wheel} "
+                     rf"packages-use1 -> packages-euw1; B's function: .*saved \S+{wheel}",
+                     out), out
+    assert re.search(rf"pip download .* -> {wheel}", out), out
+    assert (kept / "downloads" / "demo_greeting-0.1.0-py3-none-any.whl").exists()
+    # The delete in A reached B as a replicated delete marker.
+    assert re.search(rf"B lists \[\] .* Replicator: delete marker \S+{wheel} packages-use1 "
+                     rf"-> packages-euw1; B's function: .*cleared \S+{wheel}", out), out
+
+    # verify passed both ways and its canary is gone from both buckets and caches.
+    for source, dest in (("packages-use1", "packages-euw1"), ("packages-euw1", "packages-use1")):
+        assert re.search(rf"{source} \(\S+\) -> {dest} \(\S+\): replication [\d.]+ s, "
+                         r"sync [\d.]+ s, delete replication", out), out
+    assert "ok: every region's uploads and deletes reached every other region's cache" in out
+    assert "no canary left" in out
 
     # A first run prints no warning that does not apply to it (the function it runs
-    # locally can reach the SQLite cache; pkg_resources' notice is pyramid's business).
+    # locally can reach the SQLite cache; pkg_resources' notice is pyramid's business),
+    # nor do the commands it ran (their whole output is kept, the timeline shows a part).
+    both = out + err + create + (kept / "verify.log").read_text()
     assert "warning" not in both.lower(), [x for x in both.splitlines() if "arning" in x]
 
     # Nothing it started is still running.
