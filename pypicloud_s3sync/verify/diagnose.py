@@ -26,6 +26,8 @@ NOT_REPLICATED = "replication not arriving"
 FUNCTION_FAILING = "function failing"
 CACHE_UNREACHABLE = "cache unreachable"
 LINKS = (NO_RULE, NO_DELETE_MARKERS, NOT_REPLICATED, FUNCTION_FAILING, CACHE_UNREACHABLE)
+#: The links whose configuration alone shows they cannot work, however long one waits.
+CONFIGURED_WRONG = (NO_RULE, NO_DELETE_MARKERS)
 
 
 @dataclass(frozen=True)

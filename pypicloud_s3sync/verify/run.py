@@ -150,7 +150,7 @@ class _Runner:
             return diagnose.cache(destination, source)
         if not pending:
             return None
-        return self._diagnose(pending[0], delete)
+        return self._diagnose(pending, delete)
 
     def _look(self, pending: list[Link], delete: bool) -> None:
         """One poll of every destination: HEADs for the replicas still awaited, one
@@ -190,10 +190,24 @@ class _Runner:
             return f"{source.label} own cache {stage}"
         return f"{source.label} -> {destination.label} {stage}"
 
-    def _diagnose(self, link: Link, delete: bool) -> diagnose.BrokenLink:
+    def _diagnose(self, pending: list[Link], delete: bool) -> diagnose.BrokenLink:
+        """A replication rule that cannot carry the canary (or its delete marker) is
+        broken for certain, so it is named before a link that was merely still
+        pending when the time ran out; else the first pending link, as far as it can
+        be read."""
+        found: dict[tuple[int, int], diagnose.BrokenLink] = {}
+        for link in pending:
+            if link.stage.endswith("replication"):
+                pair = (link.source, link.destination)
+                found[pair] = diagnose.replication(self.sites[link.source],
+                                                   self.sites[link.destination],
+                                                   delete=delete)
+                if found[pair].link in diagnose.CONFIGURED_WRONG:
+                    return found[pair]
+        link = pending[0]
         source, destination = self.sites[link.source], self.sites[link.destination]
         if link.stage.endswith("replication"):
-            return diagnose.replication(source, destination, delete=delete)
+            return found[(link.source, link.destination)]
         return diagnose.function(source, destination, self.session, watch=self.meter.watch)
 
     def lags(self) -> tuple[list[Lags], list[Lags]]:

@@ -50,6 +50,10 @@ class RegionFunction:
             self.close()
             return False, str(exc)
 
+    def warm(self) -> None:
+        """Start the container before the first event, as a warm Lambda has it."""
+        self.invoke({"Records": []})
+
     def close(self) -> None:
         if self.runtime is not None:
             self.runtime.close()
@@ -86,6 +90,8 @@ class RegionSync:
     def start(self) -> RegionSync:
         for poller in self.pollers:  # what was queued before (create's test event) goes
             poller.drain(timeout=30)
+        for function in self.functions:
+            function.warm()
         self.replicator.start()
         for poller in self.pollers:
             thread = threading.Thread(target=self._poll, args=(poller,), daemon=True)
