@@ -42,9 +42,10 @@ def regions_on_moto(directory: Path, count: int) -> Iterator[list[Region]]:
 def region_server(region: Region, directory: Path, **extra: str) -> Pypicloud:
     """The region's own pypicloud, with the plugin, as its operator runs it: its ini
     plus ``extra`` settings (``s3sync.verify_with`` ...), and the function's zip the
-    region was deployed with as ``s3sync.bundle``, so that a status builds none."""
+    region was deployed with as ``s3sync.bundle`` and its delivery, so that a status
+    builds no zip and finds the sync as deployed."""
     ini = directory / f"server-{region.name}-{len(list(directory.glob('server-*')))}.ini"
-    settings = write_ini(ini, {**region.settings,
+    settings = write_ini(ini, {**region.settings, "s3sync.delivery": "sqs",
                                "s3sync.bundle": str(region.ini.parent / "function.zip"),
                                **extra})
     return Pypicloud(ini=ini, settings=settings, app=make_app(ini))
