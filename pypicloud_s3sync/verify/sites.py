@@ -59,14 +59,13 @@ def open_site(config: PypicloudConfig, endpoint_url: str | None, meter: Meter,
     """Our S3 client, the bucket checked, pypicloud's storage on that client, and the
     cache; a cache that fails to open is recorded, not raised, so that the run can name
     it as the broken link.  ``clients`` are shared by the run's sites."""
-    from ..function.reconcile import check_bucket
     from ..function.s3 import s3_client
 
     clients = clients or Clients()
     endpoint = config.endpoint_url(endpoint_url)
     s3 = meter.watch(s3_client(config.settings, endpoint_url=endpoint,
                                session=clients.session))
-    check_bucket(s3, config.target)
+    _check_bucket(s3, config)
     storage = canary.open_storage(config.settings, s3, clients.resource())
     site = Site(config, endpoint, s3, storage)
     try:
@@ -74,6 +73,24 @@ def open_site(config: PypicloudConfig, endpoint_url: str | None, meter: Meter,
     except Exception as exc:  # noqa: BLE001 - whatever the backend raises is the finding
         site.cache_error = describe(exc)
     return site
+
+
+def _check_bucket(s3: Any, config: PypicloudConfig) -> None:
+    """A missing bucket is the ini's mistake, said as such (pypicloud itself would
+    create it on its next start, empty)."""
+    from botocore.exceptions import ClientError
+
+    from ..config import ConfigError
+
+    try:
+        s3.head_bucket(Bucket=config.target.bucket)
+    except ClientError as exc:
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] != 404:
+            raise
+        raise ConfigError(
+            f"bucket {config.target.bucket} (storage.bucket in {config.config_uri}) does "
+            f"not exist in {config.target.region or 'the default region'}; verify never "
+            "creates buckets: check storage.bucket and storage.region_name") from exc
 
 
 class Clients:

@@ -259,8 +259,8 @@ def test_the_command_prints_json_and_exits_by_the_outcome(
 
 
 @pytest.mark.parametrize("topology", [2], indirect=True, ids=["2 regions"])
-def test_one_ini_or_one_bucket_twice_is_a_usage_error(
-        regions: list[Region], capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_ini_one_bucket_twice_or_a_missing_bucket_is_a_usage_error(
+        regions: list[Region], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ini = str(regions[0].ini)
     assert cli.main(["verify", ini]) == 2
     assert "at least two" in capsys.readouterr().err
@@ -268,5 +268,9 @@ def test_one_ini_or_one_bucket_twice_is_a_usage_error(
     assert "each with its own bucket" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         operation.verify([regions[0].config])
+    missing = tmp_path / "missing.ini"
+    write_ini(missing, {**regions[1].settings, "storage.bucket": "no-such-bucket"})
+    assert cli.main(["verify", ini, str(missing)]) == 2
+    assert "bucket no-such-bucket (storage.bucket in" in capsys.readouterr().err
     assert boto3.client("s3").list_object_versions(
         Bucket=regions[0].bucket, Prefix=PREFIX).get("Versions") is None
