@@ -62,7 +62,7 @@ SETTINGS = (
     # read by the function itself
     "verify_after", "db_url_secret",
     # the admin endpoint's own
-    "admin.wait", "admin.allowed_origins",
+    "admin.wait", "admin.allowed_origins", "verify_with",
 )
 
 #: Our settings the function itself reads; they travel in ``PYPICLOUD_SETTINGS``.

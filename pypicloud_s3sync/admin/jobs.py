@@ -30,8 +30,11 @@ LOG = logging.getLogger(__name__)
 RECONCILE = "reconcile"
 #: A redrive's (``--delivery sqs``'s dead letters back to the queue), ``/admin/s3sync/redrive``.
 REDRIVE = "redrive"
+#: A verify's (a canary through this region and those ``s3sync.verify_with`` names),
+#: ``/admin/s3sync/verify``.
+VERIFY = "verify"
 #: The operations that report rather than plan, each with its own URL to poll.
-REPORTING = (RECONCILE, REDRIVE)
+REPORTING = (RECONCILE, REDRIVE, VERIFY)
 
 #: Turns what the work raised into what the caller is told (already scrubbed and logged).
 Explain = Callable[[BaseException], ApiError]
@@ -58,8 +61,8 @@ class Operation:
     applied: list[Any] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     failure: ApiError | None = None
-    #: A reconcile's or a redrive's report (``ReconcileReport.to_dict()``,
-    #: ``RedriveReport.to_json()``); None for provisioning.
+    #: A reconcile's, a redrive's or a verify's report (``ReconcileReport.to_dict()``,
+    #: ``RedriveReport.to_json()``, ``VerifyReport.to_json()``); None for provisioning.
     report: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -122,6 +125,25 @@ class LatestLine:
             self.op.progress[-1] = line
         else:
             self.op.progress.append(line)
+
+
+class WaitingLine:
+    """A verify's progress: a line per step, but its "waiting for N link(s)" lines, one
+    a second, rewrite each other, so that a five-minute wait stays one line."""
+
+    WAITING = "waiting for "
+
+    def __init__(self, op: Operation, clean: Callable[[str], str]) -> None:
+        self.op = op
+        self.clean = clean
+
+    def __call__(self, line: str) -> None:
+        line = self.clean(line)
+        progress = self.op.progress
+        if line.startswith(self.WAITING) and progress and progress[-1].startswith(self.WAITING):
+            progress[-1] = line
+        else:
+            progress.append(line)
 
 
 class ProgressLines:

@@ -96,12 +96,16 @@ def _json_for_script(data: Any) -> str:
 
 
 def page(request: Request, api_path: str, target_info: dict[str, Any] | None,
-         config_error: str | None) -> Response:
+         config_error: str | None, verify_with: list[str] | None = None) -> Response:
     """The page, with what it needs to start: the API's URL, who is logged in, the target.
 
     ``config_error`` is shown instead of the target when the server's settings cannot
-    drive a sync; the status call then says the same in detail.
+    drive a sync; the status call then says the same in detail. ``verify_with`` (the
+    other regions' inis) decides between the Verify button and the line saying how to
+    enable it.
     """
+    from .peers import HOW_TO_ENABLE
+
     nonce = secrets.token_urlsafe(18)
     boot = {
         "api": api_path,
@@ -109,6 +113,8 @@ def page(request: Request, api_path: str, target_info: dict[str, Any] | None,
         "user": request.authenticated_userid,
         "target": target_info,
         "config_error": config_error,
+        "verify_with": verify_with or [],
+        "verify_how": HOW_TO_ENABLE,
     }
     html = (TEMPLATE.read_text(encoding="utf-8")
             .replace("{{nonce}}", nonce)

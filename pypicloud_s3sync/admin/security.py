@@ -41,10 +41,13 @@ class AdminSettings:
 
     wait_seconds: float = DEFAULT_WAIT_SECONDS
     allowed_origins: frozenset[str] = frozenset()
+    #: ``s3sync.verify_with``: the other regions' inis, absolute paths.
+    verify_with: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AdminSettings:
-        """Read ``s3sync.admin.wait`` and ``s3sync.admin.allowed_origins``."""
+        """Read ``s3sync.admin.wait``, ``s3sync.admin.allowed_origins`` and
+        ``s3sync.verify_with``."""
         from ..config import ConfigError, check_settings, load_settings
 
         env_settings = load_settings(settings)
@@ -67,7 +70,28 @@ class AdminSettings:
             raise ConfigError(
                 f"{PREFIX}admin.allowed_origins: each entry must be scheme://host[:port]"
             )
-        return cls(wait_seconds=wait, allowed_origins=origins)
+        return cls(wait_seconds=wait, allowed_origins=origins,
+                   verify_with=verify_with_paths(env_settings.get(PREFIX + "verify_with")))
+
+
+def verify_with_paths(value: Any) -> tuple[str, ...]:
+    """The inis ``s3sync.verify_with`` lists, each absolute.
+
+    pypicloud's app never learns the path of its own ini (PasteDeploy keeps it out of the
+    settings), so a relative path would mean the server's working directory, which moves
+    with how it is started; ``%(here)s/other.ini`` is PasteDeploy's own way to say "beside
+    this ini", so it is what the refusal suggests.
+    """
+    from ..config import ConfigError
+
+    paths = tuple(str(value or "").split())
+    for path in paths:
+        if not os.path.isabs(path):
+            raise ConfigError(
+                f"{PREFIX}verify_with names {path}, a relative path: give each other "
+                f"region's ini as an absolute path, or as %(here)s/{path} for one beside "
+                "this ini")
+    return paths
 
 
 def normalise_origin(origin: str) -> str:

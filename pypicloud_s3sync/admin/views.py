@@ -20,7 +20,9 @@ This module is HTTP only. The work is the CLI's own, in
 ``POST /admin/s3sync/reconcile``, writes the cache, so it runs under the same guards, with
 ``GET`` on the same URL to poll it; ``redrive``, for ``POST /admin/s3sync/redrive``, moves
 a ``--delivery sqs`` sync's dead letters back to its queue, guarded and polled the same
-way), and which kind of failure an error is comes from
+way; ``verify``, for ``POST /admin/s3sync/verify``, sends a canary package between this
+region and those ``s3sync.verify_with`` names, guarded and polled the same way too), and
+which kind of failure an error is comes from
 :func:`pypicloud_s3sync.provision.awsfailure.classify`; the views pick the status. A
 browser asking for HTML gets the sync page (:mod:`~pypicloud_s3sync.admin.page`) from
 ``GET /admin/s3sync``, which calls these views like any other client.
@@ -39,16 +41,18 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..config import PypicloudConfig, load_config
-from . import page
+from . import page, peers
 from .errors import ApiError
 from .jobs import (
     RECONCILE,
     REDRIVE,
+    VERIFY,
     LatestLine,
     Operation,
     OperationLog,
     ProgressLines,
     StatusRuns,
+    WaitingLine,
     run_operation,
 )
 from .security import AdminSettings, check_same_origin, read_json_body, scrub, secret_values
@@ -69,6 +73,14 @@ POST_KEYS = frozenset({"dry_run", "force"})
 DELETE_KEYS = frozenset({"dry_run"})
 RECONCILE_KEYS = frozenset({"dry_run", "deep"})
 REDRIVE_KEYS = frozenset({"dry_run"})
+VERIFY_KEYS = frozenset({"timeout"})
+
+#: The longest ``timeout`` a verify may ask for (seconds): Replication Time Control's
+#: 15 minutes, during which the verify holds the one-operation lock.
+MAX_VERIFY_TIMEOUT = 900.0
+
+#: What an operation's thread runs, given the operation to record into.
+Work = Callable[[Operation], None]
 
 
 # -- failures as HTTP answers -----------------------------------------------------------
@@ -262,27 +274,39 @@ def get_status(request: Request) -> dict[str, Any]:
     return _answer(request, {**(run.result or {}), "operation": operation})
 
 
-def _start(request: Request, action: str, dry_run: bool,
-           overrides: dict[str, Any]) -> Operation:
-    """Run the planner (or a reconcile) as this app's background operation."""
-    config = _config(request)
-    secrets = _secrets(request)
+def _start(request: Request, config: PypicloudConfig, action: str, dry_run: bool,
+           work: Work, secrets: frozenset[str]) -> Operation:
+    """Run ``work`` (the planner, a reconcile...) as this app's background operation."""
     op = Operation(action=action, dry_run=dry_run, user=request.authenticated_userid)
     return run_operation(
         request.registry.s3sync_operations, op, config,
-        work=lambda: _provision(config, op, overrides),
+        work=lambda: work(op),
         explain=lambda exc: _report_failure(f"s3sync {op.action}", exc, secrets),
         wait=_wait_seconds(request),
     )
 
 
-def _mutate(request: Request, action: str, allowed: frozenset[str]) -> dict[str, Any]:
+#: Turns a request's checked body into the work to run and the secrets beyond the
+#: server's own that its answers must not show.
+Prepare = Callable[[Request, PypicloudConfig, dict[str, Any]], tuple[Work, frozenset[str]]]
+
+
+def _provision_work(request: Request, config: PypicloudConfig,
+                    body: dict[str, Any]) -> tuple[Work, frozenset[str]]:
+    overrides = {key: True for key in ("force", "deep") if body.get(key)}
+    return (lambda op: _provision(config, op, overrides)), frozenset()
+
+
+def _mutate(request: Request, action: str, allowed: frozenset[str],
+            prepare: Prepare = _provision_work) -> dict[str, Any]:
     secrets = _secrets(request)
     try:
         check_same_origin(request, request.registry.s3sync_admin)
         body = read_json_body(request, allowed)
-        overrides = {key: True for key in ("force", "deep") if body.get(key)}
-        op = _start(request, action, bool(body.get("dry_run", False)), overrides)
+        config = _config(request)
+        work, more = prepare(request, config, body)
+        secrets |= more
+        op = _start(request, config, action, bool(body.get("dry_run", False)), work, secrets)
     except Exception as exc:  # noqa: BLE001 - answered as JSON, logged scrubbed
         error = _report_failure(f"s3sync {action}", exc, secrets)
         if error.error == "busy":
@@ -326,6 +350,50 @@ def post_redrive(request: Request) -> dict[str, Any]:
     return _mutate(request, REDRIVE, REDRIVE_KEYS)
 
 
+def _verify_timeout(body: dict[str, Any]) -> float | None:
+    """The body's ``timeout`` (``--timeout``); None: the command's default."""
+    value = body.get("timeout")
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_VERIFY_TIMEOUT):
+        raise ApiError(400, "bad_request", "timeout must be the seconds the whole run may "
+                                           f"take, above 0 and at most {MAX_VERIFY_TIMEOUT:g}")
+    return float(value)
+
+
+def _verify_work(request: Request, config: PypicloudConfig,
+                 body: dict[str, Any]) -> tuple[Work, frozenset[str]]:
+    """The regions checked now, so that a path to fix is this request's answer; the run
+    itself, with the server's credentials for what the diagnosis reads, in the job."""
+    timeout = _verify_timeout(body)
+    configs = peers.peer_configs(config, request.registry.s3sync_admin.verify_with)
+    secrets = _secrets(request) | peers.peer_secrets(configs[1:])
+
+    def work(op: Operation) -> None:
+        from ..provision import operation
+
+        report = operation.verify(configs, timeout=timeout,
+                                  progress=WaitingLine(op, lambda line: scrub(line, secrets)),
+                                  session=operation.server_session(config))
+        op.report = scrub(report.to_json(), secrets)
+
+    return work, secrets
+
+
+def post_verify(request: Request) -> dict[str, Any]:
+    """Send a canary package between this region and every one ``s3sync.verify_with``
+    names, as ``ppc-s3sync verify --json`` does: the lags per pair and direction, or the
+    first broken link with its fix.
+
+    It uploads and deletes a package in every bucket, so it gets the provisioning guards:
+    JSON only and same-origin, one operation at a time (409), a bounded wait (202, then
+    GET this URL). ``{"timeout": seconds}`` is ``--timeout``. A broken link is the
+    report's finding, not a failure: the operation succeeds with ``report.ok`` false.
+    """
+    return _mutate(request, VERIFY, VERIFY_KEYS, _verify_work)
+
+
 def _get_last(request: Request, action: str) -> dict[str, Any]:
     """The last ``action`` started through its endpoint: what a 202 tells callers to poll.
 
@@ -350,6 +418,11 @@ def get_redrive(request: Request) -> dict[str, Any]:
     return _get_last(request, REDRIVE)
 
 
+def get_verify(request: Request) -> dict[str, Any]:
+    """The last verify started through the endpoint (see :func:`_get_last`)."""
+    return _get_last(request, VERIFY)
+
+
 def get_page(request: Request) -> Response:
     """The sync page, for a browser that asks for HTML; it calls the views above.
 
@@ -366,7 +439,9 @@ def get_page(request: Request) -> Response:
         target, problem = scrub(page.target(_config(request)), secrets), None
     except Exception as exc:  # noqa: BLE001 - shown on the page, logged scrubbed
         target, problem = None, _report_failure("s3sync page", exc, secrets).message
-    return page.page(request, f"{request.script_name}/admin/{VIEW_NAME}", target, problem)
+    verify_with = list(request.registry.s3sync_admin.verify_with)
+    return page.page(request, f"{request.script_name}/admin/{VIEW_NAME}", target, problem,
+                     scrub(verify_with, secrets))
 
 
 def method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
@@ -402,6 +477,10 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     config.add_view(get_redrive, request_method="GET", renderer="json", **sub)
     config.add_view(post_redrive, request_method="POST", renderer="json", **sub)
     config.add_view(redrive_method_not_allowed, **sub)
+    sub = {**common, "subpath": (VERIFY,)}
+    config.add_view(get_verify, request_method="GET", renderer="json", **sub)
+    config.add_view(post_verify, request_method="POST", renderer="json", **sub)
+    config.add_view(verify_method_not_allowed, **sub)
 
 
 def _sub_method_not_allowed(action: str) -> HTTPMethodNotAllowed:
@@ -421,3 +500,8 @@ def reconcile_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
 def redrive_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
     """PUT, DELETE... on the redrive URL: name the two that exist."""
     return _sub_method_not_allowed(REDRIVE)
+
+
+def verify_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
+    """PUT, DELETE... on the verify URL: name the two that exist."""
+    return _sub_method_not_allowed(VERIFY)
