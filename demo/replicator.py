@@ -27,8 +27,8 @@ user guide describes replication (live replication, "Replicating objects"):
 What it does not do: keep the source's version IDs on replicas (moto assigns new
 ones), set ``ReplicationStatus``, honour the rule's IAM role, KMS, Replication Time
 Control or replica modification sync.  It is imported by the demo (two_regions.py)
-and by the tests (tests/support/replicator.py): it lives here because the demo runs
-as a plain script without the test suite, while the tests can import the demo.
+and by the tests (tests/support/replicator.py): it lives with the demo because it is
+the demo's stand-in first, and the tests hold it to the same S3 guide sentences.
 """
 
 from __future__ import annotations

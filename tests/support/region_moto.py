@@ -33,6 +33,7 @@ def regions_on_moto(directory: Path, count: int) -> Iterator[list[Region]]:
         for name, value in FAKE_ACCOUNT.items():
             patch.setenv(name, value)
         moto_gaps.account_settings(patch)
+        moto_gaps.replication_checked(patch)
         moto_gaps.apply(patch)
         moto_gaps.delete_marker_events(patch)
         with mock_aws():

@@ -13,7 +13,6 @@ a function's logs (verify names the log group; nothing here writes one).
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,14 +31,13 @@ from pypicloud_s3sync.verify.overhead import Meter
 from pypicloud_s3sync.verify.report import VerifyReport
 from pypicloud_s3sync.verify.sites import open_site
 
-from ..support import moto_gaps
 from ..support.pypicloud_app import write_ini
+from ..support.region_moto import regions_on_moto
 from ..support.region_sync import RegionSync
 from ..support.topology import (
     PREFIX,
     Region,
     function_environment,
-    provision,
     replicate,
     restore,
     set_function_settings,
@@ -57,20 +55,9 @@ BREAKING = 8.0
 def topology(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Region]]:
     """Regions provisioned once per module and count, inside a moto of their own."""
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            patch.delenv(name, raising=False)
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
-                            "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
-            patch.setenv(name, value)
-        moto_gaps.account_settings(patch)
-        moto_gaps.apply(patch)
-        moto_gaps.delete_marker_events(patch)
-        with mock_aws():
-            yield provision(tmp_path_factory.mktemp(f"regions{request.param}"), request.param)
+    with regions_on_moto(tmp_path_factory.mktemp(f"regions{request.param}"),
+                         request.param) as regions:
+        yield regions
 
 
 @pytest.fixture
