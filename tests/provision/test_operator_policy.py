@@ -231,7 +231,8 @@ def documented_policies() -> dict[str, dict[str, Any]]:
 
 def test_the_documented_policies_are_what_the_code_generates(tmp_path: Path) -> None:
     """docs/resources.rst's example: bucket acme-packages, prefix pypi/, DynamoDB cache
-    with db.namespace prod- in eu-west-1, account 111122223333."""
+    with db.namespace prod- in eu-west-1, account 111122223333; replicating to
+    acme-packages-us when several inis are given."""
     ini = tmp_path / "pypicloud.ini"
     write_ini(ini, {"storage.bucket": "acme-packages", "storage.prefix": "pypi/",
                     "storage.region_name": "eu-west-1", "pypi.db": "dynamo",
@@ -239,9 +240,16 @@ def test_the_documented_policies_are_what_the_code_generates(tmp_path: Path) -> 
     config = load_config(str(ini))
     where = {"account": "111122223333", "region": "eu-west-1", "function_name": FUNCTION}
     documented = documented_policies()
+    single = operator_policy.operator_policy(config, **where)
+    several = operator_policy.operator_policy(config, replicates=True, **where)
     assert documented == {
         "role": iam.role_policy(config, **where),
-        "operator": operator_policy.operator_policy(config, **where),
+        "operator": single,
+        "replication-role": iam.replication_policy("acme-packages", "pypi/",
+                                                   ["acme-packages-us"], "aws"),
+        "operator-replication": {"Version": several["Version"], "Statement": [
+            statement for statement in several["Statement"]
+            if statement not in single["Statement"]]},
     }
     for policy in documented.values():
         assert aws_trace.parliament_findings(policy) == []
