@@ -22,14 +22,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
 from demo.replicator import Replicator
-from tests.support.sqs_poller import QueuePoller
+from tests.support.sqs_poller import QueuePoller, poll_until
 
 
 @dataclass
@@ -84,20 +84,17 @@ class Background:
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
 
-    def _poll(self, region: RegionPoller) -> None:
-        while not self._stop.is_set():
-            try:
-                if region.poller.poll_once() is None:
-                    self._stop.wait(self.interval)
-            except Exception as exc:  # noqa: BLE001 - reported by check()
-                self.errors.append(f"polling {region.region}: {type(exc).__name__}: {exc}")
-                self._stop.wait(self.interval)
+    def _failed(self, region: RegionPoller) -> Callable[[Exception], None]:
+        def report(exc: Exception) -> None:
+            self.errors.append(f"polling {region.region}: {type(exc).__name__}: {exc}")
+        return report
 
     def start(self) -> Background:
         self.replicator.start()
         for region in self.pollers:
-            thread = threading.Thread(target=self._poll, args=(region,),
-                                      name=f"poller-{region.region}", daemon=True)
+            thread = threading.Thread(
+                target=poll_until, name=f"poller-{region.region}", daemon=True,
+                args=(region.poller, self._stop, self.interval, self._failed(region)))
             thread.start()
             self._threads.append(thread)
         return self

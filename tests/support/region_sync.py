@@ -17,7 +17,7 @@ import boto3
 from pypicloud_s3sync.provision.names import queue_name
 
 from .replicator import Replicator
-from .sqs_poller import QueuePoller
+from .sqs_poller import QueuePoller, poll_until
 from .topology import Region, function_environment
 
 FUNCTION = "pypicloud_s3_sync"
@@ -78,15 +78,6 @@ class RegionSync:
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
 
-    def _poll(self, poller: QueuePoller) -> None:
-        while not self._stop.is_set():
-            try:
-                if poller.poll_once() is None:
-                    self._stop.wait(self.interval)
-            except Exception as exc:  # noqa: BLE001 - kept for stop() to report
-                self.errors.append(exc)
-                self._stop.wait(self.interval)
-
     def start(self) -> RegionSync:
         for poller in self.pollers:  # what was queued before (create's test event) goes
             poller.drain(timeout=30)
@@ -94,7 +85,8 @@ class RegionSync:
             function.warm()
         self.replicator.start()
         for poller in self.pollers:
-            thread = threading.Thread(target=self._poll, args=(poller,), daemon=True)
+            thread = threading.Thread(target=poll_until, args=(
+                poller, self._stop, self.interval, self.errors.append), daemon=True)
             thread.start()
             self._threads.append(thread)
         return self

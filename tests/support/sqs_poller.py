@@ -30,6 +30,7 @@ calls ``poll_once`` or ``drain`` and waits for the visibility timeout itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,3 +138,17 @@ class QueuePoller:
             ])["Attributes"]
         return (int(attributes["ApproximateNumberOfMessages"]),
                 int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+
+
+def poll_until(poller: QueuePoller, stop: threading.Event, interval: float,
+               failed: Callable[[Exception], None]) -> None:
+    """Poll as Lambda's pollers keep doing, in a thread of its own, until ``stop``: a
+    pause only when the queue had nothing, and an error handed to ``failed`` rather
+    than ending the thread, which would silently stop the region's sync."""
+    while not stop.is_set():
+        try:
+            if poller.poll_once() is None:
+                stop.wait(interval)
+        except Exception as exc:  # noqa: BLE001 - handed to failed
+            failed(exc)
+            stop.wait(interval)
