@@ -4,8 +4,9 @@ For each cache backend: N package objects in S3 (moto, in process) carrying the 
 pypicloud writes, a cache that lists the same N packages, then
 
 * in sync:        ours; the floor (one bulk read of the cache's filenames, the cheapest
-                  the backend offers, plus the paginated bucket listing); pypicloud's
-                  reload;
+                  the backend offers, plus the paginated bucket listing); the path
+                  floor (the same, with each entry's recorded S3 key read too, which
+                  the comparison needs); pypicloud's reload;
 * 1% drift each way (N/100 objects the cache lacks, N/100 entries whose object is gone):
                   ours; then the same amount of fresh drift for the floor (in-sync floor
                   plus the handler's per-event floor for each drifted key) and again for
@@ -229,13 +230,62 @@ def bulk_filenames(cache: Any) -> int:
         for name in names:
             pipe.smembers(cache.redis_filename_set(name))
         return sum(len(fns) for fns in pipe.execute())
+    return _dynamo_scan_count(cache, "filename", {})
+
+
+#: Every filename with the path its hash records, in one call: the least Redis can
+#: answer when the comparison needs the path.  ARGV: key prefix, then project names.
+_REDIS_PATHS = """
+local out = {}
+for i = 2, #ARGV do
+  for _, filename in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'set:' .. ARGV[i])) do
+    out[#out + 1] = filename
+    out[#out + 1] = redis.call('HGET', ARGV[1] .. 'package:' .. filename, 'path')
+  end
+end
+return out
+"""
+
+
+def bulk_paths(cache: Any) -> int:
+    """The cheapest read of every filename *with the S3 key its entry records*.
+
+    A correct reconcile needs the key too: an entry whose file is listed under another
+    key (moved in S3 while its event was lost) serves downloads from a key that is
+    gone, and only the recorded key shows that.  This is the cheapest read of both per
+    backend: one SELECT with the database extracting the path from pypicloud's JSON
+    column (SQL); the name set, then one script walking the filename sets and reading
+    each hash's path inside Redis; a Scan projected on the key and ``data.path``
+    (DynamoDB).
+    """
+    from pypicloud_s3sync.backends import backend_of
+    from pypicloud_s3sync.function.sync import stored_path
+
+    backend = backend_of(cache)
+    if backend == "sql":
+        from pypicloud.cache.sql import SQLPackage
+        from sqlalchemy import select
+
+        table = SQLPackage.__table__
+        dialect = cache.db.get_bind().dialect.name
+        return len(cache.db.execute(select(table.c.filename, stored_path(dialect))).all())
+    if backend == "redis":
+        names = list(cache.db.smembers(cache.redis_set))
+        flat = cache.db.eval(_REDIS_PATHS, 0, cache.redis_prefix, *names) if names else []
+        return len(flat) // 2
+    return _dynamo_scan_count(cache, "filename, #d.#p", {"#d": "data", "#p": "path"})
+
+
+def _dynamo_scan_count(cache: Any, projection: str, names: dict[str, str]) -> int:
+    """Items of pypicloud's package table, read by one paginated projected Scan."""
     from pypicloud.cache.dynamo import DynamoPackage
 
     engine = cache.engine
+    extra = {"ExpressionAttributeNames": names} if names else {}
     paginator = engine.dynamo.client.get_paginator("scan")
-    return sum(page["Count"] for page in paginator.paginate(
+    return sum(len(page["Items"]) for page in paginator.paginate(
         TableName=DynamoPackage.meta_.ddb_tablename(engine.namespace),
-        ProjectionExpression="filename"))
+        ProjectionExpression=projection, **extra))
 
 
 def floor_per_key(cache: Any, s3: Any, added: list[Any], removed: list[Any]) -> None:
@@ -295,9 +345,9 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
         def ours() -> Any:
             return reconcile(world.cache, world.s3, target, workers=workers)
 
-        def floor() -> int:
+        def floor(read: Callable[[Any], int] = bulk_filenames) -> int:
             with committing(world.cache):
-                cached = bulk_filenames(world.cache)
+                cached = read(world.cache)
             pages = world.s3.get_paginator("list_objects_v2")
             listed = sum(len(p.get("Contents", ())) for p in
                          pages.paginate(Bucket=BUCKET, Prefix=PREFIX))
@@ -321,32 +371,37 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
             return extra, gone
 
         def row(scenario: str, t_ours: float, c_ours: int, t_floor: float, c_floor: int,
-                per_key: tuple[float, float] | None, reloaded: tuple[float, int] | None,
-                ) -> dict[str, str]:
+                t_pfloor: float, per_key: tuple[float, float] | None,
+                reloaded: tuple[float, int] | None) -> dict[str, str]:
             cells = {"backend": backend, "scenario": scenario, "objects": str(n),
                      "ours_s": f"{t_ours:.3f}", "ours_calls": str(c_ours),
                      "floor_s": f"{t_floor:.3f}", "floor_calls": str(c_floor),
                      "ours/floor": f"{t_ours / t_floor:.2f}",
+                     "pfloor_s": f"{t_pfloor:.3f}", "ours/pfloor": f"{t_ours / t_pfloor:.2f}",
                      "key_ms": "-", "key_floor_ms": "-", "key_ratio": "-",
-                     "reload_s": "-", "reload_calls": "-", "speed-up": "-"}
+                     "reload_s": "-", "reload_calls": "-", "speed-up": "-",
+                     "reload/floor": "-"}
             if per_key is not None:
                 cells.update(key_ms=f"{per_key[0] * 1000:.1f}",
                              key_floor_ms=f"{per_key[1] * 1000:.1f}",
                              key_ratio=f"{per_key[0] / per_key[1]:.2f}")
             if reloaded is not None:
                 cells.update(reload_s=f"{reloaded[0]:.2f}", reload_calls=str(reloaded[1]),
-                             **{"speed-up": f"{reloaded[0] / t_ours:.0f}x"})
+                             **{"speed-up": f"{reloaded[0] / t_ours:.1f}x",
+                                "reload/floor": f"{reloaded[0] / t_floor:.1f}x"})
             return cells
 
         # Rounds of: ours in sync, the floor in sync, ours on fresh drift, the floor on
         # fresh drift.  Each figure is the best of its rounds, so that load from other
         # work on the machine, which falls on one run, does not pass for the tool's
         # cost; a drifted key's cost is then best on drift minus best in sync.
-        sync_s, floor_s, drift_s, keys_s = [], [], [], []
+        sync_s, floor_s, pfloor_s, drift_s, keys_s = [], [], [], [], []
         for _ in range(rounds):
             t_sync, c_sync, report = measure(ours, world.s3)
             assert report.in_sync, report.summary()
             t_floor, c_floor, listed = measure(floor, world.s3)
+            assert listed == n
+            t_pfloor, _, listed = measure(lambda: floor(bulk_paths), world.s3)
             assert listed == n
             make_drift()  # drift both ways: objects behind the cache's back, entries
             t_ours, c_ours, report = measure(ours, world.s3)  # without objects
@@ -361,6 +416,7 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
             assert world.count_cached() == n
             sync_s.append(t_sync)
             floor_s.append(t_floor)
+            pfloor_s.append(t_pfloor)
             drift_s.append(t_ours)
             keys_s.append(t_keys)
         reloaded: list[tuple[float, int] | None] = [None, None]
@@ -372,11 +428,12 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
                 t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
                 assert world.count_cached() == n
                 reloaded[i] = (t_theirs, c_theirs)
-        rows.append(row("in sync", min(sync_s), c_sync, min(floor_s), c_floor, None,
-                        reloaded[0]))
+        rows.append(row("in sync", min(sync_s), c_sync, min(floor_s), c_floor,
+                        min(pfloor_s), None, reloaded[0]))
         per_key = ((min(drift_s) - min(sync_s)) / (2 * drift), min(keys_s) / (2 * drift))
         rows.append(row(f"drift {drift}+{drift}", min(drift_s), c_ours,
-                        min(floor_s) + min(keys_s), c_floor + c_keys, per_key, reloaded[1]))
+                        min(floor_s) + min(keys_s), c_floor + c_keys,
+                        min(pfloor_s) + min(keys_s), per_key, reloaded[1]))
 
         # -- memory, untimed: the cache is in sync again
         world.forget_loaded()
@@ -387,8 +444,9 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
 
 
 COLUMNS = ("backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s",
-           "floor_calls", "ours/floor", "key_ms", "key_floor_ms", "key_ratio", "reload_s",
-           "reload_calls", "speed-up", "peak_MB", "B_per_object")
+           "floor_calls", "ours/floor", "pfloor_s", "ours/pfloor", "key_ms", "key_floor_ms",
+           "key_ratio", "reload_s", "reload_calls", "speed-up", "reload/floor", "peak_MB",
+           "B_per_object")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     print("floor (in sync) = one bulk read of the cache's filenames + the paginated "
           "ListObjectsV2 of the prefix; floor (drift) = that + the handler's per-event "
           "floor (HEAD + one cache write, committed) for each drifted key, serially. "
+          "pfloor = the same with the cache read returning each entry's recorded S3 key "
+          "too (what the comparison needs to see an entry pointing at another key). "
+          "reload/floor = the speed-up over reload a run at the floor would show. "
           "key_ms = (ours drift - ours in sync) / drifted keys; times are the best of "
           "--rounds. peak_MB: tracemalloc peak "
           "of a separate untimed in-sync run (moto's in-process allocations included). "

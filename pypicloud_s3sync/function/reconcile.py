@@ -297,7 +297,6 @@ class ReconcileReport:
     #: then says where, and how far it got.
     complete: bool = True
     stopped: str = ""
-    stopped: str = ""
 
     @property
     def in_sync(self) -> bool:

@@ -16,8 +16,8 @@ PACKAGES = 20
 
 
 COLUMNS = ["backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s", "floor_calls",
-           "ours/floor", "key_ms", "key_floor_ms", "key_ratio", "reload_s", "reload_calls",
-           "speed-up", "peak_MB", "B_per_object"]
+           "ours/floor", "pfloor_s", "ours/pfloor", "key_ms", "key_floor_ms", "key_ratio",
+           "reload_s", "reload_calls", "speed-up", "reload/floor", "peak_MB", "B_per_object"]
 
 
 def parse(line: str) -> dict[str, str] | None:
@@ -39,9 +39,10 @@ def test_the_reconcile_benchmark_runs(aws_env: None) -> None:
     for scenario, calls_ours in (("in sync", 1), ("drift 1+1", 1 + 2)):
         row = rows[scenario]
         assert int(row["objects"]) == PACKAGES
-        for seconds in ("ours_s", "reload_s", "floor_s", "ours/floor", "peak_MB"):
+        for seconds in ("ours_s", "reload_s", "floor_s", "ours/floor", "pfloor_s",
+                        "ours/pfloor", "peak_MB"):
             assert float(row[seconds]) > 0, (seconds, row)
-        assert row["speed-up"].endswith("x")
+        assert row["speed-up"].endswith("x") and row["reload/floor"].endswith("x")
         # One listing page, plus one HEAD per difference; pypicloud HEADs every object;
         # the floor lists once and, for a drifted key, HEADs it as the handler would.
         assert (int(row["ours_calls"]), int(row["reload_calls"]),
@@ -56,6 +57,6 @@ def test_the_reconcile_benchmark_can_leave_out_pypicloud_s_reload(aws_env: None)
     """The growth runs (100,000 objects) measure ours and the floors only."""
     stdout = run_benchmark("reconcile.py", "-n", "5", "--backends", "sqlite", "--no-reload")
     rows = [row for row in map(parse, stdout.splitlines()[1:]) if row]
-    assert [(r["scenario"], r["reload_s"], r["speed-up"]) for r in rows] == [
-        ("in sync", "-", "-"), ("drift 1+1", "-", "-")], stdout
+    assert [(r["scenario"], r["reload_s"], r["speed-up"], r["reload/floor"]) for r in rows] == [
+        ("in sync", "-", "-", "-"), ("drift 1+1", "-", "-", "-")], stdout
     assert all(float(r["ours/floor"]) > 0 for r in rows)
