@@ -22,6 +22,7 @@ from ..function import metrics
 from .alarms import ALARM_RUNBOOK
 from .aws import error_code
 from .plan import FAIL, OK, WARN, Check
+from .replication_rules import covers, destination, replicates_deletes
 from .resources import ORDER, function
 
 if TYPE_CHECKING:
@@ -96,36 +97,24 @@ def replication(s3: Any, bucket: str, prefix: str, region: str) -> Check:
             "role S3 may assume to replicate, and the other region's bucket, versioned)")
     where = f"prefix {prefix!r}" if prefix else "the whole bucket"
     covering = [rule for rule in rules
-                if rule.get("Status") == "Enabled" and _covers(rule, prefix)]
+                if rule.get("Status") == "Enabled" and covers(rule, prefix)]
     if not covering:
         return Check(
             "replication", WARN,
             f"no enabled replication rule of bucket {bucket} covers {where}: packages "
             "uploaded here reach no other region",
             f"enable a rule whose filter prefix is a prefix of {prefix!r}")
-    if any(_replicates_deletes(rule) for rule in covering):
-        names = ", ".join(_destination(rule) for rule in covering)
+    if any(replicates_deletes(rule) for rule in covering):
+        names = ", ".join(destination(rule) for rule in covering)
         return Check("replication", OK,
                      f"{where} replicated to {names}, with delete markers")
-    names = ", ".join(_destination(rule) for rule in covering)
+    names = ", ".join(destination(rule) for rule in covering)
     return Check(
         "replication", WARN,
         f"{where} is replicated to {names} without delete marker replication: a package "
         f"deleted here stays in {names} and in its region's cache, and nothing logs why",
         f"set DeleteMarkerReplication Status=Enabled on rule "
         f"{covering[0].get('ID', '(unnamed)')} (aws s3api put-bucket-replication)")
-
-
-def _covers(rule: dict[str, Any], prefix: str) -> bool:
-    """Whether every key under ``prefix`` matches the rule; a tag filter matches only
-    tagged objects, and pypicloud tags none."""
-    filt = rule.get("Filter")
-    if filt is None:  # the first schema: a top-level prefix
-        return prefix.startswith(rule.get("Prefix", ""))
-    if "Tag" in filt or (filt.get("And") or {}).get("Tags"):
-        return False
-    rule_prefix = filt.get("Prefix", (filt.get("And") or {}).get("Prefix", ""))
-    return prefix.startswith(rule_prefix or "")
 
 
 def replication_command(bucket: str, prefix: str, region: str) -> str:
@@ -137,17 +126,6 @@ def replication_command(bucket: str, prefix: str, region: str) -> str:
         "Destination": {"Bucket": f"arn:{partition(region)}:s3:::OTHER_REGION_BUCKET"}}]}
     return (f"aws s3api put-bucket-replication --bucket {bucket} "
             f"--replication-configuration '{json.dumps(config)}'")
-
-
-def _replicates_deletes(rule: dict[str, Any]) -> bool:
-    """The first schema (no Filter) always replicates delete markers."""
-    if rule.get("Filter") is None:
-        return True
-    return (rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled"
-
-
-def _destination(rule: dict[str, Any]) -> str:
-    return (rule.get("Destination") or {}).get("Bucket", "?").rsplit(":", 1)[-1]
 
 
 #: The services a function may call, by botocore name: their check's name and words,

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..provision.pathchecks import _covers, _replicates_deletes, replication_command
+from ..provision.pathchecks import replication_command
+from ..provision.replication_rules import covers, replicates_deletes
 
 if TYPE_CHECKING:
     from .sites import Site
@@ -69,7 +70,7 @@ def _rules_to(source: Site, destination: Site) -> list[dict[str, Any]] | None:
         return None
     prefix = source.config.target.prefix
     return [rule for rule in config["ReplicationConfiguration"]["Rules"]
-            if rule.get("Status") == "Enabled" and _covers(rule, prefix)
+            if rule.get("Status") == "Enabled" and covers(rule, prefix)
             and (rule.get("Destination") or {}).get("Bucket", "").rsplit(":", 1)[-1]
             == destination.bucket]
 
@@ -87,7 +88,7 @@ def replication(source: Site, destination: Site, *, delete: bool) -> BrokenLink:
                 f"to bucket {destination.bucket}")
         return BrokenLink(NO_RULE, f"bucket {source.bucket} {said}",
                           f"{_create_both(source, destination)} (or: {command})", **where)
-    if delete and not any(_replicates_deletes(rule) for rule in rules):
+    if delete and not any(replicates_deletes(rule) for rule in rules):
         ids = ", ".join(rule.get("ID", "(unnamed)") for rule in rules)
         return BrokenLink(
             NO_DELETE_MARKERS,

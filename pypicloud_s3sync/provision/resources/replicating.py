@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import iam
 from ..peers import Peer
+from ..replication_rules import covers, destination, replicates_deletes, rule_prefix
 from .base import Planning
 
 #: Our rules' IDs start so: S3's replication rules carry no tags.
@@ -52,29 +53,6 @@ def foreign(p: Planning) -> list[dict[str, Any]]:
     return [rule for rule in rules(p) if not ours(rule)]
 
 
-def rule_prefix(rule: dict[str, Any]) -> str | None:
-    """The key prefix a rule replicates, or None for a tag filter (pypicloud tags no
-    object, so such a rule replicates none of the packages)."""
-    filt = rule.get("Filter")
-    if filt is None:  # the first schema: a top-level prefix
-        return str(rule.get("Prefix", ""))
-    if "Tag" in filt or (filt.get("And") or {}).get("Tags"):
-        return None
-    return str(filt.get("Prefix", (filt.get("And") or {}).get("Prefix", "")) or "")
-
-
-def destination(rule: dict[str, Any]) -> str:
-    """The bucket a rule replicates to (its ARN's last part)."""
-    return str((rule.get("Destination") or {}).get("Bucket", "")).rsplit(":", 1)[-1]
-
-
-def replicates_deletes(rule: dict[str, Any]) -> bool:
-    """The first schema (no Filter) always replicates delete markers."""
-    if rule.get("Filter") is None:
-        return True
-    return (rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled"
-
-
 @dataclass(frozen=True)
 class Link:
     """This bucket's replication to one peer: made by someone else's rule ``by``, or
@@ -89,7 +67,7 @@ def links(p: Planning) -> list[Link]:
     """One per peer, in the peers' order."""
     prefix, found = p.config.target.prefix, []
     covering = [rule for rule in foreign(p) if rule.get("Status") == "Enabled"
-                and (rule_prefix(rule) is not None and prefix.startswith(rule_prefix(rule) or ""))]
+                and covers(rule, prefix)]
     for peer in p.peers:
         if peer.prefix != prefix:
             found.append(Link(peer, refusal=(

@@ -33,6 +33,7 @@ from .. import iam
 from ..aws import error_code
 from ..errors import DeployError
 from ..plan import Check, Step
+from ..replication_rules import destination
 from . import replicating
 from .base import Grantee, Planning
 from .cfn import Resources
@@ -86,7 +87,7 @@ def plan(p: Planning) -> None:
     for rule in want:
         found = have.get(rule["ID"])
         in_sync = found is not None and replicating.same_rule(found, rule)
-        p.row(KIND, f"{bucket} -> {replicating.destination(rule)}",
+        p.row(KIND, f"{bucket} -> {destination(rule)}",
               "replicated with delete markers",
               "as desired" if in_sync else ("missing" if found is None else "differs"),
               in_sync)
@@ -125,7 +126,7 @@ def _change(p: Planning, want: list[dict[str, Any]], have: dict[str, dict[str, A
     p.call(KIND, "update" if config else "create", bucket,
            f"{'replace' if config else 'set'} the replication configuration of bucket "
            f"{bucket}: {len(want)} rule(s) of ours (to "
-           f"{', '.join(replicating.destination(r) for r in want) or 'none'}, with delete "
+           f"{', '.join(destination(r) for r in want) or 'none'}, with delete "
            f"markers), {len(others)} kept", "s3.put_bucket_replication",
            {"Bucket": bucket, "ReplicationConfiguration": {
                "Role": role if want else config.get("Role", role), "Rules": others + want}},
