@@ -24,11 +24,15 @@ import os
 import statistics
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# pyramid (under pypicloud) imports pkg_resources, whose deprecation notice is about
+# pyramid's code, not about anything measured here.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 
 def measure(count: int, runs: int) -> dict[str, Any]:
