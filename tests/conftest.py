@@ -144,8 +144,18 @@ def _one_bundle_cache(builder_cache_dir: Path) -> Iterator[None]:
 LAMBDA_TESTS = "test_bundle_lambda.py"
 
 
+#: The marker of the runs against AWS's DynamoDB Local, which need java (and npm once,
+#: for the jar): they run only when ``-m`` names it, whatever other ``-m`` is given.
+DYNAMODB_LOCAL = "dynamodb_local"
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: prepare only what will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if DYNAMODB_LOCAL not in (config.getoption("markexpr") or ""):
+        left_out = [item for item in items if item.get_closest_marker(DYNAMODB_LOCAL)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if item not in left_out]
     lambda_items = [item for item in items if LAMBDA_TESTS in item.nodeid]
     if lambda_items:
         items[:] = [item for item in items if LAMBDA_TESTS not in item.nodeid] + lambda_items
