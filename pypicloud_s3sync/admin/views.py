@@ -469,39 +469,24 @@ def add_views(config: Configurator, settings: AdminSettings) -> None:
     config.add_view(post_provision, request_method="POST", renderer="json", **common)
     config.add_view(delete_teardown, request_method="DELETE", renderer="json", **common)
     config.add_view(method_not_allowed, **common)
-    sub = {**common, "subpath": (RECONCILE,)}
-    config.add_view(get_reconcile, request_method="GET", renderer="json", **sub)
-    config.add_view(post_reconcile, request_method="POST", renderer="json", **sub)
-    config.add_view(reconcile_method_not_allowed, **sub)
-    sub = {**common, "subpath": (REDRIVE,)}
-    config.add_view(get_redrive, request_method="GET", renderer="json", **sub)
-    config.add_view(post_redrive, request_method="POST", renderer="json", **sub)
-    config.add_view(redrive_method_not_allowed, **sub)
-    sub = {**common, "subpath": (VERIFY,)}
-    config.add_view(get_verify, request_method="GET", renderer="json", **sub)
-    config.add_view(post_verify, request_method="POST", renderer="json", **sub)
-    config.add_view(verify_method_not_allowed, **sub)
+    # The operations that run as a job: POST starts one, GET polls it.
+    for action, get, post in ((RECONCILE, get_reconcile, post_reconcile),
+                              (REDRIVE, get_redrive, post_redrive),
+                              (VERIFY, get_verify, post_verify)):
+        sub = {**common, "subpath": (action,)}
+        config.add_view(get, request_method="GET", renderer="json", **sub)
+        config.add_view(post, request_method="POST", renderer="json", **sub)
+        config.add_view(_sub_method_not_allowed(action), **sub)
 
 
-def _sub_method_not_allowed(action: str) -> HTTPMethodNotAllowed:
-    response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST"})
-    response.content_type = "application/json"
-    response.json_body = {"error": "method_not_allowed",
-                          "message": f"use POST (run a {action}) or GET (the last one's "
-                                     "progress and report)"}
-    return response
+def _sub_method_not_allowed(action: str) -> Callable[[Request], HTTPMethodNotAllowed]:
+    """PUT, DELETE... on a job's URL: name the two methods that exist."""
+    def not_allowed(request: Request) -> HTTPMethodNotAllowed:
+        response = HTTPMethodNotAllowed(headers={"Allow": "GET, POST"})
+        response.content_type = "application/json"
+        response.json_body = {"error": "method_not_allowed",
+                              "message": f"use POST (run a {action}) or GET (the last "
+                                         "one's progress and report)"}
+        return response
 
-
-def reconcile_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
-    """PUT, DELETE... on the reconcile URL: name the two that exist."""
-    return _sub_method_not_allowed(RECONCILE)
-
-
-def redrive_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
-    """PUT, DELETE... on the redrive URL: name the two that exist."""
-    return _sub_method_not_allowed(REDRIVE)
-
-
-def verify_method_not_allowed(request: Request) -> HTTPMethodNotAllowed:
-    """PUT, DELETE... on the verify URL: name the two that exist."""
-    return _sub_method_not_allowed(VERIFY)
+    return not_allowed
