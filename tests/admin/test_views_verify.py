@@ -24,7 +24,7 @@ from pypicloud_s3sync.verify import diagnose
 from ..support.pypicloud_app import ADMIN, USER, Pypicloud, basic_auth, call_api, write_ini
 from ..support.region_moto import region_server, regions_on_moto
 from ..support.region_sync import RegionSync
-from ..support.topology import PREFIX, Region, replicate
+from ..support.topology import Region, canaries_left, restore
 
 pytestmark = pytest.mark.slow
 
@@ -48,28 +48,14 @@ def server(regions: list[Region], tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture
 def restored(regions: list[Region]) -> Iterator[list[Region]]:
-    """The regions, their replication put back as provisioned after a test's break."""
+    """The regions, put back as provisioned after a test's break."""
     yield regions
-    replicate(regions)
+    restore(regions)
 
 
 def call(app: Any, method: str = "post", user: tuple[str, str] | None = ADMIN,
          body: Any = None, headers: dict[str, str] | None = None) -> Any:
     return call_api(app, URL, method, user, body, headers=headers)
-
-
-def canaries_left(regions: list[Region]) -> list[str]:
-    """Every canary object version and delete marker, in every bucket."""
-    found = []
-    for region in regions:
-        listing = region.s3().list_object_versions(Bucket=region.bucket, Prefix=PREFIX)
-        found += [f"{region.bucket}: {item['Key']}"
-                  for item in listing.get("Versions", []) + listing.get("DeleteMarkers", [])]
-    return found
-
-
-def label(region: Region) -> str:
-    return f"{region.bucket} ({region.name})"
 
 
 def test_admin_gets_the_lags_of_every_pair_and_direction(server: Pypicloud,
@@ -81,7 +67,7 @@ def test_admin_gets_the_lags_of_every_pair_and_direction(server: Pypicloud,
     assert res.json["action"] == "verify" and res.json["state"] == "succeeded"
     report = res.json["report"]
     assert report["ok"] is True and report["broken"] is None
-    first, second = label(regions[0]), label(regions[1])
+    first, second = regions[0].label, regions[1].label
     assert {(pair["source"], pair["destination"]) for pair in report["pairs"]} == {
         (first, second), (second, first)}
     for lags in report["pairs"] + report["own"]:
@@ -107,7 +93,7 @@ def test_a_broken_link_is_the_report_with_its_fix(server: Pypicloud,
     assert res.json["state"] == "succeeded" and res.json["report"]["ok"] is False
     broken = res.json["report"]["broken"]
     assert broken["link"] == diagnose.NO_RULE
-    assert (broken["source"], broken["destination"]) == (label(first), label(second))
+    assert (broken["source"], broken["destination"]) == (first.label, second.label)
     assert f"ppc-s3sync create <this server's ini> {second.ini}" in broken["fix"]
     # The wait's once-a-second line is rewritten in place, not appended each time.
     waiting = [line for line in res.json["progress"] if line.startswith("waiting for ")]
@@ -200,7 +186,7 @@ def test_another_regions_cache_password_is_in_no_answer_and_no_log(
     assert res.status_int == 200, res.text
     broken = res.json["report"]["broken"]
     assert broken["link"] == diagnose.CACHE_UNREACHABLE
-    assert broken["destination"] == label(regions[1])
+    assert broken["destination"] == regions[1].label
     assert password not in res.text and password not in last.text
     assert password not in caplog.text
     assert password not in json.dumps(res.json["progress"])

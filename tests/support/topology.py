@@ -41,6 +41,11 @@ class Region:
     def s3(self, endpoint_url: str | None = None) -> Any:
         return boto3.client("s3", region_name=self.name, endpoint_url=endpoint_url)
 
+    @property
+    def label(self) -> str:
+        """How verify's report names the region's bucket."""
+        return f"{self.bucket} ({self.name})"
+
 
 def replication_rules(source: Region, others: Sequence[Region], *,
                       delete_markers: bool = True) -> dict[str, Any]:
@@ -115,3 +120,24 @@ def set_function_settings(region: Region, settings: dict[str, str],
     env["PYPICLOUD_SETTINGS"] = json.dumps(settings)
     boto3.client("lambda", region_name=region.name).update_function_configuration(
         FunctionName=function, Environment={"Variables": env})
+
+
+def canaries_left(regions: Sequence[Region]) -> list[str]:
+    """Every canary object version, delete marker and cache entry, in every region."""
+    from pypicloud_s3sync.function.cache import close_cache
+    from pypicloud_s3sync.function.reconcile import open_cache
+    from pypicloud_s3sync.verify import canary
+
+    found = []
+    for region in regions:
+        listing = region.s3().list_object_versions(Bucket=region.bucket, Prefix=PREFIX)
+        found += [f"{region.bucket}: {item['Key']}"
+                  for item in listing.get("Versions", []) + listing.get("DeleteMarkers", [])
+                  if canary.NAME in item["Key"]]
+        cache = open_cache(region.config.cache_settings())
+        try:
+            found += [f"cache of {region.bucket}: {package.filename}"
+                      for package in cache.all(canary.NAME)]
+        finally:
+            close_cache(cache)
+    return found

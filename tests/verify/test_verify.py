@@ -24,8 +24,6 @@ import pytest
 
 from pypicloud_s3sync import cli
 from pypicloud_s3sync.config import ConfigError, load_config
-from pypicloud_s3sync.function.cache import close_cache
-from pypicloud_s3sync.function.reconcile import open_cache
 from pypicloud_s3sync.provision import operation
 from pypicloud_s3sync.verify import canary, diagnose
 from pypicloud_s3sync.verify.overhead import Meter
@@ -38,6 +36,7 @@ from ..support.region_sync import RegionSync
 from ..support.topology import (
     PREFIX,
     Region,
+    canaries_left,
     function_environment,
     replicate,
     restore,
@@ -80,23 +79,6 @@ def verify(regions: list[Region], timeout: float = PASSING, **kwargs: Any) -> Ve
                                 **kwargs)
 
 
-def canaries_left(regions: list[Region]) -> list[str]:
-    """Every canary object version, delete marker and cache entry, in every region."""
-    found = []
-    for region in regions:
-        listing = region.s3().list_object_versions(Bucket=region.bucket, Prefix=PREFIX)
-        found += [f"{region.bucket}: {item['Key']}"
-                  for item in listing.get("Versions", []) + listing.get("DeleteMarkers", [])
-                  if canary.NAME in item["Key"]]
-        cache = open_cache(region.config.cache_settings())
-        try:
-            found += [f"cache of {region.bucket}: {package.filename}"
-                      for package in cache.all(canary.NAME)]
-        finally:
-            close_cache(cache)
-    return found
-
-
 def printed_document(out: str) -> dict[str, Any]:
     """The command's JSON document, among the log lines the in-process functions wrote
     to the same stdout (one line each)."""
@@ -117,7 +99,7 @@ def test_a_working_topology_passes_with_every_lag_measured(regions: list[Region]
     count = len(regions)
     assert len(report.pairs) == count * (count - 1)
     assert {(pair.source, pair.destination) for pair in report.pairs} == {
-        (f"{a.bucket} ({a.name})", f"{b.bucket} ({b.name})")
+        (a.label, b.label)
         for a in regions for b in regions if a is not b}
     for lags in report.pairs + report.own:
         document = lags.to_json()
@@ -136,8 +118,7 @@ def test_a_bucket_without_a_replication_rule_is_named_with_the_fix(
     broken = report.broken
     assert broken is not None and report.exit_code != 0
     assert broken.link == diagnose.NO_RULE
-    assert (broken.source, broken.destination) == (f"{last.bucket} ({last.name})",
-                                                  f"{first.bucket} ({first.name})")
+    assert (broken.source, broken.destination) == (last.label, first.label)
     assert f"ppc-s3sync create {last.ini} {first.ini}" in broken.fix
     assert f"arn:aws:s3:::{first.bucket}" in broken.fix  # the rule to add, spelled out
     assert canaries_left(regions) == []
@@ -148,7 +129,7 @@ def test_a_rule_without_delete_marker_replication_is_named(regions: list[Region]
     report = verify(regions, timeout=BREAKING)
     broken = report.broken
     assert broken is not None and broken.link == diagnose.NO_DELETE_MARKERS, report.describe()
-    assert broken.source == f"{regions[0].bucket} ({regions[0].name})"
+    assert broken.source == regions[0].label
     assert "DeleteMarkerReplication Status=Enabled" in broken.fix
     # The uploads did arrive everywhere before the deletes did not.
     assert all(pair.seconds.get("sync") is not None for pair in report.pairs)
@@ -163,7 +144,7 @@ def test_a_failing_function_is_named_with_its_logs(regions: list[Region]) -> Non
     report = verify(regions, timeout=BREAKING)
     broken = report.broken
     assert broken is not None and broken.link == diagnose.FUNCTION_FAILING, report.describe()
-    assert broken.destination == f"{broken_region.bucket} ({broken_region.name})"
+    assert broken.destination == broken_region.label
     assert "pypicloud_s3_sync" in broken.message
     assert "in flight" in broken.message  # the queue's messages it failed, read
     assert f"/aws/lambda/pypicloud_s3_sync in {broken_region.name}" in broken.fix
@@ -180,7 +161,7 @@ def test_an_unreachable_cache_is_named_with_its_error_redacted(
         report = operation.verify(configs, timeout=BREAKING)
     broken = report.broken
     assert broken is not None and broken.link == diagnose.CACHE_UNREACHABLE
-    assert broken.destination == f"{regions[-1].bucket} ({regions[-1].name})"
+    assert broken.destination == regions[-1].label
     assert "ConnectionError" in broken.message
     assert "s3cret" not in json.dumps(report.to_json())
     assert canaries_left(regions) == []
