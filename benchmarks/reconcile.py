@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,17 +182,84 @@ class Latency:
         time.sleep(self.seconds)
 
 
-def measure(step: Callable[[], Any], client: Any) -> tuple[float, int, Any]:
+@dataclass
+class Timed:
+    """One measured run: wall time, S3 calls, and where inside it the time went."""
+
+    seconds: float
+    calls: int
+    result: Any
+    #: Inside ListObjectsV2 calls (moto answering in this process, botocore parsing).
+    listing: float = 0.0
+    #: The part of ``listing`` that is botocore parsing the answers.
+    parsing: float = 0.0
+    #: From the first repair read to the end: what the drifted keys cost (ours only).
+    repairs: float = 0.0
+
+
+class ListingClock:
+    """Time spent inside ListObjectsV2 calls, and the part of it botocore spends parsing
+    the answers, through botocore's event hooks.
+
+    moto's listing filters and sorts every key of the bucket for each page, so it grows
+    faster than the bucket where S3's does not.  What a run spends outside these calls,
+    plus the parsing (the client's own work, which it does against S3 too), is the part
+    whose growth is ours.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seconds = self.parsing = 0.0
+        self._called = self._answered = 0.0
+        self._hooks = {"before-call.s3.ListObjectsV2": self._call,
+                       "before-parse.s3.ListObjectsV2": self._parse,
+                       "after-call.s3.ListObjectsV2": self._done}
+        for event, hook in self._hooks.items():
+            client.meta.events.register(event, hook)
+
+    def _call(self, **_: Any) -> None:
+        self._called = time.perf_counter()
+
+    def _parse(self, **_: Any) -> None:
+        self._answered = time.perf_counter()
+
+    def _done(self, **_: Any) -> None:
+        now = time.perf_counter()
+        self.seconds += now - self._called
+        self.parsing += now - self._answered
+
+    def detach(self) -> None:
+        for event, hook in self._hooks.items():
+            self.client.meta.events.unregister(event, hook)
+
+
+class RepairClock:
+    """reconcile's progress callback, noting when the repairs begin (the first "read"
+    report comes after the cache read, the listing and the comparison)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase == "read" and self.started is None:
+            self.started = time.perf_counter()
+
+
+def measure(step: Callable[[], Any], client: Any, repairs: RepairClock | None = None) -> Timed:
     from pypicloud_s3sync.function.reconcile import S3CallCounter
 
     counter = S3CallCounter(client)
+    listing = ListingClock(client)
     started = time.perf_counter()
     try:
         result = step()
     finally:
-        elapsed = time.perf_counter() - started
+        ended = time.perf_counter()
         counter.detach()
-    return elapsed, sum(counter.snapshot().values()), result
+        listing.detach()
+    repair_s = ended - repairs.started if repairs and repairs.started else 0.0
+    return Timed(ended - started, sum(counter.snapshot().values()), result,
+                 listing.seconds, listing.parsing, repair_s)
 
 
 def peak_bytes(step: Callable[[], Any]) -> int:
@@ -330,7 +398,6 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
     from pypicloud_s3sync.function.reconcile import reconcile
     from pypicloud_s3sync.function.sync import committing
 
-    rows: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp, mock_aws(), \
             cache_settings(backend, Path(tmp)) as settings:
         world = World(settings, workers)
@@ -347,8 +414,9 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
         latency.attach(pypicloud_client)
         latency.attach(world.s3)
 
-        def ours() -> Any:
-            return reconcile(world.cache, world.s3, target, workers=workers)
+        def ours(repairs: RepairClock | None = None) -> Any:
+            return reconcile(world.cache, world.s3, target, workers=workers,
+                             progress=repairs)
 
         def floor(read: Callable[[Any], int] = bulk_filenames) -> int:
             with committing(world.cache):
@@ -375,70 +443,76 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
                     for name, version, filename, path in doomed]
             return extra, gone
 
-        def row(scenario: str, t_ours: float, c_ours: int, t_floor: float, c_floor: int,
-                t_pfloor: float, per_key: tuple[float, float] | None,
-                reloaded: tuple[float, int] | None) -> dict[str, str]:
-            cells = {"backend": backend, "scenario": scenario, "objects": str(n),
-                     "ours_s": f"{t_ours:.3f}", "ours_calls": str(c_ours),
-                     "floor_s": f"{t_floor:.3f}", "floor_calls": str(c_floor),
-                     "ours/floor": f"{t_ours / t_floor:.2f}",
-                     "pfloor_s": f"{t_pfloor:.3f}", "ours/pfloor": f"{t_ours / t_pfloor:.2f}",
-                     "key_ms": "-", "key_floor_ms": "-", "key_ratio": "-",
-                     "reload_s": "-", "reload_calls": "-", "speed-up": "-",
-                     "reload/floor": "-"}
-            if per_key is not None:
-                cells.update(key_ms=f"{per_key[0] * 1000:.1f}",
-                             key_floor_ms=f"{per_key[1] * 1000:.1f}",
-                             key_ratio=f"{per_key[0] / per_key[1]:.2f}")
-            if reloaded is not None:
-                cells.update(reload_s=f"{reloaded[0]:.2f}", reload_calls=str(reloaded[1]),
-                             **{"speed-up": f"{reloaded[0] / t_ours:.1f}x",
-                                "reload/floor": f"{reloaded[0] / t_floor:.1f}x"})
-            return cells
+        def ours_in_sync() -> Timed:
+            clock = RepairClock()
+            timed = measure(lambda: ours(clock), world.s3, clock)
+            assert timed.result.in_sync, timed.result.summary()
+            return timed
 
-        # Rounds of: ours in sync, the floor in sync, ours on fresh drift, the floor on
-        # fresh drift.  Each figure is the best of its rounds, so that load from other
-        # work on the machine, which falls on one run, does not pass for the tool's
-        # cost; a drifted key's cost is then best on drift minus best in sync.
-        sync_s, floor_s, pfloor_s, drift_s, keys_s = [], [], [], [], []
-        for _ in range(rounds):
-            t_sync, c_sync, report = measure(ours, world.s3)
-            assert report.in_sync, report.summary()
-            t_floor, c_floor, listed = measure(floor, world.s3)
-            assert listed == n
-            t_pfloor, _, listed = measure(lambda: floor(bulk_paths), world.s3)
-            assert listed == n
-            make_drift()  # drift both ways: objects behind the cache's back, entries
-            t_ours, c_ours, report = measure(ours, world.s3)  # without objects
+        def floor_in_sync(read: Callable[[Any], int]) -> Timed:
+            timed = measure(lambda: floor(read), world.s3)
+            assert timed.result == n
+            return timed
+
+        def ours_on_drift() -> Timed:
+            make_drift()  # objects behind the cache's back, entries without objects
+            clock = RepairClock()
+            timed = measure(lambda: ours(clock), world.s3, clock)
+            report = timed.result
             assert (len(report.added), len(report.removed)) == (drift, drift), \
                 report.summary()
-            assert c_ours == report.list_pages + 2 * drift
+            assert timed.calls == report.list_pages + 2 * drift
             assert world.count_cached() == n
+            return timed
+
+        def floor_on_drift() -> Timed:
             added, removed = make_drift()
             world.forget_loaded()
-            t_keys, c_keys, _ = measure(lambda a=added, r=removed: floor_per_key(
-                world.cache, world.s3, a, r), world.s3)
+            timed = measure(lambda: floor_per_key(world.cache, world.s3, added, removed),
+                            world.s3)
             assert world.count_cached() == n
-            sync_s.append(t_sync)
-            floor_s.append(t_floor)
-            pfloor_s.append(t_pfloor)
-            drift_s.append(t_ours)
-            keys_s.append(t_keys)
-        reloaded: list[tuple[float, int] | None] = [None, None]
+            return timed
+
+        # Rounds of: ours in sync, the two floors in sync, then ours and the floor each on
+        # fresh drift, the floor first on every other round (a backend that warms up
+        # through a run, like DynamoDB Local's JIT, then favours neither).  Each figure
+        # is the best of its rounds, so that load from other work on the machine, which
+        # falls on one run, does not pass for the tool's cost.
+        sync, floors, pfloors, drifted, keys = [], [], [], [], []
+        for i in range(rounds):
+            sync.append(ours_in_sync())
+            floors.append(floor_in_sync(bulk_filenames))
+            pfloors.append(floor_in_sync(bulk_paths))
+            if i % 2:
+                keys.append(floor_on_drift())
+                drifted.append(ours_on_drift())
+            else:
+                drifted.append(ours_on_drift())
+                keys.append(floor_on_drift())
+        reloaded: list[Timed | None] = [None, None]
         if reload:
             for i in range(2):
                 if i:
                     make_drift()
                 world.forget_loaded()
-                t_theirs, c_theirs, _ = measure(theirs, pypicloud_client)
+                reloaded[i] = measure(theirs, pypicloud_client)
                 assert world.count_cached() == n
-                reloaded[i] = (t_theirs, c_theirs)
-        rows.append(row("in sync", min(sync_s), c_sync, min(floor_s), c_floor,
-                        min(pfloor_s), None, reloaded[0]))
-        per_key = ((min(drift_s) - min(sync_s)) / (2 * drift), min(keys_s) / (2 * drift))
-        rows.append(row(f"drift {drift}+{drift}", min(drift_s), c_ours,
-                        min(floor_s) + min(keys_s), c_floor + c_keys,
-                        min(pfloor_s) + min(keys_s), per_key, reloaded[1]))
+
+        def best(timings: list[Timed]) -> Timed:
+            return min(timings, key=lambda t: t.seconds)
+
+        # What a drifted key adds to ours: the repairs alone (from the first read to the
+        # end, commit included) beside the in-sync run's same span, which is empty.
+        per_key = ((min(t.repairs for t in drifted) - min(t.repairs for t in sync))
+                   / (2 * drift), best(keys).seconds / (2 * drift))
+        rows = [
+            _row(backend, n, "in sync", best(sync), best(floors).seconds,
+                 best(floors).calls, best(pfloors).seconds, None, reloaded[0]),
+            _row(backend, n, f"drift {drift}+{drift}", best(drifted),
+                 best(floors).seconds + best(keys).seconds,
+                 best(floors).calls + best(keys).calls,
+                 best(pfloors).seconds + best(keys).seconds, per_key, reloaded[1]),
+        ]
 
         # -- memory, untimed: the cache is in sync again
         world.forget_loaded()
@@ -448,7 +522,51 @@ def run_backend(backend: str, n: int, drift: int, workers: int, latency: Latency
     return rows
 
 
-COLUMNS = ("backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s",
+def _row(backend: str, n: int, scenario: str, ours: Timed, floor_s: float, floor_calls: int,
+         pfloor_s: float, per_key: tuple[float, float] | None,
+         reloaded: Timed | None) -> dict[str, str]:
+    cells = {"backend": backend, "scenario": scenario, "objects": str(n),
+             "ours_s": f"{ours.seconds:.3f}", "ours_calls": str(ours.calls),
+             "list_s": f"{ours.listing:.3f}", "parse_s": f"{ours.parsing:.3f}",
+             "floor_s": f"{floor_s:.3f}", "floor_calls": str(floor_calls),
+             "ours/floor": f"{ours.seconds / floor_s:.2f}",
+             "pfloor_s": f"{pfloor_s:.3f}", "ours/pfloor": f"{ours.seconds / pfloor_s:.2f}",
+             "key_ms": "-", "key_floor_ms": "-", "key_ratio": "-",
+             "reload_s": "-", "reload_calls": "-", "speed-up": "-", "reload/floor": "-"}
+    if per_key is not None:
+        cells.update(key_ms=f"{per_key[0] * 1000:.2f}", key_floor_ms=f"{per_key[1] * 1000:.2f}",
+                     key_ratio=f"{per_key[0] / per_key[1]:.2f}")
+    if reloaded is not None:
+        cells.update(reload_s=f"{reloaded.seconds:.2f}", reload_calls=str(reloaded.calls),
+                     **{"speed-up": f"{reloaded.seconds / ours.seconds:.1f}x",
+                        "reload/floor": f"{reloaded.seconds / floor_s:.1f}x"})
+    return cells
+
+
+def growth(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
+    """How an in-sync run grows with the index, per backend: the client's own time per
+    object (everything but moto answering the listing), and the peak memory each object
+    adds over the size before."""
+    lines = [("backend", "objects", "ours_s", "list_s", "parse_s", "rest_s", "client_us/obj",
+              "ours/floor", "peak_MB", "B/obj_added")]
+    previous: dict[str, tuple[int, float]] = {}
+    for cells in rows:
+        if cells["scenario"] != "in sync":
+            continue
+        n, peak = int(cells["objects"]), float(cells["peak_MB"]) * 1e6
+        rest = float(cells["ours_s"]) - float(cells["list_s"])
+        client = rest + float(cells["parse_s"])
+        before = previous.get(cells["backend"])
+        added = f"{(peak - before[1]) / (n - before[0]):.0f}" if before and n > before[0] \
+            else "-"
+        previous[cells["backend"]] = (n, peak)
+        lines.append((cells["backend"], str(n), cells["ours_s"], cells["list_s"],
+                      cells["parse_s"], f"{rest:.3f}", f"{client / n * 1e6:.0f}",
+                      cells["ours/floor"], cells["peak_MB"], added))
+    return lines
+
+
+COLUMNS = ("backend", "scenario", "objects", "ours_s", "ours_calls", "list_s", "floor_s",
            "floor_calls", "ours/floor", "pfloor_s", "ours/pfloor", "key_ms", "key_floor_ms",
            "key_ratio", "reload_s", "reload_calls", "speed-up", "reload/floor", "peak_MB",
            "B_per_object")
@@ -460,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = benchmark_parser(
         __doc__, n=10_000, backends=BACKENDS, default_backends=["sqlite", "redis", "dynamo"],
         n_help="package objects in the bucket and entries in the cache; 1%% of them (at "
-               "least 1) drift each way")
+               "least 1) drift each way", several_n=True)
     parser.add_argument("--workers", type=positive, default=16,
                         help="HEADs our reconcile sends in parallel (default: %(default)s)")
     parser.add_argument("--latency-ms", type=float, default=0.0,
@@ -480,7 +598,6 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    drift = max(1, args.n // 100)
     widths = [max(len(c), 7) for c in COLUMNS]
     widths[1] = 14
 
@@ -488,21 +605,36 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)), flush=True)
 
     show(COLUMNS)
+    rows = []
     for backend in args.backends:
-        for row in run_backend(backend, args.n, drift, args.workers,
-                               Latency(args.latency_ms / 1000), not args.no_reload,
-                               args.rounds):
-            show(tuple(row[c] for c in COLUMNS))
+        for n in args.n:
+            for row in run_backend(backend, n, max(1, n // 100), args.workers,
+                                   Latency(args.latency_ms / 1000), not args.no_reload,
+                                   args.rounds):
+                show(tuple(row[c] for c in COLUMNS))
+                rows.append(row)
     print("floor (in sync) = one bulk read of the cache's filenames + the paginated "
           "ListObjectsV2 of the prefix; floor (drift) = that + the handler's per-event "
           "floor (HEAD + one cache write, committed) for each drifted key, serially. "
           "pfloor = the same with the cache read returning each entry's recorded S3 key "
           "too (what the comparison needs to see an entry pointing at another key). "
           "reload/floor = the speed-up over reload a run at the floor would show. "
-          "key_ms = (ours drift - ours in sync) / drifted keys; times are the best of "
+          "list_s = the part of ours spent inside ListObjectsV2 calls (moto answering, "
+          "botocore parsing). key_ms = ours' repairs (first read to end) per drifted key; "
+          "key_floor_ms = the floor's drifted keys per key; times are the best of "
           "--rounds. peak_MB: tracemalloc peak "
           "of a separate untimed in-sync run (moto's in-process allocations included). "
           f"Added latency per S3 call: {args.latency_ms:g} ms")
+    if len(args.n) > 1:
+        print("\nHow an in-sync run grows: parse_s = the part of list_s botocore spends "
+              "parsing the pages; rest_s = ours_s - list_s (the cache read, the comparison, "
+              "our handling of the pages); client_us/obj = (rest_s + parse_s) per object, "
+              "what the run itself costs without moto's answers; B/obj_added = peak memory "
+              "added per object over the size before")
+        lines = growth(rows)
+        wide = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+        for line in lines:
+            print("  ".join(c.rjust(w) for c, w in zip(line, wide, strict=True)))
     return 0
 
 

@@ -19,7 +19,8 @@ from ..support.benchmarks import run_benchmark
 PACKAGES = 20
 
 
-COLUMNS = ["backend", "scenario", "objects", "ours_s", "ours_calls", "floor_s", "floor_calls",
+COLUMNS = ["backend", "scenario", "objects", "ours_s", "ours_calls", "list_s", "floor_s",
+           "floor_calls",
            "ours/floor", "pfloor_s", "ours/pfloor", "key_ms", "key_floor_ms", "key_ratio",
            "reload_s", "reload_calls", "speed-up", "reload/floor", "peak_MB", "B_per_object"]
 
@@ -50,7 +51,7 @@ def test_the_reconcile_benchmark_runs(aws_env: None, backend: str) -> None:
     for scenario, calls_ours in (("in sync", 1), ("drift 1+1", 1 + 2)):
         row = rows[scenario]
         assert int(row["objects"]) == PACKAGES
-        for seconds in ("ours_s", "reload_s", "floor_s", "ours/floor", "pfloor_s",
+        for seconds in ("ours_s", "list_s", "reload_s", "floor_s", "ours/floor", "pfloor_s",
                         "ours/pfloor", "peak_MB"):
             assert float(row[seconds]) > 0, (seconds, row)
         assert row["speed-up"].endswith("x") and row["reload/floor"].endswith("x")
@@ -64,10 +65,27 @@ def test_the_reconcile_benchmark_runs(aws_env: None, backend: str) -> None:
 
 
 @pytest.mark.slow
-def test_the_reconcile_benchmark_can_leave_out_pypicloud_s_reload(aws_env: None) -> None:
-    """The growth runs (100,000 objects) measure ours and the floors only."""
-    stdout = run_benchmark("reconcile.py", "-n", "5", "--backends", "sqlite", "--no-reload")
-    rows = [row for row in map(parse, stdout.splitlines()[1:]) if row]
-    assert [(r["scenario"], r["reload_s"], r["speed-up"], r["reload/floor"]) for r in rows] == [
-        ("in sync", "-", "-", "-"), ("drift 1+1", "-", "-", "-")], stdout
+def test_the_reconcile_benchmark_measures_several_sizes_without_pypicloud_s_reload(
+        aws_env: None) -> None:
+    """The growth runs (up to 100,000 objects) measure ours and the floors only, at
+    each size given, and end with how time and memory grew."""
+    stdout = run_benchmark("reconcile.py", "-n", "5", "10", "--backends", "sqlite",
+                           "--no-reload", "--rounds", "1")
+    table, _, grown = stdout.partition("How an in-sync run grows")
+    rows = [row for row in map(parse, table.splitlines()[1:]) if row]
+    assert [(r["objects"], r["scenario"], r["reload_s"], r["speed-up"], r["reload/floor"])
+            for r in rows] == [
+        ("5", "in sync", "-", "-", "-"), ("5", "drift 1+1", "-", "-", "-"),
+        ("10", "in sync", "-", "-", "-"), ("10", "drift 1+1", "-", "-", "-")], stdout
     assert all(float(r["ours/floor"]) > 0 for r in rows)
+    header, *lines = grown.splitlines()[1:]
+    assert header.split() == ["backend", "objects", "ours_s", "list_s", "parse_s", "rest_s",
+                              "client_us/obj", "ours/floor", "peak_MB", "B/obj_added"]
+    growth = [dict(zip(header.split(), line.split(), strict=True)) for line in lines]
+    assert [(g["backend"], g["objects"]) for g in growth] == [("sqlite", "5"),
+                                                             ("sqlite", "10")]
+    # The first size has nothing before it; the second says what each object added.
+    assert growth[0]["B/obj_added"] == "-"
+    float(growth[1]["B/obj_added"])
+    for g in growth:
+        assert 0 <= float(g["parse_s"]) <= float(g["list_s"]) < float(g["ours_s"]), g
