@@ -108,20 +108,26 @@ def s3_client(settings: Any, *, min_pool_connections: int = 0,
 
 
 def fast_timestamp(value: str) -> Any:
-    """botocore's timestamp parsing, minus dateutil for the ISO form S3 lists in.
+    """botocore's timestamp parsing, minus dateutil for the two forms S3 answers in.
 
-    botocore parses every ``LastModified`` of a listing with dateutil, about 0.1 ms
-    each: a second of CPU per 10,000 keys that reconcile never looks at.  The ISO 8601
-    form of ListObjectsV2 is parsed by the standard library instead (the same instant,
-    in UTC); anything else (HEAD's RFC 1123 headers) goes to botocore's own parser.
+    botocore parses every timestamp with dateutil, about 0.06 to 0.1 ms each: a second
+    of CPU per 10,000 keys of a listing that reconcile never looks at, and a few percent
+    of the handler's time per event in the HEAD's ``Last-Modified``.  The ISO 8601 form
+    of ListObjectsV2 and the RFC 1123 form of HEAD's headers (always GMT) are parsed by
+    the standard library instead (the same instant, in UTC); anything else goes to
+    botocore's own parser.
     """
     from datetime import datetime
+    from email.utils import parsedate_to_datetime
 
     from botocore.utils import parse_timestamp
 
-    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+    if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
+            if value.endswith("Z") and "T" in value:
+                return datetime.fromisoformat(value)
+            if value.endswith(" GMT"):
+                return parsedate_to_datetime(value)
         except ValueError:
             pass
     return parse_timestamp(value)
