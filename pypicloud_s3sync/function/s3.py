@@ -10,6 +10,8 @@ left out (none of our commands may create a bucket).
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 #: Seconds to wait for a connection and for each read when ``storage.connect_timeout`` /
@@ -117,9 +119,6 @@ def fast_timestamp(value: str) -> Any:
     the standard library instead (the same instant, in UTC); anything else goes to
     botocore's own parser.
     """
-    from datetime import datetime
-    from email.utils import parsedate_to_datetime
-
     from botocore.utils import parse_timestamp
 
     if isinstance(value, str):

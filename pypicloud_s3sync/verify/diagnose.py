@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..provision.pathchecks import replication_command
 from ..provision.replication_rules import covers, replicates_deletes
+from ..provision.replication_rules import destination as destination_of
 
 if TYPE_CHECKING:
     from .sites import Site
@@ -71,8 +72,7 @@ def _rules_to(source: Site, destination: Site) -> list[dict[str, Any]] | None:
     prefix = source.config.target.prefix
     return [rule for rule in config["ReplicationConfiguration"]["Rules"]
             if rule.get("Status") == "Enabled" and covers(rule, prefix)
-            and (rule.get("Destination") or {}).get("Bucket", "").rsplit(":", 1)[-1]
-            == destination.bucket]
+            and destination_of(rule) == destination.bucket]
 
 
 def replication(source: Site, destination: Site, *, delete: bool) -> BrokenLink:
